@@ -1,0 +1,31 @@
+"""Segment, count and measure nuclei: thresholding, a MONAI U-Net, a cell counter, evaluation.
+
+The public API lives here and never imports Qt, napari, torch or monai: submodules load on first
+attribute access, and the U-Net modules import torch only when a model is used.
+"""
+
+from importlib import import_module
+
+__version__ = "0.1.0"
+
+_API = {
+    "threshold": "thresholding",
+    "threshold_value": "thresholding",
+    "THRESHOLD_METHODS": "thresholding",
+    "imread": "io",
+    "imwrite": "io",
+}
+
+__all__ = sorted(_API)
+
+
+def __getattr__(name):
+    if name in _API:
+        value = getattr(import_module(f".{_API[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
