@@ -14,6 +14,9 @@ _API = {
     "THRESHOLD_METHODS": "thresholding",
     "imread": "io",
     "imwrite": "io",
+    "evaluate": "evaluation",
+    "pixel_scores": "evaluation",
+    "synthetic_nuclei": "synthetic",
 }
 
 __all__ = sorted(_API)
