@@ -1,0 +1,115 @@
+"""The Evaluate widget in a real viewer."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from _widget_helpers import errors, output_layers, run_and_wait  # noqa: F401
+
+from napari_binseg._widgets.evaluation import EvaluateWidget, error_map
+
+
+@pytest.fixture
+def truth_and_pred(sample_labels):
+    """The sample's ground truth and a prediction with 3 objects removed and 1 added."""
+    truth = sample_labels.astype(np.int32)
+    pred = truth.copy()
+    removed = [5, 50, 100]
+    for value in removed:
+        pred[pred == value] = 0
+    # A false positive in a background patch.
+    free = np.argwhere(truth[:-8, :-8] == 0)
+    for y, x in free:
+        if not truth[y : y + 8, x : x + 8].any():
+            pred[y : y + 8, x : x + 8] = 1000
+            break
+    return truth, pred, removed
+
+
+def test_error_map_exact(truth_and_pred):
+    truth, pred, removed = truth_and_pred
+    errors_, n_fp, n_fn = error_map(truth, pred)
+    assert (n_fp, n_fn) == (1, 3)
+    np.testing.assert_array_equal(errors_ == 1, pred == 1000)
+    np.testing.assert_array_equal(errors_ == 2, np.isin(truth, removed))
+
+
+def test_error_map_hand_made():
+    truth = np.zeros((8, 12), np.uint8)
+    truth[1:5, 1:5] = 1  # matched (IoU 12/16)
+    truth[1:5, 7:11] = 2  # missed
+    pred = np.zeros_like(truth)
+    pred[1:5, 2:5] = 9
+    pred[6:8, 0:2] = 3  # spurious
+    errors_, n_fp, n_fn = error_map(truth, pred, iou_threshold=0.5)
+    expected = np.zeros_like(truth)
+    expected[1:5, 7:11] = 2
+    expected[6:8, 0:2] = 1
+    np.testing.assert_array_equal(errors_, expected)
+    assert (n_fp, n_fn) == (1, 1)
+    # At 0.8 the first pair no longer matches: both objects become errors, overlapping -> 3.
+    errors_, n_fp, n_fn = error_map(truth, pred, iou_threshold=0.8)
+    assert (n_fp, n_fn) == (2, 2)
+    assert errors_[2, 3] == 3 and errors_[2, 1] == 2
+
+
+def test_evaluate_widget(make_napari_viewer, qtbot, truth_and_pred, tmp_path, errors):
+    truth, pred, removed = truth_and_pred
+    viewer = make_napari_viewer()
+    gt_layer = viewer.add_labels(truth, name="truth", scale=(0.5, 0.5))
+    pred_layer = viewer.add_labels(pred, name="pred", scale=(0.5, 0.5), translate=(3, 4))
+    widget = EvaluateWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.ground_truth.value = gt_layer
+    widget.prediction.value = pred_layer
+
+    run_and_wait(qtbot, widget)
+    assert errors == []
+    row = widget.table[widget.table["threshold"] == 0.5].iloc[0]
+    assert (row["tp"], row["fp"], row["fn"]) == (len(np.unique(truth)) - 1 - 3, 1, 3)
+    assert widget.table_view.rowCount() == len(widget.table)
+    header = [widget.table_view.horizontalHeaderItem(j).text()
+              for j in range(widget.table_view.columnCount())]
+    assert header[:4] == ["threshold", "tp", "fp", "fn"]
+    assert widget.table_view.cell_text(0, 2) == "1"
+
+    (out,) = output_layers(viewer, "evaluate")
+    assert out.name == "pred [errors]"
+    np.testing.assert_array_equal(out.data == 2, np.isin(truth, removed))
+    np.testing.assert_array_equal(out.data == 1, pred == 1000)
+    np.testing.assert_allclose(out.scale, (0.5, 0.5))
+    np.testing.assert_allclose(out.translate, (3, 4))
+    meta = out.metadata["napari_binseg"]
+    assert meta["ground_truth"] == "truth"
+    assert meta["n_false_positive"] == 1 and meta["n_false_negative"] == 3
+    assert meta["scores"]["fp"] == 1
+    np.testing.assert_array_equal(pred_layer.data, pred)  # input untouched
+
+    # Re-run updates the same layer.
+    n_layers = len(viewer.layers)
+    widget.iou.value = 0.9
+    run_and_wait(qtbot, widget)
+    assert len(viewer.layers) == n_layers
+    assert out.metadata["napari_binseg"]["parameters"]["iou_threshold"] == 0.9
+
+    # CSV round-trip.
+    path = widget.save_csv(tmp_path / "scores")
+    back = pd.read_csv(path)
+    assert list(back.columns) == list(widget.table.columns)
+    np.testing.assert_allclose(back["f1"].to_numpy(), widget.table["f1"].to_numpy())
+
+
+def test_evaluate_widget_bad_input(make_napari_viewer, qtbot, errors):
+    viewer = make_napari_viewer()
+    a = viewer.add_labels(np.zeros((20, 20), np.uint8), name="a")
+    b = viewer.add_labels(np.zeros((20, 30), np.uint8), name="b")
+    widget = EvaluateWidget(viewer)
+    widget.ground_truth.value = a
+    widget.prediction.value = b
+    n_layers = len(viewer.layers)
+    run_and_wait(qtbot, widget)
+    assert len(errors) == 1 and "shape" in errors[0]
+    assert len(viewer.layers) == n_layers
+    widget.prediction.value = a  # same layer twice
+    run_and_wait(qtbot, widget)
+    assert len(errors) == 2 and "different layers" in errors[1]
+    assert len(viewer.layers) == n_layers
