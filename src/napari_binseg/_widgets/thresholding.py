@@ -1,0 +1,278 @@
+"""The "Threshold" dock widget: Image layer in, Labels mask out, with a live preview of the
+displayed plane and a histogram showing the threshold(s)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox, SpinBox
+from qtpy.QtCore import QTimer
+
+from ._common import BinsegWidget, image_data, layer_combo, upsert_layer
+from ._histogram import HistogramPlot, histogram
+
+if TYPE_CHECKING:
+    import napari
+
+SCOPES = ("image", "slice", "frame")
+
+
+class ThresholdWidget(BinsegWidget):
+    """Threshold an Image layer into a Labels layer named ``"<image> [<method>]"``.
+
+    The preview only thresholds the plane shown in the viewer (last two axes); with the "image"
+    scope it uses the threshold of the whole array, computed once per image and parameter set
+    and cached. "Run" thresholds the whole array in a worker, with progress and cancel.
+    """
+
+    widget_id = "threshold"
+    run_text = "Run on full stack"
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer, parent=None):
+        super().__init__(napari_viewer, parent)
+        from napari.layers import Image
+
+        from napari_binseg.thresholding import THRESHOLD_METHODS
+
+        self.image = layer_combo(napari_viewer, Image, label="image")
+        self.method = ComboBox(label="method", choices=list(THRESHOLD_METHODS), value="otsu")
+        self.value = FloatSpinBox(label="value", min=-1e12, max=1e12, step=1.0, value=0.0)
+        self.classes = SpinBox(label="classes", min=2, max=5, value=3)
+        self.scope = ComboBox(label="scope", choices=list(SCOPES), value="image")
+        self.sigma = FloatSpinBox(label="sigma (px)", min=0.0, max=50.0, step=0.5, value=0.0)
+        self.invert = CheckBox(text="invert (dark objects)", value=False)
+        self.fill_holes = CheckBox(text="fill holes", value=False)
+        self.min_size = SpinBox(label="min size (px)", min=0, max=10**9, value=0)
+        self.preview = CheckBox(text="live preview (displayed plane)", value=True)
+        self.log_counts = CheckBox(text="log counts", value=True)
+        for name, w in (
+            ("image", self.image), ("method", self.method), ("value", self.value),
+            ("classes", self.classes), ("scope", self.scope), ("sigma", self.sigma),
+            ("invert", self.invert), ("fill_holes", self.fill_holes),
+            ("min_size", self.min_size), ("preview", self.preview),
+            ("log_counts", self.log_counts),
+        ):
+            w.name = name
+            self.form.append(w)
+        self.histogram = HistogramPlot()
+        self._extra.addWidget(self.histogram)
+
+        # value cache: (image id, data id, method, scope, classes, sigma, frame) -> threshold(s)
+        self._cache: dict = {}
+        self._hist_cache: dict = {}
+        self.preview_thresholds = None
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(30)
+        self._timer.timeout.connect(self.update_preview)
+
+        for w in (self.image, self.method, self.value, self.classes, self.scope, self.sigma,
+                  self.invert, self.fill_holes, self.min_size, self.preview):
+            w.changed.connect(self.schedule_preview)
+        self.method.changed.connect(self._show_method_options)
+        self.log_counts.changed.connect(self.histogram.set_log)
+        napari_viewer.dims.events.current_step.connect(self.schedule_preview)
+        napari_viewer.layers.events.removed.connect(self._forget_removed)
+        self._show_method_options()
+        self.schedule_preview()
+
+    # -- parameters --------------------------------------------------------------------------
+    def parameters(self) -> dict:
+        """The core's keyword arguments as chosen in the form."""
+        method = self.method.value
+        return {
+            "method": method,
+            "scope": self.scope.value,
+            "value": float(self.value.value) if method == "manual" else None,
+            "classes": int(self.classes.value),
+            "sigma": float(self.sigma.value),
+            "invert": bool(self.invert.value),
+            "fill_holes": bool(self.fill_holes.value),
+            "min_size": int(self.min_size.value),
+        }
+
+    def _show_method_options(self, *_):
+        self.value.visible = self.method.value == "manual"
+        self.classes.visible = self.method.value == "multiotsu"
+        if self.method.value == "manual" and self.preview_thresholds is not None:
+            # Start a manual threshold where the last automatic one was.
+            first = float(np.atleast_1d(self.preview_thresholds)[0])
+            if np.isfinite(first):
+                self.value.value = first
+
+    def _forget_removed(self, event):
+        layer = event.value
+        self._cache = {k: v for k, v in self._cache.items() if k[0] != id(layer)}
+        self._hist_cache = {k: v for k, v in self._hist_cache.items() if k[0] != id(layer)}
+
+    # -- preview -----------------------------------------------------------------------------
+    def schedule_preview(self, *_):
+        """Recompute the preview soon (coalesces bursts of slider or spin box events)."""
+        self._timer.start()
+
+    def current_index(self, layer) -> tuple[int, ...]:
+        """Indices of the leading (non-plane) axes of ``layer`` at the viewer's current point."""
+        if layer.ndim <= 2:
+            return ()
+        point = np.asarray(self.viewer.dims.point)[-layer.ndim:]
+        coords = np.asarray(layer.world_to_data(point))[: layer.ndim - 2]
+        shape = layer.data.shape[: layer.ndim - 2] if not layer.multiscale else \
+            layer.data[0].shape[: layer.ndim - 2]
+        return tuple(int(np.clip(np.round(c), 0, s - 1)) for c, s in zip(coords, shape))
+
+    def _thresholds_for(self, layer, data, index, params):
+        """Threshold value(s) for the displayed plane, cached for whole-image and frame scope."""
+        from napari_binseg.thresholding import threshold_value
+
+        method, scope = params["method"], params["scope"]
+        if method == "manual":
+            return np.float64(params["value"])
+        kwargs = {"scope": "image", "sigma": params["sigma"]}
+        if method == "multiotsu":
+            kwargs["classes"] = params["classes"]
+        if scope == "slice" or data.ndim == 2:
+            return threshold_value(np.asarray(data[index]), method, **kwargs)
+        if scope == "frame":
+            if data.ndim < 3:
+                return threshold_value(np.asarray(data), method, **kwargs)
+            key = (id(layer), id(data), method, "frame", params["classes"], params["sigma"],
+                   index[0])
+            if key not in self._cache:
+                self._cache[key] = threshold_value(np.asarray(data[index[0]]), method, **kwargs)
+            return self._cache[key]
+        key = (id(layer), id(data), method, "image", params["classes"], params["sigma"])
+        if key not in self._cache:
+            self._cache[key] = threshold_value(data, method, **kwargs)
+        return self._cache[key]
+
+    def _histogram_for(self, layer, data, index, scope):
+        if scope == "image" and data.ndim > 2:
+            key = (id(layer), id(data), "image")
+            if key not in self._hist_cache:
+                self._hist_cache[key] = histogram(_sample(data))
+            return self._hist_cache[key]
+        if scope == "frame" and data.ndim > 3:
+            return histogram(np.asarray(data[index[0]]))
+        return histogram(np.asarray(data[index]))
+
+    def update_preview(self):
+        """Threshold the displayed plane into the preview layer and redraw the histogram."""
+        layer = self.image.value
+        if layer is None:
+            return
+        params = self.parameters()
+        try:
+            data = image_data(layer)
+            index = self.current_index(layer)
+            counts, edges = self._histogram_for(layer, data, index, params["scope"])
+            self.histogram.set_histogram(counts, edges)
+            self.histogram.set_log(self.log_counts.value)
+            if not self.preview.value:
+                self._set_preview_visible(False)
+                return
+            t = self._thresholds_for(layer, data, index, params)
+            self.preview_thresholds = np.asarray(t, dtype=np.float64)
+            self.histogram.set_thresholds(self.preview_thresholds)
+            plane = np.asarray(data[index])
+            mask = self._threshold_plane(plane, t, params)
+        except ValueError as exc:  # e.g. RGB, constant or NaN image: say so, show nothing
+            self.status.setText(f"Preview: {exc}")
+            self._set_preview_visible(False)
+            return
+        geometry = {
+            "scale": tuple(layer.scale[-2:]),
+            "translate": tuple(layer.translate[-2:]),
+        }
+        for attr in ("units", "axis_labels"):
+            if hasattr(layer, attr):
+                geometry[attr] = tuple(getattr(layer, attr))[-2:]
+        upsert_layer(
+            self.viewer, mask, layer_type="labels", source=layer, widget=self.widget_id,
+            role="preview", name=f"{layer.name} [preview]", geometry=geometry,
+            metadata={"method": params["method"], "parameters": params, "plane": index,
+                      "thresholds": self.preview_thresholds},
+            opacity=0.5,
+        )
+        self._set_preview_visible(True)
+        if self.status.text().startswith("Preview:"):
+            self.status.setText("")
+
+    def _threshold_plane(self, plane, t, params):
+        from napari_binseg.thresholding import threshold
+
+        options = {k: params[k] for k in ("sigma", "invert", "fill_holes", "min_size")}
+        if params["method"] != "multiotsu":
+            return threshold(plane, "manual", value=float(t), **options)
+        if params["scope"] == "slice" or self.image.value.ndim == 2:
+            return threshold(plane, "multiotsu", classes=params["classes"], sigma=params["sigma"])
+        # Stack thresholds applied to this plane (smoothing is 2D in the core too).
+        if params["sigma"] > 0:
+            from scipy import ndimage
+
+            plane = ndimage.gaussian_filter(plane.astype(np.float32), params["sigma"])
+        return np.digitize(plane, np.atleast_1d(t)).astype(np.uint8)
+
+    def _set_preview_visible(self, visible: bool):
+        from ._common import find_output
+
+        layer = self.image.value
+        if layer is None:
+            return
+        preview = find_output(self.viewer, widget=self.widget_id, source=layer.name,
+                              role="preview")
+        if preview is not None:
+            preview.visible = visible
+
+    # -- full run ----------------------------------------------------------------------------
+    def run(self):
+        """Threshold the whole array of the chosen layer in a worker."""
+        layer = self.image.value
+        params = self.parameters()
+        try:
+            data = image_data(layer)
+        except ValueError as exc:
+            self.report_error(exc)
+            return None
+        progress = self.progress_callback
+
+        def work():
+            from napari_binseg._validation import is_dask
+            from napari_binseg.thresholding import threshold
+
+            mask, thresholds = threshold(data, **params, return_thresholds=True,
+                                         progress=progress)
+            if is_dask(mask):
+                mask = mask.compute()
+            return mask, thresholds
+
+        def done(result):
+            mask, thresholds = result
+            out = upsert_layer(
+                self.viewer, mask, layer_type="labels", source=layer, widget=self.widget_id,
+                name=f"{layer.name} [{params['method']}]",
+                metadata={"method": params["method"], "parameters": params,
+                          "thresholds": np.asarray(thresholds, dtype=np.float64),
+                          "shape": mask.shape, "foreground_fraction": float(np.mean(mask > 0))},
+            )
+            self._set_preview_visible(False)
+            t = np.atleast_1d(np.asarray(thresholds, dtype=np.float64))
+            shown = ", ".join(f"{v:.4g}" for v in t[:6]) + (" ..." if t.size > 6 else "")
+            self.status.setText(f"{out.name}: threshold {shown}")
+            self.output = out
+
+        self.output = None
+        return self.start(work, on_result=done, label=f"Thresholding {layer.name}")
+
+
+def _sample(data, max_values: int = 2_000_000):
+    """Evenly spaced planes of a (possibly lazy) stack for the histogram: at most about
+    ``max_values`` values are read, never the whole of a big stack."""
+    lead = data.shape[:-2]
+    n_planes = int(np.prod(lead))
+    plane = int(np.prod(data.shape[-2:]))
+    if n_planes * plane <= max_values:
+        return np.asarray(data)
+    k = max(1, min(n_planes, max_values // max(plane, 1)))
+    picks = np.unique(np.linspace(0, n_planes - 1, k).round().astype(int))
+    return np.stack([np.asarray(data[np.unravel_index(p, lead)]) for p in picks])

@@ -1,0 +1,199 @@
+"""The Threshold widget in a real viewer: output layer, preview, histogram, errors, cancel."""
+
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+from _widget_helpers import errors, output_layers, run_and_wait  # noqa: F401
+from skimage import filters
+
+pytest.importorskip("napari_binseg.thresholding")
+from napari_binseg._widgets.thresholding import ThresholdWidget  # noqa: E402
+
+
+@pytest.fixture
+def viewer_and_widget(make_napari_viewer, sample_image):
+    viewer = make_napari_viewer()
+    layer = viewer.add_image(
+        sample_image, name="nuclei", scale=(0.5, 0.25), translate=(10.0, 20.0),
+        units=("um", "um"), axis_labels=("y", "x"),
+    )
+    _, widget = viewer.window.add_plugin_dock_widget("napari-binseg", "Threshold")
+    assert isinstance(widget, ThresholdWidget)
+    widget.image.value = layer
+    return viewer, layer, widget
+
+
+def test_threshold_widget_runs_and_updates(viewer_and_widget, qtbot, sample_image, errors):
+    viewer, layer, widget = viewer_and_widget
+    widget.preview.value = False
+    run_and_wait(qtbot, widget)
+    assert errors == []
+    (out,) = output_layers(viewer, "threshold")
+    t = filters.threshold_otsu(sample_image)
+    assert out.name == "nuclei [otsu]"
+    np.testing.assert_array_equal(out.data, (sample_image > t).astype(out.data.dtype))
+    np.testing.assert_allclose(out.scale, (0.5, 0.25))
+    np.testing.assert_allclose(out.translate, (10.0, 20.0))
+    assert tuple(str(u) for u in out.units) == tuple(str(u) for u in layer.units)
+    assert tuple(out.axis_labels) == ("y", "x")
+    meta = out.metadata["napari_binseg"]
+    assert meta["method"] == "otsu" and meta["source"] == "nuclei"
+    assert meta["parameters"]["scope"] == "image" and meta["parameters"]["min_size"] == 0
+    np.testing.assert_allclose(meta["thresholds"], t)
+    np.testing.assert_array_equal(layer.data, sample_image)  # input untouched
+    assert widget.progress_bar.value() == widget.progress_bar.maximum()
+
+    # A re-run with other parameters updates the same layer.
+    n_layers = len(viewer.layers)
+    widget.method.value = "li"
+    widget.invert.value = True
+    run_and_wait(qtbot, widget)
+    assert len(viewer.layers) == n_layers
+    assert out.name == "nuclei [li]"
+    t_li = filters.threshold_li(sample_image)
+    np.testing.assert_array_equal(out.data, (sample_image <= t_li).astype(out.data.dtype))
+    assert out.metadata["napari_binseg"]["parameters"]["invert"] is True
+    np.testing.assert_allclose(out.metadata["napari_binseg"]["thresholds"], t_li, rtol=1e-6)
+
+
+def test_threshold_widget_multiotsu_and_manual(viewer_and_widget, qtbot, sample_image, errors):
+    viewer, layer, widget = viewer_and_widget
+    widget.preview.value = False
+    widget.method.value = "multiotsu"
+    widget.classes.value = 3
+    run_and_wait(qtbot, widget)
+    (out,) = output_layers(viewer, "threshold")
+    ts = filters.threshold_multiotsu(sample_image, classes=3)
+    np.testing.assert_array_equal(out.data, np.digitize(sample_image, ts))
+    np.testing.assert_allclose(out.metadata["napari_binseg"]["thresholds"], ts)
+
+    widget.method.value = "manual"
+    widget.value.value = 40
+    run_and_wait(qtbot, widget)
+    assert errors == []
+    np.testing.assert_array_equal(out.data, (sample_image > 40).astype(out.data.dtype))
+    assert out.metadata["napari_binseg"]["parameters"]["value"] == 40
+
+
+def test_preview_follows_parameters_and_slider(make_napari_viewer, qtbot, sample_image):
+    viewer = make_napari_viewer()
+    # Three planes of different brightness: per-slice thresholds differ from the stack's.
+    stack = np.stack([sample_image // 2, sample_image, np.minimum(sample_image * 2, 255)])
+    stack = stack.astype(np.uint8)
+    layer = viewer.add_image(stack, name="stack", scale=(2.0, 0.5, 0.5))
+    widget = ThresholdWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.image.value = layer
+
+    def preview():
+        found = output_layers(viewer, "threshold", role="preview")
+        return found[0] if found else None
+
+    def preview_at(index):
+        p = preview()
+        return p is not None and p.metadata["napari_binseg"]["plane"] == list(index)
+
+    viewer.dims.set_current_step(0, 2)
+    widget.scope.value = "image"
+    qtbot.waitUntil(lambda: preview_at((2,)), timeout=10_000)
+    t_stack = filters.threshold_otsu(stack)
+    qtbot.waitUntil(lambda: np.array_equal(preview().data, stack[2] > t_stack), timeout=10_000)
+    np.testing.assert_allclose(preview().scale, (0.5, 0.5))
+    np.testing.assert_allclose(widget.histogram.thresholds, [t_stack])
+
+    widget.scope.value = "slice"
+    t2 = filters.threshold_otsu(stack[2])
+    qtbot.waitUntil(lambda: np.array_equal(preview().data, stack[2] > t2), timeout=10_000)
+    viewer.dims.set_current_step(0, 0)
+    t0 = filters.threshold_otsu(stack[0])
+    qtbot.waitUntil(lambda: preview_at((0,)), timeout=10_000)
+    np.testing.assert_array_equal(preview().data, stack[0] > t0)
+    np.testing.assert_allclose(widget.histogram.thresholds, [t0])
+    # The histogram shows the displayed plane's grey levels (one bin per level).
+    assert widget.histogram.counts.sum() == stack[0].size
+    widget.log_counts.value = False
+    assert not widget.histogram.log
+    assert len(viewer.layers) == 2  # the image and one preview layer, updated in place
+
+    # Full run with slice scope: one threshold per plane.
+    run_and_wait(qtbot, widget)
+    (out,) = output_layers(viewer, "threshold")
+    expected = np.stack([p > filters.threshold_otsu(p) for p in stack])
+    np.testing.assert_array_equal(out.data, expected.astype(out.data.dtype))
+    assert len(out.metadata["napari_binseg"]["thresholds"]) == 3
+    assert not preview().visible
+
+
+@pytest.mark.parametrize("case", ["rgb", "constant", "nan"])
+def test_bad_input_notifies_without_output(make_napari_viewer, qtbot, errors, case):
+    viewer = make_napari_viewer()
+    if case == "rgb":
+        layer = viewer.add_image(np.random.default_rng(0).random((32, 32, 3)), rgb=True)
+    elif case == "constant":
+        layer = viewer.add_image(np.full((32, 32), 7, np.uint8))
+    else:
+        layer = viewer.add_image(np.full((32, 32), np.nan, np.float32))
+    widget = ThresholdWidget(viewer)
+    widget.image.value = layer
+    n_layers = len(viewer.layers)
+    run_and_wait(qtbot, widget)
+    assert len(errors) == 1
+    expected = {"rgb": "RGB", "constant": "constant", "nan": "NaN"}[case]
+    assert expected.lower() in errors[0].lower()
+    qtbot.wait(100)  # let the preview timer fire too: it must not add a layer either
+    assert output_layers(viewer, "threshold") == []
+    assert output_layers(viewer, "threshold", role="preview") == []
+    assert len(viewer.layers) == n_layers
+
+
+def test_cancel_stops_worker(make_napari_viewer, qtbot, errors):
+    viewer = make_napari_viewer()
+    stack = np.random.default_rng(1).integers(0, 255, (16, 64, 64), dtype=np.uint8)
+    layer = viewer.add_image(stack, name="noise")
+    widget = ThresholdWidget(viewer)
+    widget.preview.value = False
+    widget.image.value = layer
+    widget.scope.value = "slice"
+    gate = threading.Event()
+    original = widget.progress_callback
+    calls = []
+
+    def gated(done, total):
+        gate.wait(10)  # hold the worker at its first report until Cancel was pressed
+        calls.append(done)
+        original(done, total)
+
+    widget.progress_callback = gated
+    widget.run()
+    assert widget.busy
+    widget.cancel()
+    gate.set()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    assert errors == []
+    assert widget.status.text() == "Cancelled."
+    assert output_layers(viewer, "threshold") == []
+    assert len(calls) == 1  # the core stopped at the first report
+    assert widget.run_button.isEnabled()
+
+
+def test_opening_widgets_does_not_import_torch():
+    code = (
+        "import sys, napari\n"
+        "from napari_binseg._widgets.thresholding import ThresholdWidget\n"
+        "from napari_binseg._widgets.prediction import PredictWidget\n"
+        "from napari_binseg._widgets.counting import CountWidget\n"
+        "from napari_binseg._widgets.evaluation import EvaluateWidget\n"
+        "v = napari.Viewer(show=False)\n"
+        "v.add_image(__import__('numpy').arange(64, dtype='uint8').reshape(8, 8))\n"
+        "ws = [W(v) for W in (ThresholdWidget, PredictWidget, CountWidget, EvaluateWidget)]\n"
+        "ws[0].update_preview()\n"
+        "bad = [m for m in ('torch', 'monai') if m in sys.modules]\n"
+        "v.close()\n"
+        "print('IMPORTED', bad)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=180)
+    assert "IMPORTED []" in result.stdout, result.stdout + result.stderr
