@@ -1,0 +1,136 @@
+"""The Count cells widget in a real viewer."""
+
+import threading
+
+import numpy as np
+import pandas as pd
+import pytest
+from _widget_helpers import errors, output_layers, run_and_wait  # noqa: F401
+from skimage.measure import regionprops
+
+pytest.importorskip("napari_binseg.counting")
+from napari_binseg._widgets.counting import CountWidget  # noqa: E402
+from napari_binseg.counting import count_cells  # noqa: E402
+
+
+@pytest.fixture
+def counted(make_napari_viewer, sample_image, sample_labels):
+    viewer = make_napari_viewer()
+    image = viewer.add_image(sample_image, name="nuclei", scale=(0.5, 0.5),
+                             translate=(100.0, -50.0))
+    mask = viewer.add_labels((sample_labels > 0).astype(np.uint8), name="mask",
+                             scale=(0.5, 0.5), translate=(100.0, -50.0), units=("um", "um"))
+    _, widget = viewer.window.add_plugin_dock_widget("napari-binseg", "Count cells")
+    assert isinstance(widget, CountWidget)
+    widget.mask.value = mask
+    widget.image.value = image
+    return viewer, image, mask, widget
+
+
+def test_count_widget(counted, qtbot, sample_image, sample_labels, tmp_path, errors):
+    viewer, image, mask, widget = counted
+    binary = (sample_labels > 0).astype(np.uint8)
+    widget.add_points.value = True
+    run_and_wait(qtbot, widget)
+    assert errors == []
+
+    labels, table = count_cells(binary, sample_image, spacing=(0.5, 0.5))
+    (out,) = output_layers(viewer, "count")
+    assert out.name == "mask [count]"
+    np.testing.assert_array_equal(out.data, labels)
+    pd.testing.assert_frame_equal(widget.table, table)
+    np.testing.assert_allclose(out.scale, (0.5, 0.5))
+    np.testing.assert_allclose(out.translate, (100.0, -50.0))
+    assert [str(u) for u in out.units] == ["micrometer", "micrometer"]
+    # features: one row per label, keyed by the label value, for napari's hover display.
+    np.testing.assert_array_equal(out.features["index"], table["label"])
+    np.testing.assert_allclose(out.features["mean_intensity"], table["mean_intensity"])
+    meta = out.metadata["napari_binseg"]
+    assert meta["count"] == len(table) and meta["intensity_image"] == "nuclei"
+    assert meta["parameters"]["spacing"] == [0.5, 0.5]
+    assert widget.count_label.text().startswith(f"{len(table)} objects")
+    assert widget.table_view.rowCount() == len(table)
+    np.testing.assert_array_equal(mask.data, binary)  # input untouched
+
+    # Centroid points in world coordinates, checked against scikit-image on the labels.
+    (points,) = output_layers(viewer, "count", role="points")
+    props = regionprops(labels)
+    expected = np.array([p.centroid for p in props]) * 0.5 + np.array([100.0, -50.0])
+    np.testing.assert_allclose(points.data, expected, atol=1e-9)
+    np.testing.assert_allclose(points.scale, (1.0, 1.0))
+    # Points land on their objects: napari's world -> data mapping of the labels layer gives
+    # the object's own label at its centroid for (nearly) all nuclei, which are convex.
+    hits = [out.get_value(q, world=True) == pr.label for q, pr in zip(points.data, props)]
+    assert np.mean(hits) > 0.95
+
+    # CSV round-trip.
+    path = widget.save_csv(tmp_path / "objects.csv")
+    back = pd.read_csv(path)
+    pd.testing.assert_frame_equal(back, table.reset_index(drop=True), check_dtype=False)
+
+    # Re-run with a size filter: same layers, fewer objects.
+    n_layers = len(viewer.layers)
+    widget.min_size.value = 30.0  # um^2
+    run_and_wait(qtbot, widget)
+    assert len(viewer.layers) == n_layers
+    _, small = count_cells(binary, sample_image, spacing=(0.5, 0.5), min_size=30.0)
+    assert len(widget.table) == len(small) < len(table)
+    assert out.metadata["napari_binseg"]["count"] == len(small)
+    assert len(points.data) == len(small)
+
+
+def test_count_widget_time_series(make_napari_viewer, qtbot, errors):
+    viewer = make_napari_viewer()
+    stack = np.zeros((3, 20, 20), np.uint8)
+    stack[:, 2:6, 2:6] = 1
+    stack[1, 10:14, 10:14] = 1
+    mask = viewer.add_labels(stack, name="movie", scale=(5.0, 2.0, 2.0))
+    widget = CountWidget(viewer)
+    widget.mask.value = mask
+    widget.time_series.value = True
+    widget.split_touching.value = False
+    run_and_wait(qtbot, widget)
+    assert errors == []
+    (out,) = output_layers(viewer, "count")
+    assert out.metadata["napari_binseg"]["count_per_frame"] == [1, 2, 1]
+    assert out.metadata["napari_binseg"]["parameters"]["spacing"] == [2.0, 2.0]
+    assert "per frame: 1, 2, 1" in widget.count_label.text()
+    np.testing.assert_array_equal(widget.table["frame"], [0, 1, 1, 2])
+    np.testing.assert_allclose(widget.table["area"], 16 * 4.0)
+
+
+def test_count_widget_bad_input(make_napari_viewer, qtbot, errors):
+    viewer = make_napari_viewer()
+    layer = viewer.add_image(np.random.default_rng(0).random((16, 16)), name="float")
+    widget = CountWidget(viewer)
+    widget.mask.value = layer
+    n_layers = len(viewer.layers)
+    run_and_wait(qtbot, widget)
+    assert len(errors) == 1 and "float" in errors[0].lower()
+    assert len(viewer.layers) == n_layers and widget.table is None
+
+
+def test_count_widget_cancel(make_napari_viewer, qtbot, errors):
+    viewer = make_napari_viewer()
+    stack = np.zeros((6, 32, 32), np.uint8)
+    stack[:, 4:12, 4:12] = 1
+    mask = viewer.add_labels(stack, name="movie")
+    widget = CountWidget(viewer)
+    widget.mask.value = mask
+    widget.time_series.value = True
+    gate = threading.Event()
+    original = widget.progress_callback
+    calls = []
+
+    def gated(done, total):
+        gate.wait(10)
+        calls.append((done, total))
+        original(done, total)
+
+    widget.progress_callback = gated
+    widget.run()
+    widget.cancel()
+    gate.set()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    assert errors == [] and widget.status.text() == "Cancelled."
+    assert len(calls) == 1 and output_layers(viewer, "count") == []
