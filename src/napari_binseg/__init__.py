@@ -17,6 +17,10 @@ _API = {
     "evaluate": "evaluation",
     "pixel_scores": "evaluation",
     "synthetic_nuclei": "synthetic",
+    "count_cells": "counting",
+    "count_summary": "counting",
+    "measure_objects": "measure",
+    "split_touching": "_split",
 }
 
 __all__ = sorted(_API)
