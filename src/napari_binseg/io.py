@@ -393,8 +393,8 @@ def imwrite(
         for a in "XYZ":
             if a in sizes:
                 metadata[f"PhysicalSize{a}"] = sizes[a]
-                if unit[a]:
-                    metadata[f"PhysicalSize{a}Unit"] = unit[a]
+                # OME's default unit is µm; "pixel" (a valid OME length unit) keeps "no unit".
+                metadata[f"PhysicalSize{a}Unit"] = unit[a] or "pixel"
         if "T" in sizes:
             metadata["TimeIncrement"] = sizes["T"]
             if unit["T"]:
