@@ -45,6 +45,7 @@ def test_threshold_widget_runs_and_updates(viewer_and_widget, qtbot, sample_imag
     np.testing.assert_allclose(meta["thresholds"], t)
     np.testing.assert_array_equal(layer.data, sample_image)  # input untouched
     assert widget.progress_bar.value() == widget.progress_bar.maximum()
+    np.testing.assert_allclose(widget.histogram.thresholds, [t])  # marked after the run
 
     # A re-run with other parameters updates the same layer.
     n_layers = len(viewer.layers)
@@ -124,6 +125,7 @@ def test_preview_follows_parameters_and_slider(make_napari_viewer, qtbot, sample
     expected = np.stack([p > filters.threshold_otsu(p) for p in stack])
     np.testing.assert_array_equal(out.data, expected.astype(out.data.dtype))
     assert len(out.metadata["napari_binseg"]["thresholds"]) == 3
+    np.testing.assert_allclose(widget.histogram.thresholds, [t0])  # the displayed plane's
     assert not preview().visible
 
 

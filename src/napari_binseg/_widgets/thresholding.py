@@ -213,6 +213,12 @@ class ThresholdWidget(BinsegWidget):
             plane = ndimage.gaussian_filter(plane.astype(np.float32), params["sigma"])
         return np.digitize(plane, np.atleast_1d(t)).astype(np.uint8)
 
+    def _mark_run_thresholds(self, layer, thresholds, scope):
+        """Draw the run's threshold(s) for the displayed plane on the histogram."""
+        if self.image.value is layer:
+            t = _unit_thresholds(thresholds, scope, self.current_index(layer))
+            self.histogram.set_thresholds(t)
+
     def _set_preview_visible(self, visible: bool):
         from ._common import find_output
 
@@ -256,6 +262,7 @@ class ThresholdWidget(BinsegWidget):
                           "shape": mask.shape, "foreground_fraction": float(np.mean(mask > 0))},
             )
             self._set_preview_visible(False)
+            self._mark_run_thresholds(layer, thresholds, params["scope"])
             t = np.atleast_1d(np.asarray(thresholds, dtype=np.float64))
             shown = ", ".join(f"{v:.4g}" for v in t[:6]) + (" ..." if t.size > 6 else "")
             self.status.setText(f"{out.name}: threshold {shown}")
@@ -263,6 +270,18 @@ class ThresholdWidget(BinsegWidget):
 
         self.output = None
         return self.start(work, on_result=done, label=f"Thresholding {layer.name}")
+
+
+def _unit_thresholds(thresholds, scope, index):
+    """The threshold(s) of the displayed plane or frame from a full run's thresholds."""
+    t = np.asarray(thresholds, dtype=np.float64)
+    if scope == "image" or t.ndim == 0 or not index:
+        return t
+    lead = index[:1] if scope == "frame" else index
+    try:
+        return t[lead]
+    except IndexError:
+        return t
 
 
 def _sample(data, max_values: int = 2_000_000):
