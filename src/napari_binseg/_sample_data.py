@@ -50,7 +50,8 @@ def load_sample(key):
         }
         return image, labels, meta
     if key not in SAMPLES:
-        raise ValueError(f"unknown sample {key!r}; choose one of {sorted([*SAMPLES, 'nuclei_3d'])}")
+        choices = sorted([*SAMPLES, "nuclei_3d"])
+        raise ValueError(f"unknown sample {key!r}; choose one of {choices}")
     image, image_meta = imread(DATA / f"{SAMPLES[key]}.tif")
     labels, _ = imread(DATA / f"{SAMPLES[key]}_labels.tif")
     meta = {
@@ -68,7 +69,11 @@ def _layers(key):
     common = {"scale": meta["scale"], "units": units, "metadata": {"source": meta["source"]}}
     return [
         (image, {"name": key, **common}, "image"),
-        (labels, {"name": f"{key} ground truth", "opacity": 0.5, "visible": False, **common}, "labels"),
+        (
+            labels,
+            {"name": f"{key} ground truth", "opacity": 0.5, "visible": False, **common},
+            "labels",
+        ),
     ]
 
 

@@ -233,7 +233,9 @@ def aggregate(tables):
         if not np.array_equal(t["threshold"].to_numpy(), thresholds):
             raise ValueError("tables were computed at different thresholds")
     total = {c: sum(t[c].to_numpy() for t in tables) for c in ("tp", "fp", "fn")}
-    sum_iou = sum(np.nan_to_num(t["mean_matched_iou"].to_numpy() * t["tp"].to_numpy()) for t in tables)
+    sum_iou = sum(
+        np.nan_to_num(t["mean_matched_iou"].to_numpy() * t["tp"].to_numpy()) for t in tables
+    )
     n_true = int(sum(int(t["n_true"].iloc[0]) for t in tables))
     n_pred = int(sum(int(t["n_pred"].iloc[0]) for t in tables))
     pixel = tuple(

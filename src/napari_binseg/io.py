@@ -399,7 +399,9 @@ def imwrite(
             metadata["TimeIncrement"] = sizes["T"]
             if unit["T"]:
                 metadata["TimeIncrementUnit"] = unit["T"]
-        tifffile.imwrite(path, data, ome=True, photometric="minisblack", metadata=metadata, **common)
+        tifffile.imwrite(
+            path, data, ome=True, photometric="minisblack", metadata=metadata, **common
+        )
     else:
         metadata = {"axes": axes, "scale": list(scale), "units": list(units)}
         if labels:

@@ -1,0 +1,261 @@
+"""Command line: ``napari-binseg COMMAND ...``.
+
+A thin dispatcher over the core functions. Each subcommand is a function that adds its parser
+to the ``COMMANDS`` registry's subparsers and stores its handler as ``func``; a handler returns
+the exit code and raises :class:`CliError` for bad input, which ``main`` prints as one line
+(``napari-binseg evaluate: error: ...``) with exit code 2. To add a subcommand, write
+``_add_<name>(subparsers)`` and append it to ``COMMANDS``.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+TIFF_EXTENSIONS = (".tif", ".tiff")
+# Suffixes stripped when pairing files of two folders, so cells.tif matches cells_labels.tif.
+PAIR_SUFFIXES = ("_labels", "_label", "_masks", "_mask", "_pred", "_prediction", "_gt")
+
+
+class CliError(Exception):
+    """Bad input from the command line: printed as one line, exit code 2."""
+
+
+# --- evaluate -----------------------------------------------------------------------------------
+
+
+def _parse_thresholds(values):
+    out = []
+    for v in values:
+        for part in str(v).replace(",", " ").split():
+            try:
+                out.append(float(part))
+            except ValueError:
+                raise CliError(f"--thresholds: {part!r} is not a number") from None
+    return out
+
+
+def _stem(path):
+    name = path.name
+    for ext in (".ome.tiff", ".ome.tif", *TIFF_EXTENSIONS):
+        if name.lower().endswith(ext):
+            return name[: -len(ext)]
+    return path.stem
+
+
+def _key(path):
+    stem = _stem(path)
+    for suffix in PAIR_SUFFIXES:
+        if stem.lower().endswith(suffix):
+            return stem[: -len(suffix)]
+    return stem
+
+
+def _tiffs(folder):
+    return sorted(
+        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in TIFF_EXTENSIONS
+    )
+
+
+def _listing(names, limit=5):
+    names = sorted(names)
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def pair_files(pred, truth):
+    """Pairs ``(name, prediction file, ground-truth file)`` from two files or two folders.
+
+    Files of two folders pair by name, ignoring the extension and a trailing ``_labels``,
+    ``_masks``, ``_mask``, ``_pred``, ``_gt`` (and the like). Every TIFF in each folder must have
+    exactly one partner.
+
+    Raises
+    ------
+    CliError
+        Missing paths, a file paired with a folder, unmatched or ambiguous names, empty folders.
+    """
+    pred, truth = Path(pred), Path(truth)
+    for label, p in (("PRED", pred), ("GT", truth)):
+        if not p.exists():
+            raise CliError(f"{label} {p} does not exist")
+    if pred.is_file() and truth.is_file():
+        return [(_key(truth), pred, truth)]
+    if pred.is_dir() != truth.is_dir():
+        raise CliError(
+            f"PRED and GT must both be files or both be folders, got {pred} and {truth}"
+        )
+    groups = {}
+    for side, folder in (("pred", pred), ("gt", truth)):
+        files = _tiffs(folder)
+        if not files:
+            raise CliError(f"no .tif/.tiff files in {folder}")
+        keyed = {}
+        for f in files:
+            if _key(f) in keyed:
+                raise CliError(
+                    f"{keyed[_key(f)].name} and {f.name} in {folder} pair with the same name"
+                )
+            keyed[_key(f)] = f
+        groups[side] = keyed
+    only_pred = groups["pred"].keys() - groups["gt"].keys()
+    only_gt = groups["gt"].keys() - groups["pred"].keys()
+    if only_pred or only_gt:
+        parts = []
+        if only_pred:
+            parts.append(f"no ground truth in {truth} for: {_listing(only_pred)}")
+        if only_gt:
+            parts.append(f"no prediction in {pred} for: {_listing(only_gt)}")
+        raise CliError("; ".join(parts))
+    return [(k, groups["pred"][k], groups["gt"][k]) for k in sorted(groups["pred"])]
+
+
+def run_evaluate(args):
+    """Evaluate prediction files against ground truth; print tables, optionally write CSV."""
+    import pandas as pd
+
+    from .evaluation import DEFAULT_THRESHOLDS, aggregate, evaluate
+    from .io import imread
+
+    thresholds = _parse_thresholds(args.thresholds) if args.thresholds else DEFAULT_THRESHOLDS
+    pairs = pair_files(args.pred, args.gt)
+    tables, pooled = [], []
+    for name, pred_path, gt_path in pairs:
+        try:
+            pred, _ = imread(pred_path)
+            truth, _ = imread(gt_path)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+        if pred.shape != truth.shape:
+            raise CliError(
+                f"{name}: prediction {pred_path.name} has shape {pred.shape} but ground truth "
+                f"{gt_path.name} has shape {truth.shape}"
+            )
+        try:
+            df = evaluate(
+                truth,
+                pred,
+                thresholds=thresholds,
+                time_axis=args.time_axis,
+                label_masks=not args.no_label_masks,
+            )
+        except ValueError as exc:
+            raise CliError(f"{name}: {exc}") from None
+        total = df[df["frame"] == "all"].drop(columns="frame") if "frame" in df else df
+        total = total.reset_index(drop=True)
+        total.attrs = dict(df.attrs)
+        pooled.append(total)
+        df = df.assign(pixel_dice=df.attrs["pixel_dice"], pixel_iou=df.attrs["pixel_iou"])
+        tables.append(df.assign(file=name))
+        if not args.quiet:
+            print(f"== {name}  ({pred_path} vs {gt_path})")
+            print(_format(df))
+            print()
+    if len(pairs) > 1:
+        total = aggregate(pooled)
+        total = total.assign(
+            pixel_dice=total.attrs["pixel_dice"], pixel_iou=total.attrs["pixel_iou"]
+        )
+        print(f"== all {len(pairs)} files (pooled counts)")
+        print(_format(total))
+        tables.append(total.assign(file="all"))
+    elif args.quiet:
+        print(_format(tables[0]))
+    if args.csv:
+        out = pd.concat(tables, ignore_index=True)
+        front = ["file"] + (["frame"] if "frame" in out else [])
+        out = out[front + [c for c in out.columns if c not in front]]
+        Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
+        out.to_csv(args.csv, index=False)
+        print(f"wrote {args.csv}")
+    return 0
+
+
+def _format(df):
+    shown = [c for c in df.columns if c not in ("n_true", "n_pred", "file")]
+    return df[shown].to_string(index=False, float_format=lambda v: f"{v:.3f}")
+
+
+def _add_evaluate(subparsers):
+    p = subparsers.add_parser(
+        "evaluate",
+        help="score predicted labels against ground truth",
+        description=(
+            "Match predicted and ground-truth objects one-to-one at IoU thresholds and print "
+            "tp, fp, fn, precision, recall, F1, AP (tp / (tp + fp + fn)), mean matched IoU, "
+            "panoptic quality and pixel Dice/IoU, per file and pooled over all files. PRED and "
+            "GT are two TIFF files or two folders of TIFFs with matching names (a trailing "
+            "_labels/_masks/_mask/_pred/_gt is ignored when pairing). Binary masks are split "
+            "into connected components."
+        ),
+    )
+    p.add_argument("pred", metavar="PRED", help="predicted labels: a TIFF file or a folder")
+    p.add_argument("gt", metavar="GT", help="ground-truth labels: a TIFF file or a folder")
+    p.add_argument("--csv", metavar="OUT", help="also write all rows to this CSV file")
+    p.add_argument(
+        "--thresholds",
+        nargs="+",
+        metavar="T",
+        help="IoU thresholds (default 0.5 0.55 ... 0.95); '0.5,0.75' works too",
+    )
+    p.add_argument(
+        "--time-axis",
+        type=int,
+        default=None,
+        metavar="AXIS",
+        help="evaluate each plane along this axis as a separate frame (time series)",
+    )
+    p.add_argument(
+        "--no-label-masks",
+        action="store_true",
+        help="take 0/1 images as one object each instead of splitting them into components",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the pooled table")
+    p.set_defaults(func=run_evaluate)
+
+
+# --- dispatcher ---------------------------------------------------------------------------------
+
+COMMANDS = [_add_evaluate]
+
+
+def build_parser():
+    """The ``napari-binseg`` argument parser with every registered subcommand."""
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="napari-binseg",
+        description="Segment, count and measure nuclei; evaluate segmentations.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add in COMMANDS:
+        add(subparsers)
+    return parser
+
+
+def main(argv=None):
+    """Entry point of the ``napari-binseg`` command; returns the exit code.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments without the program name; default ``sys.argv[1:]``.
+
+    Examples
+    --------
+    >>> main(["--help"])  # doctest: +SKIP
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except CliError as exc:
+        print(f"napari-binseg {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
