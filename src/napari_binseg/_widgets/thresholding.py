@@ -16,6 +16,9 @@ if TYPE_CHECKING:
     import napari
 
 SCOPES = ("image", "slice", "frame")
+#: A mask from a dask image stays lazy (computed plane by plane as napari displays it) above
+#: this many bytes; smaller ones are computed in the worker.
+LAZY_ABOVE = 1 << 30
 
 
 class ThresholdWidget(BinsegWidget):
@@ -248,8 +251,8 @@ class ThresholdWidget(BinsegWidget):
 
             mask, thresholds = threshold(data, **params, return_thresholds=True,
                                          progress=progress)
-            if is_dask(mask):
-                mask = mask.compute()
+            if is_dask(mask) and mask.nbytes <= LAZY_ABOVE:
+                mask = mask.compute()  # small enough: browse it without recomputing
             return mask, thresholds
 
         def done(result):
@@ -259,7 +262,7 @@ class ThresholdWidget(BinsegWidget):
                 name=f"{layer.name} [{params['method']}]",
                 metadata={"method": params["method"], "parameters": params,
                           "thresholds": np.asarray(thresholds, dtype=np.float64),
-                          "shape": mask.shape, "foreground_fraction": float(np.mean(mask > 0))},
+                          "shape": mask.shape, "lazy": not isinstance(mask, np.ndarray)},
             )
             self._set_preview_visible(False)
             self._mark_run_thresholds(layer, thresholds, params["scope"])
