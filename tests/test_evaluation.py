@@ -8,7 +8,7 @@ import pytest
 
 from napari_binseg.evaluation import DEFAULT_THRESHOLDS, aggregate, evaluate, pixel_scores
 
-DTYPES = [np.uint8, np.uint16, np.int32, np.int64]
+DTYPES = [np.uint8, np.uint16, np.int32, np.int64, np.uint64]
 
 
 def row(df, threshold):
@@ -308,3 +308,38 @@ def test_pixel_scores():
 def test_bad_input(truth, pred, kwargs, match):
     with pytest.raises(ValueError, match=match):
         evaluate(truth, pred, **kwargs)
+
+
+def dense_reference(truth, pred, thresholds):
+    """tp per threshold from a dense IoU matrix and one assignment per threshold (numpy/scipy)."""
+    from scipy.optimize import linear_sum_assignment
+
+    t_ids, t = np.unique(truth, return_inverse=True)
+    p_ids, p = np.unique(pred, return_inverse=True)
+    table = np.bincount(t.ravel() * len(p_ids) + p.ravel(), minlength=len(t_ids) * len(p_ids))
+    table = table.reshape(len(t_ids), len(p_ids))[1:, 1:].astype(np.float64)
+    area_t = np.bincount(t.ravel())[1:, None]
+    area_p = np.bincount(p.ravel())[None, 1:]
+    iou = table / (area_t + area_p - table)
+    tps = []
+    for th in thresholds:
+        cost = -(iou >= th).astype(np.float64) - iou / (min(iou.shape) + 1)
+        rows, cols = linear_sum_assignment(cost)
+        tps.append(int(np.count_nonzero(iou[rows, cols] >= th)))
+    return tps
+
+
+def test_real_images_match_dense_reference(shared_data_dir):
+    import tifffile
+    from scipy import ndimage
+    from skimage.filters import threshold_otsu
+
+    index = pd.read_csv(shared_data_dir / "index.csv")
+    thresholds = [0.1, 0.3, 0.5, 0.7, 0.9]
+    for name in index["name"].iloc[::60]:
+        image = tifffile.imread(shared_data_dir / "images" / f"{name}.tif")
+        truth = tifffile.imread(shared_data_dir / "labels" / f"{name}.tif")
+        pred, _ = ndimage.label(image > threshold_otsu(image))
+        df = evaluate(truth, pred, thresholds=thresholds)
+        assert df["tp"].tolist() == dense_reference(truth, pred, thresholds), name
+        assert (df["n_true"] == truth.max()).all()

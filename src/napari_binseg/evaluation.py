@@ -36,18 +36,27 @@ def _to_instances(labels, *, label_masks):
     connectivity when ``label_masks`` is True; other label images keep their objects, only
     renumbered, so gaps in the numbering do not matter.
     """
-    import fastremap
-
     labels = np.asarray(labels)
     if labels.dtype == bool:
         labels = labels.view(np.uint8)
-    if label_masks:
-        values = fastremap.unique(labels) if labels.size else np.zeros(0, labels.dtype)
-        if len(values) <= 2 and set(values.tolist()) <= {0, 1}:
-            from scipy import ndimage
+    lo, hi = int(labels.min()), int(labels.max())
+    if label_masks and lo >= 0 and hi <= 1:
+        from scipy import ndimage
 
-            components, n = ndimage.label(labels)
-            return components, int(n)
+        components, n = ndimage.label(labels)
+        return components, int(n)
+    if lo >= 0 and hi <= 2 * labels.size:
+        if labels.dtype == np.uint64:
+            labels = labels.astype(np.int64)  # np.bincount refuses uint64
+        # Small non-negative ids: a lookup table is cheaper than hashing every pixel.
+        present = np.flatnonzero(np.bincount(labels.ravel(), minlength=hi + 1)[1:]) + 1
+        if len(present) == hi:
+            return labels, hi
+        lut = np.zeros(hi + 1, np.int64)
+        lut[present] = np.arange(1, len(present) + 1)
+        return lut[labels], len(present)
+    import fastremap
+
     renumbered, mapping = fastremap.renumber(labels, preserve_zero=True, in_place=False)
     return renumbered, len(mapping) - (1 if 0 in mapping else 0)
 
@@ -74,8 +83,7 @@ def _pair_table(truth, pred, n_true, n_pred):
     p = pred[both]
     table = sparse.coo_matrix(
         (np.ones(len(t), np.int64), (t, p)), shape=(n_true + 1, n_pred + 1)
-    ).tocsr()
-    table.sum_duplicates()
+    ).tocsr()  # sums the duplicate (true, pred) entries: one count per overlapping pair
     table = table.tocoo()
     rows = table.row.astype(np.int64) - 1
     cols = table.col.astype(np.int64) - 1
