@@ -6,7 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from napari_binseg.evaluation import DEFAULT_THRESHOLDS, aggregate, evaluate, pixel_scores
+from napari_binseg.evaluation import (
+    DEFAULT_THRESHOLDS,
+    aggregate,
+    evaluate,
+    match_objects,
+    pixel_scores,
+)
 
 DTYPES = [np.uint8, np.uint16, np.int32, np.int64, np.uint64]
 
@@ -343,3 +349,25 @@ def test_real_images_match_dense_reference(shared_data_dir):
         df = evaluate(truth, pred, thresholds=thresholds)
         assert df["tp"].tolist() == dense_reference(truth, pred, thresholds), name
         assert (df["n_true"] == truth.max()).all()
+
+
+def test_match_objects_pairs():
+    # The greedy-vs-optimal strip: at 0.15 the pairs are A-Y (1-1) and B-X (2-2).
+    truth = np.zeros((1, 40), np.uint8)
+    truth[0, 0:20] = 1
+    truth[0, 22:30] = 2
+    pred = np.zeros_like(truth)
+    pred[0, 0:6] = 1
+    pred[0, 6:26] = 2
+    m = match_objects(truth, pred, threshold=0.15)
+    order = np.argsort(m["true_ids"])
+    assert m["true_ids"][order].tolist() == [1, 2]
+    assert m["pred_ids"][order].tolist() == [1, 2]
+    assert m["iou"][order] == pytest.approx([0.3, 4 / 24])
+    m = match_objects(truth, pred, threshold=0.2)
+    assert (m["true_ids"].tolist(), m["pred_ids"].tolist()) == ([1], [2])
+    assert m["false_negatives"].tolist() == [2] and m["false_positives"].tolist() == [1]
+    # Gapped labels are renumbered consistently in the returned images.
+    gapped = match_objects(truth * 7, pred * 3, threshold=0.2)
+    np.testing.assert_array_equal(gapped["ground_truth"], truth)
+    assert gapped["pred_ids"].tolist() == [2]

@@ -101,15 +101,17 @@ def _match(rows, cols, iou, n_true, n_pred):
 
     Returns
     -------
-    matched_iou : (tp,) float64 ndarray
+    rows, cols : (tp,) int64 ndarray
+        0-based object indices of the matched pairs.
+    iou : (tp,) float64 ndarray
         IoU of the matched pairs.
     """
     if len(rows) == 0:
-        return np.zeros(0)
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
     deg_true = np.bincount(rows, minlength=n_true)
     deg_pred = np.bincount(cols, minlength=n_pred)
     single = (deg_true[rows] == 1) & (deg_pred[cols] == 1)
-    matched = [iou[single]]
+    out = [(rows[single], cols[single], iou[single])]
     rows, cols, iou = rows[~single], cols[~single], iou[~single]
     if len(rows):
         from scipy import sparse
@@ -129,10 +131,67 @@ def _match(rows, cols, iou, n_true, n_pred):
             big = min(len(r_ids), len(c_ids)) + 1.0
             weights = np.zeros((len(r_ids), len(c_ids)))
             weights[r, c] = big + iou[group]
+            values = np.zeros_like(weights)
+            values[r, c] = iou[group]
             ri, ci = linear_sum_assignment(weights, maximize=True)
             keep = weights[ri, ci] > 0
-            matched.append(weights[ri, ci][keep] - big)
-    return np.concatenate(matched)
+            out.append((r_ids[ri[keep]], c_ids[ci[keep]], values[ri[keep], ci[keep]]))
+    return tuple(np.concatenate(parts) for parts in zip(*out))
+
+
+def match_objects(ground_truth, prediction, *, threshold=0.5, label_masks=True):
+    """The one-to-one matching :func:`evaluate` uses, at one IoU threshold.
+
+    Parameters
+    ----------
+    ground_truth, prediction : (M, N[, P]) array of int or bool, same shape
+        Instance labels or binary masks (split into components as in :func:`evaluate`).
+    threshold : float, optional
+        IoU threshold in (0, 1].
+    label_masks : bool, optional
+        See :func:`evaluate`.
+
+    Returns
+    -------
+    result : dict
+        ``ground_truth`` and ``prediction``: the instance label images matched (consecutive
+        labels 1..n; equal to the inputs when those are already numbered 1..n without gaps);
+        ``true_ids``, ``pred_ids`` (K,) int arrays of the matched pairs' labels in those
+        images and their ``iou``; ``false_negatives`` and ``false_positives``: labels left
+        unmatched.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> truth = np.array([[1, 1, 0, 2, 2]]); pred = np.array([[1, 1, 0, 0, 2]])
+    >>> m = match_objects(truth, pred, threshold=0.5)
+    >>> m["true_ids"].tolist(), m["pred_ids"].tolist(), m["false_negatives"].tolist()
+    ([1, 2], [1, 2], [])
+    """
+    truth = check_labels(ground_truth, name="ground_truth")
+    pred = check_labels(prediction, name="prediction")
+    if truth.shape != pred.shape:
+        raise ValueError(
+            f"ground_truth and prediction must have the same shape, got {truth.shape} and "
+            f"{pred.shape}"
+        )
+    (t,) = _check_thresholds(threshold)
+    truth = np.asarray(truth.compute() if is_dask(truth) else truth)
+    pred = np.asarray(pred.compute() if is_dask(pred) else pred)
+    truth, n_true = _to_instances(truth, label_masks=label_masks)
+    pred, n_pred = _to_instances(pred, label_masks=label_masks)
+    rows, cols, iou, _, _ = _pair_table(truth, pred, n_true, n_pred)
+    keep = iou >= t
+    mr, mc, miou = _match(rows[keep], cols[keep], iou[keep], n_true, n_pred)
+    return {
+        "ground_truth": truth,
+        "prediction": pred,
+        "true_ids": mr + 1,
+        "pred_ids": mc + 1,
+        "iou": miou,
+        "false_negatives": np.setdiff1d(np.arange(1, n_true + 1), mr + 1),
+        "false_positives": np.setdiff1d(np.arange(1, n_pred + 1), mc + 1),
+    }
 
 
 def _scores(tp, fp, fn, sum_iou):
@@ -201,9 +260,9 @@ def _evaluate_one(truth, pred, thresholds, label_masks):
     sum_iou = np.zeros(len(thresholds))
     for i, t in enumerate(thresholds):
         keep = iou >= t
-        matched = _match(rows[keep], cols[keep], iou[keep], n_true, n_pred)
-        tp[i] = len(matched)
-        sum_iou[i] = matched.sum()
+        matched_iou = _match(rows[keep], cols[keep], iou[keep], n_true, n_pred)[2]
+        tp[i] = len(matched_iou)
+        sum_iou[i] = matched_iou.sum()
     intersection = int(np.count_nonzero((truth > 0) & (pred > 0)))
     pixel = (intersection, int(areas_true.sum()), int(areas_pred.sum()))
     return _table(thresholds, tp, n_pred - tp, n_true - tp, sum_iou, n_true, n_pred, pixel)
