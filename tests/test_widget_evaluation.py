@@ -113,3 +113,18 @@ def test_evaluate_widget_bad_input(make_napari_viewer, qtbot, errors):
     run_and_wait(qtbot, widget)
     assert len(errors) == 2 and "different layers" in errors[1]
     assert len(viewer.layers) == n_layers
+
+
+def test_error_map_uses_optimal_matching_below_half():
+    # truth 1 overlaps pred 1 and 2; pred 1 also overlaps truth 2. Greedy by IoU would pair
+    # (1, 1) and leave two errors; the optimal matching at 0.3 pairs (1, 2) and (2, 1).
+    truth = np.zeros((1, 12), np.uint8)
+    pred = np.zeros_like(truth)
+    truth[0, 0:6] = 1
+    truth[0, 6:12] = 2
+    pred[0, 2:9] = 1   # IoU with truth 1: 4/9, with truth 2: 3/10
+    pred[0, 0:2] = 2   # IoU with truth 1: 2/6
+    errors_, n_fp, n_fn = error_map(truth, pred, iou_threshold=0.3)
+    assert (n_fp, n_fn) == (0, 0) and not errors_.any()
+    errors_, n_fp, n_fn = error_map(truth, pred, iou_threshold=0.4)
+    assert (n_fp, n_fn) == (1, 1)

@@ -28,37 +28,19 @@ ERROR_COLORS = {None: "transparent", 0: "transparent", FALSE_POSITIVE: "magenta"
                 FALSE_NEGATIVE: "cyan", BOTH: "yellow"}
 
 
-def _instances(labels):
-    """Consecutive instance labels; a 0/1 mask is split into face-connected components, as
-    :func:`napari_binseg.evaluate` does."""
-    labels = np.asarray(labels)
-    if labels.dtype == bool:
-        labels = labels.view(np.uint8)
-    values = np.unique(labels)
-    if len(values) <= 2 and set(values.tolist()) <= {0, 1}:
-        from scipy import ndimage
-
-        return ndimage.label(labels)
-    lut_values, inverse = np.unique(labels.ravel(), return_inverse=True)
-    inverse = inverse.reshape(labels.shape)
-    if lut_values[0] != 0:
-        inverse = inverse + 1
-    return inverse, int(np.count_nonzero(lut_values))
-
-
 def error_map(ground_truth, prediction, *, iou_threshold=0.5):
     """Mark unmatched objects: 1 = false positive, 2 = false negative, 3 = both overlap.
 
-    Objects match when their IoU is at least ``iou_threshold``; at 0.5 and above every object
-    has at most one partner, so the result agrees with the ``fp`` and ``fn`` counts of
-    :func:`napari_binseg.evaluate` at that threshold.
+    Uses the optimal one-to-one matching of :func:`napari_binseg.evaluation.match_objects`
+    (the one :func:`napari_binseg.evaluate` counts with), so the marked objects agree with the
+    table's ``fp`` and ``fn`` at that threshold.
 
     Parameters
     ----------
     ground_truth, prediction : (M, N[, P]) arrays of int or bool, same shape
         Instance labels (0 = background); 0/1 masks are split into connected components.
     iou_threshold : float
-        In [0.5, 1].
+        In (0, 1].
 
     Returns
     -------
@@ -66,37 +48,13 @@ def error_map(ground_truth, prediction, *, iou_threshold=0.5):
     n_fp, n_fn : int
         Numbers of false-positive and false-negative objects.
     """
-    if not 0.5 <= iou_threshold <= 1:
-        raise ValueError(f"iou_threshold must be in [0.5, 1], got {iou_threshold}")
-    truth = np.asarray(ground_truth)
-    pred = np.asarray(prediction)
-    if truth.shape != pred.shape:
-        raise ValueError(
-            f"ground_truth and prediction must have the same shape, got {truth.shape} and "
-            f"{pred.shape}"
-        )
-    t, n_t = _instances(truth)
-    p, n_p = _instances(pred)
-    t = t.ravel().astype(np.int64)
-    p = p.ravel().astype(np.int64)
-    area_t = np.bincount(t, minlength=n_t + 1)
-    area_p = np.bincount(p, minlength=n_p + 1)
-    both = (t > 0) & (p > 0)
-    pairs, inter = np.unique(t[both] * (n_p + 1) + p[both], return_counts=True)
-    pt, pp = pairs // (n_p + 1), pairs % (n_p + 1)
-    iou = inter / (area_t[pt] + area_p[pp] - inter)
-    good = iou >= iou_threshold
-    matched_t = np.zeros(n_t + 1, bool)
-    matched_p = np.zeros(n_p + 1, bool)
-    matched_t[pt[good]] = True
-    matched_p[pp[good]] = True
-    fp_objects = ~matched_p
-    fp_objects[0] = False
-    fn_objects = ~matched_t
-    fn_objects[0] = False
-    errors = (fp_objects[p].astype(np.uint8) * FALSE_POSITIVE
-              + fn_objects[t].astype(np.uint8) * FALSE_NEGATIVE)
-    return errors.reshape(truth.shape), int(fp_objects.sum()), int(fn_objects.sum())
+    from napari_binseg.evaluation import match_objects
+
+    m = match_objects(ground_truth, prediction, threshold=iou_threshold)
+    fp = np.isin(m["prediction"], m["false_positives"]).astype(np.uint8)
+    fn = np.isin(m["ground_truth"], m["false_negatives"]).astype(np.uint8)
+    errors = fp * FALSE_POSITIVE + fn * FALSE_NEGATIVE
+    return errors, int(len(m["false_positives"])), int(len(m["false_negatives"]))
 
 
 class EvaluateWidget(BinsegWidget):
@@ -111,7 +69,7 @@ class EvaluateWidget(BinsegWidget):
 
         self.ground_truth = layer_combo(napari_viewer, Labels, label="ground truth")
         self.prediction = layer_combo(napari_viewer, Labels, label="prediction")
-        self.iou = FloatSpinBox(label="IoU for error map", min=0.5, max=1.0, step=0.05,
+        self.iou = FloatSpinBox(label="IoU for error map", min=0.05, max=1.0, step=0.05,
                                 value=0.5)
         self.time_series = CheckBox(text="first axis is time (score per frame)", value=False)
         for name, w in (("ground_truth", self.ground_truth), ("prediction", self.prediction),
