@@ -1,0 +1,399 @@
+"""Core thresholding: equality with scikit-image, scopes, dask, options and bad inputs (no Qt)."""
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import dask.array as da
+import numpy as np
+import pytest
+import skimage.filters as skf
+import tifffile
+from scipy import ndimage as ndi
+from skimage.morphology import remove_small_objects
+
+from napari_binseg import THRESHOLD_METHODS, threshold, threshold_value
+
+METHODS = [m for m in THRESHOLD_METHODS if m != "manual"]
+SAMPLE = Path(__file__).parents[1] / "src" / "napari_binseg" / "data" / "nuclei_175dbb364bfefc95.tif"
+
+
+def as_dtype(image, dtype):
+    """The uint8 sample as uint8, uint16 (range x3, so values are not all < 256) or float32."""
+    if dtype == "uint8":
+        return image
+    if dtype == "uint16":
+        return image.astype(np.uint16) * 3
+    if dtype == "int16":
+        return image.astype(np.int16) - 100
+    return (image / 255).astype(dtype)
+
+
+def skimage_threshold(image, method, classes=3):
+    func = getattr(skf, f"threshold_{method}")
+    return func(image, classes=classes) if method == "multiotsu" else func(image)
+
+
+def assert_same_threshold(ours, image, method):
+    """Ours equals scikit-image's, or both refuse (threshold_minimum without two peaks)."""
+    try:
+        expected = skimage_threshold(image, method)
+    except RuntimeError:
+        with pytest.raises(ValueError, match="minimum"):
+            ours()
+        return
+    np.testing.assert_array_equal(np.asarray(ours()), np.asarray(expected, dtype=np.float64))
+
+
+# ------------------------------------------------------------------ equality with skimage
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "int16", "float32", "float64"])
+def test_equals_skimage_on_samples(sample_images, method, dtype):
+    for name, image in sample_images.items():
+        data = as_dtype(image, dtype)
+        assert_same_threshold(lambda: threshold_value(data, method), data, method)
+
+
+@pytest.mark.parametrize("method", ["otsu", "li", "yen", "triangle", "isodata", "mean"])
+def test_equals_skimage_full_uint16_range(sample_image, method):
+    image = sample_image.astype(np.uint16) * 257  # 65536 grey levels, one bin each
+    assert threshold_value(image, method) == skimage_threshold(image, method)
+
+
+def test_equals_skimage_on_shared_data(shared_data_dir):
+    with open(shared_data_dir / "index.csv") as f:
+        names = sorted(row["name"] for row in csv.DictReader(f))[::60]  # a spread of ~7 images
+    for name in names:
+        image = tifffile.imread(shared_data_dir / "images" / f"{name}.tif")
+        for data in (image, (image / 255).astype(np.float32)):
+            for method in METHODS:
+                assert_same_threshold(lambda: threshold_value(data, method), data, method)
+
+
+def test_multiotsu_wide_integer_range_is_binned_like_float():
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 200_000, (64, 64)).astype(np.int32)
+    expected = skf.threshold_multiotsu(image.astype(np.float64), classes=3)
+    np.testing.assert_allclose(threshold_value(image, "multiotsu"), expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("classes", [2, 3, 4])
+def test_multiotsu_classes(sample_image, classes):
+    t = threshold_value(sample_image, "multiotsu", classes=classes)
+    expected = skf.threshold_multiotsu(sample_image, classes=classes)
+    np.testing.assert_array_equal(t, expected)
+    labels = threshold(sample_image, "multiotsu", classes=classes)
+    assert labels.dtype == np.uint8
+    np.testing.assert_array_equal(labels, np.digitize(sample_image, bins=expected))
+    assert set(np.unique(labels)) == set(range(classes))
+
+
+# ------------------------------------------------------------------------------- masks
+
+
+@pytest.mark.parametrize("method", ["otsu", "li", "triangle", "mean"])
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "float32"])
+def test_mask_is_image_greater_than_value(sample_image, method, dtype):
+    image = as_dtype(sample_image, dtype)
+    mask, t = threshold(image, method, return_thresholds=True)
+    assert isinstance(t, float) and t == threshold_value(image, method)
+    assert mask.dtype == np.uint8 and mask.shape == image.shape
+    np.testing.assert_array_equal(mask, image > t)
+    np.testing.assert_array_equal(threshold(image, method, invert=True), image <= t)
+
+
+def test_manual_value_and_input_untouched(sample_image):
+    image = sample_image.copy()
+    mask, t = threshold(image, "manual", value=37.5, return_thresholds=True)
+    assert t == 37.5
+    np.testing.assert_array_equal(mask, sample_image > 37.5)
+    np.testing.assert_array_equal(image, sample_image)
+
+
+def test_nan_is_ignored_and_background():
+    rng = np.random.default_rng(0)
+    image = np.concatenate([rng.normal(10, 1, 500), rng.normal(30, 2, 300)]).astype(np.float32)
+    image = image.reshape(20, 40)
+    image[3, :7] = np.nan
+    valid = image[~np.isnan(image)]
+    assert threshold_value(image, "otsu") == skf.threshold_otsu(valid)
+    assert threshold_value(image, "li") == skf.threshold_li(valid)
+    assert threshold_value(image, "mean") == np.mean(valid)
+    assert threshold(image)[3, :7].sum() == 0
+    assert threshold(image, invert=True)[3, :7].sum() == 0
+
+
+# ------------------------------------------------------------------------------ scopes
+
+
+def small_stack():
+    """(3, 2, 64, 80) uint8 crops of the real sample: (T, Z, Y, X), planes all different."""
+    image = tifffile.imread(SAMPLE)
+    crops = [image[y : y + 64, x : x + 80] for y in (0, 100, 200) for x in (0, 150)]
+    stack = np.stack(crops).reshape(3, 2, 64, 80)
+    return stack + np.arange(6, dtype=np.uint8).reshape(3, 2, 1, 1) * 5  # shift some planes
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("dtype", ["uint8", "float32"])
+def test_slice_scope_equals_loop(method, dtype):
+    stack = as_dtype(small_stack(), dtype)
+    expected = np.array(
+        [[np.reshape(skimage_threshold(p, method), -1) for p in frame] for frame in stack]
+    )
+    if method != "multiotsu":
+        expected = expected[..., 0]
+    t = threshold_value(stack, method, scope="slice")
+    assert t.shape == expected.shape
+    np.testing.assert_array_equal(t, expected)
+    mask = threshold(stack[0], method, scope="slice")  # 3D (Z, Y, X): one value per plane
+    for z in range(2):
+        if method == "multiotsu":
+            np.testing.assert_array_equal(mask[z], np.digitize(stack[0, z], expected[0, z]))
+        else:
+            np.testing.assert_array_equal(mask[z], stack[0, z] > expected[0, z])
+
+
+@pytest.mark.parametrize("method", ["otsu", "li", "yen", "triangle", "mean", "multiotsu"])
+@pytest.mark.parametrize("ndim", [3, 4])
+def test_frame_scope_equals_loop(method, ndim):
+    stack = small_stack() if ndim == 4 else small_stack()[:, 0]
+    t = threshold_value(stack, method, scope="frame")
+    expected = np.array([skimage_threshold(frame, method) for frame in stack])
+    np.testing.assert_array_equal(t, expected)
+    assert t.shape[:1] == (3,)
+    mask = threshold(stack, method, scope="frame")
+    for i, frame in enumerate(stack):
+        if method == "multiotsu":
+            np.testing.assert_array_equal(mask[i], np.digitize(frame, expected[i]))
+        else:
+            np.testing.assert_array_equal(mask[i], frame > expected[i])
+
+
+def test_image_scope_on_a_stack_is_one_threshold():
+    stack = small_stack()
+    assert threshold_value(stack, "otsu") == skf.threshold_otsu(stack)
+    assert threshold_value(stack, "li") == skf.threshold_li(stack)
+
+
+def test_blank_plane_in_a_stack_is_background():
+    stack = small_stack()[0].copy()
+    stack[1] = 7
+    t = threshold_value(stack, scope="slice")
+    assert t[1] == 7 and t[0] == skf.threshold_otsu(stack[0])
+    assert threshold(stack, scope="slice")[1].sum() == 0
+
+
+# -------------------------------------------------------------------------------- dask
+
+
+@pytest.mark.parametrize("scope", ["image", "slice", "frame"])
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "float32"])
+@pytest.mark.parametrize("method", ["otsu", "li", "mean", "multiotsu"])
+def test_dask_equals_numpy(scope, dtype, method):
+    stack = as_dtype(small_stack(), dtype)
+    lazy = da.from_array(stack, chunks=(2, 1, 40, 50))  # chunks split planes and frames
+    t_np = threshold_value(stack, method, scope=scope)
+    t_da = threshold_value(lazy, method, scope=scope)
+    np.testing.assert_array_equal(t_da, t_np)
+    mask = threshold(lazy, method, scope=scope)
+    assert isinstance(mask, da.Array) and mask.chunks == lazy.chunks
+    np.testing.assert_array_equal(mask.compute(), threshold(stack, method, scope=scope))
+
+
+@pytest.mark.parametrize("scope", ["image", "slice", "frame"])
+def test_dask_postprocessing_and_sigma_equal_numpy(scope):
+    stack = small_stack()
+    lazy = da.from_array(stack, chunks=(1, 2, 32, 40))
+    options = dict(scope=scope, fill_holes=True, min_size=15, sigma=1.0, invert=False)
+    np.testing.assert_array_equal(
+        threshold(lazy, **options).compute(), threshold(stack, **options)
+    )
+
+
+# ---------------------------------------------------------------------------- options
+
+
+def test_sigma_smooths_only_within_planes():
+    stack = np.zeros((3, 21, 21), np.uint16)
+    stack[1, 10, 10] = 1000
+    smooth = ndi.gaussian_filter(stack.astype(np.float32), (0, 2, 2))
+    mask, t = threshold(stack, "manual", value=5.0, sigma=2, return_thresholds=True)
+    np.testing.assert_array_equal(mask, smooth > 5.0)
+    assert mask[0].sum() == mask[2].sum() == 0 and mask[1].sum() > 1
+    assert threshold_value(stack, "otsu", sigma=2) == skf.threshold_otsu(smooth)
+
+
+def test_sigma_keeps_nan_holes_from_spreading():
+    image = np.full((20, 20), 10.0, np.float32)
+    image[5:15, 5:15] = 50
+    image[0, 0] = np.nan
+    mask = threshold(image, "manual", value=30, sigma=1.0)
+    assert mask[0, 0] == 0 and mask[10, 10] == 1 and mask[0, 1] == 0
+    assert not np.isnan(threshold_value(image, "otsu", sigma=1.0))
+
+
+def test_invert_dark_objects():
+    image = np.full((10, 10), 200, np.uint8)
+    image[2:5, 2:5] = 20
+    mask = threshold(image, "manual", value=100, invert=True)
+    assert mask.sum() == 9 and mask[2:5, 2:5].all()
+
+
+def ring_image():
+    image = np.zeros((12, 12), np.uint8)
+    image[2:9, 2:9] = 200
+    image[4:7, 4:7] = 0  # a 3x3 hole
+    image[10, 10] = 200  # a single pixel object
+    return image
+
+
+def test_fill_holes_and_min_size_handmade():
+    image = ring_image()
+    assert threshold(image, "manual", value=100).sum() == 49 - 9 + 1
+    assert threshold(image, "manual", value=100, fill_holes=True).sum() == 49 + 1
+    assert threshold(image, "manual", value=100, fill_holes=True, min_size=2).sum() == 49
+    assert threshold(image, "manual", value=100, min_size=41).sum() == 0
+    assert threshold(image, "manual", value=100, min_size=40).sum() == 40
+
+
+def test_fill_holes_and_min_size_match_scipy_skimage(sample_image):
+    mask = sample_image > skf.threshold_otsu(sample_image)
+    expected = remove_small_objects(ndi.binary_fill_holes(mask), max_size=29)
+    ours = threshold(sample_image, fill_holes=True, min_size=30)
+    np.testing.assert_array_equal(ours, expected)
+
+
+def test_postprocessing_unit_follows_scope():
+    # A tube open at both ends along Z: in 3D its inside reaches the border (not a hole),
+    # in each plane it is a ring with a hole.
+    tube = np.zeros((5, 9, 9), np.uint8)
+    tube[:, 2:7, 2:7] = 200
+    tube[:, 4, 4] = 0
+    assert threshold(tube, "manual", value=1, fill_holes=True)[:, 4, 4].sum() == 0
+    assert threshold(tube, "manual", value=1, fill_holes=True, scope="slice")[:, 4, 4].all()
+    # One object of 2 pixels per plane, 10 pixels in 3D: min_size=5 keeps it only in 3D.
+    column = np.zeros((5, 6, 6), np.uint8)
+    column[:, 2, 2:4] = 9
+    assert threshold(column, "manual", value=1, min_size=5).sum() == 10
+    assert threshold(column, "manual", value=1, min_size=5, scope="slice").sum() == 0
+    four_d = np.stack([column, column])
+    # (T, Z, Y, X): the two frames touch along T, one 4D object of 20 pixels.
+    assert threshold(four_d, "manual", value=1, min_size=20).sum() == 20
+    assert threshold(four_d, "manual", value=1, min_size=21).sum() == 0
+    assert threshold(four_d, "manual", value=1, min_size=11, scope="frame").sum() == 0
+    assert threshold(four_d, "manual", value=1, min_size=10, scope="frame").sum() == 20
+
+
+def test_progress_is_reported_and_can_cancel():
+    stack = small_stack()[0]
+    calls = []
+    threshold(stack, scope="slice", progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(1, 2), (2, 2)]
+
+    def cancel(done, total):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        threshold(stack, scope="slice", progress=cancel)
+    calls.clear()
+    threshold(stack, progress=lambda done, total: calls.append((done, total)))
+    assert calls and calls[-1][0] == calls[-1][1]
+
+
+# -------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    ("image", "kwargs", "match"),
+    [
+        (np.zeros((8, 8, 3), np.uint8), {}, "RGB"),
+        (np.full((8, 8), np.nan), {}, "only NaN"),
+        (np.full((8, 8), 3, np.uint16), {}, "constant"),
+        (np.full((8, 8), 0.5, np.float32), {"method": "li"}, "constant"),
+        (np.zeros((0, 8)), {}, "empty"),
+        (np.arange(16.0).reshape(4, 4), {"method": "magic"}, "method must be one of"),
+        (np.arange(16.0).reshape(4, 4), {"scope": "plane"}, "scope must be one of"),
+        (np.arange(16.0).reshape(4, 4), {"scope": "frame"}, "time axis"),
+        (np.arange(16.0).reshape(4, 4), {"method": "multiotsu", "classes": 1}, "classes"),
+        (np.arange(16.0).reshape(4, 4), {"sigma": -1}, "sigma"),
+        (np.array([[0, np.inf], [1, 2]]), {}, "infinite"),
+        (np.arange(10), {}, "dimensions"),
+    ],
+)
+def test_bad_inputs_raise_clear_errors(image, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        threshold(image, **kwargs)
+    if kwargs.get("method") != "manual":
+        with pytest.raises(ValueError, match=match):
+            threshold_value(image, **kwargs)
+
+
+def test_manual_needs_a_value():
+    with pytest.raises(ValueError, match="value="):
+        threshold(np.arange(16.0).reshape(4, 4), "manual")
+    with pytest.raises(ValueError, match="value"):
+        threshold(np.arange(16.0).reshape(4, 4), "manual", value=float("nan"))
+    with pytest.raises(ValueError, match="multiotsu"):
+        threshold(np.arange(16.0).reshape(4, 4), "multiotsu", min_size=3)
+
+
+# ----------------------------------------------------------------- kernels, imports
+
+
+def test_float_histogram_kernel_matches_numpy():
+    from napari_binseg import _histogram
+
+    rng = np.random.default_rng(3)
+    for dtype in (np.float32, np.float64):
+        values = (rng.standard_normal(200_003) * 1e3).astype(dtype)
+        values[::97] = values[5]  # repeated values, some right on bin edges below
+        counts, edges = np.histogram(values, bins=256)
+        values[:256] = edges[:256]
+        counts, edges = np.histogram(values, bins=256)
+        np.testing.assert_array_equal(_histogram.hist_edges(values, edges), counts)
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int16, np.uint16, np.int32, np.int64])
+def test_integer_histogram_kernel_matches_bincount(dtype):
+    from napari_binseg import _histogram
+
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(4)
+    lo, hi = max(info.min, -300), min(info.max, 300)
+    values = rng.integers(lo, hi, 100_001).astype(dtype)
+    assert _histogram.minmax(values)[:2] == (int(values.min()), int(values.max()))
+    offset = int(values.min())
+    np.testing.assert_array_equal(
+        _histogram.hist_int(values, offset, int(values.max()) - offset + 1),
+        np.bincount(values.astype(np.int64) - offset),
+    )
+
+
+def test_jit_falls_back_without_a_cache_location(monkeypatch):
+    import numba
+
+    from napari_binseg import _histogram
+
+    real = numba.njit
+
+    def njit(**options):
+        if options.get("cache"):
+            raise RuntimeError("cannot cache function: no locator available")
+        return real(**options)
+
+    monkeypatch.setattr(numba, "njit", njit)
+    square_sum = _histogram._jit(lambda a: (a * a).sum())
+    assert square_sum(np.arange(4)) == 14
+
+
+def test_import_is_light():
+    code = (
+        "import sys, napari_binseg.thresholding; "
+        "print(any(m in sys.modules for m in ('numba', 'torch', 'napari', 'qtpy')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
