@@ -1,0 +1,158 @@
+"""The "U-Net predict" dock widget: Image layer in, instance Labels (and optionally the
+probability map) out.
+
+torch and monai are imported by the core inside the worker, on the first run: opening this
+widget (or any other) never imports them.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import TYPE_CHECKING
+
+from magicgui.widgets import CheckBox, ComboBox, FileEdit, FloatSpinBox, SpinBox
+
+from ._common import BinsegWidget, image_data, layer_combo, upsert_layer
+
+if TYPE_CHECKING:
+    import napari
+
+MODEL_SOURCES = (("bundled nuclei model", "nuclei"), ("model file", "file"),
+                 ("model folder (MONAI bundle)", "folder"))
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def _accepts(func, name) -> bool:
+    try:
+        return name in inspect.signature(func).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+class PredictWidget(BinsegWidget):
+    """Segment nuclei with a U-Net; outputs ``"<image> [unet]"`` (and ``[unet probability]``)."""
+
+    widget_id = "predict"
+    run_text = "Predict"
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer, parent=None):
+        super().__init__(napari_viewer, parent)
+        from napari.layers import Image
+
+        self.image = layer_combo(napari_viewer, Image, label="image")
+        self.model_source = ComboBox(label="model", choices=list(MODEL_SOURCES), value="nuclei")
+        self.model_path = FileEdit(label="model path", mode="r")
+        self.device = ComboBox(label="device", choices=list(DEVICES), value="auto")
+        self.tile_size = SpinBox(label="tile size", min=32, max=4096, step=32, value=256)
+        self.overlap = FloatSpinBox(label="tile overlap", min=0.0, max=0.75, step=0.05,
+                                    value=0.25)
+        self.batch_size = SpinBox(label="batch size", min=1, max=64, value=4)
+        self.prob_threshold = FloatSpinBox(label="probability threshold", min=0.01, max=0.99,
+                                           step=0.05, value=0.5)
+        self.add_probability = CheckBox(text="also add probability map", value=False)
+        for name, w in (
+            ("image", self.image), ("model_source", self.model_source),
+            ("model_path", self.model_path), ("device", self.device),
+            ("tile_size", self.tile_size), ("overlap", self.overlap),
+            ("batch_size", self.batch_size), ("prob_threshold", self.prob_threshold),
+            ("add_probability", self.add_probability),
+        ):
+            w.name = name
+            self.form.append(w)
+        self.model_source.changed.connect(self._show_model_path)
+        self._show_model_path()
+        self.output = None
+        self.probability = None
+
+    def _show_model_path(self, *_):
+        source = self.model_source.value
+        self.model_path.visible = source != "nuclei"
+        self.model_path.mode = "d" if source == "folder" else "r"
+
+    def model(self) -> str:
+        """``"nuclei"`` or the chosen file/folder path."""
+        if self.model_source.value == "nuclei":
+            return "nuclei"
+        path = str(self.model_path.value or "")
+        if path in ("", "."):
+            raise ValueError("model: choose a model file or folder first")
+        return path
+
+    def parameters(self) -> dict:
+        return {
+            "device": self.device.value,
+            "tile_size": int(self.tile_size.value),
+            "overlap": float(self.overlap.value),
+            "batch_size": int(self.batch_size.value),
+            "prob_threshold": float(self.prob_threshold.value),
+        }
+
+    def run(self):
+        layer = self.image.value
+        try:
+            data = image_data(layer)
+            model = self.model()
+        except ValueError as exc:
+            self.report_error(exc)
+            return None
+        params = self.parameters()
+        want_probability = bool(self.add_probability.value)
+        progress = self.progress_callback
+
+        def work():
+            from napari_binseg.unet import load_model, predict, segment
+
+            loaded = load_model(model, device=params["device"])
+            info = {
+                "model": getattr(loaded, "name", str(model)),
+                "model_path": None if model == "nuclei" else model,
+                "weights_sha256": getattr(loaded, "sha256", None),
+                "model_config": getattr(loaded, "config", None),
+            }
+            if want_probability and _accepts(segment, "return_probabilities"):
+                labels, probability = segment(data, model, **params, progress=progress,
+                                              return_probabilities=True)
+            elif want_probability:
+                predict_params = {k: v for k, v in params.items() if k != "prob_threshold"}
+                probability = predict(data, model, **predict_params, progress=progress)
+                labels = _labels_from_probability(probability, params, segment, data, model,
+                                                  progress)
+            else:
+                labels = segment(data, model, **params, progress=progress)
+                probability = None
+            return labels, probability, info
+
+        def done(result):
+            import numpy as np
+
+            labels, probability, info = result
+            n = int(len(np.unique(labels)) - (1 if (labels == 0).any() else 0))
+            metadata = {"method": "unet", "parameters": params, "n_objects": n} | info
+            self.output = upsert_layer(
+                self.viewer, labels, layer_type="labels", source=layer, widget=self.widget_id,
+                name=f"{layer.name} [unet]", metadata=metadata,
+            )
+            if probability is not None:
+                self.probability = upsert_layer(
+                    self.viewer, probability, layer_type="image", source=layer,
+                    widget=self.widget_id, role="probability",
+                    name=f"{layer.name} [unet probability]", metadata=metadata,
+                    colormap="magma", contrast_limits=(0.0, 1.0), blending="additive",
+                )
+            self.status.setText(f"{self.output.name}: {n} objects ({info['model']})")
+
+        return self.start(work, on_result=done, label=f"Predicting {layer.name}")
+
+
+def _labels_from_probability(probability, params, segment, data, model, progress):
+    """Instances from an already computed probability map when the core offers a way to,
+    else by running ``segment`` (a second network pass)."""
+    from napari_binseg import unet
+
+    for name in ("probabilities_to_labels", "instances_from_probabilities", "postprocess"):
+        func = getattr(unet, name, None)
+        if func is not None:
+            kwargs = {"prob_threshold": params["prob_threshold"]} \
+                if _accepts(func, "prob_threshold") else {}
+            return func(probability, **kwargs)
+    return segment(data, model, **params, progress=progress)
