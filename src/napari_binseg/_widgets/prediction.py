@@ -109,16 +109,20 @@ class PredictWidget(BinsegWidget):
                 "weights_sha256": getattr(loaded, "sha256", None),
                 "model_config": getattr(loaded, "config", None),
             }
-            if want_probability and _accepts(segment, "return_probabilities"):
-                labels, probability = segment(data, model, **params, progress=progress,
-                                              return_probabilities=True)
+            flag = next((f for f in ("return_probability", "return_probabilities")
+                         if _accepts(segment, f)), None)
+            if want_probability and flag:
+                labels, probability = segment(data, loaded, **params, progress=progress,
+                                              **{flag: True})
             elif want_probability:
+                # Two passes (probabilities, then instances); the bar covers both.
                 predict_params = {k: v for k, v in params.items() if k != "prob_threshold"}
-                probability = predict(data, model, **predict_params, progress=progress)
-                labels = _labels_from_probability(probability, params, segment, data, model,
-                                                  progress)
+                probability = predict(data, loaded, **predict_params,
+                                      progress=lambda d, t: progress(d, 2 * t))
+                labels = segment(data, loaded, **params,
+                                 progress=lambda d, t: progress(t + d, 2 * t))
             else:
-                labels = segment(data, model, **params, progress=progress)
+                labels = segment(data, loaded, **params, progress=progress)
                 probability = None
             return labels, probability, info
 
@@ -142,17 +146,3 @@ class PredictWidget(BinsegWidget):
             self.status.setText(f"{self.output.name}: {n} objects ({info['model']})")
 
         return self.start(work, on_result=done, label=f"Predicting {layer.name}")
-
-
-def _labels_from_probability(probability, params, segment, data, model, progress):
-    """Instances from an already computed probability map when the core offers a way to,
-    else by running ``segment`` (a second network pass)."""
-    from napari_binseg import unet
-
-    for name in ("probabilities_to_labels", "instances_from_probabilities", "postprocess"):
-        func = getattr(unet, name, None)
-        if func is not None:
-            kwargs = {"prob_threshold": params["prob_threshold"]} \
-                if _accepts(func, "prob_threshold") else {}
-            return func(probability, **kwargs)
-    return segment(data, model, **params, progress=progress)
