@@ -224,3 +224,37 @@ def test_dask_stack_slice_scope(make_napari_viewer, qtbot, sample_image, errors)
 
     np.testing.assert_array_equal(out.data, threshold(stack, scope="slice", sigma=1.0))
     assert len(out.metadata["napari_binseg"]["thresholds"]) == 2
+
+
+def test_histogram_counts():
+    from napari_binseg._widgets._histogram import histogram
+
+    image = np.array([[3, 3, 5], [7, 7, 7]], np.uint8)
+    counts, edges = histogram(image)
+    np.testing.assert_array_equal(counts, [2, 0, 1, 0, 3])  # one bin per grey level 3..7
+    np.testing.assert_allclose(edges, np.arange(3, 9) - 0.5)
+    values = np.array([0.0, np.nan, 1.0, 0.5, np.inf], np.float32)
+    counts, edges = histogram(values, bins=4)
+    assert counts.sum() == 3 and edges[0] == 0.0 and edges[-1] == 1.0
+
+
+def test_frame_scope_preview(make_napari_viewer, qtbot, sample_image):
+    viewer = make_napari_viewer()
+    tile = sample_image[:64, :64]
+    movie = np.stack([np.stack([tile, tile // 2]), np.stack([tile // 4, tile // 4])])  # T,Z,Y,X
+    layer = viewer.add_image(movie.astype(np.uint8), name="movie")
+    widget = ThresholdWidget(viewer)
+    widget.image.value = layer
+    widget.scope.value = "frame"
+    viewer.dims.set_current_step(0, 1)
+    viewer.dims.set_current_step(1, 0)
+    t1 = filters.threshold_otsu(movie[1])
+
+    def shown():
+        found = output_layers(viewer, "threshold", role="preview")
+        return bool(found) and found[0].metadata["napari_binseg"]["plane"] == [1, 0]
+
+    qtbot.waitUntil(shown, timeout=10_000)
+    (preview,) = output_layers(viewer, "threshold", role="preview")
+    np.testing.assert_allclose(widget.histogram.thresholds, [t1])
+    np.testing.assert_array_equal(preview.data, movie[1, 0] > t1)

@@ -8,8 +8,8 @@ layer per (widget, input layer), updated in place on every re-run.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 from magicgui.widgets import ComboBox, Container
@@ -372,18 +372,3 @@ def ask_save_path(parent, default_name: str) -> str | None:
     path, _ = QFileDialog.getSaveFileName(parent, "Save table as CSV", default_name,
                                           "CSV files (*.csv)")
     return path or None
-
-
-def plain_params(container: Container, skip: Sequence[str] = ()) -> dict[str, Any]:
-    """Values of a magicgui form as a plain dict (layers left out)."""
-    import napari.layers
-
-    out = {}
-    for widget in container:
-        if widget.name in skip or not hasattr(widget, "value"):
-            continue
-        value = widget.value
-        if isinstance(value, napari.layers.Layer):
-            continue
-        out[widget.name] = jsonable(value)
-    return out
