@@ -215,7 +215,9 @@ def test_label_image_input_kept():
     labels = np.zeros((20, 30), np.int64)
     labels[5:15, 2:12] = 40
     labels[5:15, 12:22] = 1000
-    out, table = count_cells(labels, split_touching=False)
+    before = labels.copy()
+    out, table = count_cells(labels, split_touching=False, min_size=5)
+    np.testing.assert_array_equal(labels, before)
     assert len(table) == 2
     assert out[10, 5] != out[10, 15] and out[10, 5] > 0
     out, table = count_cells(labels, split_touching=True)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ._validation import check_image, check_labels, is_dask
-from .measure import AXES, _spacing, measure_objects
+from .measure import _measure_foreground, _spacing
 
 _CC3D = {2: {1: 4, 2: 8, 4: 4, 8: 8}, 3: {1: 6, 2: 18, 3: 26, 6: 6, 18: 18, 26: 26}}
 
@@ -96,7 +96,10 @@ def _count_frame(mask, image, *, is_labels, spacing, conn, min_size, max_size, s
         if labels.dtype.itemsize > 4 or labels.dtype.kind == "i" and labels.dtype.itemsize < 4:
             labels = labels.astype(np.int32)
     else:
-        labels = cc3d.connected_components(np.asarray(mask) != 0, connectivity=conn[1])
+        mask = np.asarray(mask)
+        # A 0/1 byte mask is already boolean data: avoid a comparison pass.
+        foreground = mask.view(bool) if mask.dtype.itemsize == 1 else mask != 0
+        labels = cc3d.connected_components(foreground, connectivity=conn[1], binary_image=True)
     if fill_holes:
         labels = _fill_holes(labels)
     step()
@@ -105,17 +108,31 @@ def _count_frame(mask, image, *, is_labels, spacing, conn, min_size, max_size, s
                                 connectivity=conn[0],
                                 image=image if split == "intensity" else None)
     step()
-    table = measure_objects(labels, image, spacing=spacing)
+    # Everything below works on the foreground pixels only; flatnonzero of a boolean array is
+    # ~5x faster than of uint32 labels, and the binary mask is that array when still valid.
+    if is_labels or fill_holes or split:
+        foreground = labels != 0
+    index = np.flatnonzero(foreground)
+    lab = labels.ravel()[index]
+    values = None if image is None else image.ravel()[index]
+    table = _measure_foreground(labels.shape, index, lab, values, spacing)
     size = table["area" if labels.ndim == 2 else "volume"].to_numpy()
     keep = size >= min_size
     if max_size is not None:
         keep &= size <= max_size
     if exclude_border:
         keep &= ~np.isin(table["label"].to_numpy(), _border_labels(labels))
-    lut = np.zeros(int(labels.max()) + 1, np.int32)
+    lut = np.zeros(int(lab.max()) + 1 if lab.size else 1, np.int32)
     new = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
     lut[table["label"].to_numpy()[keep]] = new
-    labels = lut[labels]
+    # ``labels`` is our own array here (never the input): relabel its foreground in place,
+    # which is cheaper than filling a new image.
+    labels = np.ascontiguousarray(labels)
+    if labels.dtype in (np.uint32, np.int32):
+        labels = labels.view(np.int32)
+    else:
+        labels = labels.astype(np.int32)
+    labels.ravel()[index] = lut[lab]
     attrs = dict(table.attrs)
     table = table[keep].reset_index(drop=True)
     table["label"] = new.astype(np.int64)

@@ -6,7 +6,8 @@ One pass of ``np.bincount`` over the foreground replaces scikit-image's per-regi
 
 import numpy as np
 import pandas as pd
-from scipy import ndimage as ndi
+
+from ._validation import check_labels
 
 AXES = ("z", "y", "x")
 
@@ -21,6 +22,19 @@ def _spacing(spacing, ndim, *, name="spacing"):
     if not np.all(np.isfinite(values) & (values > 0)):
         raise ValueError(f"{name} must be positive and finite, got {spacing!r}")
     return values
+
+
+def _min_max(lab, values, size, present):
+    """Per-label minimum and maximum of ``values``, for the labels in ``present``."""
+    if values.dtype.kind == "f":
+        lo_init, hi_init = np.inf, -np.inf
+    else:
+        lo_init, hi_init = np.iinfo(values.dtype).max, np.iinfo(values.dtype).min
+    lo = np.full(size, lo_init, dtype=values.dtype)
+    hi = np.full(size, hi_init, dtype=values.dtype)
+    np.minimum.at(lo, lab, values)
+    np.maximum.at(hi, lab, values)
+    return lo[present], hi[present]
 
 
 def measure_objects(labels, image=None, *, spacing=None, unit=None):
@@ -60,7 +74,7 @@ def measure_objects(labels, image=None, *, spacing=None, unit=None):
     >>> measure_objects(labels, spacing=(0.5, 0.5))["area"].tolist()
     [1.0, 0.25]
     """
-    labels = np.asarray(labels)
+    labels = np.asarray(check_labels(labels, name="labels"))
     ndim = labels.ndim
     if ndim not in (2, 3):
         raise ValueError(f"labels must be 2D or 3D, got shape {labels.shape}")
@@ -71,20 +85,29 @@ def measure_objects(labels, image=None, *, spacing=None, unit=None):
             raise ValueError(
                 f"image shape {image.shape} does not match labels shape {labels.shape}"
             )
-    axes = AXES[3 - ndim:]
     index = np.flatnonzero(labels)
-    if labels.dtype.itemsize > 4 or labels.dtype.kind != "u":
-        # bincount needs non-negative ints; int32/uint32 pass straight through.
-        lab = labels.ravel()[index].astype(np.intp)
-    else:
-        lab = labels.ravel()[index]
+    lab = labels.ravel()[index]
+    values = None if image is None else image.ravel()[index]
+    return _measure_foreground(labels.shape, index, lab, values, spacing, unit)
+
+
+def _measure_foreground(shape, index, lab, values, spacing, unit=None):
+    """The table of :func:`measure_objects` from the foreground only.
+
+    ``index``: flat indices of the foreground pixels (raster order); ``lab``: their labels
+    (> 0); ``values``: their intensities or None.
+    """
+    ndim = len(shape)
+    axes = AXES[3 - ndim:]
+    if lab.dtype.kind != "u" or lab.dtype.itemsize > 4:
+        lab = lab.astype(np.intp)  # bincount needs non-negative ints
     size = int(lab.max()) + 1 if lab.size else 1
     counts = np.bincount(lab, minlength=size)
     present = np.flatnonzero(counts)
     present = present[present > 0]
     n = counts[present].astype(float)
     columns = {"label": present.astype(np.int64)}
-    coords = np.unravel_index(index, labels.shape)
+    coords = np.unravel_index(index, shape)
     for ax, c, dx in zip(axes, coords, spacing):
         columns[f"centroid_{ax}"] = np.bincount(lab, weights=c, minlength=size)[present] / n * dx
     voxel = float(np.prod(spacing))
@@ -94,33 +117,18 @@ def measure_objects(labels, image=None, *, spacing=None, unit=None):
         columns["equivalent_diameter"] = np.sqrt(4.0 * columns[measure] / np.pi)
     else:
         columns["equivalent_diameter"] = np.cbrt(6.0 * columns[measure] / np.pi)
-    if image is not None:
-        values = image.ravel()[index]
+    if values is not None:
+        if values.dtype.kind == "b":
+            values = values.astype(np.uint8)
         sums = np.bincount(lab, weights=values, minlength=size)
         columns["mean_intensity"] = sums[present] / n
-        kind = values.dtype
-        if kind.kind == "b":
-            values = values.astype(np.uint8)
-            kind = values.dtype
-        if kind.kind == "f":
-            lo_init, hi_init = np.inf, -np.inf
-        else:
-            lo_init, hi_init = np.iinfo(kind).max, np.iinfo(kind).min
-        lo = np.full(size, lo_init, dtype=kind)
-        hi = np.full(size, hi_init, dtype=kind)
-        np.minimum.at(lo, lab, values)
-        np.maximum.at(hi, lab, values)
-        columns["min_intensity"] = lo[present]
-        columns["max_intensity"] = hi[present]
-    # find_objects is one C pass; it wants integer labels it can index with.
-    slices = ndi.find_objects(labels if labels.dtype.kind in "iu" and labels.dtype.itemsize <= 4
-                              else labels.astype(np.int64))
-    boxes = np.array([[s.start for s in slices[i - 1]] + [s.stop for s in slices[i - 1]]
-                      for i in present], dtype=np.int64).reshape(-1, 2 * ndim)
-    for k, ax in enumerate(axes):
-        columns[f"bbox_min_{ax}"] = boxes[:, k]
-    for k, ax in enumerate(axes):
-        columns[f"bbox_max_{ax}"] = boxes[:, ndim + k]
+        columns["min_intensity"], columns["max_intensity"] = _min_max(lab, values, size, present)
+    # Bounding boxes in pixels, max exclusive; ufunc.at over the foreground beats find_objects.
+    boxes = [_min_max(lab, c, size, present) for c in coords]
+    for ax, (lo, _) in zip(axes, boxes):
+        columns[f"bbox_min_{ax}"] = lo.astype(np.int64)
+    for ax, (_, hi) in zip(axes, boxes):
+        columns[f"bbox_max_{ax}"] = hi.astype(np.int64) + 1
     table = pd.DataFrame(columns)
     table.attrs["spacing"] = tuple(float(s) for s in spacing)
     table.attrs["unit"] = unit if unit is not None else ("pixel" if np.all(spacing == 1) else "unit")
