@@ -32,17 +32,27 @@ def test_model_choice_needs_a_path(make_napari_viewer, qtbot, errors):
     assert len(viewer.layers) == n_layers
 
 
-@pytest.fixture
-def unet():
-    unet = pytest.importorskip("napari_binseg.unet")
-    for name in ("predict", "segment", "load_model"):
-        if not hasattr(unet, name):
-            pytest.skip(f"napari_binseg.unet.{name} is not available")
-    try:
-        unet.load_model("nuclei", device="cpu")
-    except (FileNotFoundError, ValueError) as exc:  # weights not bundled yet
-        pytest.skip(f"bundled model unavailable: {exc}")
-    return unet
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """A user model folder (config.json + model.safetensors): a tiny random-weight MONAI
+    U-Net with foreground and centre outputs, so the widget runs fast without the bundled
+    weights."""
+    pytest.importorskip("torch")
+    import torch
+
+    from napari_binseg.unet.network import build_network, save_model
+
+    config = {
+        "network": {"name": "UNet", "kwargs": {
+            "spatial_dims": 2, "in_channels": 1, "out_channels": 2, "channels": [4, 8],
+            "strides": [2], "num_res_units": 0}},
+        "outputs": ["foreground", "centre"],
+        "activation": "sigmoid",
+    }
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("tiny_unet")
+    save_model(build_network(config["network"]), config, folder)
+    return folder
 
 
 @pytest.fixture
@@ -50,51 +60,61 @@ def small_image(sample_images):
     return sample_images[SMALL][:128, :128]
 
 
-def test_predict_widget(unet, make_napari_viewer, qtbot, small_image, errors):
-    viewer = make_napari_viewer()
-    layer = viewer.add_image(small_image, name="nuclei", scale=(0.4, 0.4), translate=(1, 2))
+def _widget_for(viewer, layer, model_folder, **values):
     widget = PredictWidget(viewer)
     widget.image.value = layer
+    widget.model_source.value = "folder"
+    widget.model_path.value = model_folder
     widget.device.value = "cpu"
-    widget.tile_size.value = 128
-    widget.add_probability.value = True
+    for name, value in values.items():
+        getattr(widget, name).value = value
+    return widget
+
+
+def test_predict_widget_user_model(tiny_model, make_napari_viewer, qtbot, small_image,
+                                   errors):
+    from napari_binseg.unet import load_model, predict, segment
+
+    viewer = make_napari_viewer()
+    layer = viewer.add_image(small_image, name="nuclei", scale=(0.4, 0.4), translate=(1, 2))
+    widget = _widget_for(viewer, layer, tiny_model, tile_size=64, add_probability=True)
     run_and_wait(qtbot, widget, timeout=300_000)
     assert errors == []
 
-    expected = unet.segment(small_image, "nuclei", device="cpu", tile_size=128, overlap=0.25,
-                            batch_size=4, prob_threshold=0.5)
+    options = {"device": "cpu", "tile_size": 64, "overlap": 0.25, "batch_size": 4}
+    expected = segment(small_image, str(tiny_model), prob_threshold=0.5, **options)
     (out,) = output_layers(viewer, "predict")
     assert out.name == "nuclei [unet]"
     np.testing.assert_array_equal(out.data, expected)
-    assert out.data.max() > 5  # the sample holds 36 nuclei; a working model finds many
     np.testing.assert_allclose(out.scale, (0.4, 0.4))
     np.testing.assert_allclose(out.translate, (1, 2))
     meta = out.metadata["napari_binseg"]
-    model = unet.load_model("nuclei", device="cpu")
+    model = load_model(str(tiny_model), device="cpu")
     assert meta["model"] == model.name and meta["weights_sha256"] == model.sha256
-    assert meta["parameters"]["tile_size"] == 128 and meta["parameters"]["device"] == "cpu"
+    assert meta["model_path"] == str(tiny_model)
+    assert meta["parameters"] == {**options, "prob_threshold": 0.5}
     assert meta["n_objects"] == len(np.unique(expected)) - 1
     (prob,) = output_layers(viewer, "predict", role="probability")
     assert prob.name == "nuclei [unet probability]"
-    assert prob.data.dtype == np.float32 and 0 <= prob.data.min() <= prob.data.max() <= 1
-    assert prob.data.shape[-2:] == small_image.shape
+    np.testing.assert_allclose(prob.data, predict(small_image, str(tiny_model), **options),
+                               atol=1e-6)
+    np.testing.assert_allclose(prob.scale, (0.4, 0.4))
     np.testing.assert_array_equal(layer.data, small_image)  # input untouched
+    assert widget.progress_bar.value() == widget.progress_bar.maximum() > 1
 
     n_layers = len(viewer.layers)
     widget.prob_threshold.value = 0.7
     run_and_wait(qtbot, widget, timeout=300_000)
     assert len(viewer.layers) == n_layers
     assert out.metadata["napari_binseg"]["parameters"]["prob_threshold"] == 0.7
+    np.testing.assert_array_equal(
+        out.data, segment(small_image, str(tiny_model), prob_threshold=0.7, **options))
 
 
-def test_predict_widget_cancel(unet, make_napari_viewer, qtbot, small_image, errors):
+def test_predict_widget_cancel(tiny_model, make_napari_viewer, qtbot, small_image, errors):
     viewer = make_napari_viewer()
-    layer = viewer.add_image(np.tile(small_image, (1, 2)), name="nuclei")
-    widget = PredictWidget(viewer)
-    widget.image.value = layer
-    widget.device.value = "cpu"
-    widget.tile_size.value = 64
-    widget.batch_size.value = 1
+    layer = viewer.add_image(small_image, name="nuclei")
+    widget = _widget_for(viewer, layer, tiny_model, tile_size=32, batch_size=1)
     gate = threading.Event()
     original = widget.progress_callback
     calls = []
@@ -110,11 +130,12 @@ def test_predict_widget_cancel(unet, make_napari_viewer, qtbot, small_image, err
     gate.set()
     qtbot.waitUntil(lambda: not widget.busy, timeout=300_000)
     assert errors == [] and widget.status.text() == "Cancelled."
-    assert len(calls) == 1 and calls[0][1] > 1  # stopped at the first of several reports
+    assert len(calls) == 1 and calls[0][1] > 1  # stopped at the first of several tiles
     assert output_layers(viewer, "predict") == []
 
 
-def test_predict_widget_bad_model_file(unet, make_napari_viewer, qtbot, tmp_path, errors):
+def test_predict_widget_bad_model_file(make_napari_viewer, qtbot, tmp_path, errors):
+    pytest.importorskip("torch")
     viewer = make_napari_viewer()
     viewer.add_image(np.zeros((32, 32), np.float32), name="img")
     bad = tmp_path / "model.pt"
@@ -125,5 +146,28 @@ def test_predict_widget_bad_model_file(unet, make_napari_viewer, qtbot, tmp_path
     widget.device.value = "cpu"
     n_layers = len(viewer.layers)
     run_and_wait(qtbot, widget)
-    assert len(errors) == 1
+    assert len(errors) == 1 and "model" in errors[0].lower()
     assert len(viewer.layers) == n_layers
+
+
+def test_predict_widget_bundled_model(make_napari_viewer, qtbot, small_image, errors):
+    from napari_binseg.unet import load_model, segment
+
+    try:
+        model = load_model("nuclei", device="cpu")
+    except (FileNotFoundError, ValueError) as exc:
+        pytest.skip(f"bundled model weights unavailable: {exc}")
+    viewer = make_napari_viewer()
+    layer = viewer.add_image(small_image, name="nuclei")
+    widget = PredictWidget(viewer)
+    widget.image.value = layer
+    widget.device.value = "cpu"
+    widget.tile_size.value = 128
+    run_and_wait(qtbot, widget, timeout=300_000)
+    assert errors == []
+    (out,) = output_layers(viewer, "predict")
+    np.testing.assert_array_equal(
+        out.data, segment(small_image, "nuclei", device="cpu", tile_size=128))
+    assert out.data.max() > 5  # 36 nuclei in the full image; a trained model finds many here
+    meta = out.metadata["napari_binseg"]
+    assert meta["model"] == "nuclei" and meta["weights_sha256"] == model.sha256
