@@ -258,3 +258,26 @@ def test_frame_scope_preview(make_napari_viewer, qtbot, sample_image):
     (preview,) = output_layers(viewer, "threshold", role="preview")
     np.testing.assert_allclose(widget.histogram.thresholds, [t1])
     np.testing.assert_array_equal(preview.data, movie[1, 0] > t1)
+
+
+def test_stack_threshold_for_preview_computed_in_background(make_napari_viewer, qtbot,
+                                                             sample_image, monkeypatch):
+    from napari_binseg._widgets import thresholding
+
+    monkeypatch.setattr(thresholding, "PREVIEW_SYNC_LIMIT", 0)  # any stack counts as big
+    viewer = make_napari_viewer()
+    stack = np.stack([sample_image, sample_image // 2])
+    layer = viewer.add_image(stack, name="stack")
+    widget = ThresholdWidget(viewer)
+    widget.image.value = layer
+    viewer.dims.set_current_step(0, 1)
+    t = filters.threshold_otsu(stack)
+
+    def preview_ready():
+        found = output_layers(viewer, "threshold", role="preview")
+        return bool(found) and found[0].metadata["napari_binseg"]["plane"] == [1]
+
+    qtbot.waitUntil(preview_ready, timeout=20_000)
+    (preview,) = output_layers(viewer, "threshold", role="preview")
+    np.testing.assert_array_equal(preview.data, stack[1] > t)
+    assert widget._pending == {}

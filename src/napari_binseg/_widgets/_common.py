@@ -53,7 +53,15 @@ def layer_combo(viewer, layer_types: type | tuple, *, label: str, optional=False
     layer_types = layer_types if isinstance(layer_types, tuple) else (layer_types,)
 
     def choices(_widget=None):
-        found = [(layer.name, layer) for layer in viewer.layers if isinstance(layer, layer_types)]
+        # Layers of the first type first (e.g. Labels before Image for a mask), newest first.
+        found = [
+            (layer.name, layer)
+            for kind in layer_types
+            for layer in reversed(viewer.layers)
+            if isinstance(layer, kind)
+        ]
+        seen = set()
+        found = [c for c in found if not (id(c[1]) in seen or seen.add(id(c[1])))]
         return ([("(none)", None)] if optional else []) + found
 
     combo = ComboBox(label=label, choices=choices, nullable=optional)

@@ -76,8 +76,7 @@ class EvaluateWidget(BinsegWidget):
                         ("iou", self.iou), ("time_series", self.time_series)):
             w.name = name
             self.form.append(w)
-        if len(self.prediction.choices) > 1:
-            self.prediction.value = self.prediction.choices[-1]
+        self._default_pair()
         self.table_view = DataFrameTable()
         self.save_button = QPushButton("Save table as CSV")
         self.save_button.setEnabled(False)
@@ -86,6 +85,18 @@ class EvaluateWidget(BinsegWidget):
         self._extra.addWidget(self.save_button)
         self.table = None
         self.output = None
+
+    def _default_pair(self):
+        """Ground truth: a layer named like one ("truth", "gt", "ground"), else the oldest;
+        prediction: the newest other layer."""
+        layers = list(self.ground_truth.choices)  # newest first
+        if len(layers) < 2:
+            return
+        named = [lay for lay in layers if any(k in lay.name.lower()
+                                              for k in ("truth", "gt", "ground"))]
+        truth = named[0] if named else layers[-1]
+        self.ground_truth.value = truth
+        self.prediction.value = next(lay for lay in layers if lay is not truth)
 
     def run(self):
         gt_layer, pred_layer = self.ground_truth.value, self.prediction.value

@@ -19,6 +19,13 @@ SCOPES = ("image", "slice", "frame")
 #: A mask from a dask image stays lazy (computed plane by plane as napari displays it) above
 #: this many bytes; smaller ones are computed in the worker.
 LAZY_ABOVE = 1 << 30
+#: Whole-stack thresholds for the preview are computed in the GUI thread up to this many
+#: values (a few ms); above, once in a background worker, and the preview waits for it.
+PREVIEW_SYNC_LIMIT = 1 << 23
+
+
+class _Pending(Exception):
+    """The stack threshold is being computed in the background."""
 
 
 class ThresholdWidget(BinsegWidget):
@@ -64,6 +71,7 @@ class ThresholdWidget(BinsegWidget):
         # value cache: (image id, data id, method, scope, classes, sigma, frame) -> threshold(s)
         self._cache: dict = {}
         self._hist_cache: dict = {}
+        self._pending: dict = {}  # cache key -> worker computing a stack threshold
         self.preview_thresholds = None
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
@@ -146,8 +154,37 @@ class ThresholdWidget(BinsegWidget):
             return self._cache[key]
         key = (id(layer), id(data), method, "image", params["classes"], params["sigma"])
         if key not in self._cache:
+            if data.size > PREVIEW_SYNC_LIMIT:
+                self._compute_in_background(key, data, method, kwargs)
+                raise _Pending
             self._cache[key] = threshold_value(data, method, **kwargs)
         return self._cache[key]
+
+    def _compute_in_background(self, key, data, method, kwargs):
+        """Compute a whole-stack threshold once in a worker, then refresh the preview."""
+        from napari.qt.threading import create_worker
+        from superqt.utils import FunctionWorker
+
+        from napari_binseg.thresholding import threshold_value
+
+        if key in self._pending:
+            return
+
+        def store(value):
+            self._cache[key] = value
+            self._pending.pop(key, None)
+            self.schedule_preview()
+
+        def failed(exc):
+            self._pending.pop(key, None)
+            self.status.setText(f"Preview: {exc}")
+
+        worker = create_worker(
+            threshold_value, data, method, **kwargs, _worker_class=FunctionWorker,
+            _start_thread=False, _connect={"returned": store, "errored": failed},
+        )
+        self._pending[key] = worker
+        worker.start()
 
     def _histogram_for(self, layer, data, index, scope):
         if scope == "image" and data.ndim > 2:
@@ -179,6 +216,9 @@ class ThresholdWidget(BinsegWidget):
             self.histogram.set_thresholds(self.preview_thresholds)
             plane = np.asarray(data[index])
             mask = self._threshold_plane(plane, t, params)
+        except _Pending:
+            self.status.setText("Preview: computing the stack threshold...")
+            return
         except ValueError as exc:  # e.g. RGB, constant or NaN image: say so, show nothing
             self.status.setText(f"Preview: {exc}")
             self._set_preview_visible(False)
