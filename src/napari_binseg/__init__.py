@@ -21,6 +21,9 @@ _API = {
     "count_summary": "counting",
     "measure_objects": "measure",
     "split_touching": "_split",
+    "predict": "unet.inference",
+    "segment": "unet.inference",
+    "load_model": "unet.network",
 }
 
 __all__ = sorted(_API)

@@ -1,0 +1,418 @@
+"""U-Net inference: probabilities and instance labels for 2D images, stacks and time series.
+
+Every plane (or volume, for a 3D network) is normalized by its own intensity percentiles, run
+through the network in one pass when it fits in a tile and otherwise with MONAI's sliding-window
+inference (Gaussian-blended overlapping tiles, so memory stays bounded by the tile batch and one
+plane of output), then turned into instances: nucleus centres are seeds, grown through the
+predicted foreground. Stacks ``(Z, Y, X)``, time series ``(T, Y, X)`` and ``(T, Z, Y, X)`` go
+plane by plane through a 2D network; dask arrays are read one plane at a time.
+
+References
+----------
+.. [1] Ronneberger, Fischer and Brox, "U-Net: Convolutional Networks for Biomedical Image
+   Segmentation", MICCAI 2015.
+.. [2] Cardoso et al., "MONAI: An open-source framework for deep learning in healthcare",
+   arXiv:2211.02701 (2022).
+"""
+
+import math
+
+import numpy as np
+
+from .._validation import check_image, check_rgb, is_dask
+from ._postprocess import probabilities_to_labels, remove_small
+
+#: ``precision="auto"``: bfloat16 autocast where the CPU has bf16 units, else float32.
+PRECISIONS = ("auto", "float32", "bfloat16")
+
+
+def percentile_range(plane, low=1.0, high=99.8):
+    """``np.percentile(plane, [low, high])`` (linear), exact and fast for 8/16-bit integers.
+
+    Integer images are counted once with ``np.bincount`` and the two order statistics read
+    from the cumulative counts, instead of partially sorting the whole plane twice.
+    """
+    plane = np.asarray(plane)
+    if plane.dtype.kind in "ub" and plane.dtype.itemsize <= 2 or plane.dtype == bool:
+        values = plane.ravel()
+        if values.dtype == bool:
+            values = values.view(np.uint8)
+        counts = np.cumsum(np.bincount(values))
+        n = values.size
+        out = []
+        for q in (low, high):
+            pos = q / 100.0 * (n - 1)
+            k = int(math.floor(pos))
+            frac = pos - k
+            v0 = int(np.searchsorted(counts, k, side="right"))
+            v1 = int(np.searchsorted(counts, min(k + 1, n - 1), side="right"))
+            out.append(v0 + frac * (v1 - v0))
+        return float(out[0]), float(out[1])
+    lo, hi = np.percentile(plane, [low, high])
+    return float(lo), float(hi)
+
+
+def normalize_plane(plane, normalization):
+    """Float32 copy of ``plane`` with the config's percentiles mapped to 0 and 1."""
+    plane = np.asarray(plane)
+    if normalization.get("kind", "percentile") == "none":
+        return plane.astype(np.float32)
+    lo, hi = percentile_range(plane, normalization.get("low", 1.0), normalization.get("high", 99.8))
+    if not hi > lo:
+        hi = lo + 1.0
+    out = plane.astype(np.float32)
+    out -= np.float32(lo)
+    out *= np.float32(1.0 / (hi - lo))
+    return out
+
+
+def _use_bf16(precision, device):
+    import torch
+
+    if precision == "float32":
+        return False
+    if precision == "bfloat16":
+        return True
+    if not str(device).startswith("cpu"):
+        return False
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    try:
+        return bool(amx()) if amx is not None else False
+    except Exception:  # older torch or unusual CPU: plain float32
+        return False
+
+
+class _Runner:
+    """Network call for a batch of normalized tiles: activation, precision, progress count."""
+
+    def __init__(self, lm, *, precision, progress, total):
+        import torch
+
+        self.lm = lm
+        self.bf16 = _use_bf16(precision, lm.device)
+        self.progress = progress
+        self.total = total
+        self.done = 0
+        self.torch = torch
+
+    def __call__(self, x):
+        torch = self.torch
+        dev = self.lm.device.split(":")[0]
+        if self.bf16:
+            with torch.autocast(dev, dtype=torch.bfloat16):
+                y = self.lm.module(x)
+        else:
+            y = self.lm.module(x)
+        if isinstance(y, (list, tuple)):
+            y = y[0]
+        y = y.float()
+        act = self.lm.config["activation"]
+        if act == "sigmoid":
+            y = torch.sigmoid(y)
+        elif act == "softmax":
+            y = torch.softmax(y, dim=1)
+        self.done += x.shape[0]
+        if self.progress is not None:
+            self.progress(self.done, self.total)
+        return y
+
+
+def _pad_to(x, divisor, min_size):
+    """Pad the spatial dims of (1, 1, *S) up to a multiple of ``divisor`` (and >= min_size)."""
+    import torch.nn.functional as F
+
+    spatial = x.shape[2:]
+    target = [max(math.ceil(s / divisor) * divisor, min_size) for s in spatial]
+    pads = []
+    for s, t in zip(reversed(spatial), reversed(target)):
+        pads += [0, t - s]
+    if not any(pads):
+        return x
+    mode = "reflect" if all(t - s < s for s, t in zip(spatial, target)) else "replicate"
+    return F.pad(x, pads, mode=mode)
+
+
+def _roi(shape, tile_size, divisor):
+    tile = max(divisor, math.ceil(tile_size / divisor) * divisor)
+    return tuple(min(tile, s) for s in shape)
+
+
+def _n_windows(shape, roi, overlap):
+    """Number of windows MONAI's sliding window visits (same scan as its implementation)."""
+    n = 1
+    for s, r in zip(shape, roi):
+        if r >= s:
+            continue
+        step = max(int(r * (1 - overlap)), 1)
+        n *= math.ceil((s - r) / step) + 1
+    return n
+
+
+def _plan(spatial, lm, tile_size, overlap):
+    """Padded shape, ROI and window count of one unit (plane or volume)."""
+    div = lm.config["divisor"]
+    padded = tuple(max(math.ceil(s / div) * div, div) for s in spatial)
+    roi = _roi(padded, tile_size, div)
+    if all(r >= p for r, p in zip(roi, padded)):
+        return padded, None, 1
+    return padded, roi, _n_windows(padded, roi, overlap)
+
+
+def _infer_unit(unit, lm, runner, *, tile_size, overlap, batch_size):
+    """(C, *spatial) float32 probabilities of one normalized plane/volume."""
+    import torch
+
+    spatial = unit.shape
+    padded, roi, _ = _plan(spatial, lm, tile_size, overlap)
+    x = torch.from_numpy(np.ascontiguousarray(unit))[None, None].to(lm.device)
+    x = _pad_to(x, lm.config["divisor"], 1)
+    with torch.inference_mode():
+        if roi is None:
+            y = runner(x)
+        else:
+            from monai.inferers import sliding_window_inference
+
+            y = sliding_window_inference(
+                x,
+                roi_size=roi,
+                sw_batch_size=batch_size,
+                predictor=runner,
+                overlap=overlap,
+                mode="gaussian",
+                padding_mode="reflect",
+            )
+        crop = (0, slice(None)) + tuple(slice(0, s) for s in spatial)
+        return y[crop].float().cpu().numpy()
+
+
+def _check_options(tile_size, overlap, batch_size, precision):
+    if not isinstance(tile_size, (int, np.integer)) or tile_size < 16:
+        raise ValueError(f"tile_size must be an integer >= 16, got {tile_size!r}")
+    if not 0 <= overlap < 1:
+        raise ValueError(f"overlap must be in [0, 1), got {overlap!r}")
+    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+
+
+def _units(image, lm):
+    """Leading index tuples of the units (planes for 2D networks, volumes for 3D ones)."""
+    dims = lm.spatial_dims
+    if image.ndim < dims:
+        raise ValueError(
+            f"image has shape {image.shape} but the model {lm.name!r} is {dims}D: "
+            f"it needs at least {dims} dimensions"
+        )
+    lead = image.shape[: image.ndim - dims]
+    return list(np.ndindex(*lead)) if lead else [()]
+
+
+def _iterate(image, lm, *, tile_size, overlap, batch_size, precision, progress):
+    """Yield (index, channel probabilities) per unit, reporting tiles done of total."""
+    units = _units(image, lm)
+    spatial = image.shape[image.ndim - lm.spatial_dims :]
+    per_unit = _plan(spatial, lm, tile_size, overlap)[2]
+    runner = _Runner(lm, precision=precision, progress=progress, total=per_unit * len(units))
+    norm = lm.config["normalization"]
+    for i, idx in enumerate(units):
+        unit = image[idx] if idx else image
+        if is_dask(unit):
+            unit = unit.compute()
+        unit = normalize_plane(unit, norm)
+        probs = _infer_unit(
+            unit, lm, runner, tile_size=tile_size, overlap=overlap, batch_size=batch_size
+        )
+        runner.done = per_unit * (i + 1)
+        if progress is not None:
+            progress(runner.done, runner.total)
+        yield idx, probs
+
+
+def _foreground(probs, lm):
+    fg = lm.config["foreground_channel"]
+    if fg == -1:
+        return 1.0 - probs[0]
+    return probs[fg]
+
+
+def _prepare(image, model, device):
+    from .network import load_model
+
+    image = check_image(image, min_ndim=2, max_ndim=5)
+    lm = load_model(model, device=device)
+    if lm.spatial_dims == 2 and image.ndim > 4:
+        raise ValueError(f"image must have 2 to 4 dimensions, got shape {image.shape}")
+    if image.ndim == 3 and image.shape[-1] in (3, 4) and min(image.shape[:2]) > 4:
+        check_rgb(image)
+    return image, lm
+
+
+def predict_channels(image, model="nuclei", *, device="auto", tile_size=256, overlap=0.25,
+                     batch_size=4, precision="auto", progress=None):
+    """All output channels of the network, as probabilities.
+
+    Parameters are those of :func:`predict`.
+
+    Returns
+    -------
+    probabilities : (C, ...) ndarray of float32
+        ``C`` output channels followed by the image's shape (for the bundled model channel 0
+        is the foreground and channel 1 the nucleus centres).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from napari_binseg.unet import predict_channels
+    >>> predict_channels(np.zeros((64, 64), np.uint8)).shape  # doctest: +SKIP
+    (2, 64, 64)
+    """
+    image, lm = _prepare(image, model, device)
+    _check_options(tile_size, overlap, batch_size, precision)
+    out = np.empty((lm.out_channels,) + tuple(image.shape), np.float32)
+    for idx, probs in _iterate(image, lm, tile_size=tile_size, overlap=overlap,
+                               batch_size=batch_size, precision=precision, progress=progress):
+        out[(slice(None),) + idx] = probs
+    return out
+
+
+def predict(image, model="nuclei", *, device="auto", tile_size=256, overlap=0.25, batch_size=4,
+            precision="auto", progress=None):
+    """Foreground probability map of nuclei from a U-Net.
+
+    Parameters
+    ----------
+    image : (Y, X), (Z|T, Y, X) or (T, Z, Y, X) array-like
+        Single-channel intensity image (numpy, dask or array-like), any numeric dtype. Stacks
+        and time series go plane by plane through a 2D network (volume by volume through a
+        3D one). Dask arrays are read one plane at a time.
+    model : str, path-like or LoadedModel
+        ``"nuclei"`` (bundled, trained on DSB 2018 fluorescence nuclei) or a user model, see
+        :func:`napari_binseg.unet.network.load_model`.
+    device : {"auto", "cpu", "cuda", "mps"}
+        ``"auto"``: CUDA, then MPS, then CPU.
+    tile_size : int
+        Side of the square tiles; larger planes go through MONAI's sliding window.
+    overlap : float
+        Fraction by which neighbouring tiles overlap (Gaussian-weighted blending).
+    batch_size : int
+        Tiles per network call.
+    precision : {"auto", "float32", "bfloat16"}
+        ``"auto"`` uses bfloat16 autocast on CPUs with bf16 matrix units (AMX), float32
+        elsewhere.
+    progress : callable, optional
+        ``progress(done, total)`` after each batch of tiles and after each plane, in tiles.
+        An exception raised by it propagates and stops the prediction (cancel).
+
+    Returns
+    -------
+    probability : ndarray of float32
+        Same shape as ``image``, values in [0, 1].
+
+    Raises
+    ------
+    ValueError
+        Bad image (empty, non-numeric, RGB, too few dimensions for the model), bad options,
+        or a model that cannot be loaded.
+
+    References
+    ----------
+    .. [1] Ronneberger, Fischer and Brox, "U-Net: Convolutional Networks for Biomedical Image
+       Segmentation", MICCAI 2015.
+    .. [2] Caicedo et al., "Nucleus segmentation across imaging experiments: the 2018 Data
+       Science Bowl", Nature Methods 16, 1247-1253 (2019).
+
+    Examples
+    --------
+    >>> import napari_binseg as nb
+    >>> from napari_binseg._sample_data import load_sample
+    >>> prob = nb.predict(load_sample("nuclei_2d_small")[0])  # doctest: +SKIP
+    >>> prob.shape, prob.dtype  # doctest: +SKIP
+    ((256, 256), dtype('float32'))
+    """
+    image, lm = _prepare(image, model, device)
+    _check_options(tile_size, overlap, batch_size, precision)
+    out = np.empty(tuple(image.shape), np.float32)
+    for idx, probs in _iterate(image, lm, tile_size=tile_size, overlap=overlap,
+                               batch_size=batch_size, precision=precision, progress=progress):
+        out[idx] = _foreground(probs, lm)
+    return out
+
+
+def labels_from_probabilities(probs, lm, *, prob_threshold=0.5, seed_threshold=None,
+                              min_size=None):
+    """Instances of one unit from its channel probabilities (centres if the model has them)."""
+    post = lm.config["postprocess"]
+    seed_threshold = post["seed_threshold"] if seed_threshold is None else seed_threshold
+    min_size = post["min_size"] if min_size is None else min_size
+    fg = _foreground(probs, lm)
+    if lm.has_centres and probs.ndim == 3:
+        centre = probs[lm.outputs.index("centre")]
+        return probabilities_to_labels(
+            fg, centre, prob_threshold=prob_threshold, seed_threshold=seed_threshold,
+            min_size=min_size,
+        )
+    import cc3d
+
+    labels = cc3d.connected_components(fg > prob_threshold, connectivity=4 if fg.ndim == 2
+                                       else 6).astype(np.int32)
+    return remove_small(labels, min_size)
+
+
+def segment(image, model="nuclei", *, device="auto", tile_size=256, overlap=0.25, batch_size=4,
+            prob_threshold=0.5, precision="auto", return_probabilities=False, progress=None):
+    """Instance labels of nuclei from a U-Net: centre seeds grown into the foreground.
+
+    Parameters
+    ----------
+    image, model, device, tile_size, overlap, batch_size, precision, progress
+        As in :func:`predict`.
+    prob_threshold : float
+        Foreground probability above which a pixel belongs to a nucleus.
+    return_probabilities : bool
+        Also return the foreground probability map (what :func:`predict` gives), from the
+        same network pass.
+
+    Returns
+    -------
+    labels : ndarray of int32
+        Same shape as ``image``; 0 = background, nuclei numbered 1..n. Planes of a stack or
+        time series are segmented independently, with numbers continuing from plane to plane
+        (an object never spans two planes with a 2D network).
+    probability : ndarray of float32
+        Only with ``return_probabilities=True``.
+
+    Notes
+    -----
+    With the bundled model, seeds are connected components of the centre probability above
+    0.5 inside the foreground; every foreground pixel joins its nearest seed through the
+    foreground (breadth-first growth), so touching nuclei stay apart; foreground without a seed
+    is kept as its own object, and objects under ``min_size`` pixels (model config) are removed.
+    A user model without a centre channel gives connected components of the foreground.
+
+    Examples
+    --------
+    >>> import napari_binseg as nb
+    >>> from napari_binseg._sample_data import load_sample
+    >>> labels = nb.segment(load_sample("nuclei_2d_small")[0])  # doctest: +SKIP
+    >>> int(labels.max()) > 20  # doctest: +SKIP
+    True
+    """
+    if not 0 < prob_threshold < 1:
+        raise ValueError(f"prob_threshold must be in (0, 1), got {prob_threshold!r}")
+    image, lm = _prepare(image, model, device)
+    _check_options(tile_size, overlap, batch_size, precision)
+    out = np.zeros(tuple(image.shape), np.int32)
+    prob = np.empty(tuple(image.shape), np.float32) if return_probabilities else None
+    offset = 0
+    for idx, probs in _iterate(image, lm, tile_size=tile_size, overlap=overlap,
+                               batch_size=batch_size, precision=precision, progress=progress):
+        labels = labels_from_probabilities(probs, lm, prob_threshold=prob_threshold)
+        n = int(labels.max())
+        if offset and n:
+            labels[labels > 0] += offset
+        out[idx] = labels
+        if prob is not None:
+            prob[idx] = _foreground(probs, lm)
+        offset += n
+    return (out, prob) if return_probabilities else out
