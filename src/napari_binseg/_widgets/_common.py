@@ -319,7 +319,8 @@ class BinsegWidget(QWidget):
 
     def report_error(self, exc):
         """Show ``exc`` as a napari error notification and in the status line."""
-        message = str(exc) if isinstance(exc, (ValueError, TypeError)) else repr(exc)
+        # The core's ValueErrors are written for users; name the type of anything else.
+        message = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
         self.last_error = message
         self.status.setText(f"Error: {message}")
         show_error(f"napari-binseg {self.widget_id}: {message}")

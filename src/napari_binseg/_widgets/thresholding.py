@@ -106,6 +106,11 @@ class ThresholdWidget(BinsegWidget):
     def _show_method_options(self, *_):
         self.value.visible = self.method.value == "manual"
         self.classes.visible = self.method.value == "multiotsu"
+        edges = self.histogram.edges
+        span = float(edges[-1] - edges[0])
+        if self.method.value == "manual" and span > 0:
+            # A step of about 1/200 of the grey-level range: 1 for 8-bit, 0.005 for [0, 1].
+            self.value.step = float(min(1.0, 10 ** np.floor(np.log10(span / 200))))
         if self.method.value == "manual" and self.preview_thresholds is not None:
             # Start a manual threshold where the last automatic one was.
             first = float(np.atleast_1d(self.preview_thresholds)[0])
