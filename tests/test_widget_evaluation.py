@@ -128,3 +128,26 @@ def test_error_map_uses_optimal_matching_below_half():
     assert (n_fp, n_fn) == (0, 0) and not errors_.any()
     errors_, n_fp, n_fn = error_map(truth, pred, iou_threshold=0.4)
     assert (n_fp, n_fn) == (1, 1)
+
+
+def test_evaluate_widget_time_series(make_napari_viewer, qtbot, errors):
+    truth = np.zeros((2, 10, 10), np.uint16)
+    truth[:, 1:5, 1:5] = 1
+    truth[1, 6:9, 6:9] = 2
+    pred = truth.copy()
+    pred[1, 6:9, 6:9] = 0  # frame 1 misses an object
+    viewer = make_napari_viewer()
+    gt_layer = viewer.add_labels(truth, name="truth")
+    pred_layer = viewer.add_labels(pred, name="pred")
+    widget = EvaluateWidget(viewer)
+    assert widget.ground_truth.value is gt_layer and widget.prediction.value is pred_layer
+    widget.time_series.value = True
+    run_and_wait(qtbot, widget)
+    assert errors == []
+    rows = widget.table[widget.table["threshold"] == 0.5]
+    assert [str(f) for f in rows["frame"]] == ["0", "1", "all"]
+    assert rows["fn"].tolist() == [0, 1, 1]
+    (out,) = output_layers(viewer, "evaluate")
+    expected = np.zeros_like(truth, dtype=np.uint8)
+    expected[1, 6:9, 6:9] = 2
+    np.testing.assert_array_equal(out.data, expected)

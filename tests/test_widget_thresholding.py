@@ -281,3 +281,13 @@ def test_stack_threshold_for_preview_computed_in_background(make_napari_viewer, 
     (preview,) = output_layers(viewer, "threshold", role="preview")
     np.testing.assert_array_equal(preview.data, stack[1] > t)
     assert widget._pending == {}
+
+
+def test_no_image_layer(make_napari_viewer, qtbot, errors):
+    viewer = make_napari_viewer()
+    viewer.add_labels(np.zeros((8, 8), np.uint8), name="labels only")
+    widget = ThresholdWidget(viewer)
+    assert widget.image.value is None  # Labels are not offered as images
+    run_and_wait(qtbot, widget)
+    assert len(errors) == 1 and "choose an Image layer" in errors[0]
+    assert len(viewer.layers) == 1
