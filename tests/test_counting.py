@@ -365,3 +365,16 @@ def test_split_touching_function_consecutive_output():
     assert out.dtype == np.int32 and set(np.unique(out)) == {0, 1, 2}
     # min_diameter larger than the nuclei: pieces are merged back.
     assert split_touching(mask, min_diameter=40).max() == 1
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_split_without_edt_package(monkeypatch, ndim):
+    # The optional fast distance transform (edt) and scipy's fallback give the same split.
+    import sys
+
+    mask = two_touching(ndim)
+    with_edt, _ = count_cells(mask)
+    monkeypatch.setitem(sys.modules, "edt", None)
+    without, _ = count_cells(mask)
+    assert without.max() == 2
+    assert (with_edt == without).mean() > 0.97

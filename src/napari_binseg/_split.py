@@ -66,6 +66,34 @@ def _merge(n, a, b, saddle, peak, ratio, min_peak, owner):
     return np.array([find(i) for i in range(n)])
 
 
+def _distance(labels, fg, spacing):
+    """Distance of each object pixel to the nearest pixel of another label or background."""
+    try:
+        import edt
+    except ImportError:
+        edt = None
+    if edt is not None:
+        # seung-lab's edt: multi-label aware and ~5x faster than scipy's feature transform.
+        data = np.ascontiguousarray(labels)
+        if data.dtype.kind == "i" or data.dtype.itemsize > 4:
+            data = data.astype(np.uint32)
+        return edt.edt(data, anisotropy=tuple(float(s) for s in spacing), black_border=False,
+                       parallel=1)
+    # Pixels touching another label become background, so the distance also falls to 0
+    # where two given instances meet.
+    ndim = labels.ndim
+    inner = fg.copy()
+    for ax in range(ndim):
+        lo = [slice(None)] * ndim
+        hi = [slice(None)] * ndim
+        lo[ax] = slice(None, -1)
+        hi[ax] = slice(1, None)
+        edge = (labels[tuple(lo)] != labels[tuple(hi)]) & fg[tuple(lo)] & fg[tuple(hi)]
+        inner[tuple(lo)] &= ~edge
+        inner[tuple(hi)] &= ~edge
+    return ndi.distance_transform_edt(inner, sampling=spacing)
+
+
 def split_touching(labels, *, spacing=None, min_diameter=None, connectivity=None, image=None,
                    ratio=NECK_RATIO):
     """Split touching objects of a label image by a distance-transform watershed.
@@ -115,18 +143,7 @@ def split_touching(labels, *, spacing=None, min_diameter=None, connectivity=None
     fg = labels != 0
     if not fg.any():
         return np.zeros(labels.shape, np.int32)
-    # Pixels touching another label become background for the distance transform, so the
-    # distance also falls to 0 where two given instances meet.
-    inner = fg.copy()
-    for ax in range(ndim):
-        lo = [slice(None)] * ndim
-        hi = [slice(None)] * ndim
-        lo[ax] = slice(None, -1)
-        hi[ax] = slice(1, None)
-        edge = (labels[tuple(lo)] != labels[tuple(hi)]) & fg[tuple(lo)] & fg[tuple(hi)]
-        inner[tuple(lo)] &= ~edge
-        inner[tuple(hi)] &= ~edge
-    dist = ndi.distance_transform_edt(inner, sampling=spacing)
+    dist = _distance(labels, fg, spacing)
     # Light smoothing removes the one-pixel ridges of a pixelated outline (sigma 1 pixel).
     dist = ndi.gaussian_filter(dist, 1.0)
     if image is not None:
