@@ -191,7 +191,12 @@ def test_progress_reports_and_cancels(small_model):
     dones = [d for d, _ in calls]
     total = calls[-1][1]
     assert dones == sorted(dones) and calls[-1] == (total, total)
-    assert total == 2 * inference._n_windows((160, 160), (64, 64), 0.25)
+    padded, roi, per_plane = inference._plan((150, 150), load_model(folder, device="cpu"),
+                                             64, 0.25)
+    assert roi == (64, 64) and per_plane == inference._n_windows(padded, roi, 0.25) == 9
+    assert total == 2 * per_plane
+    # MONAI ran exactly the planned windows: the last batch reached the total itself.
+    assert calls.count((total, total)) == 2
     assert len(calls) > 4  # several batches per plane
 
     class Cancelled(Exception):

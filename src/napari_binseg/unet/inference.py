@@ -132,9 +132,21 @@ def _pad_to(x, divisor, min_size):
     return F.pad(x, pads, mode=mode)
 
 
-def _roi(shape, tile_size, divisor):
-    tile = max(divisor, math.ceil(tile_size / divisor) * divisor)
-    return tuple(min(tile, s) for s in shape)
+def _roi(shape, tile_size, divisor, overlap):
+    """Window size per axis: at most ``tile_size``, as small as covers the axis in the same
+    number of windows (a 1388-pixel axis takes 2 windows of 800, not 2 of 1024)."""
+    tile = max(divisor, (tile_size // divisor) * divisor)
+    roi = []
+    for s in shape:
+        if s <= tile:
+            roi.append(s)
+            continue
+        n = _n_windows((s,), (tile,), overlap)
+        r = max(divisor, math.ceil(s / (1 + (n - 1) * (1 - overlap)) / divisor) * divisor)
+        while r < tile and _n_windows((s,), (r,), overlap) > n:
+            r += divisor
+        roi.append(min(r, tile))
+    return tuple(roi)
 
 
 def _n_windows(shape, roi, overlap):
@@ -152,7 +164,7 @@ def _plan(spatial, lm, tile_size, overlap):
     """Padded shape, ROI and window count of one unit (plane or volume)."""
     div = lm.config["divisor"]
     padded = tuple(max(math.ceil(s / div) * div, div) for s in spatial)
-    roi = _roi(padded, tile_size, div)
+    roi = _roi(padded, tile_size, div, overlap)
     if all(r >= p for r, p in zip(roi, padded)):
         return padded, None, 1
     return padded, roi, _n_windows(padded, roi, overlap)
@@ -248,7 +260,7 @@ def _prepare(image, model, device):
     return image, lm
 
 
-def predict_channels(image, model="nuclei", *, device="auto", tile_size=256, overlap=0.25,
+def predict_channels(image, model="nuclei", *, device="auto", tile_size=1024, overlap=0.25,
                      batch_size=4, precision="auto", progress=None):
     """All output channels of the network, as probabilities.
 
@@ -276,7 +288,7 @@ def predict_channels(image, model="nuclei", *, device="auto", tile_size=256, ove
     return out
 
 
-def predict(image, model="nuclei", *, device="auto", tile_size=256, overlap=0.25, batch_size=4,
+def predict(image, model="nuclei", *, device="auto", tile_size=1024, overlap=0.25, batch_size=4,
             precision="auto", progress=None):
     """Foreground probability map of nuclei from a U-Net.
 
@@ -292,7 +304,11 @@ def predict(image, model="nuclei", *, device="auto", tile_size=256, overlap=0.25
     device : {"auto", "cpu", "cuda", "mps"}
         ``"auto"``: CUDA, then MPS, then CPU.
     tile_size : int
-        Side of the square tiles; larger planes go through MONAI's sliding window.
+        Largest side of a tile: planes up to this size go through the network in one pass,
+        larger ones through MONAI's sliding window with tiles of at most this side (sized to
+        cover the plane with as few pixels as possible). Memory grows with
+        ``batch_size * tile_size**2``; on CPU one 1024x1024 pass is ~3x faster than 25
+        overlapping 256x256 tiles.
     overlap : float
         Fraction by which neighbouring tiles overlap (Gaussian-weighted blending).
     batch_size : int
@@ -359,7 +375,7 @@ def labels_from_probabilities(probs, lm, *, prob_threshold=0.5, seed_threshold=N
     return remove_small(labels, min_size)
 
 
-def segment(image, model="nuclei", *, device="auto", tile_size=256, overlap=0.25, batch_size=4,
+def segment(image, model="nuclei", *, device="auto", tile_size=1024, overlap=0.25, batch_size=4,
             prob_threshold=0.5, precision="auto", return_probabilities=False, progress=None):
     """Instance labels of nuclei from a U-Net: centre seeds grown into the foreground.
 

@@ -1,0 +1,148 @@
+"""U-Net inference speed: MP/s end to end, sliding-window overhead, FLOPs, share of matmul rate.
+
+Run: ``python benchmarks/bench_unet.py [--model nuclei] [--repeats 3] [--no-4096]``
+
+Prints, in one run (medians of ``--repeats``; the machine is noisy, compare ratios):
+
+- FLOPs per pixel of the network (convolutions, counted with forward hooks);
+- the float32 and bfloat16 2048^3 matmul rates (the reference for "share of peak");
+- for 1024x1024 and 4096x4096 real-looking images (the packaged DSB 2018 sample, mirrored):
+  ``segment`` end to end (normalization, tiles, blending, post-processing) in MP/s, for float32
+  and the bf16 autocast path, one full-image network pass against the sliding window
+  (overhead), and post-processing alone;
+- object F1 (IoU 0.5) of float32 and bf16 on the packaged sample against its ground truth;
+- the same on CUDA when a GPU is present.
+"""
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+DATA = Path(__file__).resolve().parents[1] / "src" / "napari_binseg" / "data"
+
+
+def median_time(func, repeats):
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        func()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def matmul_rate(torch, dtype, device="cpu", n=2048, repeats=3):
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
+    a @ b
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+
+    def run():
+        a @ b
+        sync()
+
+    return 2 * n**3 / median_time(run, repeats) / 1e9
+
+
+def flops_per_pixel(torch, module, size=256):
+    total = [0.0]
+
+    def hook(m, inputs, output):
+        if isinstance(m, torch.nn.Conv2d):
+            k = m.kernel_size[0] * m.kernel_size[1]
+            total[0] += 2 * output.numel() * m.in_channels // m.groups * k
+        elif isinstance(m, torch.nn.ConvTranspose2d):
+            k = m.kernel_size[0] * m.kernel_size[1]
+            total[0] += 2 * inputs[0].numel() * m.out_channels // m.groups * k
+
+    handles = [m.register_forward_hook(hook) for m in module.modules()]
+    with torch.inference_mode():
+        module(torch.zeros(1, 1, size, size, device=next(module.parameters()).device))
+    for h in handles:
+        h.remove()
+    return total[0] / size**2
+
+
+def test_image(size):
+    image = tifffile.imread(DATA / "nuclei_175dbb364bfefc95.tif")
+    reps = (-(-size // image.shape[0]), -(-size // image.shape[1]))
+    tiles = np.block([[image if (i + j) % 2 == 0 else image[::-1, ::-1] for j in range(reps[1])]
+                      for i in range(reps[0])])
+    return np.ascontiguousarray(tiles[:size, :size])
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--model", default="nuclei")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--no-4096", action="store_true", help="skip the 4096x4096 image")
+    p.add_argument("--threads", type=int, default=2)
+    a = p.parse_args(argv)
+
+    import torch
+
+    from napari_binseg.evaluation import evaluate
+    from napari_binseg.unet import inference
+    from napari_binseg.unet.network import load_model
+
+    torch.set_num_threads(a.threads)
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    sample = tifffile.imread(DATA / "nuclei_175dbb364bfefc95.tif")
+    truth = tifffile.imread(DATA / "nuclei_175dbb364bfefc95_labels.tif")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; model {a.model!r}")
+
+    for device in devices:
+        lm = load_model(a.model, device=device)
+        fpp = flops_per_pixel(torch, lm.module) if lm.config.get("network") else float("nan")
+        f32_rate = matmul_rate(torch, torch.float32, device)
+        bf16_rate = matmul_rate(torch, torch.bfloat16, device)
+        print(f"\n== {device}: {lm!r}")
+        print(f"network: {fpp / 1e3:.1f} kFLOP per pixel")
+        print(f"matmul 2048^3: float32 {f32_rate:.0f} GFLOP/s, bf16 {bf16_rate:.0f} GFLOP/s")
+        precisions = ["float32", "bfloat16"] if device == "cpu" else ["float32"]
+        auto = "bfloat16" if inference._use_bf16("auto", lm.device) else "float32"
+        print(f"precision='auto' uses {auto} here")
+
+        scores = {}
+        for prec in precisions:
+            labels = inference.segment(sample, lm, device=device, precision=prec)
+            scores[prec] = float(evaluate(truth, labels, thresholds=[0.5])["f1"].iloc[0])
+        print("object F1@0.5 on the packaged sample: "
+              + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
+
+        sizes = [1024] + ([] if a.no_4096 else [4096])
+        for size in sizes:
+            image = test_image(size)
+            mp = size * size / 1e6
+            reps = a.repeats if size <= 1024 else 1
+            print(f"\n{size}x{size} ({mp:.1f} MP), median of {reps}:")
+            inference.segment(image[:256, :256], lm, device=device)  # warm-up, numba compile
+            rows = {}
+            for prec in precisions:
+                t_seg = median_time(lambda: inference.segment(
+                    image, lm, device=device, precision=prec), reps)
+                t_full = median_time(lambda: inference.predict_channels(
+                    image, lm, device=device, precision=prec, tile_size=size), reps) \
+                    if size <= 2048 else float("nan")
+                t_tiled = median_time(lambda: inference.predict_channels(
+                    image, lm, device=device, precision=prec), reps)
+                rows[prec] = t_seg
+                share = fpp * mp * 1e6 / t_tiled / 1e9 / (f32_rate if prec == "float32"
+                                                          else bf16_rate)
+                print(f"  {prec:8s}: segment end to end {t_seg:.3f} s = {mp / t_seg:.2f} MP/s;"
+                      f" network tiled 256 {t_tiled:.3f} s ({mp / t_tiled:.2f} MP/s, "
+                      f"{100 * share:.0f}% of the {prec} matmul rate)"
+                      + (f"; one full-image pass {t_full:.3f} s -> sliding-window overhead "
+                         f"x{t_tiled / t_full:.2f}" if t_full == t_full else ""))
+            probs = inference.predict_channels(image, lm, device=device)
+            t_post = median_time(lambda: inference.labels_from_probabilities(probs, lm), reps)
+            print(f"  post-processing alone {t_post:.3f} s ({mp / t_post:.1f} MP/s)")
+            if len(rows) == 2:
+                print(f"  bf16 / float32 end-to-end time: {rows['bfloat16'] / rows['float32']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
