@@ -170,6 +170,19 @@ def test_stack_equals_planes(small_model, shape):
     assert labels.max() == offset
 
 
+def test_openvino_backend_equals_torch(small_model, sample_images):
+    pytest.importorskip("openvino")
+    folder, _ = small_model
+    image = sample_images["nuclei_003cee89357d9fe1"]
+    kw = dict(device="cpu", precision="float32", tile_size=128, overlap=0.25)
+    p_ov = predict_channels(image, folder, backend="openvino", **kw)
+    p_torch = predict_channels(image, folder, backend="torch", **kw)
+    np.testing.assert_allclose(p_ov, p_torch, atol=1e-4)
+    runner = inference._Runner(load_model(folder, device="cpu"), precision="float32",
+                               progress=None, total=1)
+    assert runner.backend == "openvino"  # what backend="auto" picks on this CPU
+
+
 def test_dask_input_equals_numpy(small_model):
     da = pytest.importorskip("dask.array")
     folder, _ = small_model
@@ -251,6 +264,7 @@ def test_bad_images(small_model, image, match):
         ({"batch_size": 0}, "batch_size"),
         ({"precision": "half"}, "precision"),
         ({"device": "tpu"}, "device"),
+        ({"backend": "tvm"}, "backend"),
     ],
 )
 def test_bad_options(small_model, kwargs, match):
@@ -429,7 +443,7 @@ def test_import_does_not_load_torch():
         "import sys, napari_binseg, napari_binseg.unet as u\n"
         "napari_binseg.predict; napari_binseg.segment; napari_binseg.load_model; u.predict\n"
         "import napari_binseg.unet.training, napari_binseg.unet.network\n"
-        "bad = [m for m in ('torch', 'monai', 'numba') if m in sys.modules]\n"
+        "bad = [m for m in ('torch', 'monai', 'numba', 'openvino') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

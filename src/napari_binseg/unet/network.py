@@ -174,6 +174,7 @@ class LoadedModel:
         self.spatial_dims = spatial_dims
         self.in_channels = 1
         self.out_channels = out_channels
+        self._compiled = {}  # OpenVINO compiled models by precision (inference.py)
 
     @property
     def outputs(self):
