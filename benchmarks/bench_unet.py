@@ -7,10 +7,11 @@ Prints, in one run (medians of ``--repeats``; the machine is noisy, compare rati
 - FLOPs per pixel of the network (convolutions, counted with forward hooks);
 - the float32 and bfloat16 2048^3 matmul rates (the reference for "share of peak");
 - for 1024x1024 and 4096x4096 real-looking images (the packaged DSB 2018 sample, mirrored):
-  ``segment`` end to end (normalization, tiles, blending, post-processing) in MP/s, for float32
-  and the bf16 autocast path, one full-image network pass against the sliding window
-  (overhead), and post-processing alone;
-- object F1 (IoU 0.5) of float32 and bf16 on the packaged sample against its ground truth;
+  ``segment`` end to end (normalization, tiles, blending, post-processing) in MP/s for eager
+  PyTorch float32, OpenVINO float32 (when installed) and PyTorch bf16 autocast; the network
+  alone; at 1024x1024 the sliding window over 256-pixel tiles against one full-image pass
+  (the default tile of 1024); post-processing alone;
+- object F1 (IoU 0.5) of each path on the packaged sample against its ground truth;
 - the same on CUDA when a GPU is present.
 """
 
@@ -66,7 +67,7 @@ def flops_per_pixel(torch, module, size=256):
     return total[0] / size**2
 
 
-def test_image(size):
+def bench_image(size):
     image = tifffile.imread(DATA / "nuclei_175dbb364bfefc95.tif")
     reps = (-(-size // image.shape[0]), -(-size // image.shape[1]))
     tiles = np.block([[image if (i + j) % 2 == 0 else image[::-1, ::-1] for j in range(reps[1])]
@@ -102,46 +103,50 @@ def main(argv=None):
         print(f"\n== {device}: {lm!r}")
         print(f"network: {fpp / 1e3:.1f} kFLOP per pixel")
         print(f"matmul 2048^3: float32 {f32_rate:.0f} GFLOP/s, bf16 {bf16_rate:.0f} GFLOP/s")
-        precisions = ["float32", "bfloat16"] if device == "cpu" else ["float32"]
-        auto = "bfloat16" if inference._use_bf16("auto", lm.device) else "float32"
-        print(f"precision='auto' uses {auto} here")
-
+        configs = [("torch", "float32")]
+        if device == "cpu":
+            if inference._openvino(lm, "float32") is not None:
+                configs.append(("openvino", "float32"))
+            configs.append(("torch", "bfloat16"))
         scores = {}
-        for prec in precisions:
-            labels = inference.segment(sample, lm, device=device, precision=prec)
-            scores[prec] = float(evaluate(truth, labels, thresholds=[0.5])["f1"].iloc[0])
+        for backend, prec in configs:
+            labels = inference.segment(sample, lm, device=device, precision=prec,
+                                       backend=backend)
+            scores[f"{backend} {prec}"] = float(
+                evaluate(truth, labels, thresholds=[0.5])["f1"].iloc[0])
         print("object F1@0.5 on the packaged sample: "
               + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
+        auto = inference._Runner(lm, precision="auto", progress=None, total=1)
+        print(f"defaults (backend='auto', precision='auto') run: {auto.backend}, "
+              f"{'bfloat16' if auto.bf16 and auto.backend == 'torch' else 'float32'}")
 
         sizes = [1024] + ([] if a.no_4096 else [4096])
         for size in sizes:
-            image = test_image(size)
+            image = bench_image(size)
             mp = size * size / 1e6
             reps = a.repeats if size <= 1024 else 1
             print(f"\n{size}x{size} ({mp:.1f} MP), median of {reps}:")
             inference.segment(image[:256, :256], lm, device=device)  # warm-up, numba compile
-            rows = {}
-            for prec in precisions:
-                t_seg = median_time(lambda: inference.segment(
-                    image, lm, device=device, precision=prec), reps)
-                t_full = median_time(lambda: inference.predict_channels(
-                    image, lm, device=device, precision=prec, tile_size=size), reps) \
-                    if size <= 2048 else float("nan")
-                t_tiled = median_time(lambda: inference.predict_channels(
-                    image, lm, device=device, precision=prec), reps)
-                rows[prec] = t_seg
-                share = fpp * mp * 1e6 / t_tiled / 1e9 / (f32_rate if prec == "float32"
-                                                          else bf16_rate)
-                print(f"  {prec:8s}: segment end to end {t_seg:.3f} s = {mp / t_seg:.2f} MP/s;"
-                      f" network tiled 256 {t_tiled:.3f} s ({mp / t_tiled:.2f} MP/s, "
-                      f"{100 * share:.0f}% of the {prec} matmul rate)"
-                      + (f"; one full-image pass {t_full:.3f} s -> sliding-window overhead "
-                         f"x{t_tiled / t_full:.2f}" if t_full == t_full else ""))
+            for backend, prec in configs:
+                if size > 1024 and prec == "bfloat16" and not auto.bf16:
+                    continue  # slow emulated bf16 (no AMX): measured at 1024 only
+                kw = dict(device=device, precision=prec, backend=backend)
+                t_seg = median_time(lambda: inference.segment(image, lm, **kw), reps)
+                t_net = median_time(lambda: inference.predict_channels(image, lm, **kw), reps)
+                rate = f32_rate if prec == "float32" else bf16_rate
+                share = fpp * mp * 1e6 / t_net / 1e9 / rate
+                line = (f"  {backend:8s} {prec:8s}: segment end to end {t_seg:.3f} s = "
+                        f"{mp / t_seg:.2f} MP/s; network alone (default tiles) {t_net:.3f} s "
+                        f"= {mp / t_net:.2f} MP/s, {100 * share:.0f}% of the {prec} matmul rate")
+                if size <= 1024:
+                    t_256 = median_time(lambda: inference.predict_channels(
+                        image, lm, tile_size=256, **kw), reps)
+                    line += (f"; 256-px tiles (overlap 0.25) {t_256:.3f} s = x{t_256 / t_net:.2f}"
+                             f" the one-pass time")
+                print(line)
             probs = inference.predict_channels(image, lm, device=device)
             t_post = median_time(lambda: inference.labels_from_probabilities(probs, lm), reps)
             print(f"  post-processing alone {t_post:.3f} s ({mp / t_post:.1f} MP/s)")
-            if len(rows) == 2:
-                print(f"  bf16 / float32 end-to-end time: {rows['bfloat16'] / rows['float32']:.2f}")
 
 
 if __name__ == "__main__":
