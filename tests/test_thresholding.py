@@ -397,3 +397,23 @@ def test_import_is_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int16", "float32", "float64"])
+@pytest.mark.parametrize("t", [-1e6, -3.0, 0.1, 7.0, 7.5, 120.3, 1e6])
+def test_mask_comparison_is_exact_in_float64(dtype, t):
+    from napari_binseg.thresholding import _compare
+
+    values = np.array([-4, -3, 0, 0.1, 7, 7.5, 8, 120, 121, 250], dtype=np.float64)
+    if dtype == "uint8":
+        values = np.clip(values, 0, None)
+    values = values.astype(dtype)
+    if dtype[0] == "f":
+        values[0] = np.nan
+    exact = values.astype(np.float64)
+    out = np.empty(values.shape, np.uint8)
+    np.testing.assert_array_equal(_compare(values, [t], 0, out), exact > t)
+    np.testing.assert_array_equal(_compare(values, [t], 1, out), exact <= t)
+    ts = [t, t + 50.25]
+    expected = np.where(np.isnan(exact), 0, np.digitize(exact, ts))
+    np.testing.assert_array_equal(_compare(values, ts, 2, out), expected)

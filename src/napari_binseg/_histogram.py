@@ -4,12 +4,16 @@
 ``min``, ``max`` and ``bincount`` in three passes; on a 64x1024x1024 uint16 stack that is
 ~30x the cost of reading the data once. These numba kernels read each value once, count into
 one local histogram per thread (no atomics, no false sharing) and sum the locals at the end.
+(The mask itself is a numpy comparison, see ``thresholding._compare``: numpy's vectorized
+``greater`` beats a scalar loop here.)
 
 This module imports numba at the top: import it only inside functions
 (``napari_binseg.thresholding`` does), so that ``import napari_binseg`` stays light.
 Compiled code is cached on disk when the package folder (or ``NUMBA_CACHE_DIR``) is writable;
 when no cache location works the kernels are compiled in memory instead.
 """
+
+import types
 
 import numba
 import numpy as np
@@ -19,12 +23,16 @@ from numba import prange
 _SERIAL_BELOW = 1 << 16
 
 
-def _jit(func):
+def _jit(func, parallel=True):
     """``njit(parallel, nogil, cache)``, falling back to no disk cache when none is writable."""
+    if not parallel:
+        # A distinct name: numba's disk cache is keyed by name and signature, not by flags.
+        func = types.FunctionType(func.__code__, func.__globals__, func.__name__ + "_serial")
+        func.__qualname__ = func.__name__
     try:
-        return numba.njit(parallel=True, nogil=True, cache=True)(func)
+        return numba.njit(parallel=parallel, nogil=True, cache=True)(func)
     except RuntimeError:  # "cannot cache function ...: no locator available"
-        return numba.njit(parallel=True, nogil=True, cache=False)(func)
+        return numba.njit(parallel=parallel, nogil=True, cache=False)(func)
 
 
 def _minmax(values, nchunks):
@@ -76,33 +84,63 @@ def _minmax_int(values, nchunks):
     return los.min(), his.max()
 
 
-def _hist_int(values, offset, nbins, nchunks):
-    """Counts of ``values - offset`` in ``nbins`` bins (every value must fall in a bin)."""
+def _hist_uint(values, nbins, nchunks):
+    """Counts of unsigned 8/16-bit ``values`` in ``nbins`` bins, one bin per value."""
     n = values.size
     step = (n + nchunks - 1) // nchunks
-    # Four interleaved uint32 sub-histograms per chunk (chunks hold < 2**32 values): runs of
-    # equal values (flat background) then increment different counters, which removes the
-    # store-to-load dependency between consecutive increments.
-    local = np.zeros((nchunks, 4, nbins), np.uint32)
+    local = np.zeros((nchunks, nbins), np.int64)
     for c in prange(nchunks):
-        h = local[c]
-        start = c * step
-        stop = min(n, start + step)
-        i = start
-        while i + 3 < stop:
-            h[0, np.intp(values[i]) - offset] += 1
-            h[1, np.intp(values[i + 1]) - offset] += 1
-            h[2, np.intp(values[i + 2]) - offset] += 1
-            h[3, np.intp(values[i + 3]) - offset] += 1
+        # Four interleaved uint32 sub-histograms (a chunk holds < 2**31 values): runs of equal
+        # values (flat background) then increment different counters, which removes the
+        # store-to-load dependency between consecutive increments. Unsigned indices skip
+        # numba's negative-index wraparound check.
+        h = np.zeros(4 * nbins, np.uint32)
+        chunk = values[c * step : min(n, c * step + step)]
+        m = chunk.size
+        i = 0
+        while i + 3 < m:
+            h[chunk[i]] += 1
+            h[nbins + chunk[i + 1]] += 1
+            h[2 * nbins + chunk[i + 2]] += 1
+            h[3 * nbins + chunk[i + 3]] += 1
             i += 4
-        while i < stop:
-            h[0, np.intp(values[i]) - offset] += 1
+        while i < m:
+            h[chunk[i]] += 1
             i += 1
-    out = np.zeros(nbins, np.int64)
-    for c in range(nchunks):
         for j in range(4):
             for b in range(nbins):
-                out[b] += local[c, j, b]
+                local[c, b] += h[j * nbins + b]
+    out = np.zeros(nbins, np.int64)
+    for c in range(nchunks):
+        for b in range(nbins):
+            out[b] += local[c, b]
+    return out
+
+
+def _hist_offset(values, offset, nbins, nchunks):
+    """Counts of integer ``values - offset`` in ``nbins`` bins (all values must fall in one)."""
+    n = values.size
+    step = (n + nchunks - 1) // nchunks
+    local = np.zeros((nchunks, nbins), np.int64)
+    for c in prange(nchunks):
+        h = np.zeros(2 * nbins, np.uint32)
+        chunk = values[c * step : min(n, c * step + step)]
+        m = chunk.size
+        i = 0
+        while i + 1 < m:
+            h[np.uint64(np.int64(chunk[i]) - offset)] += 1
+            h[np.uint64(nbins + np.int64(chunk[i + 1]) - offset)] += 1
+            i += 2
+        while i < m:
+            h[np.uint64(np.int64(chunk[i]) - offset)] += 1
+            i += 1
+        for j in range(2):
+            for b in range(nbins):
+                local[c, b] += h[j * nbins + b]
+    out = np.zeros(nbins, np.int64)
+    for c in range(nchunks):
+        for b in range(nbins):
+            out[b] += local[c, b]
     return out
 
 
@@ -134,7 +172,7 @@ def _hist_edges(values, edges, nchunks):
                 b -= 1
             while b < nbins - 1 and x >= edges[b + 1]:
                 b += 1
-            local[c, b] += 1
+            local[c, np.uint64(b)] += 1
     out = np.zeros(nbins, np.int64)
     for c in range(nchunks):
         for b in range(nbins):
@@ -142,75 +180,63 @@ def _hist_edges(values, edges, nchunks):
     return out
 
 
-def _apply(values, thresholds, mode, out, nchunks):
-    """Write the mask or class labels of 1D ``values`` into uint8 ``out``.
+_KERNELS = {
+    parallel: {
+        name: _jit(func, parallel)
+        for name, func in [
+            ("minmax", _minmax),
+            ("minmax_int", _minmax_int),
+            ("hist_uint", _hist_uint),
+            ("hist_offset", _hist_offset),
+            ("hist_edges", _hist_edges),
+        ]
+    }
+    for parallel in (True, False)
+}
 
-    mode 0: ``x > t``; mode 1: ``x <= t`` (inverted); mode 2: the number of thresholds
-    ``<= x`` (``np.digitize``). NaN is 0 (background) in every mode. Comparisons are exact
-    (the threshold is float64; numba promotes the value).
+
+def _kernel(name, n, serial):
+    """The kernel and its number of chunks for ``n`` values.
+
+    Serial for small inputs and when the caller runs several kernels in its own threads: on a
+    busy machine every parallel region waits for all its threads to be scheduled, which costs
+    milliseconds per call.
     """
-    n = values.size
-    k = thresholds.size
-    t = thresholds[0]
-    step = (n + nchunks - 1) // nchunks
-    for c in prange(nchunks):
-        stop = min(n, (c + 1) * step)
-        if mode == 0:
-            for i in range(c * step, stop):
-                out[i] = values[i] > t
-        elif mode == 1:
-            for i in range(c * step, stop):
-                out[i] = values[i] <= t
-        else:
-            for i in range(c * step, stop):
-                x = values[i]
-                label = 0
-                if x == x:
-                    for j in range(k):
-                        if thresholds[j] <= x:
-                            label += 1
-                out[i] = label
+    if serial or n < _SERIAL_BELOW:
+        return _KERNELS[False][name], max(1, -(-n // (1 << 31)))
+    chunks = max(numba.get_num_threads(), -(-n // (1 << 31)))
+    return _KERNELS[True][name], chunks
 
 
-_minmax_jit = _jit(_minmax)
-_minmax_int_jit = _jit(_minmax_int)
-_hist_int_jit = _jit(_hist_int)
-_hist_edges_jit = _jit(_hist_edges)
-_apply_jit = _jit(_apply)
-
-
-def _chunks(n, per_thread=1):
-    """Independent chunks for ``n`` values: one per thread, each under 2**31 values."""
-    if n < _SERIAL_BELOW:
-        return 1
-    return max(per_thread * numba.get_num_threads(), -(-n // (1 << 31)))
-
-
-def minmax(values):
+def minmax(values, serial=False):
     """``(min, max, n_nan)`` of a 1D array; min and max are exact ints for integer data.
 
     For floats NaN is skipped; an all-NaN array gives ``min = inf > max = -inf``.
     """
     if values.dtype.kind in "biu":
-        lo, hi = _minmax_int_jit(values.view(np.uint8) if values.dtype == bool else values,
-                                 _chunks(values.size))
+        kernel, chunks = _kernel("minmax_int", values.size, serial)
+        lo, hi = kernel(values.view(np.uint8) if values.dtype == bool else values, chunks)
         return int(lo), int(hi), 0
-    lo, hi, nan = _minmax_jit(values, _chunks(values.size))
+    kernel, chunks = _kernel("minmax", values.size, serial)
+    lo, hi, nan = kernel(values, chunks)
     return float(lo), float(hi), int(nan)
 
 
-def hist_int(values, offset, nbins):
+def hist_int(values, offset, nbins, serial=False):
     """int64 counts of ``values - offset`` (1D integer array, all in ``[0, nbins)``)."""
-    return _hist_int_jit(values, int(offset), int(nbins), _chunks(values.size))
+    offset, nbins = int(offset), int(nbins)
+    kind, bits = values.dtype.kind, 8 * values.dtype.itemsize
+    if bits <= 16 and nbins == 1 << bits and offset == (0 if kind == "u" else -(nbins // 2)):
+        unsigned = values.view(np.uint8 if bits == 8 else np.uint16)
+        kernel, chunks = _kernel("hist_uint", values.size, serial)
+        counts = kernel(unsigned, nbins, chunks)
+        # Signed data: the two's complement bit pattern of v is v mod 2**bits; shift it back.
+        return counts if kind == "u" else np.roll(counts, nbins // 2)
+    kernel, chunks = _kernel("hist_offset", values.size, serial)
+    return kernel(values, offset, nbins, chunks)
 
 
-def hist_edges(values, edges):
+def hist_edges(values, edges, serial=False):
     """int64 counts of 1D ``values`` in the uniform bins ``edges``, as ``np.histogram``."""
-    return _hist_edges_jit(values, edges, _chunks(values.size))
-
-
-def apply(values, thresholds, mode, out):
-    """Mask (mode 0: ``> t``, 1: ``<= t``) or class labels (2) of 1D ``values`` into ``out``."""
-    thresholds = np.ascontiguousarray(thresholds, dtype=np.float64).reshape(-1)
-    _apply_jit(values, thresholds, int(mode), out, _chunks(values.size, per_thread=8))
-    return out
+    kernel, chunks = _kernel("hist_edges", values.size, serial)
+    return kernel(values, edges, chunks)

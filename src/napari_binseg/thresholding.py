@@ -83,7 +83,8 @@ class _UnitHistogram:
     (min and max come from it); wider integers and floats need a min/max pass first.
     """
 
-    def __init__(self, dtype, nbins):
+    def __init__(self, dtype, nbins, serial=False):
+        self.serial = serial  # serial kernels: the caller runs units in parallel threads
         self.dtype = np.dtype(dtype)
         self.nbins = nbins
         self.counts = None
@@ -102,7 +103,7 @@ class _UnitHistogram:
     def add_range(self, flat):
         from . import _histogram
 
-        lo, hi, nan = _histogram.minmax(flat)
+        lo, hi, nan = _histogram.minmax(flat, self.serial)
         self.lo, self.hi, self.nan = min(self.lo, lo), max(self.hi, hi), self.nan + nan
 
     def finish_range(self):
@@ -129,12 +130,10 @@ class _UnitHistogram:
     def add(self, flat):
         from . import _histogram
 
-        if self.mode == "fixed":
-            self.counts += _histogram.hist_int(flat, self.offset, self.counts.size)
-        elif self.mode == "int":
-            self.counts += _histogram.hist_int(flat, self.offset, self.counts.size)
+        if self.mode in ("fixed", "int"):
+            self.counts += _histogram.hist_int(flat, self.offset, self.counts.size, self.serial)
         elif self.mode == "float":
-            self.counts += _histogram.hist_edges(flat, self.edges)
+            self.counts += _histogram.hist_edges(flat, self.edges, self.serial)
 
     def result(self):
         """``(counts, centers)`` as ``skimage.exposure.histogram`` gives them, or None if constant.
@@ -331,42 +330,94 @@ def _unit_threshold(method, hist_state, result, values, classes, nbins, where):
         raise ValueError(f"{where}: {exc}") from exc
 
 
+def _where(scope, index):
+    if scope == "image":
+        return "image"
+    return f"{scope} {index if len(index) > 1 else index[0]}"
+
+
+def _unit_thresholds(unit, index, method, scope, classes, nbins, serial, step):
+    """Threshold(s) of one numpy unit, as a (k,) array; ``step()`` after each piece read."""
+    k = classes - 1 if method == "multiotsu" else 1
+    state = _UnitHistogram(unit.dtype, nbins, serial)
+    if state.needs_range:
+        for piece in _pieces(unit):
+            state.add_range(piece)
+            step()
+        if state.finish_range():
+            for piece in _pieces(unit):
+                state.add(piece)
+                step()
+    else:
+        for piece in _pieces(unit):
+            state.add(piece)
+            step()
+    result = state.result()
+    if result is None and scope != "image":
+        # A blank or all-NaN plane in a stack: everything background, as scikit-image's
+        # Otsu returns the constant value itself.
+        return np.full(k, state.lo if state.lo <= state.hi else np.nan)
+    where = _where(scope, index)
+    t = _unit_threshold(method, state, result, lambda: unit, classes, nbins, where)
+    return np.reshape(np.asarray(t, np.float64), -1)
+
+
+def _run_units(work, indices, progress):
+    """``work(index)`` for every unit, in parallel threads (the kernels release the GIL).
+
+    Progress is reported in order, unit by unit; an exception (or a cancel raised by the
+    progress callback) cancels the units not yet started.
+    """
+    import numba
+
+    workers = min(len(indices), numba.get_num_threads())
+    if workers <= 1:
+        results = []
+        for index in indices:
+            results.append(work(index))
+            progress.step()
+        return results
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(workers) as pool:
+        futures = [pool.submit(work, index) for index in indices]
+        try:
+            results = []
+            for future in futures:
+                results.append(future.result())
+                progress.step()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+    return results
+
+
 def _thresholds_numpy(image, method, scope, classes, nbins, progress, per_unit=None):
-    """Thresholds of every unit of a numpy image; ``per_unit(index, unit, t)`` after each."""
+    """Thresholds of every unit of a numpy image; ``per_unit(index, unit, t, serial)`` after each.
+
+    The whole array runs as pieces through parallel kernels; planes and frames run as units
+    through serial kernels, several units at a time.
+    """
     units = _n_units(image.shape, scope)
     k = classes - 1 if method == "multiotsu" else 1
     out = np.empty(units + (k,), np.float64)
-    n_units = int(np.prod(units)) if units else 1
-    for index, unit in _numpy_units(image, scope):
-        where = "image" if scope == "image" else f"{scope} {index if len(index) > 1 else index[0]}"
-        state = _UnitHistogram(unit.dtype, nbins)
-        if state.needs_range:
-            for piece in _pieces(unit):
-                state.add_range(piece)
-                if scope == "image":
-                    progress.step()
-            if state.finish_range():
-                for piece in _pieces(unit):
-                    state.add(piece)
-                    if scope == "image":
-                        progress.step()
-        else:
-            for piece in _pieces(unit):
-                state.add(piece)
-                if scope == "image":
-                    progress.step()
-        result = state.result()
-        if result is None and scope != "image" and method != "manual":
-            # A blank or all-NaN plane in a stack: everything background, as scikit-image's
-            # Otsu returns the constant value itself.
-            t = np.full(k, state.lo if state.lo <= state.hi else np.nan)
-        else:
-            t = _unit_threshold(method, state, result, lambda: unit, classes, nbins, where)
-        out[index] = np.reshape(t, -1)
+    if scope == "image":
+        out[()] = _unit_thresholds(image, (), method, scope, classes, nbins, False, progress.step)
         if per_unit is not None:
-            per_unit(index, unit, out[index])
-        if scope != "image":
-            progress.step()
+            per_unit((), image, out[()], False)
+        return out
+
+    def work(index):
+        unit = image[index]
+        t = _unit_thresholds(unit, index, method, scope, classes, nbins, True, lambda: None)
+        if per_unit is not None:
+            per_unit(index, unit, t, True)
+        return t
+
+    indices = list(np.ndindex(*units))
+    for index, t in zip(indices, _run_units(work, indices, progress)):
+        out[index] = t
     return out
 
 
@@ -374,7 +425,9 @@ def _thresholds_dask(image, method, scope, classes, nbins, progress):
     """Thresholds of every unit of a dask image, reading it chunk by chunk."""
     units = _n_units(image.shape, scope)
     k = classes - 1 if method == "multiotsu" else 1
-    states = {index: _UnitHistogram(image.dtype, nbins) for index in np.ndindex(*units)}
+    # Planes and frames: serial kernels per piece (many small calls); the whole array: parallel.
+    serial = scope != "image"
+    states = {index: _UnitHistogram(image.dtype, nbins, serial) for index in np.ndindex(*units)}
     first = next(iter(states.values()))
     if first.needs_range:
         for unit, piece in _dask_pieces(image, scope):
@@ -571,23 +624,103 @@ def _postprocess_units(mask, scope, fill_holes, min_size):
     return mask
 
 
-def _mask_block(block, thresholds, scope, mode, block_info=None):
-    """Mask of one dask block, with the thresholds of the units it covers."""
-    from . import _histogram
+def _exact_bound(t, dtype, side):
+    """A bound in ``dtype`` with the same comparisons against ``dtype`` values as float ``t``.
 
+    side "down": the largest representable value <= t, so ``x > t`` iff ``x > bound`` and
+    ``x <= t`` iff ``x <= bound``; side "up": the smallest >= t, so ``x >= t`` iff
+    ``x >= bound``. Returns -inf / +inf (as Python floats) when t is outside the dtype's range.
+    """
+    dtype = np.dtype(dtype)
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        bound = np.floor(t) if side == "down" else np.ceil(t)
+        if bound < info.min:
+            return -np.inf
+        if bound > info.max:
+            return np.inf
+        return dtype.type(int(bound))
+    bound = dtype.type(t)
+    # float(bound): compared with a Python float, a float32 scalar would round t to float32.
+    if side == "down" and float(bound) > t:
+        bound = np.nextafter(bound, dtype.type(-np.inf))
+    elif side == "up" and float(bound) < t:
+        bound = np.nextafter(bound, dtype.type(np.inf))
+    return bound
+
+
+def _compare(values, thresholds, mode, out):
+    """Mask or classes of ``values`` into uint8 ``out`` (same shape), exactly as in float64.
+
+    mode 0: ``values > t``; 1: ``values <= t``; 2: the number of thresholds ``<= values``
+    (``np.digitize``). NaN gives 0 in every mode. The comparison runs in the data's own dtype
+    against an exactly equivalent bound (no float64 copy of the data).
+    """
+    flags = out.view(bool)
+    thresholds = np.reshape(thresholds, -1)
+    if mode in (0, 1):
+        bound = _exact_bound(float(thresholds[0]), values.dtype, "down")
+        if np.isnan(thresholds[0]):
+            out[...] = 0
+        elif np.isinf(bound):
+            # t below (above) every representable value: x > t is all (no) non-NaN pixels.
+            above = bound < 0
+            if values.dtype.kind == "f":
+                np.logical_not(np.isnan(values), out=flags)
+                if above == (mode == 1):
+                    out[...] = 0
+            else:
+                out[...] = int(above != (mode == 1))
+        elif mode == 0:
+            np.greater(values, bound, out=flags)
+        else:
+            np.less_equal(values, bound, out=flags)
+        return out
+    out[...] = 0
+    for t in thresholds:
+        bound = _exact_bound(float(t), values.dtype, "up")
+        if np.isinf(bound) and bound > 0:
+            continue
+        if np.isinf(bound):  # every non-NaN value is >= t
+            out += ~np.isnan(values) if values.dtype.kind == "f" else np.uint8(1)
+        else:
+            out += values >= bound
+    return out
+
+
+def _compare_threaded(values, thresholds, mode, out):
+    """``_compare`` over flat pieces in threads (numpy releases the GIL in comparisons)."""
+    values, target = values.reshape(-1), out.reshape(-1)
+    starts = range(0, values.size, _PIECE // 4)
+    if len(starts) <= 1:
+        return _compare(values, thresholds, mode, target)
+    import numba
+    from concurrent.futures import ThreadPoolExecutor
+
+    step = _PIECE // 4
+    with ThreadPoolExecutor(numba.get_num_threads()) as pool:
+        list(
+            pool.map(
+                lambda s: _compare(values[s : s + step], thresholds, mode, target[s : s + step]),
+                starts,
+            )
+        )
+    return out
+
+
+def _mask_block(block, thresholds, scope, mode, block_info=None):
+    """Mask of one dask block, with the thresholds of the units it covers.
+
+    Unthreaded: dask already runs blocks in parallel threads.
+    """
     out = np.empty(block.shape, np.uint8)
     if scope == "image" or block_info is None:
-        t = thresholds.reshape(-1, thresholds.shape[-1])[0]
-        _histogram.apply(np.ascontiguousarray(block).reshape(-1), t, mode, out.reshape(-1))
-        return out
+        return _compare(block, thresholds.reshape(-1, thresholds.shape[-1])[0], mode, out)
     location = block_info[0]["array-location"]
     lead = thresholds.ndim - 1
     for local in np.ndindex(*block.shape[:lead]):
         unit = tuple(location[a][0] + i for a, i in enumerate(local))
-        values = np.ascontiguousarray(block[local]).reshape(-1)
-        target = np.empty(values.size, np.uint8)
-        _histogram.apply(values, thresholds[unit], mode, target)
-        out[local] = target.reshape(block.shape[lead:])
+        _compare(block[local], thresholds[unit], mode, out[local])
     return out
 
 
@@ -666,8 +799,6 @@ def threshold(
         raise ValueError("fill_holes and min_size apply to binary masks, not multiotsu classes")
     if not isinstance(min_size, (int, np.integer)) or min_size < 0:
         raise ValueError(f"min_size must be an integer >= 0 (pixels), got {min_size!r}")
-    from . import _histogram
-
     mode = 2 if method == "multiotsu" else (1 if invert else 0)
     post = bool(fill_holes) or min_size > 1
     data = _smooth(image, sigma)
@@ -699,20 +830,24 @@ def threshold(
             total = n_units
         progress_ = _Progress(progress, total)
 
-        def per_unit(index, unit, t):
+        def per_unit(index, unit, t, serial):
             target = mask[index]
-            _histogram.apply(
-                np.ascontiguousarray(unit).reshape(-1), t, mode, target.reshape(-1)
-            )
+            if serial:  # already one of several threads
+                _compare(unit, t, mode, target)
+            else:
+                _compare_threaded(unit, t, mode, target)
             if post:
                 _postprocess(target, fill_holes, min_size)
 
         if method == "manual":
             thresholds = np.full(units + (1,), float(value))
-            for index, unit in _numpy_units(data, scope):
-                per_unit(index, unit, thresholds[index])
-                if scope != "image":
-                    progress_.step()
+            if scope == "image":
+                per_unit((), data, thresholds[()], False)
+            else:
+                indices = list(np.ndindex(*units))
+                _run_units(
+                    lambda i: per_unit(i, data[i], thresholds[i], True), indices, progress_
+                )
         else:
             thresholds = _thresholds_numpy(
                 data, method, scope, classes, 256, progress_, per_unit=per_unit
