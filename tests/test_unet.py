@@ -10,7 +10,13 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("monai")
 
-from napari_binseg.unet import inference, load_model, predict, predict_channels, segment  # noqa: E402
+from napari_binseg.unet import (  # noqa: E402
+    inference,
+    load_model,
+    predict,
+    predict_channels,
+    segment,
+)
 from napari_binseg.unet._postprocess import (  # noqa: E402
     grow_seeds,
     probabilities_to_labels,

@@ -60,7 +60,8 @@ def normalize_plane(plane, normalization):
     plane = np.asarray(plane)
     if normalization.get("kind", "percentile") == "none":
         return plane.astype(np.float32)
-    lo, hi = percentile_range(plane, normalization.get("low", 1.0), normalization.get("high", 99.8))
+    lo, hi = percentile_range(
+        plane, normalization.get("low", 1.0), normalization.get("high", 99.8))
     if not hi > lo:
         hi = lo + 1.0
     out = plane.astype(np.float32)

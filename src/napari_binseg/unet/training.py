@@ -3,7 +3,8 @@
 Targets per image: channel 0 the foreground (``labels > 0``), channel 1 the nucleus centres
 (pixels whose distance to the nucleus border, inter-nucleus borders included, is more than half
 of that nucleus' largest distance). Touching nuclei have separate centres, so instances are
-centres grown into the foreground (:func:`napari_binseg.unet._postprocess.probabilities_to_labels`).
+centres grown into the foreground
+(:func:`napari_binseg.unet._postprocess.probabilities_to_labels`).
 
 Loss: binary cross-entropy plus soft Dice on both channels. Augmentation in numpy/torch: random
 scale (0.6-1.6), flips, 90 degree rotations, contrast, brightness, gamma and Gaussian noise, on
