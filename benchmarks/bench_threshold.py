@@ -17,7 +17,7 @@ import tifffile
 
 from napari_binseg import threshold, threshold_value
 
-SAMPLE = Path(__file__).parents[1] / "src" / "napari_binseg" / "data" / "nuclei_175dbb364bfefc95.tif"
+SAMPLE = Path(__file__).parents[1] / "src/napari_binseg/data/nuclei_175dbb364bfefc95.tif"
 
 
 def make_stack(planes, size, dtype):

@@ -16,7 +16,7 @@ from skimage.morphology import remove_small_objects
 from napari_binseg import THRESHOLD_METHODS, threshold, threshold_value
 
 METHODS = [m for m in THRESHOLD_METHODS if m != "manual"]
-SAMPLE = Path(__file__).parents[1] / "src" / "napari_binseg" / "data" / "nuclei_175dbb364bfefc95.tif"
+SAMPLE = Path(__file__).parents[1] / "src/napari_binseg/data/nuclei_175dbb364bfefc95.tif"
 
 
 def as_dtype(image, dtype):
@@ -212,6 +212,9 @@ def test_dask_postprocessing_and_sigma_equal_numpy(scope):
     np.testing.assert_array_equal(
         threshold(lazy, **options).compute(), threshold(stack, **options)
     )
+    smoothed = threshold(lazy, scope=scope, sigma=1.5)
+    assert smoothed.chunks == lazy.chunks
+    np.testing.assert_array_equal(smoothed.compute(), threshold(stack, scope=scope, sigma=1.5))
 
 
 # ---------------------------------------------------------------------------- options
@@ -302,6 +305,11 @@ def test_progress_is_reported_and_can_cancel():
     calls.clear()
     threshold(stack, progress=lambda done, total: calls.append((done, total)))
     assert calls and calls[-1][0] == calls[-1][1]
+    # dask: one step per chunk read (two reads for float data), then the thresholds.
+    calls.clear()
+    lazy = da.from_array(stack.astype(np.float32), chunks=(1, 32, 80))
+    threshold(lazy, progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(i, 9) for i in range(1, 10)]
 
 
 # -------------------------------------------------------------------------- bad input

@@ -37,7 +37,8 @@ _MAX_INT_LEVELS = 1 << 24
 #: image is binned into ``nbins`` bins (scikit-image would need gigabytes there).
 _MAX_MULTIOTSU_LEVELS = 4096
 #: Values per piece of a whole-array pass: progress is reported (and can be cancelled) per piece.
-_PIECE = 1 << 24
+#: Large: every parallel kernel call pays thread wake-up and 65536-bin local histograms.
+_PIECE = 1 << 26
 
 
 # --------------------------------------------------------------------------------- checks
@@ -282,19 +283,24 @@ def _pieces(unit):
         yield flat[start : start + _PIECE]
 
 
-def _dask_pieces(image, scope):
-    """Yield ``(unit index, flat numpy piece)`` for each chunk of a dask array, chunk by chunk."""
+def _dask_pieces(image, scope, after_block=None):
+    """Yield ``(unit index, flat numpy piece)`` for each chunk of a dask array, chunk by chunk.
+
+    ``after_block()`` is called once each chunk has been handed out.
+    """
     lead = len(_n_units(image.shape, scope))
     starts = [np.cumsum((0,) + c) for c in image.chunks[:lead]]
     for block_index in np.ndindex(*image.numblocks):
         block = np.asarray(image.blocks[block_index])
         if lead == 0:
-            yield (), block.reshape(-1)
-            continue
-        offset = tuple(int(starts[a][block_index[a]]) for a in range(lead))
-        for local in np.ndindex(*block.shape[:lead]):
-            unit = tuple(o + i for o, i in zip(offset, local))
-            yield unit, np.ascontiguousarray(block[local]).reshape(-1)
+            yield (), np.ascontiguousarray(block).reshape(-1)
+        else:
+            offset = tuple(int(starts[a][block_index[a]]) for a in range(lead))
+            for local in np.ndindex(*block.shape[:lead]):
+                unit = tuple(o + i for o, i in zip(offset, local))
+                yield unit, np.ascontiguousarray(block[local]).reshape(-1)
+        if after_block is not None:
+            after_block()
 
 
 class _Progress:
@@ -305,6 +311,10 @@ class _Progress:
         self.done += n
         if self.callback is not None:
             self.callback(min(self.done, self.total), self.total)
+
+    def finish(self):
+        if self.done < self.total:
+            self.step(self.total - self.done)
 
 
 # ----------------------------------------------------------------------------- core work
@@ -421,42 +431,42 @@ def _thresholds_numpy(image, method, scope, classes, nbins, progress, per_unit=N
     return out
 
 
+def _dask_passes(image):
+    """Reads of a dask array for its histograms: one for 8/16-bit integers, else two."""
+    return 1 if _UnitHistogram(image.dtype, 2).mode == "fixed" else 2
+
+
 def _thresholds_dask(image, method, scope, classes, nbins, progress):
-    """Thresholds of every unit of a dask image, reading it chunk by chunk."""
+    """Thresholds of every unit of a dask image, reading it chunk by chunk.
+
+    ``progress`` steps once per chunk and pass (``_dask_passes``), then once at the end.
+    """
     units = _n_units(image.shape, scope)
     k = classes - 1 if method == "multiotsu" else 1
     # Planes and frames: serial kernels per piece (many small calls); the whole array: parallel.
     serial = scope != "image"
     states = {index: _UnitHistogram(image.dtype, nbins, serial) for index in np.ndindex(*units)}
-    first = next(iter(states.values()))
-    if first.needs_range:
-        for unit, piece in _dask_pieces(image, scope):
+    needs_hist = True
+    if _dask_passes(image) == 2:
+        for unit, piece in _dask_pieces(image, scope, progress.step):
             states[unit].add_range(piece)
-        progress.step()
-        needs_hist = [s.finish_range() for s in states.values()]
-        if not any(needs_hist):
-            states_done = True
-        else:
-            states_done = False
-    else:
-        states_done = False
-    if not states_done:
-        for unit, piece in _dask_pieces(image, scope):
+        needs_hist = any([state.finish_range() for state in states.values()])
+    if needs_hist:
+        for unit, piece in _dask_pieces(image, scope, progress.step):
             states[unit].add(piece)
-        progress.step()
     out = np.empty(units + (k,), np.float64)
     for index, state in states.items():
-        where = "image" if scope == "image" else f"{scope} {index if len(index) > 1 else index[0]}"
         result = state.result()
         if result is None and scope != "image":
             t = np.full(k, state.lo if state.lo <= state.hi else np.nan)
         else:
             # li and mean of float data need the values: this loads one unit (documented).
+            values = lambda: np.asarray(image[index])  # noqa: E731
             t = _unit_threshold(
-                method, state, result, lambda: np.asarray(image[index]), classes, nbins, where
+                method, state, result, values, classes, nbins, _where(scope, index)
             )
         out[index] = np.reshape(t, -1)
-    progress.step()
+    progress.finish()
     return out
 
 
@@ -691,13 +701,13 @@ def _compare(values, thresholds, mode, out):
 def _compare_threaded(values, thresholds, mode, out):
     """``_compare`` over flat pieces in threads (numpy releases the GIL in comparisons)."""
     values, target = values.reshape(-1), out.reshape(-1)
-    starts = range(0, values.size, _PIECE // 4)
+    step = _PIECE // 16
+    starts = range(0, values.size, step)
     if len(starts) <= 1:
         return _compare(values, thresholds, mode, target)
     import numba
     from concurrent.futures import ThreadPoolExecutor
 
-    step = _PIECE // 4
     with ThreadPoolExecutor(numba.get_num_threads()) as pool:
         list(
             pool.map(
@@ -791,7 +801,7 @@ def threshold(
     --------
     >>> import numpy as np
     >>> image = np.zeros((6, 6), np.uint8); image[1:5, 1:5] = 200; image[2, 2] = 10
-    >>> threshold(image, fill_holes=True).sum()
+    >>> int(threshold(image, fill_holes=True).sum())
     16
     """
     image = _check_options(image, method, scope, classes, value, sigma, 256)
@@ -806,25 +816,27 @@ def threshold(
     n_units = int(np.prod(units)) if units else 1
 
     if is_dask(data):
-        progress_ = _Progress(progress, 3)
+        reads = 0 if method == "manual" else _dask_passes(data) * int(np.prod(data.numblocks))
+        progress_ = _Progress(progress, reads + 1)
         if method == "manual":
             thresholds = np.full(units + (1,), float(value))
         else:
             thresholds = _thresholds_dask(data, method, scope, classes, 256, progress_)
         mask = data.map_blocks(_mask_block, thresholds, scope, mode, dtype=np.uint8)
+        if not post and mask.chunks != image.chunks:  # smoothing worked on whole planes
+            mask = mask.rechunk(image.chunks)
         if post:
             lead = len(units)
             whole = mask.chunks[:lead] + (-1,) * (mask.ndim - lead)
             mask = mask.rechunk(whole).map_blocks(
-                _postprocess_units, scope if scope != "image" else "image", fill_holes, min_size,
-                dtype=np.uint8,
+                _postprocess_units, scope, fill_holes, min_size, dtype=np.uint8
             )
         result = mask
     else:
         mask = np.empty(image.shape, np.uint8)
         if scope == "image":
             pieces = -(-data.size // _PIECE)
-            passes = 1 if _UnitHistogram(data.dtype, 256).mode == "fixed" else 2
+            passes = _dask_passes(data)  # same rule: 8/16-bit integers need one read
             total = (0 if method == "manual" else passes * pieces) + 1 + post
         else:
             total = n_units
@@ -852,8 +864,7 @@ def threshold(
             thresholds = _thresholds_numpy(
                 data, method, scope, classes, 256, progress_, per_unit=per_unit
             )
-        if scope == "image":
-            progress_.step(1 + post)
+        progress_.finish()
         result = mask
     if return_thresholds:
         return result, _format(thresholds, method if method == "multiotsu" else "", scope)
