@@ -378,3 +378,14 @@ def test_split_without_edt_package(monkeypatch, ndim):
     without, _ = count_cells(mask)
     assert without.max() == 2
     assert (with_edt == without).mean() > 0.97
+
+
+def test_min_diameter_in_physical_units():
+    # Discs of radius 10 px; with 0.5 um pixels they are 10 um wide.
+    mask = two_touching(2)
+    assert len(count_cells(mask, spacing=(0.5, 0.5), min_diameter=4.0)[1]) == 2
+    # A smallest nucleus of 25 um (50 px) is wider than either half: merged back.
+    assert len(count_cells(mask, spacing=(0.5, 0.5), min_diameter=25.0)[1]) == 1
+    # 12 is wider than a half (10 um) in um, narrower (20 px) in pixels.
+    assert len(count_cells(mask, spacing=(0.5, 0.5), min_diameter=12.0)[1]) == 1
+    assert len(count_cells(mask, min_diameter=12.0)[1]) == 2
