@@ -296,12 +296,12 @@ def test_torchscript_and_state_dict_round_trip(tmp_path, small_model):
     torch.jit.trace(net, torch.zeros(1, 1, 32, 32)).save(str(ts))
     lm = load_model(ts, device="cpu")
     assert lm.spatial_dims == 2 and lm.out_channels == 1 and lm.config["kind"] == "torchscript"
-    p_ts = predict(image, ts, device="cpu", precision="float32")
+    p_ts = predict(image, ts, device="cpu", precision="float32", backend="torch")
     # state dict (.pt, weights_only) + JSON sidecar
     pt = tmp_path / "weights.pt"
     torch.save(net.state_dict(), pt)
     (tmp_path / "weights.json").write_text(json.dumps({"network": spec}))
-    p_pt = predict(image, pt, device="cpu", precision="float32")
+    p_pt = predict(image, pt, device="cpu", precision="float32", backend="torch")
     # safetensors + config.json in another folder
     from safetensors.torch import save_file
 
@@ -309,7 +309,7 @@ def test_torchscript_and_state_dict_round_trip(tmp_path, small_model):
     sub.mkdir()
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(sub / "w.safetensors"))
     (sub / "config.json").write_text(json.dumps(spec))  # the bare network dict works too
-    p_st = predict(image, sub / "w.safetensors", device="cpu", precision="float32")
+    p_st = predict(image, sub / "w.safetensors", device="cpu", precision="float32", backend="torch")
     # MONAI bundle folder
     bundle = tmp_path / "bundle"
     (bundle / "configs").mkdir(parents=True)
@@ -318,7 +318,7 @@ def test_torchscript_and_state_dict_round_trip(tmp_path, small_model):
     (bundle / "configs" / "inference.json").write_text(
         json.dumps({"network_def": network_def, "postprocessing": {"sigmoid": True}}))
     torch.save(net.state_dict(), bundle / "models" / "model.pt")
-    p_bundle = predict(image, bundle, device="cpu", precision="float32")
+    p_bundle = predict(image, bundle, device="cpu", precision="float32", backend="torch")
     with torch.inference_mode():
         x = inference.normalize_plane(image, {"kind": "percentile"})
         expected = torch.sigmoid(net(torch.from_numpy(x)[None, None]))[0, 0].numpy()
@@ -333,7 +333,7 @@ def test_user_3d_model_on_volume(tmp_path):
     torch.save(net.state_dict(), tmp_path / "w3d.pt")
     (tmp_path / "w3d.json").write_text(json.dumps({"network": spec}))
     volume = (np.random.default_rng(0).random((10, 20, 24)) * 255).astype(np.uint8)
-    prob = predict(volume, tmp_path / "w3d.pt", device="cpu", precision="float32")
+    prob = predict(volume, tmp_path / "w3d.pt", device="cpu", precision="float32", backend="torch")
     x = inference.normalize_plane(volume, {"kind": "percentile"})
     with torch.inference_mode():
         xt = torch.nn.functional.pad(torch.from_numpy(x)[None, None], (0, 0, 0, 0, 0, 2),
