@@ -89,7 +89,7 @@ class _UnitHistogram:
         self.dtype = np.dtype(dtype)
         self.nbins = nbins
         self.counts = None
-        self.lo, self.hi, self.nan = np.inf, -np.inf, 0
+        self.lo, self.hi = np.inf, -np.inf  # exact ints for integer data
         if self.dtype.kind in "iu" and self.dtype.itemsize <= 2:
             self.mode = "fixed"
             self.offset = int(np.iinfo(self.dtype).min)
@@ -104,8 +104,8 @@ class _UnitHistogram:
     def add_range(self, flat):
         from . import _histogram
 
-        lo, hi, nan = _histogram.minmax(flat, self.serial)
-        self.lo, self.hi, self.nan = min(self.lo, lo), max(self.hi, hi), self.nan + nan
+        lo, hi, _ = _histogram.minmax(flat, self.serial)
+        self.lo, self.hi = min(self.lo, lo), max(self.hi, hi)
 
     def finish_range(self):
         """Choose the bins once min and max are known; False when no histogram is needed."""
@@ -137,15 +137,13 @@ class _UnitHistogram:
             self.counts += _histogram.hist_edges(flat, self.edges, self.serial)
 
     def result(self):
-        """``(counts, centers)`` as ``skimage.exposure.histogram`` gives them, or None if constant.
+        """``(counts, centers)`` as ``skimage.exposure.histogram`` gives them.
 
-        Also sets ``lo``, ``hi`` and ``n`` (number of non-NaN values).
+        None when the unit is constant or all NaN (then ``lo > hi``); sets ``lo`` and ``hi``.
         """
         if self.mode == "fixed":
             nonzero = np.flatnonzero(self.counts)
-            if nonzero.size == 0:
-                self.lo, self.hi = np.inf, -np.inf
-                self.n = 0
+            if nonzero.size == 0:  # not reached for integers (never NaN), kept for safety
                 return None
             first, last = nonzero[0], nonzero[-1]
             self.lo, self.hi = first + self.offset, last + self.offset
@@ -158,9 +156,7 @@ class _UnitHistogram:
             counts = self.counts
             centers = (self.edges[:-1] + self.edges[1:]) / 2.0
         else:
-            self.n = 0 if self.lo > self.hi else -1  # -1: constant, count unknown (unused)
             return None
-        self.n = int(counts.sum())
         if self.lo == self.hi:
             return None
         return counts, centers
