@@ -50,6 +50,7 @@ def test_count_widget(counted, qtbot, sample_image, sample_labels, tmp_path, err
     assert meta["parameters"]["spacing"] == [0.5, 0.5]
     assert widget.count_label.text().startswith(f"{len(table)} objects")
     assert widget.table_view.rowCount() == len(table)
+    assert widget.table_view.cell_text(2, 0) == str(table["label"].iloc[2])
     np.testing.assert_array_equal(mask.data, binary)  # input untouched
 
     # Centroid points in world coordinates, checked against scikit-image on the labels.

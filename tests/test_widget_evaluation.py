@@ -67,9 +67,7 @@ def test_evaluate_widget(make_napari_viewer, qtbot, truth_and_pred, tmp_path, er
     row = widget.table[widget.table["threshold"] == 0.5].iloc[0]
     assert (row["tp"], row["fp"], row["fn"]) == (len(np.unique(truth)) - 1 - 3, 1, 3)
     assert widget.table_view.rowCount() == len(widget.table)
-    header = [widget.table_view.horizontalHeaderItem(j).text()
-              for j in range(widget.table_view.columnCount())]
-    assert header[:4] == ["threshold", "tp", "fp", "fn"]
+    assert widget.table_view.header_labels()[:4] == ["threshold", "tp", "fp", "fn"]
     assert widget.table_view.cell_text(0, 2) == "1"
 
     (out,) = output_layers(viewer, "evaluate")
