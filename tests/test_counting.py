@@ -389,3 +389,13 @@ def test_min_diameter_in_physical_units():
     # 12 is wider than a half (10 um) in um, narrower (20 px) in pixels.
     assert len(count_cells(mask, spacing=(0.5, 0.5), min_diameter=12.0)[1]) == 1
     assert len(count_cells(mask, min_diameter=12.0)[1]) == 2
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_nucleus_with_hole_not_split_and_filled(ndim):
+    shape = (40, 40) if ndim == 2 else (30, 40, 40)
+    c = [s // 2 for s in shape]
+    mask = ball(shape, c, 12) & ~ball(shape, c, 4)
+    labels, table = count_cells(mask)
+    assert len(table) == 1
+    assert labels[tuple(c)] == 1  # hole filled

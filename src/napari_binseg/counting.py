@@ -100,13 +100,15 @@ def _count_frame(mask, image, *, is_labels, spacing, conn, min_size, max_size, s
         # A 0/1 byte mask is already boolean data: avoid a comparison pass.
         foreground = mask.view(bool) if mask.dtype.itemsize == 1 else mask != 0
         labels = cc3d.connected_components(foreground, connectivity=conn[1], binary_image=True)
-    if fill_holes:
-        labels = _fill_holes(labels)
     step()
     if split:
         labels = split_touching(labels, spacing=spacing, min_diameter=min_diameter,
                                 connectivity=conn[0],
                                 image=image if split == "intensity" else None)
+    # Holes are filled after the split and only when enclosed by one nucleus: a gap between
+    # touching nuclei stays background (filling it first widens the neck, and they merge).
+    if fill_holes:
+        labels = _fill_holes(labels)
     step()
     # Everything below works on the foreground pixels only; flatnonzero of a boolean array is
     # ~5x faster than of uint32 labels, and the binary mask is that array when still valid.
@@ -147,8 +149,9 @@ def count_cells(mask, image=None, *, spacing=None, connectivity=None, min_size=0
     """Count, separate and measure the objects of a binary mask or label image.
 
     Steps, per frame: connected components of the mask (a label image keeps its instances),
-    fill holes, split touching nuclei (distance transform + seeded watershed), drop objects
-    outside ``[min_size, max_size]`` or touching the border, relabel ``1..n``, measure.
+    split touching nuclei (distance transform + seeded watershed), fill holes enclosed by one
+    nucleus, drop objects outside ``[min_size, max_size]`` or touching the border, relabel
+    ``1..n``, measure.
 
     Parameters
     ----------
@@ -176,7 +179,8 @@ def count_cells(mask, image=None, *, spacing=None, connectivity=None, min_size=0
     exclude_border : bool
         Drop objects touching any face of the image (or of each frame).
     fill_holes : bool
-        Fill background regions fully enclosed by one object.
+        Fill background regions fully enclosed by one object (after the split, so a gap
+        between touching nuclei stays background).
     time_axis : int, optional
         Axis of a time series; each frame is counted on its own. Labels are unique over the
         whole series (frame 1 continues after the last label of frame 0) and the table gets a
