@@ -131,7 +131,8 @@ def main(argv=None):
           "object F1 at IoU 0.5 (pooled over objects; mean of per-image F1)")
     for method in METHODS:
         tp, nt, npred = totals[method]
-        print(f"  {method:26s} F1 {2 * tp / (nt + npred):.4f}  per-image {np.mean(per_image[method]):.4f}"
+        f1 = 2 * tp / (nt + npred)
+        print(f"  {method:26s} F1 {f1:.4f}  per-image {np.mean(per_image[method]):.4f}"
               f"  objects {npred:6d}  time {seconds[method]:.1f} s")
     return 0
 

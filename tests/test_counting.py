@@ -13,7 +13,7 @@ def ball(shape, center, radius, spacing=None):
     """Boolean disc (2D) or ball (3D); radius in physical units when spacing is given."""
     spacing = np.ones(len(shape)) if spacing is None else np.asarray(spacing)
     grid = np.indices(shape, dtype=float)
-    d2 = sum(((g - c) * s) ** 2 for g, c, s in zip(grid, center, spacing))
+    d2 = sum(((g - c) * s) ** 2 for g, c, s in zip(grid, center, spacing, strict=True))
     return d2 <= radius**2
 
 

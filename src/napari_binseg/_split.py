@@ -154,8 +154,7 @@ def split_touching(labels, *, spacing=None, min_diameter=None, connectivity=None
             dist = dist * (0.5 + 0.5 * (weight - lo_val) / (hi_val - lo_val))
     dist[~fg] = 0
     conn = ndim if connectivity is None else connectivity
-    footprint = ndi.generate_binary_structure(ndim, conn)
-    peaks = (dist == ndi.maximum_filter(dist, footprint=np.ones((3,) * ndim, bool))) & fg
+    peaks = (dist == ndi.maximum_filter(dist, size=3)) & fg
     markers, n_markers = ndi.label(peaks, structure=np.ones((3,) * ndim, bool))
     # Objects with a single seed need no watershed; flooding only the others saves most of
     # its time on typical images.

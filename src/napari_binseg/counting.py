@@ -22,7 +22,9 @@ def _connectivity(connectivity, ndim):
     table = _CC3D[ndim]
     if isinstance(connectivity, bool) or connectivity not in table:
         allowed = ", ".join(str(k) for k in table)
-        raise ValueError(f"connectivity must be one of {allowed} for {ndim}D, got {connectivity!r}")
+        raise ValueError(
+            f"connectivity must be one of {allowed} for {ndim}D, got {connectivity!r}"
+        )
     cc = table[connectivity]
     rank = {4: 1, 8: 2, 6: 1, 18: 2, 26: 3}[cc]
     return rank, cc
@@ -238,7 +240,9 @@ def count_cells(mask, image=None, *, spacing=None, connectivity=None, min_size=0
         if image.shape != mask.shape:
             raise ValueError(f"image shape {image.shape} does not match mask shape {mask.shape}")
     if split_touching not in (True, False, "intensity"):
-        raise ValueError(f"split_touching must be True, False or 'intensity', got {split_touching!r}")
+        raise ValueError(
+            f"split_touching must be True, False or 'intensity', got {split_touching!r}"
+        )
     if split_touching == "intensity" and image is None:
         raise ValueError("split_touching='intensity' needs an image")
     spacing = _spacing(spacing, spatial)

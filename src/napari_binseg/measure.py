@@ -108,7 +108,7 @@ def _measure_foreground(shape, index, lab, values, spacing, unit=None):
     n = counts[present].astype(float)
     columns = {"label": present.astype(np.int64)}
     coords = np.unravel_index(index, shape)
-    for ax, c, dx in zip(axes, coords, spacing):
+    for ax, c, dx in zip(axes, coords, spacing, strict=True):
         columns[f"centroid_{ax}"] = np.bincount(lab, weights=c, minlength=size)[present] / n * dx
     voxel = float(np.prod(spacing))
     measure = "area" if ndim == 2 else "volume"
@@ -125,11 +125,13 @@ def _measure_foreground(shape, index, lab, values, spacing, unit=None):
         columns["min_intensity"], columns["max_intensity"] = _min_max(lab, values, size, present)
     # Bounding boxes in pixels, max exclusive; ufunc.at over the foreground beats find_objects.
     boxes = [_min_max(lab, c, size, present) for c in coords]
-    for ax, (lo, _) in zip(axes, boxes):
+    for ax, (lo, _) in zip(axes, boxes, strict=True):
         columns[f"bbox_min_{ax}"] = lo.astype(np.int64)
-    for ax, (_, hi) in zip(axes, boxes):
+    for ax, (_, hi) in zip(axes, boxes, strict=True):
         columns[f"bbox_max_{ax}"] = hi.astype(np.int64) + 1
     table = pd.DataFrame(columns)
     table.attrs["spacing"] = tuple(float(s) for s in spacing)
-    table.attrs["unit"] = unit if unit is not None else ("pixel" if np.all(spacing == 1) else "unit")
+    if unit is None:
+        unit = "pixel" if np.all(spacing == 1) else "unit"
+    table.attrs["unit"] = unit
     return table
