@@ -453,3 +453,39 @@ def test_import_does_not_load_torch():
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ----------------------------------------------------------------------------- training pieces
+
+
+def test_training_targets_separate_touching_nuclei():
+    from napari_binseg.unet.training import make_targets
+
+    labels = np.zeros((20, 30), np.uint16)
+    labels[5:15, 3:15] = 1
+    labels[5:15, 15:27] = 2  # touching along column 14/15
+    fg, centre = make_targets(labels)
+    assert fg.dtype == np.uint8 and np.array_equal(fg, labels > 0)
+    assert not centre[:, 14:16].any()  # the shared border is never a centre
+    seeds = probabilities_to_labels(fg.astype(np.float32), centre.astype(np.float32),
+                                    min_size=1)
+    assert seeds.max() == 2 and np.array_equal(seeds > 0, labels > 0)
+    assert not (centre.astype(bool) & ~fg.astype(bool)).any()
+    for lab in (1, 2):
+        assert centre[labels == lab].any()
+    assert _object_f1(labels, seeds) == 1.0
+
+
+def test_training_split_is_stratified_and_seeded():
+    from napari_binseg.unet.training import EXCLUDED, normalize, split_names
+
+    names = [f"img{i:02d}" for i in range(40)]
+    sizes = [(256, 256)] * 30 + [(520, 696)] * 10
+    val = split_names(names, sizes, fraction=0.2, seed=0)
+    assert val == split_names(names, sizes, fraction=0.2, seed=0)
+    assert sum(n < "img30" for n in val) == 6 and sum(n >= "img30" for n in val) == 2
+    assert EXCLUDED == ("175dbb364bfefc95", "003cee89357d9fe1")
+    x = np.arange(1000, dtype=np.uint16).reshape(10, 100)
+    y = normalize(x)
+    lo, hi = np.percentile(x, [1, 99.8])
+    np.testing.assert_allclose(y, (x - lo) / (hi - lo), atol=1e-5)
