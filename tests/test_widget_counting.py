@@ -5,7 +5,7 @@ import threading
 import numpy as np
 import pandas as pd
 import pytest
-from _widget_helpers import errors, output_layers, run_and_wait  # noqa: F401
+from _widget_helpers import output_layers, run_and_wait
 from skimage.measure import regionprops
 
 pytest.importorskip("napari_binseg.counting")

@@ -4,7 +4,7 @@ import threading
 
 import numpy as np
 import pytest
-from _widget_helpers import errors, output_layers, run_and_wait  # noqa: F401
+from _widget_helpers import output_layers, run_and_wait
 
 from napari_binseg._widgets.prediction import PredictWidget
 
