@@ -47,8 +47,9 @@ def skimage_pipeline(mask, image, min_size):
     labels = label(mask)
     # scikit-image 0.26: max_size removes objects <= max_size; we keep sizes >= min_size.
     labels = remove_small_objects(labels, max_size=min_size - 1)
-    return regionprops_table(labels, image, properties=("label", "area", "centroid",
-                                                        "intensity_mean"))
+    return regionprops_table(
+        labels, image, properties=("label", "area", "centroid", "intensity_mean")
+    )
 
 
 def ours(mask, image, min_size, **kw):
@@ -85,10 +86,13 @@ def run_case(mask, image, *, min_size, repeats):
     sub_mask, sub_image = mask[part], image[part]
     t_base, _ = median_time(lambda: ours(sub_mask, sub_image, min_size), 1)
     t_split, (split_labels, _) = median_time(
-        lambda: ours(sub_mask, sub_image, min_size, split_touching=True), 1)
+        lambda: ours(sub_mask, sub_image, min_size, split_touching=True), 1
+    )
     where = "" if mask.ndim == 2 else f" (on {'x'.join(map(str, sub_mask.shape))})"
-    print(f"  with split_touching=True{where}: {t_split:.3f} s (+{t_split - t_base:.3f} s), "
-          f"{int(split_labels.max())} objects")
+    print(
+        f"  with split_touching=True{where}: {t_split:.3f} s (+{t_split - t_base:.3f} s), "
+        f"{int(split_labels.max())} objects"
+    )
 
 
 def main(argv=None):
@@ -106,8 +110,10 @@ def main(argv=None):
         lambda: blobs_3d((16, 512, 512)) if args.quick else blobs_3d(),
     ]
     min_size = 10
-    print(f"label + remove small objects (< {min_size} px) + area, centroid, mean intensity; "
-          f"median of {args.repeats}")
+    print(
+        f"label + remove small objects (< {min_size} px) + area, centroid, mean intensity; "
+        f"median of {args.repeats}"
+    )
     for make in cases:
         run_case(*make(), min_size=min_size, repeats=args.repeats)
 

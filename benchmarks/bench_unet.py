@@ -70,8 +70,12 @@ def flops_per_pixel(torch, module, size=256):
 def bench_image(size):
     image = tifffile.imread(DATA / "nuclei_175dbb364bfefc95.tif")
     reps = (-(-size // image.shape[0]), -(-size // image.shape[1]))
-    tiles = np.block([[image if (i + j) % 2 == 0 else image[::-1, ::-1] for j in range(reps[1])]
-                      for i in range(reps[0])])
+    tiles = np.block(
+        [
+            [image if (i + j) % 2 == 0 else image[::-1, ::-1] for j in range(reps[1])]
+            for i in range(reps[0])
+        ]
+    )
     return np.ascontiguousarray(tiles[:size, :size])
 
 
@@ -110,15 +114,19 @@ def main(argv=None):
             configs.append(("torch", "bfloat16"))
         scores = {}
         for backend, prec in configs:
-            labels = inference.segment(sample, lm, device=device, precision=prec,
-                                       backend=backend)
+            labels = inference.segment(sample, lm, device=device, precision=prec, backend=backend)
             scores[f"{backend} {prec}"] = float(
-                evaluate(truth, labels, thresholds=[0.5])["f1"].iloc[0])
-        print("object F1@0.5 on the packaged sample: "
-              + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
+                evaluate(truth, labels, thresholds=[0.5])["f1"].iloc[0]
+            )
+        print(
+            "object F1@0.5 on the packaged sample: "
+            + ", ".join(f"{k} {v:.4f}" for k, v in scores.items())
+        )
         auto = inference._Runner(lm, precision="auto", progress=None, total=1)
-        print(f"defaults (backend='auto', precision='auto') run: {auto.backend}, "
-              f"{'bfloat16' if auto.bf16 and auto.backend == 'torch' else 'float32'}")
+        print(
+            f"defaults (backend='auto', precision='auto') run: {auto.backend}, "
+            f"{'bfloat16' if auto.bf16 and auto.backend == 'torch' else 'float32'}"
+        )
 
         sizes = [1024] + ([] if a.no_4096 else [4096])
         for size in sizes:
@@ -135,14 +143,19 @@ def main(argv=None):
                 t_net = median_time(lambda: inference.predict_channels(image, lm, **kw), reps)
                 rate = f32_rate if prec == "float32" else bf16_rate
                 share = fpp * mp * 1e6 / t_net / 1e9 / rate
-                line = (f"  {backend:8s} {prec:8s}: segment end to end {t_seg:.3f} s = "
-                        f"{mp / t_seg:.2f} MP/s; network alone (default tiles) {t_net:.3f} s "
-                        f"= {mp / t_net:.2f} MP/s, {100 * share:.0f}% of the {prec} matmul rate")
+                line = (
+                    f"  {backend:8s} {prec:8s}: segment end to end {t_seg:.3f} s = "
+                    f"{mp / t_seg:.2f} MP/s; network alone (default tiles) {t_net:.3f} s "
+                    f"= {mp / t_net:.2f} MP/s, {100 * share:.0f}% of the {prec} matmul rate"
+                )
                 if size <= 1024:
-                    t_256 = median_time(lambda: inference.predict_channels(
-                        image, lm, tile_size=256, **kw), reps)
-                    line += (f"; 256-px tiles (overlap 0.25) {t_256:.3f} s = x{t_256 / t_net:.2f}"
-                             f" the one-pass time")
+                    t_256 = median_time(
+                        lambda: inference.predict_channels(image, lm, tile_size=256, **kw), reps
+                    )
+                    line += (
+                        f"; 256-px tiles (overlap 0.25) {t_256:.3f} s = x{t_256 / t_net:.2f}"
+                        f" the one-pass time"
+                    )
                 print(line)
             probs = inference.predict_channels(image, lm, device=device)
             t_post = median_time(lambda: inference.labels_from_probabilities(probs, lm), reps)

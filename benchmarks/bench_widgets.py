@@ -69,8 +69,12 @@ def main():
         mask = threshold(data, scope="slice")
         core.append(time.perf_counter() - t0)
     runs = [timed_widget_run(app, thr) for _ in range(REPEATS)]
-    results["threshold"] = (np.median(core), np.median([r[0] for r in runs[1:]]),
-                            runs[0][1], max(r[1] for r in runs[1:]))
+    results["threshold"] = (
+        np.median(core),
+        np.median([r[0] for r in runs[1:]]),
+        runs[0][1],
+        max(r[1] for r in runs[1:]),
+    )
 
     cnt = CountWidget(viewer)
     viewer.window.add_dock_widget(cnt)
@@ -81,15 +85,21 @@ def main():
         count_cells(mask, split_touching=True)
         core.append(time.perf_counter() - t0)
     runs = [timed_widget_run(app, cnt) for _ in range(REPEATS)]
-    results["count"] = (np.median(core), np.median([r[0] for r in runs[1:]]),
-                        runs[0][1], max(r[1] for r in runs[1:]))
+    results["count"] = (
+        np.median(core),
+        np.median([r[0] for r in runs[1:]]),
+        runs[0][1],
+        max(r[1] for r in runs[1:]),
+    )
     viewer.close()
 
     print(f"stack {data.shape} {data.dtype}, medians of {REPEATS}")
     print("widget s: re-runs (layer updated in place); GUI gap: longest event-loop stall, on the")
     print("first run (napari creates the layer's vispy visual) and on re-runs")
-    print(f"{'widget':10s} {'core s':>8s} {'widget s':>9s} {'ratio':>6s} "
-          f"{'gap 1st ms':>11s} {'gap re-run ms':>14s}")
+    print(
+        f"{'widget':10s} {'core s':>8s} {'widget s':>9s} {'ratio':>6s} "
+        f"{'gap 1st ms':>11s} {'gap re-run ms':>14s}"
+    )
     for name, (c, w, gap0, gap) in results.items():
         print(f"{name:10s} {c:8.3f} {w:9.3f} {w / c:6.2f} {gap0 * 1000:11.1f} {gap * 1000:14.1f}")
 

@@ -44,8 +44,9 @@ def match_counts(truth, pred):
     truth = fastremap.renumber(np.asarray(truth), in_place=False)[0].astype(np.int64)
     pred = fastremap.renumber(np.asarray(pred), in_place=False)[0].astype(np.int64)
     nt, npred = int(truth.max()), int(pred.max())
-    inter = np.bincount(truth.ravel() * (npred + 1) + pred.ravel(),
-                        minlength=(nt + 1) * (npred + 1)).reshape(nt + 1, npred + 1)
+    inter = np.bincount(
+        truth.ravel() * (npred + 1) + pred.ravel(), minlength=(nt + 1) * (npred + 1)
+    ).reshape(nt + 1, npred + 1)
     union = inter.sum(1)[:, None] + inter.sum(0)[None, :] - inter
     tp = int((inter[1:, 1:] / np.maximum(union[1:, 1:], 1) >= 0.5).sum())
     return tp, nt, npred
@@ -127,13 +128,17 @@ def main(argv=None):
             totals[method] += counts
             tp, nt, npred = counts
             per_image[method].append(2 * tp / (nt + npred) if nt + npred else 1.0)
-    print(f"{len(names)} images, {int(totals['connected components'][1])} true nuclei; "
-          "object F1 at IoU 0.5 (pooled over objects; mean of per-image F1)")
+    print(
+        f"{len(names)} images, {int(totals['connected components'][1])} true nuclei; "
+        "object F1 at IoU 0.5 (pooled over objects; mean of per-image F1)"
+    )
     for method in METHODS:
         tp, nt, npred = totals[method]
         f1 = 2 * tp / (nt + npred)
-        print(f"  {method:26s} F1 {f1:.4f}  per-image {np.mean(per_image[method]):.4f}"
-              f"  objects {npred:6d}  time {seconds[method]:.1f} s")
+        print(
+            f"  {method:26s} F1 {f1:.4f}  per-image {np.mean(per_image[method]):.4f}"
+            f"  objects {npred:6d}  time {seconds[method]:.1f} s"
+        )
     return 0
 
 

@@ -48,8 +48,11 @@ def test_separate_round_objects_not_oversplit(ndim):
     rng = np.random.default_rng(0)
     shape = (120, 120) if ndim == 2 else (40, 60, 60)
     mask = np.zeros(shape, bool)
-    centers = [(30, 30), (30, 90), (90, 30), (90, 90)] if ndim == 2 else \
-        [(20, 15, 15), (20, 15, 45), (20, 45, 15), (20, 45, 45)]
+    centers = (
+        [(30, 30), (30, 90), (90, 30), (90, 90)]
+        if ndim == 2
+        else [(20, 15, 15), (20, 15, 45), (20, 45, 15), (20, 45, 45)]
+    )
     for c in centers:
         r = rng.uniform(8, 12)
         mask |= ball(shape, c, r)
@@ -58,8 +61,9 @@ def test_separate_round_objects_not_oversplit(ndim):
     if ndim == 2:
         mask |= ((grid[0] - 60) / 5.0) ** 2 + ((grid[1] - 60) / 14.0) ** 2 <= 1
     else:
-        mask |= (((grid[0] - 20) / 4.0) ** 2 + ((grid[1] - 30) / 3.0) ** 2
-                 + ((grid[2] - 30) / 10.0) ** 2 <= 1)
+        mask |= ((grid[0] - 20) / 4.0) ** 2 + ((grid[1] - 30) / 3.0) ** 2 + (
+            (grid[2] - 30) / 10.0
+        ) ** 2 <= 1
     labels, table = count_cells(mask)
     assert len(table) == sk_label(mask).max() == 5
 
@@ -122,8 +126,7 @@ def test_min_max_size_pixels_and_physical():
     _, t = count_cells(mask, min_size=4, max_size=100, split_touching=False)
     assert sorted(t["area"]) == [4, 100]
     # 0.5 um pixels: 100 px = 25 um^2
-    _, t = count_cells(mask, spacing=(0.5, 0.5), min_size=20, max_size=30,
-                       split_touching=False)
+    _, t = count_cells(mask, spacing=(0.5, 0.5), min_size=20, max_size=30, split_touching=False)
     assert t["area"].tolist() == [25.0]
     assert t.attrs["spacing"] == (0.5, 0.5)
 
@@ -147,9 +150,21 @@ def test_anisotropic_spacing_matches_regionprops(spacing):
     mask |= ball(shape, (10, 28, 32), 6, spacing=spacing)
     image = np.random.default_rng(1).integers(0, 1000, shape).astype(np.uint16)
     labels, table = count_cells(mask, image, spacing=spacing, split_touching=False)
-    ref = pd.DataFrame(regionprops_table(
-        labels, image, properties=("label", "area", "centroid", "intensity_mean",
-                                   "intensity_min", "intensity_max", "bbox")))
+    ref = pd.DataFrame(
+        regionprops_table(
+            labels,
+            image,
+            properties=(
+                "label",
+                "area",
+                "centroid",
+                "intensity_mean",
+                "intensity_min",
+                "intensity_max",
+                "bbox",
+            ),
+        )
+    )
     assert len(table) == len(ref) == 2
     voxel = np.prod(spacing)
     np.testing.assert_allclose(table["volume"], ref["area"] * voxel)
@@ -160,8 +175,9 @@ def test_anisotropic_spacing_matches_regionprops(spacing):
     np.testing.assert_allclose(table["mean_intensity"], ref["intensity_mean"])
     np.testing.assert_array_equal(table["min_intensity"], ref["intensity_min"])
     np.testing.assert_array_equal(table["max_intensity"], ref["intensity_max"])
-    np.testing.assert_allclose(table["equivalent_diameter"],
-                               np.cbrt(6 * ref["area"] * voxel / np.pi))
+    np.testing.assert_allclose(
+        table["equivalent_diameter"], np.cbrt(6 * ref["area"] * voxel / np.pi)
+    )
 
 
 def test_touching_spheres_split_with_anisotropic_spacing():
@@ -180,12 +196,13 @@ def test_time_series_counted_per_frame(time_axis):
     for n in (1, 3, 0, 2):
         f = np.zeros((30, 40), bool)
         for i in range(n):
-            f[5:12, 3 + 12 * i: 10 + 12 * i] = True
+            f[5:12, 3 + 12 * i : 10 + 12 * i] = True
         frames.append(f)
     mask = np.stack(frames, axis=time_axis)
     calls = []
-    labels, table = count_cells(mask, time_axis=time_axis, split_touching=False,
-                                progress=lambda d, t: calls.append((d, t)))
+    labels, table = count_cells(
+        mask, time_axis=time_axis, split_touching=False, progress=lambda d, t: calls.append((d, t))
+    )
     assert labels.shape == mask.shape
     assert table["frame"].tolist() == [0, 1, 1, 1, 3, 3]
     # Labels unique over the series, each row's label found in its frame.
@@ -308,13 +325,26 @@ def test_dask_input_matches_numpy():
 
 def test_table_matches_regionprops_on_sample(sample_image, sample_labels):
     spacing = (0.3, 0.2)
-    labels, table = count_cells(sample_labels, sample_image, spacing=spacing,
-                                split_touching=False, fill_holes=False)
+    labels, table = count_cells(
+        sample_labels, sample_image, spacing=spacing, split_touching=False, fill_holes=False
+    )
     assert len(table) == int(sample_labels.max()) == 179
-    ref = pd.DataFrame(regionprops_table(
-        labels, sample_image, properties=("label", "area", "centroid", "intensity_mean",
-                                          "intensity_min", "intensity_max", "bbox",
-                                          "equivalent_diameter_area")))
+    ref = pd.DataFrame(
+        regionprops_table(
+            labels,
+            sample_image,
+            properties=(
+                "label",
+                "area",
+                "centroid",
+                "intensity_mean",
+                "intensity_min",
+                "intensity_max",
+                "bbox",
+                "equivalent_diameter_area",
+            ),
+        )
+    )
     np.testing.assert_array_equal(table["label"], ref["label"])
     np.testing.assert_allclose(table["area"], ref["area"] * 0.06)
     np.testing.assert_allclose(table["centroid_y"], ref["centroid-0"] * 0.3)
@@ -323,8 +353,9 @@ def test_table_matches_regionprops_on_sample(sample_image, sample_labels):
     np.testing.assert_array_equal(table["min_intensity"], ref["intensity_min"])
     np.testing.assert_array_equal(table["max_intensity"], ref["intensity_max"])
     np.testing.assert_array_equal(table["bbox_max_x"], ref["bbox-3"])
-    np.testing.assert_allclose(table["equivalent_diameter"],
-                               ref["equivalent_diameter_area"] * np.sqrt(0.06))
+    np.testing.assert_allclose(
+        table["equivalent_diameter"], ref["equivalent_diameter_area"] * np.sqrt(0.06)
+    )
     # The instances are kept: each output object is exactly one ground-truth object.
     pairs = np.unique(np.stack([labels.ravel(), sample_labels.ravel()]), axis=1)
     assert pairs.shape[1] == 180

@@ -58,8 +58,12 @@ def small_model(tmp_path_factory):
             m.running_mean.uniform_(-0.1, 0.1)
             m.running_var.uniform_(0.5, 1.5)
     folder = tmp_path_factory.mktemp("small_model")
-    config = {"name": "small", "network": SMALL_NET, "outputs": ["foreground", "centre"],
-              "activation": "sigmoid"}
+    config = {
+        "name": "small",
+        "network": SMALL_NET,
+        "outputs": ["foreground", "centre"],
+        "activation": "sigmoid",
+    }
     save_model(net, config, folder)
     return folder, net
 
@@ -76,9 +80,8 @@ def test_grow_seeds_exact():
     mask[0, 5] = False
     out = grow_seeds(seeds, mask)
     expected = np.array(
-        [[1, 1, 1, 0, 2, 0, 2],
-         [1, 1, 1, 1, 2, 2, 2],
-         [1, 1, 1, 0, 2, 2, 2]], np.int32)
+        [[1, 1, 1, 0, 2, 0, 2], [1, 1, 1, 1, 2, 2, 2], [1, 1, 1, 0, 2, 2, 2]], np.int32
+    )
     # The bridge pixel is 3 steps from seed 1 and 3 from seed 2: either label is right.
     assert out[1, 3] in (1, 2)
     out[1, 3] = 1
@@ -91,8 +94,9 @@ def test_touching_nuclei_are_separated():
     a = (yy - 20) ** 2 + (xx - 20) ** 2 < 12**2
     b = (yy - 20) ** 2 + (xx - 40) ** 2 < 12**2
     fg = (a | b).astype(np.float32)
-    centre = (((yy - 20) ** 2 + (xx - 20) ** 2 < 5**2)
-              | ((yy - 20) ** 2 + (xx - 40) ** 2 < 5**2)).astype(np.float32)
+    centre = (
+        ((yy - 20) ** 2 + (xx - 20) ** 2 < 5**2) | ((yy - 20) ** 2 + (xx - 40) ** 2 < 5**2)
+    ).astype(np.float32)
     labels = probabilities_to_labels(fg, centre)
     assert labels.dtype == np.int32 and labels.max() == 2
     assert labels[20, 20] != labels[20, 40]
@@ -108,8 +112,9 @@ def test_foreground_without_seed_and_small_objects():
     centre = np.zeros_like(fg)
     labels = probabilities_to_labels(fg, centre, min_size=8)
     assert labels.max() == 1 and (labels == 1).sum() == 36
-    np.testing.assert_array_equal(remove_small(np.array([[1, 1, 2, 3, 3, 3]]), 2),
-                                  [[1, 1, 0, 2, 2, 2]])
+    np.testing.assert_array_equal(
+        remove_small(np.array([[1, 1, 2, 3, 3, 3]]), 2), [[1, 1, 0, 2, 2, 2]]
+    )
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, bool])
@@ -132,8 +137,9 @@ def test_tiled_equals_full_image(small_model, sample_images):
     folder, _ = small_model
     image = sample_images["nuclei_003cee89357d9fe1"]  # 256 x 256
     full = predict(image, folder, device="cpu", tile_size=256, precision="float32")
-    tiled = predict(image, folder, device="cpu", tile_size=96, overlap=0.5, batch_size=3,
-                    precision="float32")
+    tiled = predict(
+        image, folder, device="cpu", tile_size=96, overlap=0.5, batch_size=3, precision="float32"
+    )
     assert full.shape == image.shape and full.dtype == np.float32
     diff = np.abs(full - tiled)
     # Tiles see less context near their borders; Gaussian blending keeps the map close.
@@ -150,8 +156,9 @@ def test_full_image_pass_equals_network(small_model, sample_images):
         expected = torch.sigmoid(net(torch.from_numpy(x)[None, None]))[0].numpy()
     assert probs.shape == (2, 64, 80)
     np.testing.assert_allclose(probs, expected, atol=1e-5)
-    np.testing.assert_array_equal(predict(image, folder, device="cpu", precision="float32"),
-                                  probs[0])
+    np.testing.assert_array_equal(
+        predict(image, folder, device="cpu", precision="float32"), probs[0]
+    )
 
 
 @pytest.mark.parametrize("shape", [(3, 48, 56), (2, 2, 48, 40)])
@@ -184,8 +191,9 @@ def test_openvino_backend_equals_torch(small_model, sample_images):
     p_ov = predict_channels(image, folder, backend="openvino", **kw)
     p_torch = predict_channels(image, folder, backend="torch", **kw)
     np.testing.assert_allclose(p_ov, p_torch, atol=1e-4)
-    runner = inference._Runner(load_model(folder, device="cpu"), precision="float32",
-                               progress=None, total=1)
+    runner = inference._Runner(
+        load_model(folder, device="cpu"), precision="float32", progress=None, total=1
+    )
     assert runner.backend == "openvino"  # what backend="auto" picks on this CPU
 
 
@@ -205,13 +213,21 @@ def test_progress_reports_and_cancels(small_model):
     folder, _ = small_model
     image = np.random.default_rng(0).random((2, 150, 150)).astype(np.float32)
     calls = []
-    predict(image, folder, device="cpu", tile_size=64, overlap=0.25, batch_size=2,
-            progress=lambda d, t: calls.append((d, t)))
+    predict(
+        image,
+        folder,
+        device="cpu",
+        tile_size=64,
+        overlap=0.25,
+        batch_size=2,
+        progress=lambda d, t: calls.append((d, t)),
+    )
     dones = [d for d, _ in calls]
     total = calls[-1][1]
     assert dones == sorted(dones) and calls[-1] == (total, total)
-    padded, roi, per_plane = inference._plan((150, 150), load_model(folder, device="cpu"),
-                                             64, 0.25)
+    padded, roi, per_plane = inference._plan(
+        (150, 150), load_model(folder, device="cpu"), 64, 0.25
+    )
     assert roi == (64, 64) and per_plane == inference._n_windows(padded, roi, 0.25) == 9
     assert total == 2 * per_plane
     # MONAI ran exactly the planned windows: the last batch reached the total itself.
@@ -309,14 +325,17 @@ def test_torchscript_and_state_dict_round_trip(tmp_path, small_model):
     sub.mkdir()
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(sub / "w.safetensors"))
     (sub / "config.json").write_text(json.dumps(spec))  # the bare network dict works too
-    p_st = predict(image, sub / "w.safetensors", device="cpu", precision="float32", backend="torch")
+    p_st = predict(
+        image, sub / "w.safetensors", device="cpu", precision="float32", backend="torch"
+    )
     # MONAI bundle folder
     bundle = tmp_path / "bundle"
     (bundle / "configs").mkdir(parents=True)
     (bundle / "models").mkdir()
     network_def = {"_target_": "monai.networks.nets.UNet", **spec["kwargs"]}
     (bundle / "configs" / "inference.json").write_text(
-        json.dumps({"network_def": network_def, "postprocessing": {"sigmoid": True}}))
+        json.dumps({"network_def": network_def, "postprocessing": {"sigmoid": True}})
+    )
     torch.save(net.state_dict(), bundle / "models" / "model.pt")
     p_bundle = predict(image, bundle, device="cpu", precision="float32", backend="torch")
     with torch.inference_mode():
@@ -336,8 +355,9 @@ def test_user_3d_model_on_volume(tmp_path):
     prob = predict(volume, tmp_path / "w3d.pt", device="cpu", precision="float32", backend="torch")
     x = inference.normalize_plane(volume, {"kind": "percentile"})
     with torch.inference_mode():
-        xt = torch.nn.functional.pad(torch.from_numpy(x)[None, None], (0, 0, 0, 0, 0, 2),
-                                     mode="reflect")
+        xt = torch.nn.functional.pad(
+            torch.from_numpy(x)[None, None], (0, 0, 0, 0, 0, 2), mode="reflect"
+        )
         expected = torch.sigmoid(net(xt))[0, 0, :10].numpy()
     np.testing.assert_allclose(prob, expected, atol=1e-5)
     with pytest.raises(ValueError, match="3D"):
@@ -371,8 +391,7 @@ def test_corrupt_and_mismatched_models(tmp_path):
     with pytest.raises(ValueError, match="input channels"):
         load_model(tmp_path / "w.pt", device="cpu")
     # unknown class, expressions, missing config, missing path, bad JSON
-    (tmp_path / "w.json").write_text(json.dumps({"network": {"name": "os.system",
-                                                             "kwargs": {}}}))
+    (tmp_path / "w.json").write_text(json.dumps({"network": {"name": "os.system", "kwargs": {}}}))
     with pytest.raises(ValueError, match="not a known MONAI network"):
         load_model(tmp_path / "w.pt", device="cpu")
     expr = json.loads(json.dumps(spec))
@@ -401,11 +420,13 @@ def test_bundle_expressions_and_wrong_torchscript(tmp_path):
     (bundle / "models").mkdir()
     torch.save({"w": torch.zeros(1)}, bundle / "models" / "model.pt")
     (bundle / "configs" / "inference.yaml").write_text(
-        "network_def:\n  _target_: UNet\n  spatial_dims: '@dims'\n  in_channels: 1\n")
+        "network_def:\n  _target_: UNet\n  spatial_dims: '@dims'\n  in_channels: 1\n"
+    )
     with pytest.raises(ValueError, match="not evaluated"):
         load_model(bundle, device="cpu")
     (bundle / "configs" / "inference.yaml").write_text(
-        "network_def:\n  _target_: '$exec(\"1\")'\n")
+        "network_def:\n  _target_: '$exec(\"1\")'\n"
+    )
     with pytest.raises(ValueError, match="known MONAI network"):
         load_model(bundle, device="cpu")
     # TorchScript taking three channels
@@ -467,8 +488,7 @@ def test_training_targets_separate_touching_nuclei():
     fg, centre = make_targets(labels)
     assert fg.dtype == np.uint8 and np.array_equal(fg, labels > 0)
     assert not centre[:, 14:16].any()  # the shared border is never a centre
-    seeds = probabilities_to_labels(fg.astype(np.float32), centre.astype(np.float32),
-                                    min_size=1)
+    seeds = probabilities_to_labels(fg.astype(np.float32), centre.astype(np.float32), min_size=1)
     assert seeds.max() == 2 and np.array_equal(seeds > 0, labels > 0)
     assert not (centre.astype(bool) & ~fg.astype(bool)).any()
     for lab in (1, 2):

@@ -5,8 +5,9 @@ import threading
 import numpy as np
 import pandas as pd
 import pytest
-from _widget_helpers import output_layers, run_and_wait
 from skimage.measure import regionprops
+
+from _widget_helpers import output_layers, run_and_wait
 
 pytest.importorskip("napari_binseg.counting")
 from napari_binseg._widgets.counting import CountWidget  # noqa: E402
@@ -16,10 +17,16 @@ from napari_binseg.counting import count_cells  # noqa: E402
 @pytest.fixture
 def counted(make_napari_viewer, sample_image, sample_labels):
     viewer = make_napari_viewer()
-    image = viewer.add_image(sample_image, name="nuclei", scale=(0.5, 0.5),
-                             translate=(100.0, -50.0))
-    mask = viewer.add_labels((sample_labels > 0).astype(np.uint8), name="mask",
-                             scale=(0.5, 0.5), translate=(100.0, -50.0), units=("um", "um"))
+    image = viewer.add_image(
+        sample_image, name="nuclei", scale=(0.5, 0.5), translate=(100.0, -50.0)
+    )
+    mask = viewer.add_labels(
+        (sample_labels > 0).astype(np.uint8),
+        name="mask",
+        scale=(0.5, 0.5),
+        translate=(100.0, -50.0),
+        units=("um", "um"),
+    )
     _, widget = viewer.window.add_plugin_dock_widget("napari-binseg", "Count cells")
     assert isinstance(widget, CountWidget)
     widget.mask.value = mask

@@ -3,8 +3,8 @@
 import numpy as np
 import pandas as pd
 import pytest
-from _widget_helpers import output_layers, run_and_wait
 
+from _widget_helpers import output_layers, run_and_wait
 from napari_binseg._widgets.evaluation import EvaluateWidget, error_map
 
 
@@ -120,8 +120,8 @@ def test_error_map_uses_optimal_matching_below_half():
     pred = np.zeros_like(truth)
     truth[0, 0:6] = 1
     truth[0, 6:12] = 2
-    pred[0, 2:9] = 1   # IoU with truth 1: 4/9, with truth 2: 3/10
-    pred[0, 0:2] = 2   # IoU with truth 1: 2/6
+    pred[0, 2:9] = 1  # IoU with truth 1: 4/9, with truth 2: 3/10
+    pred[0, 0:2] = 2  # IoU with truth 1: 2/6
     errors_, n_fp, n_fn = error_map(truth, pred, iou_threshold=0.3)
     assert (n_fp, n_fn) == (0, 0) and not errors_.any()
     errors_, n_fp, n_fn = error_map(truth, pred, iou_threshold=0.4)

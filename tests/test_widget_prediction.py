@@ -4,8 +4,8 @@ import threading
 
 import numpy as np
 import pytest
-from _widget_helpers import output_layers, run_and_wait
 
+from _widget_helpers import output_layers, run_and_wait
 from napari_binseg._widgets.prediction import PredictWidget
 
 SMALL = "nuclei_003cee89357d9fe1"
@@ -13,8 +13,12 @@ SMALL = "nuclei_003cee89357d9fe1"
 
 def test_all_widgets_dock_from_the_manifest(make_napari_viewer):
     viewer = make_napari_viewer()
-    names = {"Threshold": "ThresholdWidget", "U-Net predict": "PredictWidget",
-             "Count cells": "CountWidget", "Evaluate segmentation": "EvaluateWidget"}
+    names = {
+        "Threshold": "ThresholdWidget",
+        "U-Net predict": "PredictWidget",
+        "Count cells": "CountWidget",
+        "Evaluate segmentation": "EvaluateWidget",
+    }
     for display_name, cls in names.items():
         _, widget = viewer.window.add_plugin_dock_widget("napari-binseg", display_name)
         assert type(widget).__name__ == cls
@@ -43,9 +47,17 @@ def tiny_model(tmp_path_factory):
     from napari_binseg.unet.network import build_network, save_model
 
     config = {
-        "network": {"name": "UNet", "kwargs": {
-            "spatial_dims": 2, "in_channels": 1, "out_channels": 2, "channels": [4, 8],
-            "strides": [2], "num_res_units": 0}},
+        "network": {
+            "name": "UNet",
+            "kwargs": {
+                "spatial_dims": 2,
+                "in_channels": 1,
+                "out_channels": 2,
+                "channels": [4, 8],
+                "strides": [2],
+                "num_res_units": 0,
+            },
+        },
         "outputs": ["foreground", "centre"],
         "activation": "sigmoid",
     }
@@ -71,8 +83,7 @@ def _widget_for(viewer, layer, model_folder, **values):
     return widget
 
 
-def test_predict_widget_user_model(tiny_model, make_napari_viewer, qtbot, small_image,
-                                   errors):
+def test_predict_widget_user_model(tiny_model, make_napari_viewer, qtbot, small_image, errors):
     from napari_binseg.unet import load_model, predict, segment
 
     viewer = make_napari_viewer()
@@ -96,8 +107,9 @@ def test_predict_widget_user_model(tiny_model, make_napari_viewer, qtbot, small_
     assert meta["n_objects"] == len(np.unique(expected)) - 1
     (prob,) = output_layers(viewer, "predict", role="probability")
     assert prob.name == "nuclei [unet probability]"
-    np.testing.assert_allclose(prob.data, predict(small_image, str(tiny_model), **options),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        prob.data, predict(small_image, str(tiny_model), **options), atol=1e-6
+    )
     np.testing.assert_allclose(prob.scale, (0.4, 0.4))
     np.testing.assert_array_equal(layer.data, small_image)  # input untouched
     assert widget.progress_bar.value() == widget.progress_bar.maximum() > 1
@@ -108,7 +120,8 @@ def test_predict_widget_user_model(tiny_model, make_napari_viewer, qtbot, small_
     assert len(viewer.layers) == n_layers
     assert out.metadata["napari_binseg"]["parameters"]["prob_threshold"] == 0.7
     np.testing.assert_array_equal(
-        out.data, segment(small_image, str(tiny_model), prob_threshold=0.7, **options))
+        out.data, segment(small_image, str(tiny_model), prob_threshold=0.7, **options)
+    )
 
 
 def test_predict_widget_cancel(tiny_model, make_napari_viewer, qtbot, small_image, errors):
@@ -167,7 +180,8 @@ def test_predict_widget_bundled_model(make_napari_viewer, qtbot, small_image, er
     assert errors == []
     (out,) = output_layers(viewer, "predict")
     np.testing.assert_array_equal(
-        out.data, segment(small_image, "nuclei", device="cpu", tile_size=128))
+        out.data, segment(small_image, "nuclei", device="cpu", tile_size=128)
+    )
     assert out.data.max() > 5  # 36 nuclei in the full image; a trained model finds many here
     meta = out.metadata["napari_binseg"]
     assert meta["model"] == "nuclei" and meta["weights_sha256"] == model.sha256

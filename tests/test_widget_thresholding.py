@@ -6,8 +6,9 @@ import threading
 
 import numpy as np
 import pytest
-from _widget_helpers import output_layers, run_and_wait
 from skimage import filters
+
+from _widget_helpers import output_layers, run_and_wait
 
 pytest.importorskip("napari_binseg.thresholding")
 from napari_binseg._widgets.thresholding import ThresholdWidget  # noqa: E402
@@ -17,8 +18,12 @@ from napari_binseg._widgets.thresholding import ThresholdWidget  # noqa: E402
 def viewer_and_widget(make_napari_viewer, sample_image):
     viewer = make_napari_viewer()
     layer = viewer.add_image(
-        sample_image, name="nuclei", scale=(0.5, 0.25), translate=(10.0, 20.0),
-        units=("um", "um"), axis_labels=("y", "x"),
+        sample_image,
+        name="nuclei",
+        scale=(0.5, 0.25),
+        translate=(10.0, 20.0),
+        units=("um", "um"),
+        axis_labels=("y", "x"),
     )
     _, widget = viewer.window.add_plugin_dock_widget("napari-binseg", "Threshold")
     assert isinstance(widget, ThresholdWidget)
@@ -196,8 +201,9 @@ def test_opening_widgets_does_not_import_torch():
         "v.close()\n"
         "print('IMPORTED', bad)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=180)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=180
+    )
     assert "IMPORTED []" in result.stdout, result.stdout + result.stderr
 
 
@@ -214,11 +220,13 @@ def test_dask_stack_slice_scope(make_napari_viewer, qtbot, sample_image, errors)
     run_and_wait(qtbot, widget)
     assert errors == []
     (out,) = output_layers(viewer, "threshold")
-    expected = np.stack([
-        filters.gaussian(p, 1.0, preserve_range=True) > filters.threshold_otsu(
-            filters.gaussian(p, 1.0, preserve_range=True))
-        for p in stack.astype(np.float32)
-    ])
+    expected = np.stack(
+        [
+            filters.gaussian(p, 1.0, preserve_range=True)
+            > filters.threshold_otsu(filters.gaussian(p, 1.0, preserve_range=True))
+            for p in stack.astype(np.float32)
+        ]
+    )
     assert np.mean(np.asarray(out.data) == expected) > 0.999  # float smoothing may differ
     from napari_binseg import threshold
 
@@ -260,8 +268,9 @@ def test_frame_scope_preview(make_napari_viewer, qtbot, sample_image):
     np.testing.assert_array_equal(preview.data, movie[1, 0] > t1)
 
 
-def test_stack_threshold_for_preview_computed_in_background(make_napari_viewer, qtbot,
-                                                             sample_image, monkeypatch):
+def test_stack_threshold_for_preview_computed_in_background(
+    make_napari_viewer, qtbot, sample_image, monkeypatch
+):
     from napari_binseg._widgets import thresholding
 
     monkeypatch.setattr(thresholding, "PREVIEW_SYNC_LIMIT", 0)  # any stack counts as big

@@ -77,8 +77,9 @@ def _distance(labels, fg, spacing):
         data = np.ascontiguousarray(labels)
         if data.dtype.kind == "i" or data.dtype.itemsize > 4:
             data = data.astype(np.uint32)
-        return edt.edt(data, anisotropy=tuple(float(s) for s in spacing), black_border=False,
-                       parallel=1)
+        return edt.edt(
+            data, anisotropy=tuple(float(s) for s in spacing), black_border=False, parallel=1
+        )
     # Pixels touching another label become background, so the distance also falls to 0
     # where two given instances meet.
     ndim = labels.ndim
@@ -94,8 +95,9 @@ def _distance(labels, fg, spacing):
     return ndi.distance_transform_edt(inner, sampling=spacing)
 
 
-def split_touching(labels, *, spacing=None, min_diameter=None, connectivity=None, image=None,
-                   ratio=NECK_RATIO):
+def split_touching(
+    labels, *, spacing=None, min_diameter=None, connectivity=None, image=None, ratio=NECK_RATIO
+):
     """Split touching objects of a label image by a distance-transform watershed.
 
     Parameters

@@ -84,8 +84,21 @@ def _border_labels(labels):
     return values[values != 0]
 
 
-def _count_frame(mask, image, *, is_labels, spacing, conn, min_size, max_size, split,
-                 min_diameter, exclude_border, fill_holes, step):
+def _count_frame(
+    mask,
+    image,
+    *,
+    is_labels,
+    spacing,
+    conn,
+    min_size,
+    max_size,
+    split,
+    min_diameter,
+    exclude_border,
+    fill_holes,
+    step,
+):
     """Label, split, filter and measure one 2D or 3D frame; labels from 1, table."""
     import cc3d
     import fastremap
@@ -104,9 +117,13 @@ def _count_frame(mask, image, *, is_labels, spacing, conn, min_size, max_size, s
         labels = cc3d.connected_components(foreground, connectivity=conn[1], binary_image=True)
     step()
     if split:
-        labels = split_touching(labels, spacing=spacing, min_diameter=min_diameter,
-                                connectivity=conn[0],
-                                image=image if split == "intensity" else None)
+        labels = split_touching(
+            labels,
+            spacing=spacing,
+            min_diameter=min_diameter,
+            connectivity=conn[0],
+            image=image if split == "intensity" else None,
+        )
     # Holes are filled after the split and only when enclosed by one nucleus: a gap between
     # touching nuclei stays background (filling it first widens the neck, and they merge).
     if fill_holes:
@@ -145,9 +162,21 @@ def _count_frame(mask, image, *, is_labels, spacing, conn, min_size, max_size, s
     return labels, table
 
 
-def count_cells(mask, image=None, *, spacing=None, connectivity=None, min_size=0, max_size=None,
-                split_touching=True, min_diameter=None, exclude_border=False, fill_holes=True,
-                time_axis=None, progress=None):
+def count_cells(
+    mask,
+    image=None,
+    *,
+    spacing=None,
+    connectivity=None,
+    min_size=0,
+    max_size=None,
+    split_touching=True,
+    min_diameter=None,
+    exclude_border=False,
+    fill_holes=True,
+    time_axis=None,
+    progress=None,
+):
     """Count, separate and measure the objects of a binary mask or label image.
 
     Steps, per frame: connected components of the mask (a label image keeps its instances),
@@ -225,8 +254,11 @@ def count_cells(mask, image=None, *, spacing=None, connectivity=None, min_size=0
     mask = check_labels(mask, name="mask")
     ndim = mask.ndim
     if time_axis is not None:
-        if isinstance(time_axis, bool) or not isinstance(time_axis, (int, np.integer)) \
-                or not -ndim <= time_axis < ndim:
+        if (
+            isinstance(time_axis, bool)
+            or not isinstance(time_axis, (int, np.integer))
+            or not -ndim <= time_axis < ndim
+        ):
             raise ValueError(f"time_axis must be an axis of mask (ndim {ndim}), got {time_axis!r}")
         time_axis = int(time_axis) % ndim
     spatial = ndim - (time_axis is not None)
@@ -275,9 +307,18 @@ def count_cells(mask, image=None, *, spacing=None, connectivity=None, min_size=0
         if progress is not None:
             progress(done[0], total)
 
-    options = dict(is_labels=is_labels, spacing=spacing, conn=conn, min_size=min_size,
-                   max_size=max_size, split=split_touching, min_diameter=min_diameter,
-                   exclude_border=exclude_border, fill_holes=fill_holes, step=step)
+    options = dict(
+        is_labels=is_labels,
+        spacing=spacing,
+        conn=conn,
+        min_size=min_size,
+        max_size=max_size,
+        split=split_touching,
+        min_diameter=min_diameter,
+        exclude_border=exclude_border,
+        fill_holes=fill_holes,
+        step=step,
+    )
     if time_axis is None:
         labels, table = _count_frame(
             np.asarray(mask), None if image is None else np.asarray(image), **options
@@ -355,8 +396,9 @@ def count_summary(labels_or_table, *, per="frame", time_axis=None):
         return int(np.count_nonzero(values))
 
     if per == "frame":
-        return pd.DataFrame({"frame": np.arange(len(frames)),
-                             "count": [n_objects(f) for f in frames]})
+        return pd.DataFrame(
+            {"frame": np.arange(len(frames)), "count": [n_objects(f) for f in frames]}
+        )
     if frames[0].ndim != 3:
         raise ValueError(
             f"per='slice' needs 3D labels (plus time_axis), got shape {labels_or_table.shape}"

@@ -98,7 +98,7 @@ def _measure_foreground(shape, index, lab, values, spacing, unit=None):
     (> 0); ``values``: their intensities or None.
     """
     ndim = len(shape)
-    axes = AXES[3 - ndim:]
+    axes = AXES[3 - ndim :]
     if lab.dtype.kind != "u" or lab.dtype.itemsize > 4:
         lab = lab.astype(np.intp)  # bincount needs non-negative ints
     size = int(lab.max()) + 1 if lab.size else 1

@@ -128,8 +128,10 @@ def synthetic_nuclei(
     if blur > 0:
         image = ndimage.gaussian_filter(image, sigma=blur / spacing)
     # Shot noise grows with the signal; a floor keeps the background noisy too.
-    image += rng.normal(0, 1, size=shape).astype(np.float32) * noise * np.sqrt(
-        np.maximum(image, background)
+    image += (
+        rng.normal(0, 1, size=shape).astype(np.float32)
+        * noise
+        * np.sqrt(np.maximum(image, background))
     )
     np.clip(image, 0, None, out=image)
     if dtype == np.float32:

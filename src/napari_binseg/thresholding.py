@@ -322,8 +322,7 @@ def _unit_threshold(method, hist_state, result, values, classes, nbins, where):
         if hist_state.lo > hist_state.hi:
             raise ValueError(f"{where} has only NaN values: there is nothing to threshold")
         raise ValueError(
-            f"{where} is constant (every value is {hist_state.lo:g}): "
-            "no threshold separates it"
+            f"{where} is constant (every value is {hist_state.lo:g}): no threshold separates it"
         )
     float_data = hist_state.mode == "float"
     if method in ("li", "mean") and float_data:
@@ -701,8 +700,9 @@ def _compare_threaded(values, thresholds, mode, out):
     starts = range(0, values.size, step)
     if len(starts) <= 1:
         return _compare(values, thresholds, mode, target)
-    import numba
     from concurrent.futures import ThreadPoolExecutor
+
+    import numba
 
     with ThreadPoolExecutor(numba.get_num_threads()) as pool:
         list(
@@ -853,9 +853,7 @@ def threshold(
                 per_unit((), data, thresholds[()], False)
             else:
                 indices = list(np.ndindex(*units))
-                _run_units(
-                    lambda i: per_unit(i, data[i], thresholds[i], True), indices, progress_
-                )
+                _run_units(lambda i: per_unit(i, data[i], thresholds[i], True), indices, progress_)
         else:
             thresholds = _thresholds_numpy(
                 data, method, scope, classes, 256, progress_, per_unit=per_unit

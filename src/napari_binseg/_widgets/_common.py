@@ -188,8 +188,9 @@ def upsert_layer(
         # A different dimensionality cannot be set in place; replace the layer at its index.
         index = viewer.layers.index(layer)
         viewer.layers.remove(layer)
-        new = getattr(viewer, f"add_{layer_type}")(data, name=name, metadata=meta, **geometry,
-                                                    **kwargs)
+        new = getattr(viewer, f"add_{layer_type}")(
+            data, name=name, metadata=meta, **geometry, **kwargs
+        )
         viewer.layers.move(viewer.layers.index(new), index)
         return new
     layer.data = data
@@ -378,6 +379,7 @@ def ask_save_path(parent, default_name: str) -> str | None:
     """A Save-as dialog for a CSV file; None when the user cancels."""
     from qtpy.QtWidgets import QFileDialog
 
-    path, _ = QFileDialog.getSaveFileName(parent, "Save table as CSV", default_name,
-                                          "CSV files (*.csv)")
+    path, _ = QFileDialog.getSaveFileName(
+        parent, "Save table as CSV", default_name, "CSV files (*.csv)"
+    )
     return path or None

@@ -24,8 +24,11 @@ if TYPE_CHECKING:
     import napari
 
 CONNECTIVITY = (("full (8 / 26 neighbours)", None), ("faces (4 / 6 neighbours)", 1))
-SPLIT = (("no", False), ("distance transform", True),
-         ("distance + intensity valleys", "intensity"))
+SPLIT = (
+    ("no", False),
+    ("distance transform", True),
+    ("distance + intensity valleys", "intensity"),
+)
 
 
 def centroid_columns(table, ndim: int) -> list[str]:
@@ -75,24 +78,31 @@ class CountWidget(BinsegWidget):
 
         self.mask = layer_combo(napari_viewer, (Labels, Image), label="mask")
         self.image = layer_combo(napari_viewer, Image, label="intensity image", optional=True)
-        self.connectivity = ComboBox(label="connectivity", choices=list(CONNECTIVITY),
-                                     value=None)
+        self.connectivity = ComboBox(label="connectivity", choices=list(CONNECTIVITY), value=None)
         self.split_touching = ComboBox(label="split touching", choices=list(SPLIT), value=True)
-        self.min_diameter = FloatSpinBox(label="min diameter (0 = auto)", min=0.0, max=1e6,
-                                         step=0.5, value=0.0)
+        self.min_diameter = FloatSpinBox(
+            label="min diameter (0 = auto)", min=0.0, max=1e6, step=0.5, value=0.0
+        )
         self.min_size = FloatSpinBox(label="min size", min=0.0, max=1e12, step=1.0, value=0.0)
-        self.max_size = FloatSpinBox(label="max size (0 = none)", min=0.0, max=1e12, step=1.0,
-                                     value=0.0)
+        self.max_size = FloatSpinBox(
+            label="max size (0 = none)", min=0.0, max=1e12, step=1.0, value=0.0
+        )
         self.fill_holes = CheckBox(text="fill holes", value=True)
         self.exclude_border = CheckBox(text="drop objects touching the border", value=False)
         self.time_series = CheckBox(text="first axis is time (count per frame)", value=False)
         self.add_points = CheckBox(text="add centroid points", value=False)
         for name, w in (
-            ("mask", self.mask), ("image", self.image), ("connectivity", self.connectivity),
-            ("split_touching", self.split_touching), ("min_diameter", self.min_diameter),
-            ("min_size", self.min_size), ("max_size", self.max_size),
-            ("fill_holes", self.fill_holes), ("exclude_border", self.exclude_border),
-            ("time_series", self.time_series), ("add_points", self.add_points),
+            ("mask", self.mask),
+            ("image", self.image),
+            ("connectivity", self.connectivity),
+            ("split_touching", self.split_touching),
+            ("min_diameter", self.min_diameter),
+            ("min_size", self.min_size),
+            ("max_size", self.max_size),
+            ("fill_holes", self.fill_holes),
+            ("exclude_border", self.exclude_border),
+            ("time_series", self.time_series),
+            ("add_points", self.add_points),
         ):
             w.name = name
             self.form.append(w)
@@ -162,31 +172,52 @@ class CountWidget(BinsegWidget):
             if "label" in features.columns:
                 features.insert(0, "index", features["label"].to_numpy())
             self.output = upsert_layer(
-                self.viewer, labels, layer_type="labels", source=mask_layer,
-                widget=self.widget_id, name=f"{mask_layer.name} [count]",
+                self.viewer,
+                labels,
+                layer_type="labels",
+                source=mask_layer,
+                widget=self.widget_id,
+                name=f"{mask_layer.name} [count]",
                 metadata={
-                    "method": "count_cells", "parameters": params,
+                    "method": "count_cells",
+                    "parameters": params,
                     "intensity_image": image_layer.name if image_layer else None,
-                    "count": n, "count_per_frame": per_frame,
+                    "count": n,
+                    "count_per_frame": per_frame,
                 },
                 features=features,
             )
             if add_points:
                 translate = tuple(mask_layer.translate)
-                pts = centroid_points(table, translate=translate, time_axis=params["time_axis"],
-                                      frame_scale=float(mask_layer.scale[0]))
-                geometry = {"scale": (1.0,) * mask_layer.ndim,
-                            "translate": (0.0,) * mask_layer.ndim}
+                pts = centroid_points(
+                    table,
+                    translate=translate,
+                    time_axis=params["time_axis"],
+                    frame_scale=float(mask_layer.scale[0]),
+                )
+                geometry = {
+                    "scale": (1.0,) * mask_layer.ndim,
+                    "translate": (0.0,) * mask_layer.ndim,
+                }
                 if hasattr(mask_layer, "units"):
                     geometry["units"] = tuple(mask_layer.units)
                     geometry["axis_labels"] = tuple(mask_layer.axis_labels)
                 self.points = upsert_layer(
-                    self.viewer, pts, layer_type="points", source=mask_layer,
-                    widget=self.widget_id, role="points",
-                    name=f"{mask_layer.name} [centroids]", geometry=geometry,
-                    metadata={"method": "count_cells centroids", "count": n,
-                              "coordinates": "world"},
-                    features=table.reset_index(drop=True), size=_point_size(mask_layer),
+                    self.viewer,
+                    pts,
+                    layer_type="points",
+                    source=mask_layer,
+                    widget=self.widget_id,
+                    role="points",
+                    name=f"{mask_layer.name} [centroids]",
+                    geometry=geometry,
+                    metadata={
+                        "method": "count_cells centroids",
+                        "count": n,
+                        "coordinates": "world",
+                    },
+                    features=table.reset_index(drop=True),
+                    size=_point_size(mask_layer),
                 )
             self.table_view.set_dataframe(table)
             self.save_button.setEnabled(True)

@@ -24,8 +24,13 @@ if TYPE_CHECKING:
 
 #: Values of the error layer.
 FALSE_POSITIVE, FALSE_NEGATIVE, BOTH = 1, 2, 3
-ERROR_COLORS = {None: "transparent", 0: "transparent", FALSE_POSITIVE: "magenta",
-                FALSE_NEGATIVE: "cyan", BOTH: "yellow"}
+ERROR_COLORS = {
+    None: "transparent",
+    0: "transparent",
+    FALSE_POSITIVE: "magenta",
+    FALSE_NEGATIVE: "cyan",
+    BOTH: "yellow",
+}
 
 
 def error_map(ground_truth, prediction, *, iou_threshold=0.5):
@@ -69,11 +74,14 @@ class EvaluateWidget(BinsegWidget):
 
         self.ground_truth = layer_combo(napari_viewer, Labels, label="ground truth")
         self.prediction = layer_combo(napari_viewer, Labels, label="prediction")
-        self.iou = FloatSpinBox(label="IoU for error map", min=0.05, max=1.0, step=0.05,
-                                value=0.5)
+        self.iou = FloatSpinBox(label="IoU for error map", min=0.05, max=1.0, step=0.05, value=0.5)
         self.time_series = CheckBox(text="first axis is time (score per frame)", value=False)
-        for name, w in (("ground_truth", self.ground_truth), ("prediction", self.prediction),
-                        ("iou", self.iou), ("time_series", self.time_series)):
+        for name, w in (
+            ("ground_truth", self.ground_truth),
+            ("prediction", self.prediction),
+            ("iou", self.iou),
+            ("time_series", self.time_series),
+        ):
             w.name = name
             self.form.append(w)
         self._default_pair()
@@ -92,8 +100,9 @@ class EvaluateWidget(BinsegWidget):
         layers = list(self.ground_truth.choices)  # newest first
         if len(layers) < 2:
             return
-        named = [lay for lay in layers if any(k in lay.name.lower()
-                                              for k in ("truth", "gt", "ground"))]
+        named = [
+            lay for lay in layers if any(k in lay.name.lower() for k in ("truth", "gt", "ground"))
+        ]
         truth = named[0] if named else layers[-1]
         self.ground_truth.value = truth
         self.prediction.value = next(lay for lay in layers if lay is not truth)
@@ -135,14 +144,23 @@ class EvaluateWidget(BinsegWidget):
             self.save_button.setEnabled(True)
             summary = _summary(table, iou)
             self.output = upsert_layer(
-                self.viewer, errors, layer_type="labels", source=pred_layer,
-                widget=self.widget_id, name=f"{pred_layer.name} [errors]",
+                self.viewer,
+                errors,
+                layer_type="labels",
+                source=pred_layer,
+                widget=self.widget_id,
+                name=f"{pred_layer.name} [errors]",
                 metadata={
-                    "method": "evaluate", "ground_truth": gt_layer.name,
+                    "method": "evaluate",
+                    "ground_truth": gt_layer.name,
                     "parameters": {"iou_threshold": iou, "time_axis": time_axis},
-                    "values": {"1": "false positive", "2": "false negative",
-                               "3": "false positive and false negative overlap"},
-                    "n_false_positive": n_fp, "n_false_negative": n_fn,
+                    "values": {
+                        "1": "false positive",
+                        "2": "false negative",
+                        "3": "false positive and false negative overlap",
+                    },
+                    "n_false_positive": n_fp,
+                    "n_false_negative": n_fn,
                     "scores": summary,
                 },
                 colormap=ERROR_COLORS,
@@ -175,11 +193,16 @@ def _summary(table, iou) -> dict:
     if len(rows) == 0:
         return {}
     row = rows.iloc[int(np.argmin(np.abs(rows["threshold"].to_numpy(float) - iou)))]
-    out = {k: float(row[k]) for k in ("threshold", "tp", "fp", "fn", "precision", "recall",
-                                      "f1", "ap") if k in row}
+    out = {
+        k: float(row[k])
+        for k in ("threshold", "tp", "fp", "fn", "precision", "recall", "f1", "ap")
+        if k in row
+    }
     for k in ("pixel_dice", "pixel_iou"):
         if k in table.attrs:
             out[k] = float(table.attrs[k])
-    out["text"] = (f"IoU {out['threshold']:.2f}: F1 {out['f1']:.3f}, AP {out['ap']:.3f} "
-                   f"(tp {int(out['tp'])}, fp {int(out['fp'])}, fn {int(out['fn'])})")
+    out["text"] = (
+        f"IoU {out['threshold']:.2f}: F1 {out['f1']:.3f}, AP {out['ap']:.3f} "
+        f"(tp {int(out['tp'])}, fp {int(out['fp'])}, fn {int(out['fn'])})"
+    )
     return out

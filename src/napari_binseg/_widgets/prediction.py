@@ -17,8 +17,11 @@ from ._common import BinsegWidget, image_data, layer_combo, upsert_layer
 if TYPE_CHECKING:
     import napari
 
-MODEL_SOURCES = (("bundled nuclei model", "nuclei"), ("model file", "file"),
-                 ("model folder (MONAI bundle)", "folder"))
+MODEL_SOURCES = (
+    ("bundled nuclei model", "nuclei"),
+    ("model file", "file"),
+    ("model folder (MONAI bundle)", "folder"),
+)
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
@@ -43,18 +46,22 @@ class PredictWidget(BinsegWidget):
         self.model_source = ComboBox(label="model", choices=list(MODEL_SOURCES), value="nuclei")
         self.model_path = FileEdit(label="model path", mode="r")
         self.device = ComboBox(label="device", choices=list(DEVICES), value="auto")
-        self.tile_size = SpinBox(label="tile size", min=32, max=4096, step=32, value=256)
-        self.overlap = FloatSpinBox(label="tile overlap", min=0.0, max=0.75, step=0.05,
-                                    value=0.25)
+        self.tile_size = SpinBox(label="tile size", min=32, max=4096, step=32, value=1024)
+        self.overlap = FloatSpinBox(label="tile overlap", min=0.0, max=0.75, step=0.05, value=0.25)
         self.batch_size = SpinBox(label="batch size", min=1, max=64, value=4)
-        self.prob_threshold = FloatSpinBox(label="probability threshold", min=0.01, max=0.99,
-                                           step=0.05, value=0.5)
+        self.prob_threshold = FloatSpinBox(
+            label="probability threshold", min=0.01, max=0.99, step=0.05, value=0.5
+        )
         self.add_probability = CheckBox(text="also add probability map", value=False)
         for name, w in (
-            ("image", self.image), ("model_source", self.model_source),
-            ("model_path", self.model_path), ("device", self.device),
-            ("tile_size", self.tile_size), ("overlap", self.overlap),
-            ("batch_size", self.batch_size), ("prob_threshold", self.prob_threshold),
+            ("image", self.image),
+            ("model_source", self.model_source),
+            ("model_path", self.model_path),
+            ("device", self.device),
+            ("tile_size", self.tile_size),
+            ("overlap", self.overlap),
+            ("batch_size", self.batch_size),
+            ("prob_threshold", self.prob_threshold),
             ("add_probability", self.add_probability),
         ):
             w.name = name
@@ -109,18 +116,27 @@ class PredictWidget(BinsegWidget):
                 "weights_sha256": getattr(loaded, "sha256", None),
                 "model_config": getattr(loaded, "config", None),
             }
-            flag = next((f for f in ("return_probability", "return_probabilities")
-                         if _accepts(segment, f)), None)
+            flag = next(
+                (
+                    f
+                    for f in ("return_probability", "return_probabilities")
+                    if _accepts(segment, f)
+                ),
+                None,
+            )
             if want_probability and flag:
-                labels, probability = segment(data, loaded, **params, progress=progress,
-                                              **{flag: True})
+                labels, probability = segment(
+                    data, loaded, **params, progress=progress, **{flag: True}
+                )
             elif want_probability:
                 # Two passes (probabilities, then instances); the bar covers both.
                 predict_params = {k: v for k, v in params.items() if k != "prob_threshold"}
-                probability = predict(data, loaded, **predict_params,
-                                      progress=lambda d, t: progress(d, 2 * t))
-                labels = segment(data, loaded, **params,
-                                 progress=lambda d, t: progress(t + d, 2 * t))
+                probability = predict(
+                    data, loaded, **predict_params, progress=lambda d, t: progress(d, 2 * t)
+                )
+                labels = segment(
+                    data, loaded, **params, progress=lambda d, t: progress(t + d, 2 * t)
+                )
             else:
                 labels = segment(data, loaded, **params, progress=progress)
                 probability = None
@@ -133,15 +149,27 @@ class PredictWidget(BinsegWidget):
             n = int(len(np.unique(labels)) - (1 if (labels == 0).any() else 0))
             metadata = {"method": "unet", "parameters": params, "n_objects": n} | info
             self.output = upsert_layer(
-                self.viewer, labels, layer_type="labels", source=layer, widget=self.widget_id,
-                name=f"{layer.name} [unet]", metadata=metadata,
+                self.viewer,
+                labels,
+                layer_type="labels",
+                source=layer,
+                widget=self.widget_id,
+                name=f"{layer.name} [unet]",
+                metadata=metadata,
             )
             if probability is not None:
                 self.probability = upsert_layer(
-                    self.viewer, probability, layer_type="image", source=layer,
-                    widget=self.widget_id, role="probability",
-                    name=f"{layer.name} [unet probability]", metadata=metadata,
-                    colormap="magma", contrast_limits=(0.0, 1.0), blending="additive",
+                    self.viewer,
+                    probability,
+                    layer_type="image",
+                    source=layer,
+                    widget=self.widget_id,
+                    role="probability",
+                    name=f"{layer.name} [unet probability]",
+                    metadata=metadata,
+                    colormap="magma",
+                    contrast_limits=(0.0, 1.0),
+                    blending="additive",
                 )
             self.status.setText(f"{self.output.name}: {n} objects ({info['model']})")
 

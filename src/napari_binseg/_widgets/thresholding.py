@@ -57,10 +57,16 @@ class ThresholdWidget(BinsegWidget):
         self.preview = CheckBox(text="live preview (displayed plane)", value=True)
         self.log_counts = CheckBox(text="log counts", value=True)
         for name, w in (
-            ("image", self.image), ("method", self.method), ("value", self.value),
-            ("classes", self.classes), ("scope", self.scope), ("sigma", self.sigma),
-            ("invert", self.invert), ("fill_holes", self.fill_holes),
-            ("min_size", self.min_size), ("preview", self.preview),
+            ("image", self.image),
+            ("method", self.method),
+            ("value", self.value),
+            ("classes", self.classes),
+            ("scope", self.scope),
+            ("sigma", self.sigma),
+            ("invert", self.invert),
+            ("fill_holes", self.fill_holes),
+            ("min_size", self.min_size),
+            ("preview", self.preview),
             ("log_counts", self.log_counts),
         ):
             w.name = name
@@ -78,8 +84,18 @@ class ThresholdWidget(BinsegWidget):
         self._timer.setInterval(30)
         self._timer.timeout.connect(self.update_preview)
 
-        for w in (self.image, self.method, self.value, self.classes, self.scope, self.sigma,
-                  self.invert, self.fill_holes, self.min_size, self.preview):
+        for w in (
+            self.image,
+            self.method,
+            self.value,
+            self.classes,
+            self.scope,
+            self.sigma,
+            self.invert,
+            self.fill_holes,
+            self.min_size,
+            self.preview,
+        ):
             w.changed.connect(self.schedule_preview)
         self.method.changed.connect(self._show_method_options)
         self.log_counts.changed.connect(self.histogram.set_log)
@@ -131,10 +147,13 @@ class ThresholdWidget(BinsegWidget):
         """Indices of the leading (non-plane) axes of ``layer`` at the viewer's current point."""
         if layer.ndim <= 2:
             return ()
-        point = np.asarray(self.viewer.dims.point)[-layer.ndim:]
+        point = np.asarray(self.viewer.dims.point)[-layer.ndim :]
         coords = np.asarray(layer.world_to_data(point))[: layer.ndim - 2]
-        shape = layer.data.shape[: layer.ndim - 2] if not layer.multiscale else \
-            layer.data[0].shape[: layer.ndim - 2]
+        shape = (
+            layer.data.shape[: layer.ndim - 2]
+            if not layer.multiscale
+            else layer.data[0].shape[: layer.ndim - 2]
+        )
         return tuple(int(np.clip(np.round(c), 0, s - 1)) for c, s in zip(coords, shape))
 
     def _thresholds_for(self, layer, data, index, params):
@@ -152,8 +171,15 @@ class ThresholdWidget(BinsegWidget):
         if scope == "frame":
             if data.ndim < 3:
                 return threshold_value(np.asarray(data), method, **kwargs)
-            key = (id(layer), id(data), method, "frame", params["classes"], params["sigma"],
-                   index[0])
+            key = (
+                id(layer),
+                id(data),
+                method,
+                "frame",
+                params["classes"],
+                params["sigma"],
+                index[0],
+            )
             if key not in self._cache:
                 self._cache[key] = threshold_value(np.asarray(data[index[0]]), method, **kwargs)
             return self._cache[key]
@@ -185,8 +211,13 @@ class ThresholdWidget(BinsegWidget):
             self.status.setText(f"Preview: {exc}")
 
         worker = create_worker(
-            threshold_value, data, method, **kwargs, _worker_class=FunctionWorker,
-            _start_thread=False, _connect={"returned": store, "errored": failed},
+            threshold_value,
+            data,
+            method,
+            **kwargs,
+            _worker_class=FunctionWorker,
+            _start_thread=False,
+            _connect={"returned": store, "errored": failed},
         )
         self._pending[key] = worker
         worker.start()
@@ -236,10 +267,20 @@ class ThresholdWidget(BinsegWidget):
             if hasattr(layer, attr):
                 geometry[attr] = tuple(getattr(layer, attr))[-2:]
         upsert_layer(
-            self.viewer, mask, layer_type="labels", source=layer, widget=self.widget_id,
-            role="preview", name=f"{layer.name} [preview]", geometry=geometry,
-            metadata={"method": params["method"], "parameters": params, "plane": index,
-                      "thresholds": self.preview_thresholds},
+            self.viewer,
+            mask,
+            layer_type="labels",
+            source=layer,
+            widget=self.widget_id,
+            role="preview",
+            name=f"{layer.name} [preview]",
+            geometry=geometry,
+            metadata={
+                "method": params["method"],
+                "parameters": params,
+                "plane": index,
+                "thresholds": self.preview_thresholds,
+            },
             opacity=0.5,
         )
         self._set_preview_visible(True)
@@ -273,8 +314,9 @@ class ThresholdWidget(BinsegWidget):
         layer = self.image.value
         if layer is None:
             return
-        preview = find_output(self.viewer, widget=self.widget_id, source=layer.name,
-                              role="preview")
+        preview = find_output(
+            self.viewer, widget=self.widget_id, source=layer.name, role="preview"
+        )
         if preview is not None:
             preview.visible = visible
 
@@ -294,8 +336,7 @@ class ThresholdWidget(BinsegWidget):
             from napari_binseg._validation import is_dask
             from napari_binseg.thresholding import threshold
 
-            mask, thresholds = threshold(data, **params, return_thresholds=True,
-                                         progress=progress)
+            mask, thresholds = threshold(data, **params, return_thresholds=True, progress=progress)
             if is_dask(mask) and mask.nbytes <= LAZY_ABOVE:
                 mask = mask.compute()  # small enough: browse it without recomputing
             return mask, thresholds
@@ -303,11 +344,19 @@ class ThresholdWidget(BinsegWidget):
         def done(result):
             mask, thresholds = result
             out = upsert_layer(
-                self.viewer, mask, layer_type="labels", source=layer, widget=self.widget_id,
+                self.viewer,
+                mask,
+                layer_type="labels",
+                source=layer,
+                widget=self.widget_id,
                 name=f"{layer.name} [{params['method']}]",
-                metadata={"method": params["method"], "parameters": params,
-                          "thresholds": np.asarray(thresholds, dtype=np.float64),
-                          "shape": mask.shape, "lazy": not isinstance(mask, np.ndarray)},
+                metadata={
+                    "method": params["method"],
+                    "parameters": params,
+                    "thresholds": np.asarray(thresholds, dtype=np.float64),
+                    "shape": mask.shape,
+                    "lazy": not isinstance(mask, np.ndarray),
+                },
             )
             self._set_preview_visible(False)
             self._mark_run_thresholds(layer, thresholds, params["scope"])

@@ -106,8 +106,9 @@ def remove_small(labels, min_size):
     return lut[labels]
 
 
-def probabilities_to_labels(foreground, centre, *, prob_threshold=0.5, seed_threshold=0.5,
-                            min_size=8):
+def probabilities_to_labels(
+    foreground, centre, *, prob_threshold=0.5, seed_threshold=0.5, min_size=8
+):
     """Instance labels from foreground and centre probabilities of one 2D plane.
 
     Seeds are 4-connected components of ``centre > seed_threshold`` inside the foreground;

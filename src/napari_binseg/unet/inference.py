@@ -61,7 +61,8 @@ def normalize_plane(plane, normalization):
     if normalization.get("kind", "percentile") == "none":
         return plane.astype(np.float32)
     lo, hi = percentile_range(
-        plane, normalization.get("low", 1.0), normalization.get("high", 99.8))
+        plane, normalization.get("low", 1.0), normalization.get("high", 99.8)
+    )
     if not hi > lo:
         hi = lo + 1.0
     out = plane.astype(np.float32)
@@ -94,8 +95,11 @@ def _openvino(lm, precision):
     Conversion takes a few seconds once per loaded model; any failure (OpenVINO missing, a
     layer it cannot convert) falls back to PyTorch.
     """
-    key = "bf16" if precision == "bfloat16" or (
-        precision == "auto" and _use_bf16("auto", lm.device)) else "f32"
+    key = (
+        "bf16"
+        if precision == "bfloat16" or (precision == "auto" and _use_bf16("auto", lm.device))
+        else "f32"
+    )
     if key in lm._compiled:
         return lm._compiled[key]
     compiled = None
@@ -107,9 +111,11 @@ def _openvino(lm, precision):
             shape = (1, 1) + (max(32, 2 * lm.config["divisor"]),) * lm.spatial_dims
             with torch.no_grad():
                 lm._compiled["ir"] = ov.convert_model(
-                    lm.module, example_input=torch.zeros(shape, device=lm.device))
+                    lm.module, example_input=torch.zeros(shape, device=lm.device)
+                )
         compiled = ov.Core().compile_model(
-            lm._compiled["ir"], "CPU", {"INFERENCE_PRECISION_HINT": key})
+            lm._compiled["ir"], "CPU", {"INFERENCE_PRECISION_HINT": key}
+        )
     except Exception:  # noqa: BLE001 - any failure means: use the PyTorch path
         lm._compiled["ir"] = None
         compiled = None
@@ -128,8 +134,10 @@ def _resolve_backend(backend, lm):
         import importlib.util
 
         if importlib.util.find_spec("openvino") is None:
-            raise ValueError("backend='openvino' needs the openvino package (pip install "
-                             "openvino); backend='auto' falls back to PyTorch")
+            raise ValueError(
+                "backend='openvino' needs the openvino package (pip install "
+                "openvino); backend='auto' falls back to PyTorch"
+            )
     return backend
 
 
@@ -281,14 +289,14 @@ def _units(image, lm):
     return list(np.ndindex(*lead)) if lead else [()]
 
 
-def _iterate(image, lm, *, tile_size, overlap, batch_size, precision, progress,
-             backend="auto"):
+def _iterate(image, lm, *, tile_size, overlap, batch_size, precision, progress, backend="auto"):
     """Yield (index, channel probabilities) per unit, reporting tiles done of total."""
     units = _units(image, lm)
     spatial = image.shape[image.ndim - lm.spatial_dims :]
     per_unit = _plan(spatial, lm, tile_size, overlap)[2]
-    runner = _Runner(lm, precision=precision, progress=progress, total=per_unit * len(units),
-                     backend=backend)
+    runner = _Runner(
+        lm, precision=precision, progress=progress, total=per_unit * len(units), backend=backend
+    )
     norm = lm.config["normalization"]
     for i, idx in enumerate(units):
         unit = image[idx] if idx else image
@@ -323,8 +331,18 @@ def _prepare(image, model, device):
     return image, lm
 
 
-def predict_channels(image, model="nuclei", *, device="auto", tile_size=1024, overlap=0.25,
-                     batch_size=4, precision="auto", backend="auto", progress=None):
+def predict_channels(
+    image,
+    model="nuclei",
+    *,
+    device="auto",
+    tile_size=1024,
+    overlap=0.25,
+    batch_size=4,
+    precision="auto",
+    backend="auto",
+    progress=None,
+):
     """All output channels of the network, as probabilities.
 
     Parameters are those of :func:`predict`.
@@ -345,15 +363,32 @@ def predict_channels(image, model="nuclei", *, device="auto", tile_size=1024, ov
     image, lm = _prepare(image, model, device)
     _check_options(tile_size, overlap, batch_size, precision)
     out = np.empty((lm.out_channels,) + tuple(image.shape), np.float32)
-    for idx, probs in _iterate(image, lm, tile_size=tile_size, overlap=overlap,
-                               batch_size=batch_size, precision=precision, progress=progress,
-                               backend=backend):
+    for idx, probs in _iterate(
+        image,
+        lm,
+        tile_size=tile_size,
+        overlap=overlap,
+        batch_size=batch_size,
+        precision=precision,
+        progress=progress,
+        backend=backend,
+    ):
         out[(slice(None),) + idx] = probs
     return out
 
 
-def predict(image, model="nuclei", *, device="auto", tile_size=1024, overlap=0.25, batch_size=4,
-            precision="auto", backend="auto", progress=None):
+def predict(
+    image,
+    model="nuclei",
+    *,
+    device="auto",
+    tile_size=1024,
+    overlap=0.25,
+    batch_size=4,
+    precision="auto",
+    backend="auto",
+    progress=None,
+):
     """Foreground probability map of nuclei from a U-Net.
 
     Parameters
@@ -416,15 +451,23 @@ def predict(image, model="nuclei", *, device="auto", tile_size=1024, overlap=0.2
     image, lm = _prepare(image, model, device)
     _check_options(tile_size, overlap, batch_size, precision)
     out = np.empty(tuple(image.shape), np.float32)
-    for idx, probs in _iterate(image, lm, tile_size=tile_size, overlap=overlap,
-                               batch_size=batch_size, precision=precision, progress=progress,
-                               backend=backend):
+    for idx, probs in _iterate(
+        image,
+        lm,
+        tile_size=tile_size,
+        overlap=overlap,
+        batch_size=batch_size,
+        precision=precision,
+        progress=progress,
+        backend=backend,
+    ):
         out[idx] = _foreground(probs, lm)
     return out
 
 
-def labels_from_probabilities(probs, lm, *, prob_threshold=0.5, seed_threshold=None,
-                              min_size=None):
+def labels_from_probabilities(
+    probs, lm, *, prob_threshold=0.5, seed_threshold=None, min_size=None
+):
     """Instances of one unit from its channel probabilities (centres if the model has them)."""
     post = lm.config["postprocess"]
     seed_threshold = post["seed_threshold"] if seed_threshold is None else seed_threshold
@@ -433,19 +476,34 @@ def labels_from_probabilities(probs, lm, *, prob_threshold=0.5, seed_threshold=N
     if lm.has_centres and probs.ndim == 3:
         centre = probs[lm.outputs.index("centre")]
         return probabilities_to_labels(
-            fg, centre, prob_threshold=prob_threshold, seed_threshold=seed_threshold,
+            fg,
+            centre,
+            prob_threshold=prob_threshold,
+            seed_threshold=seed_threshold,
             min_size=min_size,
         )
     import cc3d
 
-    labels = cc3d.connected_components(fg > prob_threshold, connectivity=4 if fg.ndim == 2
-                                       else 6).astype(np.int32)
+    labels = cc3d.connected_components(
+        fg > prob_threshold, connectivity=4 if fg.ndim == 2 else 6
+    ).astype(np.int32)
     return remove_small(labels, min_size)
 
 
-def segment(image, model="nuclei", *, device="auto", tile_size=1024, overlap=0.25, batch_size=4,
-            prob_threshold=0.5, precision="auto", backend="auto", return_probabilities=False,
-            progress=None):
+def segment(
+    image,
+    model="nuclei",
+    *,
+    device="auto",
+    tile_size=1024,
+    overlap=0.25,
+    batch_size=4,
+    prob_threshold=0.5,
+    precision="auto",
+    backend="auto",
+    return_probabilities=False,
+    progress=None,
+):
     """Instance labels of nuclei from a U-Net: centre seeds grown into the foreground.
 
     Parameters
@@ -490,9 +548,16 @@ def segment(image, model="nuclei", *, device="auto", tile_size=1024, overlap=0.2
     out = np.zeros(tuple(image.shape), np.int32)
     prob = np.empty(tuple(image.shape), np.float32) if return_probabilities else None
     offset = 0
-    for idx, probs in _iterate(image, lm, tile_size=tile_size, overlap=overlap,
-                               batch_size=batch_size, precision=precision, progress=progress,
-                               backend=backend):
+    for idx, probs in _iterate(
+        image,
+        lm,
+        tile_size=tile_size,
+        overlap=overlap,
+        batch_size=batch_size,
+        precision=precision,
+        progress=progress,
+        backend=backend,
+    ):
         labels = labels_from_probabilities(probs, lm, prob_threshold=prob_threshold)
         n = int(labels.max())
         if offset and n:

