@@ -425,3 +425,12 @@ def test_mask_comparison_is_exact_in_float64(dtype, t):
     ts = [t, t + 50.25]
     expected = np.where(np.isnan(exact), 0, np.digitize(exact, ts))
     np.testing.assert_array_equal(_compare(values, ts, 2, out), expected)
+
+
+@pytest.mark.parametrize("method", ["otsu", "li", "multiotsu"])
+def test_slice_scope_of_a_2d_image_is_the_image_threshold(sample_image, method):
+    np.testing.assert_array_equal(
+        threshold(sample_image, method, scope="slice"), threshold(sample_image, method)
+    )
+    with pytest.raises(ValueError, match="constant"):
+        threshold(np.full((8, 8), 3, np.uint8), method, scope="slice")

@@ -336,7 +336,7 @@ def _unit_threshold(method, hist_state, result, values, classes, nbins, where):
 
 
 def _where(scope, index):
-    if scope == "image":
+    if scope == "image" or not index:  # a 2D image is its own single slice
         return "image"
     return f"{scope} {index if len(index) > 1 else index[0]}"
 
@@ -358,7 +358,7 @@ def _unit_thresholds(unit, index, method, scope, classes, nbins, serial, step):
             state.add(piece)
             step()
     result = state.result()
-    if result is None and scope != "image":
+    if result is None and scope != "image" and index:
         # A blank or all-NaN plane in a stack: everything background, as scikit-image's
         # Otsu returns the constant value itself.
         return np.full(k, state.lo if state.lo <= state.hi else np.nan)
@@ -452,7 +452,7 @@ def _thresholds_dask(image, method, scope, classes, nbins, progress):
     out = np.empty(units + (k,), np.float64)
     for index, state in states.items():
         result = state.result()
-        if result is None and scope != "image":
+        if result is None and scope != "image" and index:
             t = np.full(k, state.lo if state.lo <= state.hi else np.nan)
         else:
             # li and mean of float data need the values: this loads one unit (documented).
