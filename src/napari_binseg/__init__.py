@@ -4,7 +4,7 @@ The public API lives here and never imports Qt, napari, torch or monai: submodul
 attribute access, and the U-Net modules import torch only when a model is used.
 """
 
-from importlib import import_module
+from ._lazy import attach
 
 __version__ = "0.1.0"
 
@@ -26,16 +26,4 @@ _API = {
     "load_model": "unet.network",
 }
 
-__all__ = sorted(_API)
-
-
-def __getattr__(name):
-    if name in _API:
-        value = getattr(import_module(f".{_API[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__, __all__ = attach(__name__, _API)

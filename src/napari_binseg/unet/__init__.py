@@ -3,7 +3,7 @@
 Importing this package does not import torch or monai; they load when a model is used.
 """
 
-from importlib import import_module
+from .._lazy import attach
 
 _API = {
     "predict": "inference",
@@ -13,12 +13,4 @@ _API = {
     "LoadedModel": "network",
 }
 
-__all__ = sorted(_API)
-
-
-def __getattr__(name):
-    if name in _API:
-        value = getattr(import_module(f".{_API[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__, __all__ = attach(__name__, _API)
