@@ -1,13 +1,12 @@
 """The Count cells widget in a real viewer."""
 
-import threading
 
 import numpy as np
 import pandas as pd
 import pytest
 from skimage.measure import regionprops
 
-from _widget_helpers import output_layers, run_and_wait
+from _widget_helpers import output_layers, run_and_cancel, run_and_wait
 
 pytest.importorskip("napari_binseg.counting")
 from napari_binseg._widgets.counting import CountWidget  # noqa: E402
@@ -126,19 +125,6 @@ def test_count_widget_cancel(make_napari_viewer, qtbot, errors):
     widget = CountWidget(viewer)
     widget.mask.value = mask
     widget.time_series.value = True
-    gate = threading.Event()
-    original = widget.progress_callback
-    calls = []
-
-    def gated(done, total):
-        gate.wait(10)
-        calls.append((done, total))
-        original(done, total)
-
-    widget.progress_callback = gated
-    widget.run()
-    widget.cancel()
-    gate.set()
-    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    calls = run_and_cancel(qtbot, widget)
     assert errors == [] and widget.status.text() == "Cancelled."
     assert len(calls) == 1 and output_layers(viewer, "count") == []

@@ -1,11 +1,10 @@
 """The U-Net predict widget in a real viewer (small image, CPU)."""
 
-import threading
 
 import numpy as np
 import pytest
 
-from _widget_helpers import output_layers, run_and_wait
+from _widget_helpers import output_layers, run_and_cancel, run_and_wait
 from napari_binseg._widgets.prediction import PredictWidget
 
 SMALL = "nuclei_003cee89357d9fe1"
@@ -128,20 +127,7 @@ def test_predict_widget_cancel(tiny_model, make_napari_viewer, qtbot, small_imag
     viewer = make_napari_viewer()
     layer = viewer.add_image(small_image, name="nuclei")
     widget = _widget_for(viewer, layer, tiny_model, tile_size=32, batch_size=1)
-    gate = threading.Event()
-    original = widget.progress_callback
-    calls = []
-
-    def gated(done, total):
-        gate.wait(30)
-        calls.append((done, total))
-        original(done, total)
-
-    widget.progress_callback = gated
-    widget.run()
-    widget.cancel()
-    gate.set()
-    qtbot.waitUntil(lambda: not widget.busy, timeout=300_000)
+    calls = run_and_cancel(qtbot, widget, timeout=300_000)
     assert errors == [] and widget.status.text() == "Cancelled."
     assert len(calls) == 1 and calls[0][1] > 1  # stopped at the first of several tiles
     assert output_layers(viewer, "predict") == []

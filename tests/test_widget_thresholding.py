@@ -2,13 +2,12 @@
 
 import subprocess
 import sys
-import threading
 
 import numpy as np
 import pytest
 from skimage import filters
 
-from _widget_helpers import output_layers, run_and_wait
+from _widget_helpers import output_layers, run_and_cancel, run_and_wait
 
 pytest.importorskip("napari_binseg.thresholding")
 from napari_binseg._widgets.thresholding import ThresholdWidget  # noqa: E402
@@ -164,21 +163,7 @@ def test_cancel_stops_worker(make_napari_viewer, qtbot, errors):
     widget.preview.value = False
     widget.image.value = layer
     widget.scope.value = "slice"
-    gate = threading.Event()
-    original = widget.progress_callback
-    calls = []
-
-    def gated(done, total):
-        gate.wait(10)  # hold the worker at its first report until Cancel was pressed
-        calls.append(done)
-        original(done, total)
-
-    widget.progress_callback = gated
-    widget.run()
-    assert widget.busy
-    widget.cancel()
-    gate.set()
-    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    calls = run_and_cancel(qtbot, widget)
     assert errors == []
     assert widget.status.text() == "Cancelled."
     assert output_layers(viewer, "threshold") == []
