@@ -235,9 +235,14 @@ def train(
     val_every=150,
     val_fraction=0.15,
     threads=2,
+    init=None,
     log=print,
 ):
     """Train the nuclei U-Net; write the best model (by validation F1) to ``out``.
+
+    ``init`` is a model folder (``config.json`` + ``model.safetensors``, e.g. the bundled
+    ``napari_binseg/models/nuclei``) whose weights start the run instead of a random
+    initialization; its network must be the default architecture.
 
     Returns the summary dict also written to ``out/train_summary.json``.
     """
@@ -273,7 +278,12 @@ def train(
     )
 
     sampler = Sampler(train_images, train_targets, crop=crop, seed=seed)
-    net = build_network(DEFAULT_NETWORK).to(device)
+    net = build_network(DEFAULT_NETWORK)
+    if init is not None:
+        from .network import _load_state
+
+        net.load_state_dict(_load_state(Path(init) / "model.safetensors"))
+    net = net.to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     warmup = max(1, steps // 30)
     deadline = t_start + 60 * minutes if minutes else None
@@ -294,6 +304,7 @@ def train(
             "batch_size": batch_size,
             "crop": crop,
             "lr": lr,
+            "init": str(init) if init is not None else None,
             "command": " ".join(["python -m napari_binseg.unet.training"] + sys.argv[1:]),
         },
     }
@@ -651,6 +662,7 @@ def main(argv=None):
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--val-every", type=int, default=150)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--init", default=None, help="model folder whose weights start the run")
     a = p.parse_args(argv)
 
     def log(msg):
@@ -673,6 +685,7 @@ def main(argv=None):
         lr=a.lr,
         val_every=a.val_every,
         threads=a.threads,
+        init=a.init,
         log=log,
     )
 
