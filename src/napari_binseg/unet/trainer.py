@@ -62,7 +62,8 @@ class TrainConfig:
     lr : float
         Peak learning rate of AdamW (warm-up, then cosine decay).
     patch_size, batch_size : int
-        Square training crops, a multiple of the network's divisor (16 for the U-Nets).
+        Square training crops, a multiple of the network's divisor (the product of a UNet's
+        strides: 8 for mobile and compact, 16 for default and large; 32 for efficientnet-b0).
     augment : tuple of str
         Subset of ``("scale", "rotations", "flips", "intensity", "gamma", "noise")``.
     val_fraction : float
@@ -506,6 +507,7 @@ def train(
     if resume is not None:
         state, best_state = _load_checkpoint(resume, net, opt, sampler)
         start, history, best_f1 = state["step"], state["history"], state["best_f1"]
+        model_config["training"].update(best_step=state["best_step"], best_val_f1=best_f1)
         log(f"resumed at step {start} (best validation F1 {best_f1:.4f})")
     log(
         f"training on {len(train_planes)} plane(s), validating on {len(val_planes)}; "
@@ -560,7 +562,8 @@ def train(
                 model_config["training"]["history"] = history
                 save_model(net, model_config, out)
         if out is not None:
-            state = {"step": step, "history": history, "best_f1": best_f1}
+            best_step = model_config["training"]["best_step"]
+            state = {"step": step, "history": history, "best_f1": best_f1, "best_step": best_step}
             _save_checkpoint(Path(out) / "checkpoint", net, best_state, opt, sampler, state)
         if on_epoch is not None:
             on_epoch(record)
