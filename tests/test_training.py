@@ -186,3 +186,16 @@ def test_cli_train(tmp_path, capsys):
     nb.imwrite(tmp_path / "lab" / "c1_labels.tif", np.zeros((64, 64), np.uint16), labels=True)
     assert main(args + ["--out", str(tmp_path / "m2"), *options]) == 2
     assert "pair 1: the labels are empty" in capsys.readouterr().err
+
+
+def test_efficientnet_preset_builds_offline_and_round_trips(pair, tmp_path):
+    options = dict(OPTIONS, architecture="efficientnet-b0", epochs=1, steps_per_epoch=1)
+    model, history = nb.train(pair[0][0], pair[1][0], config=options, out=tmp_path / "eff")
+    network = json.loads((tmp_path / "eff" / "config.json").read_text())["network"]
+    assert network["name"] == "FlexibleUNet" and network["kwargs"]["pretrained"] is False
+    assert model.config["divisor"] == 32 and len(history) == 1
+    image = pair[0][0][:80, :72]  # padded to 96 x 96 for the 32-pixel divisor
+    kw = {"device": "cpu", "backend": "torch"}
+    np.testing.assert_array_equal(
+        nb.predict(image, model, **kw), nb.predict(image, tmp_path / "eff", **kw)
+    )

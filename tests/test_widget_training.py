@@ -108,3 +108,22 @@ def test_train_widget_unusable_layers(
     assert widget.run() is None and not widget.busy
     assert len(errors) == 1 and message in errors[0]
     assert not (tmp_path / "model").exists()
+
+
+def test_train_widget_pause_holds_then_stop(make_napari_viewer, qtbot, tmp_path, stack, errors):
+    pytest.importorskip("torch")
+    viewer = make_napari_viewer()
+    viewer.add_image(stack[0], name="cells")
+    viewer.add_labels(stack[1], name="painted")
+    widget = _widget(viewer, tmp_path)
+    widget.run()
+    widget.pause_button.setChecked(True)  # holds the worker at its next step report
+    qtbot.wait(1500)
+    assert widget.busy and widget.status.text() == "Paused."
+    held = widget.progress_bar.value()
+    qtbot.wait(500)
+    assert widget.progress_bar.value() == held and widget.history == []
+    widget.cancel()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=120_000)
+    assert errors == [] and len(widget.history) == 1
+    assert widget.history[0]["step"] <= 2 and not widget.pause_button.isChecked()
