@@ -570,6 +570,8 @@ def train(
         if stopped:
             break
 
+    if not history:
+        raise ValueError(f"minutes={config.minutes} ended the run before its first step")
     stopped_by = "steps" if step >= config.steps else ("stop" if stopped else "time")
     model_config["training"].update(
         history=history, steps_done=step, stopped_by=stopped_by, minutes=history[-1]["minutes"]
