@@ -16,7 +16,13 @@ from napari_binseg._writer import write_labels
 from napari_binseg.io import imread, imwrite
 
 MANIFEST = Path(napari_binseg.__file__).parent / "napari.yaml"
-WIDGETS = {"Threshold", "U-Net predict", "Count cells", "Evaluate segmentation"}
+WIDGETS = {
+    "Threshold",
+    "U-Net predict",
+    "Train U-Net",
+    "Count cells",
+    "Evaluate segmentation",
+}
 SAMPLES = {"nuclei_2d", "nuclei_2d_small", "nuclei_3d"}
 
 

@@ -15,6 +15,7 @@ def test_all_widgets_dock_from_the_manifest(make_napari_viewer):
     names = {
         "Threshold": "ThresholdWidget",
         "U-Net predict": "PredictWidget",
+        "Train U-Net": "TrainWidget",
         "Count cells": "CountWidget",
         "Evaluate segmentation": "EvaluateWidget",
     }

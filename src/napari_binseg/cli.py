@@ -239,7 +239,124 @@ def _add_demo(subparsers):
     p.set_defaults(func=run_demo)
 
 
-COMMANDS = [_add_evaluate, _add_demo]
+# --- train --------------------------------------------------------------------------------------
+
+
+def run_train(args):
+    """Train or fine-tune a U-Net on two folders of images and labels; write a model folder."""
+    import json
+
+    from .unet.trainer import TrainConfig, export_bundle, read_pairs, train
+
+    options = {}
+    if args.config:
+        try:
+            options = json.loads(Path(args.config).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise CliError(f"--config: cannot read {args.config}: {exc}") from None
+    given = {
+        "architecture": args.architecture,
+        "loss": args.loss,
+        "epochs": args.epochs,
+        "steps_per_epoch": args.steps_per_epoch,
+        "minutes": args.minutes,
+        "lr": args.lr,
+        "patch_size": args.patch_size,
+        "batch_size": args.batch_size,
+        "val_fraction": args.val_fraction,
+        "device": args.device,
+        "seed": args.seed,
+        "threads": args.threads,
+    }
+    options |= {k: v for k, v in given.items() if v is not None}
+    if args.from_scratch:
+        options["init"] = None
+    elif args.init:
+        options["init"] = args.init
+    if args.no_augment is not None:
+        from .unet.training import AUGMENTATIONS
+
+        off = {a for part in args.no_augment for a in part.replace(",", " ").split()}
+        options["augment"] = [a for a in AUGMENTATIONS if a not in off] if off != {"all"} else []
+    try:
+        config = TrainConfig.from_dict(options)
+        validation = None
+        if args.validation_images or args.validation_labels:
+            if not (args.validation_images and args.validation_labels):
+                raise ValueError("give both --validation-images and --validation-labels")
+            validation = read_pairs(args.validation_images, args.validation_labels)
+        model, history = train(
+            args.images,
+            args.labels,
+            config=config,
+            validation=validation,
+            out=args.out,
+            resume=args.resume,
+            log=lambda message: print(message, flush=True),
+        )
+        if args.bundle:
+            export_bundle(args.out, args.bundle)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    best = model.config["training"]
+    print(
+        f"wrote {args.out} (best epoch at step {best['best_step']}, "
+        f"validation F1@0.5 {best['best_val_f1']:.3f})"
+        + (f"; MONAI bundle {args.bundle}" if args.bundle else "")
+    )
+    return 0
+
+
+def _add_train(subparsers):
+    from .unet.trainer import ARCHITECTURES
+    from .unet.training import AUGMENTATIONS, LOSSES
+
+    p = subparsers.add_parser(
+        "train",
+        help="train or fine-tune the U-Net on your annotated images",
+        description=(
+            "Fine-tune the bundled nuclei U-Net (default) or train one from scratch on two "
+            "folders of TIFFs: images and integer instance labels with matching names "
+            "(cells.tif with cells.tif or cells_labels.tif). Planes of a stack without labels "
+            "are skipped. Writes OUT/model.safetensors, config.json and MODEL_CARD.md, which "
+            "napari-binseg's U-Net widget and napari_binseg.load_model read, and a checkpoint "
+            "in OUT/checkpoint (--resume OUT/checkpoint continues a run). Options left out "
+            "take the --config file's values, else the defaults of napari_binseg.TrainConfig."
+        ),
+    )
+    p.add_argument("--images", required=True, metavar="DIR", help="folder of image TIFFs")
+    p.add_argument("--labels", required=True, metavar="DIR", help="folder of label TIFFs")
+    p.add_argument("--out", required=True, metavar="MODEL_DIR", help="model folder to write")
+    p.add_argument("--validation-images", metavar="DIR", help="validation images (optional)")
+    p.add_argument("--validation-labels", metavar="DIR", help="validation labels (optional)")
+    p.add_argument("--config", metavar="JSON", help="TrainConfig options as a JSON file")
+    start = p.add_mutually_exclusive_group()
+    start.add_argument("--init", metavar="MODEL", help="model to fine-tune (default: nuclei)")
+    start.add_argument("--from-scratch", action="store_true", help="random initial weights")
+    p.add_argument("--architecture", choices=list(ARCHITECTURES), help="network preset")
+    p.add_argument("--loss", choices=list(LOSSES))
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--steps-per-epoch", type=int)
+    p.add_argument("--minutes", type=float, help="time budget; stops earlier")
+    p.add_argument("--lr", type=float, help="peak learning rate")
+    p.add_argument("--patch-size", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument(
+        "--no-augment",
+        nargs="+",
+        metavar="AUG",
+        help=f"augmentations to switch off ({', '.join(AUGMENTATIONS)}, or all)",
+    )
+    p.add_argument("--val-fraction", type=float, help="share of planes held out")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--seed", type=int)
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--resume", metavar="CHECKPOINT", help="continue from OUT/checkpoint")
+    p.add_argument("--bundle", metavar="DIR", help="also export a MONAI bundle folder")
+    p.set_defaults(func=run_train)
+
+
+COMMANDS = [_add_evaluate, _add_demo, _add_train]
 
 
 def build_parser():

@@ -11,6 +11,9 @@ _API = {
     "segment": "inference",
     "load_model": "network",
     "LoadedModel": "network",
+    "train": "trainer",
+    "TrainConfig": "trainer",
+    "export_bundle": "trainer",
 }
 
 __getattr__, __dir__, __all__ = attach(__name__, _API)

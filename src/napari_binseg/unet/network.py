@@ -441,7 +441,7 @@ def _from_torchscript(path, device, config, kind="torchscript"):
 
 def _from_state(weights, config, device, where, kind):
     network = _network_of(config, where)
-    dims, out_ch = _check_kwargs(network, where)
+    _check_kwargs(network, where)
     net = build_network(network)
     state = _load_state(weights)
     try:
@@ -451,18 +451,55 @@ def _from_state(weights, config, device, where, kind):
             f"{where}: the weights do not fit the network {network['name']} "
             f"{network['kwargs']}: {str(exc).splitlines()[0]} ..."
         ) from exc
+    return _ready(net, network, config, device, where, kind)
+
+
+def _output_channels(net, network, dims, device, where):
+    out_ch = network["kwargs"].get("out_channels")
+    if out_ch is None:
+        out_ch, err = _probe(net, dims, device, _divisor(network), where)
+        if out_ch is None:
+            raise ValueError(f"{where}: {err}")
+    return out_ch
+
+
+def _ready(net, network, config, device, where, kind):
+    """A network with its weights made ready for inference; its config, dims, out channels."""
+    dims, _ = _check_kwargs(network, where)
     net = net.to(device).eval()
     if device == "cpu" and config.get("optimize", True):
         try:
             net = optimize_for_inference(net)
         except Exception:  # an unusual layer layout: keep the plain eager network
             pass
-    if out_ch is None:
-        out_ch, err = _probe(net, dims, device, _divisor(network), where)
-        if out_ch is None:
-            raise ValueError(f"{where}: {err}")
+    out_ch = _output_channels(net, network, dims, device, where)
     cfg = _normalize_config(config, network=network, kind=kind, out_channels=out_ch, where=where)
     return net, cfg, dims, out_ch
+
+
+def loaded_model(net, config, *, name, path="", sha256="", device="cpu"):
+    """A :class:`LoadedModel` from a network in memory (e.g. just trained) and its config.
+
+    The network is copied for inference exactly as :func:`load_model` would prepare it from
+    disk, so both give the same predictions.
+    """
+    import copy
+
+    where = f"model {name}"
+    network = _network_of(config, where)
+    module, cfg, dims, out_ch = _ready(
+        copy.deepcopy(net), network, config, device, where, "trained"
+    )
+    return LoadedModel(
+        name=name,
+        path=str(path),
+        sha256=sha256,
+        config=cfg,
+        module=module,
+        device=device,
+        spatial_dims=dims,
+        out_channels=out_ch,
+    )
 
 
 def _fold_batchnorm(conv, bn):
@@ -512,6 +549,25 @@ def optimize_for_inference(module):
     return net
 
 
+def _bundle_metadata(folder):
+    """Output channel names (MONAI ``channel_def``) and, for bundles this package exported,
+    normalization and post-processing from ``configs/metadata.json``."""
+    path = folder / "configs" / "metadata.json"
+    if not path.is_file():
+        return {}
+    meta = _read_json(path)
+    extra = {}
+    pred = meta.get("network_data_format", {}).get("outputs", {}).get("pred", {})
+    channels = pred.get("channel_def")
+    if isinstance(channels, dict) and channels:
+        extra["outputs"] = [str(channels[k]) for k in sorted(channels, key=int)]
+    ours = meta.get("napari_binseg") or {}
+    for key in ("normalization", "postprocess"):
+        if isinstance(ours.get(key), dict):
+            extra[key] = ours[key]
+    return extra
+
+
 def _bundle_network(folder):
     """``network_def`` of a MONAI bundle as a literal ``{"name", "kwargs"}`` dict."""
     configs = sorted((folder / "configs").glob("*"))
@@ -543,7 +599,7 @@ def _bundle_network(folder):
                 f"{where}: {nd['_target_']!r} is not a known MONAI network class "
                 f"{KNOWN_NETWORKS}; bundle code is never executed"
             )
-        extra = {}
+        extra = _bundle_metadata(folder)
         post = data.get("postprocessing")
         if "sigmoid" in json.dumps(post or {}).lower():
             extra["activation"] = "sigmoid"

@@ -112,14 +112,24 @@ def load_folder(folder):
     return items
 
 
-class Sampler:
-    """Random augmented crops from normalized images and their targets."""
+#: Augmentations of :class:`Sampler`, all on by default.
+AUGMENTATIONS = ("scale", "rotations", "flips", "intensity", "gamma", "noise")
 
-    def __init__(self, images, targets, *, crop=256, scale=(0.6, 1.6), seed=0):
+
+class Sampler:
+    """Random augmented crops from normalized images and their targets.
+
+    ``augment`` names the augmentations to apply (a subset of :data:`AUGMENTATIONS`).
+    """
+
+    def __init__(
+        self, images, targets, *, crop=256, scale=(0.6, 1.6), seed=0, augment=AUGMENTATIONS
+    ):
         self.images = images
         self.targets = targets
         self.crop = crop
         self.scale = scale
+        self.augment = frozenset(augment)
         self.rng = np.random.default_rng(seed)
         area = np.array([im.size for im in images], float)
         self.weights = np.sqrt(area) / np.sqrt(area).sum()
@@ -131,7 +141,10 @@ class Sampler:
         rng = self.rng
         i = rng.choice(len(self.images), p=self.weights)
         image, target = self.images[i], self.targets[i]
-        s = math.exp(rng.uniform(math.log(self.scale[0]), math.log(self.scale[1])))
+        aug = self.augment
+        s = 1.0
+        if "scale" in aug:
+            s = math.exp(rng.uniform(math.log(self.scale[0]), math.log(self.scale[1])))
         c = max(8, int(round(self.crop / s)))
         h, w = image.shape
         ph, pw = max(0, c - h), max(0, c - w)
@@ -144,10 +157,11 @@ class Sampler:
         x = rng.integers(0, w - c + 1)
         im = image[y : y + c, x : x + c]
         tg = target[:, y : y + c, x : x + c]
-        k = rng.integers(4)
-        im = np.rot90(im, k)
-        tg = np.rot90(tg, k, axes=(1, 2))
-        if rng.random() < 0.5:
+        if "rotations" in aug:
+            k = rng.integers(4)
+            im = np.rot90(im, k)
+            tg = np.rot90(tg, k, axes=(1, 2))
+        if "flips" in aug and rng.random() < 0.5:
             im = im[:, ::-1]
             tg = tg[:, :, ::-1]
         im_t = torch.from_numpy(np.ascontiguousarray(im))[None, None]
@@ -159,10 +173,11 @@ class Sampler:
             tg_t = (tg_t > 0.5).float()
         im_t = im_t[0]
         # Intensity: contrast, brightness, gamma, noise.
-        im_t = im_t * float(rng.uniform(0.7, 1.3)) + float(rng.uniform(-0.1, 0.1))
-        if rng.random() < 0.5:
+        if "intensity" in aug:
+            im_t = im_t * float(rng.uniform(0.7, 1.3)) + float(rng.uniform(-0.1, 0.1))
+        if "gamma" in aug and rng.random() < 0.5:
             im_t = im_t.clamp(min=0) ** math.exp(rng.uniform(-0.5, 0.5))
-        if rng.random() < 0.5:
+        if "noise" in aug and rng.random() < 0.5:
             sigma = float(rng.uniform(0.0, 0.08))
             im_t = im_t + sigma * torch.from_numpy(
                 rng.standard_normal(im_t.shape).astype(np.float32)
@@ -176,50 +191,135 @@ class Sampler:
         return torch.stack([a for a, _ in items]), torch.stack([b for _, b in items])
 
 
-def loss_fn(logits, target):
-    """Binary cross-entropy plus soft Dice, summed over the channels."""
+def _dice(logits, target):
+    """Soft Dice loss per channel (pooled over the batch), averaged."""
     import torch
-    import torch.nn.functional as F
 
-    bce = F.binary_cross_entropy_with_logits(logits, target)
     p = torch.sigmoid(logits)
     dims = (0, 2, 3)
     inter = (p * target).sum(dims)
-    dice = 1 - (2 * inter + 1) / (p.sum(dims) + target.sum(dims) + 1)
-    return bce + dice.mean()
+    return (1 - (2 * inter + 1) / (p.sum(dims) + target.sum(dims) + 1)).mean()
 
 
-def predict_full(net, image, device):
-    """Sigmoid outputs of one normalized 2D image in one pass (padded to a multiple of 16)."""
+def _bce(logits, target):
+    import torch.nn.functional as F
+
+    return F.binary_cross_entropy_with_logits(logits, target)
+
+
+def _focal(logits, target, gamma=2.0):
+    """Sigmoid focal loss (Lin et al., ICCV 2017): cross-entropy down-weighted on easy pixels."""
+    import torch
+    import torch.nn.functional as F
+
+    ce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    p_true = torch.exp(-ce)
+    return ((1 - p_true) ** gamma * ce).mean()
+
+
+def loss_fn(logits, target):
+    """Binary cross-entropy plus soft Dice, summed over the channels."""
+    return _bce(logits, target) + _dice(logits, target)
+
+
+#: Training losses by name; all act on sigmoid (foreground, centre) outputs.
+LOSSES = {"dice+ce": loss_fn, "dice": _dice, "ce": _bce, "focal": _focal}
+
+
+def predict_full(net, image, device, *, logits=False, multiple=16):
+    """Sigmoid outputs (or ``logits``) of one normalized 2D image in one pass.
+
+    The image is padded to a multiple of ``multiple`` pixels, the network's divisor.
+    """
     import torch
     import torch.nn.functional as F
 
     h, w = image.shape
-    m = 16
-    ph, pw = (-h) % m, (-w) % m
+    ph, pw = (-h) % multiple, (-w) % multiple
     x = torch.from_numpy(np.ascontiguousarray(image))[None, None].to(device)
     if ph or pw:
         x = F.pad(x, (0, pw, 0, ph), mode="reflect")
     with torch.inference_mode():
-        out = torch.sigmoid(net(x))[0, :, :h, :w]
+        out = net(x)[0, :, :h, :w]
+        if not logits:
+            out = torch.sigmoid(out)
     return out.float().cpu().numpy()
 
 
-def validate(net, val_images, val_labels, device, *, thresholds=(0.5,)):
-    """Pooled object F1 at IoU 0.5 (napari_binseg.evaluate) over the validation images."""
+def validate(net, val_images, val_labels, device, *, thresholds=(0.5,), loss=None, multiple=16):
+    """Pooled object F1 at IoU 0.5 (napari_binseg.evaluate) over the validation images.
+
+    With ``loss`` (a function of logits and targets, e.g. :data:`LOSSES` values), the mean
+    loss over the full validation images is stored in ``pooled.attrs["loss"]``.
+    """
+    import torch
+
     from ..evaluation import aggregate, evaluate
     from ._postprocess import probabilities_to_labels
 
     net.eval()
     tables = []
+    losses = []
     for image, truth in zip(val_images, val_labels):
-        prob = predict_full(net, image, device)
+        logits = predict_full(net, image, device, logits=True, multiple=multiple)
+        prob = torch.sigmoid(torch.from_numpy(logits)).numpy()
         pred = probabilities_to_labels(prob[0], prob[1])
         tables.append(evaluate(truth, pred, thresholds=list(thresholds), label_masks=False))
+        if loss is not None:
+            target = torch.from_numpy(make_targets(truth).astype(np.float32))[None]
+            losses.append(float(loss(torch.from_numpy(logits)[None], target)))
     net.train()
     pooled = aggregate(tables)
+    if loss is not None:
+        pooled.attrs["loss"] = float(np.mean(losses))
     per_image = float(np.mean([t["f1"].iloc[0] for t in tables]))
     return float(pooled["f1"].iloc[0]), per_image, pooled
+
+
+def fit(
+    net,
+    opt,
+    sampler,
+    *,
+    steps,
+    lr,
+    batch_size,
+    device,
+    loss=loss_fn,
+    start=0,
+    deadline=None,
+    t_train=None,
+):
+    """The training loop: yield ``(step, loss value)`` after each optimizer step.
+
+    Learning rate: linear warm-up over the first ``steps // 30`` steps, then a cosine decay to
+    1% of ``lr`` at ``steps``; with a ``deadline`` (``time.time()`` value) the schedule follows
+    the elapsed share of ``deadline - t_train`` when that is further along, and the loop ends at
+    the deadline. ``start`` resumes the step count (checkpoints). The caller validates, saves
+    and may stop early by leaving the loop.
+    """
+    t_train = time.time() if t_train is None else t_train
+    warmup = max(1, steps // 30)
+    step = start
+    net.train()
+    while step < steps:
+        now = time.time()
+        if deadline is not None and now >= deadline:
+            return
+        frac = step / steps
+        if deadline is not None:
+            frac = max(frac, (now - t_train) / max(1.0, deadline - t_train))
+        factor = min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0)))
+        for g in opt.param_groups:
+            g["lr"] = lr * max(factor, 0.01)
+        x, y = sampler.batch(batch_size)
+        x, y = x.to(device), y.to(device)
+        value = loss(net(x), y)
+        opt.zero_grad(set_to_none=True)
+        value.backward()
+        opt.step()
+        step += 1
+        yield step, float(value.detach())
 
 
 def train(
@@ -285,7 +385,6 @@ def train(
         net.load_state_dict(_load_state(Path(init) / "model.safetensors"))
     net = net.to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
-    warmup = max(1, steps // 30)
     deadline = t_start + 60 * minutes if minutes else None
     t_train = time.time()
 
@@ -312,27 +411,18 @@ def train(
     history = []
     running = []
     step = 0
-    stopped_by = "steps"
-    net.train()
-    while step < steps:
-        now = time.time()
-        if deadline is not None and now >= deadline:
-            stopped_by = "time"
-            break
-        frac = step / steps
-        if deadline is not None:
-            frac = max(frac, (now - t_train) / max(1.0, deadline - t_train))
-        factor = min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0)))
-        for g in opt.param_groups:
-            g["lr"] = lr * max(factor, 0.01)
-        x, y = sampler.batch(batch_size)
-        x, y = x.to(device), y.to(device)
-        loss = loss_fn(net(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        running.append(float(loss.detach()))
-        step += 1
+    for step, value in fit(
+        net,
+        opt,
+        sampler,
+        steps=steps,
+        lr=lr,
+        batch_size=batch_size,
+        device=device,
+        deadline=deadline,
+        t_train=t_train,
+    ):
+        running.append(value)
         if step % 25 == 0:
             log(
                 f"step {step} loss {np.mean(running[-25:]):.4f} lr {opt.param_groups[0]['lr']:.2e}"
@@ -359,6 +449,7 @@ def train(
                 sha = save_model(net.eval(), config, out)
                 net.train()
                 log(f"saved best model (step {step}, sha256 {sha[:12]})")
+    stopped_by = "steps" if step >= steps else "time"
     summary = {
         "steps_done": step,
         "stopped_by": stopped_by,

@@ -1,0 +1,129 @@
+"""The "Train U-Net" widget in a real viewer: start, stop keeping the best epoch, preview, and
+clear messages for unusable layers (tiny network, CPU)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from _widget_helpers import output_layers, run_and_cancel, run_and_wait
+from napari_binseg import synthetic_nuclei
+from napari_binseg._widgets.training import TrainWidget
+
+
+@pytest.fixture
+def stack():
+    """Two 2D synthetic images stacked, the second plane annotated only."""
+    (a, la), (b, lb) = (synthetic_nuclei((96, 96), radius=6, seed=s) for s in (3, 4))
+    return np.stack([a, b]), np.stack([np.zeros_like(la), lb])
+
+
+def _widget(viewer, tmp_path, **values):
+    widget = TrainWidget(viewer)
+    widget.start_from.value = "scratch"
+    widget.architecture.value = "mobile"
+    widget.epochs.value = 3
+    widget.steps_per_epoch.value = 5
+    widget.patch_size.value = 64
+    widget.batch_size.value = 1
+    widget.device.value = "cpu"
+    widget.save_to.value = tmp_path / "model"
+    for name, value in values.items():
+        getattr(widget, name).value = value
+    return widget
+
+
+def test_train_widget_stop_keeps_best_and_previews(
+    make_napari_viewer, qtbot, tmp_path, stack, errors
+):
+    pytest.importorskip("torch")
+    from napari_binseg.unet import load_model, segment
+
+    viewer = make_napari_viewer()
+    image = viewer.add_image(stack[0], name="cells")
+    labels = viewer.add_labels(stack[1], name="painted")
+    widget = _widget(viewer, tmp_path)
+    assert not widget.architecture.native.isHidden() and widget.init_path.native.isHidden()
+    assert widget.pairs[0][0].value is image and widget.pairs[0][1].value is labels
+
+    calls = run_and_cancel(qtbot, widget, timeout=120_000)  # Stop at the first step
+    assert errors == []
+    assert calls == [(1, 15)]
+    assert [h["step"] for h in widget.history] == [1]  # validated once more on Stop
+    assert widget.curves.records == widget.history
+    assert "best validation F1@0.5" in widget.status.text() and "(stop)" in widget.status.text()
+    cfg = json.loads((tmp_path / "model" / "config.json").read_text())["training"]
+    assert cfg["steps_done"] == 1 and cfg["stopped_by"] == "stop"
+    assert cfg["data"]["planes"] == 1 and cfg["data"]["nuclei"] == int(stack[1].max())
+    assert cfg["config"]["architecture"] == "mobile" and cfg["config"]["init"] is None
+
+    assert widget.preview_button.isEnabled()
+    viewer.dims.set_current_step(0, 1)
+    widget.preview()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    (preview,) = output_layers(viewer, "train", role="preview")
+    expected = segment(stack[0][1], load_model(tmp_path / "model", device="cpu"))
+    np.testing.assert_array_equal(preview.data[1], expected)
+    assert not preview.data[0].any()
+
+
+def test_train_widget_runs_to_the_end(make_napari_viewer, qtbot, tmp_path, stack, errors):
+    pytest.importorskip("torch")
+    viewer = make_napari_viewer()
+    viewer.add_image(stack[0], name="cells")
+    viewer.add_labels(stack[1], name="painted")
+    widget = _widget(viewer, tmp_path, epochs=2, steps_per_epoch=2, export_bundle=True)
+    run_and_wait(qtbot, widget, timeout=120_000)
+    assert errors == []
+    assert [h["step"] for h in widget.history] == [2, 4]
+    assert widget.progress_bar.value() == widget.progress_bar.maximum() == 4
+    assert (tmp_path / "model_bundle" / "models" / "model.pt").is_file()
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("shape", r"'cells' with 'painted': image shape (2, 96, 96) and labels shape (96, 96)"),
+        ("empty", "'cells' with 'painted': the labels are empty; paint some nuclei first"),
+        ("float", "labels are float32 (floating point); instance labels must be integers"),
+        ("rgb", "layer 'cells' is RGB(A)"),
+    ],
+)
+def test_train_widget_unusable_layers(
+    make_napari_viewer, qtbot, tmp_path, stack, errors, case, message
+):
+    viewer = make_napari_viewer()
+    image, labels = stack
+    if case == "rgb":
+        image = np.stack([image[1]] * 3, axis=-1).astype(np.uint8)
+        labels = labels[1]
+    viewer.add_image(image, name="cells", rgb=case == "rgb")
+    if case == "float":
+        viewer.add_image(labels.astype(np.float32), name="painted")
+    else:
+        labels = {"shape": labels[1], "empty": np.zeros_like(labels)}.get(case, labels)
+        viewer.add_labels(labels, name="painted")
+    widget = _widget(viewer, tmp_path)
+    widget.pairs[0][1].value = viewer.layers["painted"]
+    assert widget.run() is None and not widget.busy
+    assert len(errors) == 1 and message in errors[0]
+    assert not (tmp_path / "model").exists()
+
+
+def test_train_widget_pause_holds_then_stop(make_napari_viewer, qtbot, tmp_path, stack, errors):
+    pytest.importorskip("torch")
+    viewer = make_napari_viewer()
+    viewer.add_image(stack[0], name="cells")
+    viewer.add_labels(stack[1], name="painted")
+    widget = _widget(viewer, tmp_path)
+    widget.run()
+    widget.pause_button.setChecked(True)  # holds the worker at its next step report
+    qtbot.wait(1500)
+    assert widget.busy and widget.status.text() == "Paused."
+    held = widget.progress_bar.value()
+    qtbot.wait(500)
+    assert widget.progress_bar.value() == held and widget.history == []
+    widget.cancel()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=120_000)
+    assert errors == [] and len(widget.history) == 1
+    assert widget.history[0]["step"] <= 2 and not widget.pause_button.isChecked()
