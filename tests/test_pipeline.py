@@ -232,11 +232,25 @@ def test_cli_large_input_goes_through_chunks_to_zarr(folder, tmp_path, stack):
                "-q"])  # fmt: skip
     assert rc == 0
     labels, meta = read_zarr(out / "stack_labels.zarr")
-    assert len(labels.chunks[1]) > 1  # really chunked
+    assert labels.npartitions > 4  # really chunked
     assert meta["scale"] == (2.0, 0.5, 0.5) and meta["is_labels"]
     ref, ref_table = run_pipeline(stack, PipelineSettings(count=NO_SPLIT), spacing=(2, 0.5, 0.5))
     table = pd.read_csv(out / "per_file" / "stack_objects.csv")
     assert_same_objects(ref, ref_table, labels.compute(), table)
+
+
+def test_cli_runs_chunks_on_a_scheduler_address(folder, tmp_path, stack):
+    distributed = pytest.importorskip("distributed")
+    out = tmp_path / "out"
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False) as cluster:
+        before = cluster.scheduler.transition_counter
+        rc = main(["segment", str(folder / "store.zarr"), "--out", str(out), "--no-split",
+                   "--no-fill-holes", "--max-memory-mb", "0.01", "--chunk-mb", "0.004",
+                   "--scheduler", cluster.scheduler_address, "-q"])  # fmt: skip
+        assert rc == 0
+        assert cluster.scheduler.transition_counter > before + 100  # the tasks ran there
+    ref, _ = run_pipeline(stack, PipelineSettings(count=NO_SPLIT), spacing=(2, 0.5, 0.5))
+    mapping(ref, read_zarr(out / "store_labels.zarr")[0].compute())
 
 
 def test_cli_bad_arguments_are_one_line(tmp_path, capsys):

@@ -3,9 +3,14 @@
 Each chunk is labeled with a one-pixel halo borrowed from its neighbours, so an object crossing
 a chunk border is seen by both chunks on the same pixels; equal pixels give pairs of local
 labels, and a union over those pairs (``scipy.sparse.csgraph.connected_components``) joins them
-into global objects. Measurements are per-chunk partial sums merged by object. Only one chunk
-(plus halo) is in memory per worker thread, the object table and the label lookup table hold
-one entry per object, and the labels are computed again, chunk by chunk, when written.
+into global objects. Measurements are per-chunk partial sums merged by object.
+
+The halos come from a first pass that keeps only each chunk's one-pixel border slabs of the
+mask; every later task then recomputes its own chunk of the mask and needs no neighbour chunk.
+(dask's ``overlap`` would hold whole neighbour chunks until every chunk around them has run: on
+a 512 MB stack that held more memory than the stack.) In memory at once: one chunk and its
+temporaries per worker thread, the border slabs, one entry per object; the labels are
+computed again, chunk by chunk, when written.
 
 Objects are numbered in the raster order of their first pixel, whatever the chunks; labels and
 table equal :func:`napari_binseg.count_cells` on the whole array (without splitting or hole
@@ -26,7 +31,7 @@ def _label(ext, cc, time):
 
     foreground = ext != 0
     if not time:
-        return cc3d.connected_components(foreground, connectivity=cc).astype(np.uint32)
+        return cc3d.connected_components(foreground, connectivity=cc).astype(np.uint32, copy=False)
     out = np.zeros(ext.shape, np.uint32)
     offset = 0
     for t in range(ext.shape[0]):
@@ -60,16 +65,61 @@ def _piece(own, d, outer):
     return tuple(slices)
 
 
-def _block_pass(ext, image, *, origin, halo, shape, cc, time, directions):
-    """Label one block; its partial measurements and its border pieces.
+def _neighbours(ndim, time):
+    """Every neighbour offset of a chunk (none along the time axis)."""
+    return [
+        d for d in itertools.product((-1, 0, 1), repeat=ndim) if any(d) and not (time and d[0])
+    ]
+
+
+def _slabs(block, neighbours):
+    """The one-pixel border of a mask chunk towards each neighbour offset, bit-packed."""
+    out = {}
+    for d in neighbours:
+        region = tuple(
+            slice(None) if v == 0 else slice(-1, None) if v > 0 else slice(0, 1) for v in d
+        )
+        slab = block[region] != 0
+        out[d] = (np.packbits(slab), slab.shape)
+    return out
+
+
+def _with_halo(block, slabs, block_id, grid, time):
+    """The mask chunk padded with its neighbours' border slabs; and the owned slices."""
+    ndim = block.ndim
+    halo = [
+        (int(not (time and a == 0) and i > 0), int(not (time and a == 0) and i < n - 1))
+        for a, (i, n) in enumerate(zip(block_id, grid, strict=True))
+    ]
+    shape = tuple(s + lo + hi for s, (lo, hi) in zip(block.shape, halo, strict=True))
+    own = tuple(slice(lo, lo + s) for s, (lo, _) in zip(block.shape, halo, strict=True))
+    ext = np.zeros(shape, block.dtype)
+    ext[own] = block
+    for d in _neighbours(ndim, time):
+        other = tuple(i + v for i, v in zip(block_id, d, strict=True))
+        if not all(0 <= o < n for o, n in zip(other, grid, strict=True)):
+            continue
+        back = tuple(-v for v in d)
+        region = tuple(
+            own[a] if v == 0 else slice(-1, None) if v > 0 else slice(0, 1)
+            for a, v in enumerate(d)
+        )
+        packed, shape = slabs[int(np.ravel_multi_index(other, grid))][back]
+        ext[region] = np.unpackbits(packed, count=int(np.prod(shape))).reshape(shape)
+    return ext, own, tuple(halo)
+
+
+def _block_pass(block, image, slabs, *, block_id, grid, origin, shape, cc, time, directions):
+    """Label one chunk (with halo); its partial measurements and its border pieces.
 
     Returns ``(n, stats, outer, inner)``: ``n`` local labels (halo-only ones included),
     per-label sums indexed by local label, the halo labels towards each direction and the
-    owned border labels towards each opposite direction.
+    owned border labels towards each opposite direction (in the smallest dtype that holds n).
     """
+    ext, own, halo = _with_halo(np.asarray(block), slabs, block_id, grid, time)
     labels = _label(ext, cc, time)
+    del ext
     n = int(labels.max())
-    own = tuple(slice(lo, s - hi) for (lo, hi), s in zip(halo, labels.shape, strict=True))
     owned = labels[own]
     index = np.flatnonzero(owned)
     lab = owned.ravel()[index].astype(np.intp)
@@ -92,12 +142,13 @@ def _block_pass(ext, image, *, origin, halo, shape, cc, time, directions):
         stats["imin"] = _reduce(np.minimum, lab, values, size, lo, kind)
         stats["imax"] = _reduce(np.maximum, lab, values, size, hi, kind)
     outer, inner = {}, {}
+    small = np.min_scalar_type(n)
     for d in directions:
         if all((halo[a][1] if v > 0 else halo[a][0]) for a, v in enumerate(d) if v):
-            outer[d] = labels[_piece(own, d, True)].copy()
+            outer[d] = labels[_piece(own, d, True)].astype(small)
         back = tuple(-v for v in d)
         if all((halo[a][1] if v > 0 else halo[a][0]) for a, v in enumerate(back) if v):
-            inner[d] = labels[_piece(own, back, False)].copy()
+            inner[d] = labels[_piece(own, back, False)].astype(small)
     return n, stats, outer, inner
 
 
@@ -113,10 +164,6 @@ def _pairs(outer, inner):
     if not both.any():
         return np.zeros((0, 2), np.int64)
     return np.unique(np.stack([outer[both], inner[both]], axis=1).astype(np.int64), axis=0)
-
-
-def _halo_depth(ndim, time):
-    return {a: 0 if (time and a == 0) else 1 for a in range(ndim)}
 
 
 def label_and_measure(
@@ -150,33 +197,29 @@ def label_and_measure(
         The table of :func:`napari_binseg.count_cells`.
     """
     import dask
-    import dask.array as da
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
     ndim = mask.ndim
     directions = _directions(ndim, time)
-    depth = _halo_depth(ndim, time)
-    ext = da.overlap.overlap(mask, depth=depth, boundary="none")
-    ext_blocks = ext.to_delayed()
+    grid = mask.numblocks
+    blocks = list(np.ndindex(*grid))
+    mask_blocks = mask.to_delayed()
+    neighbours = _neighbours(ndim, time)
+    (slabs,) = dask.compute([dask.delayed(_slabs)(mask_blocks[i], neighbours) for i in blocks])
+    slabs = dask.delayed(slabs, traverse=False)
     image_blocks = None if image is None else image.to_delayed()
     starts = [np.cumsum((0,) + c)[:-1] for c in mask.chunks]
-    numblocks = mask.numblocks
 
-    def halo_of(idx):
-        return tuple(
-            (int(depth[a] and idx[a] > 0), int(depth[a] and idx[a] < numblocks[a] - 1))
-            for a in range(ndim)
-        )
-
-    blocks = list(np.ndindex(*numblocks))
     passes = {}
     for idx in blocks:
         passes[idx] = dask.delayed(_block_pass, nout=4)(
-            ext_blocks[idx],
+            mask_blocks[idx],
             None if image_blocks is None else image_blocks[idx],
+            slabs,
+            block_id=idx,
+            grid=grid,
             origin=tuple(int(starts[a][idx[a]]) for a in range(ndim)),
-            halo=halo_of(idx),
             shape=mask.shape,
             cc=connectivity,
             time=time,
@@ -186,7 +229,7 @@ def label_and_measure(
     for idx in blocks:
         for d in directions:
             other = tuple(i + v for i, v in zip(idx, d, strict=True))
-            if all(0 <= o < nb for o, nb in zip(other, numblocks, strict=True)):
+            if all(0 <= o < nb for o, nb in zip(other, grid, strict=True)):
                 pair_tasks.append(dask.delayed(_pairs)(passes[idx][2][d], passes[other][3][d]))
                 pair_blocks.append((idx, other))
     counts, stats, pairs = dask.compute(
@@ -208,9 +251,9 @@ def label_and_measure(
     _, component = connected_components(graph, directed=False)
 
     merged = {}
-    for key in stats[0] if stats else ():
-        values = np.concatenate([s[key][1:] for s in stats])
-        merged[key] = values
+    for key in list(stats[0]) if stats else ():
+        merged[key] = np.concatenate([s.pop(key)[1:] for s in stats])
+    del stats, pairs, edges, graph
     n_comp = int(component.max()) + 1 if n_nodes else 0
     agg = {"count": np.bincount(component, weights=merged.get("count"), minlength=n_comp)}
     for key, values in merged.items():
@@ -230,30 +273,26 @@ def label_and_measure(
     final[order[keep]] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
     lut = final[component] if n_nodes else np.zeros(0, np.int32)
 
-    labels = ext.map_blocks(
+    labels = mask.map_blocks(
         _final_block,
+        slabs,
         dask.delayed(lut),
         dask.delayed(offsets),
-        grid=numblocks,
-        depth=depth,
+        grid=grid,
         cc=connectivity,
         time=time,
-        chunks=mask.chunks,
         dtype=np.int32,
     )
     return labels, table
 
 
-def _final_block(ext, lut, offsets, *, grid, depth, cc, time, block_id=None):
-    """Global labels of one block: its local labels through the lookup table."""
-    labels = _label(ext, cc, time)
-    own = tuple(
-        slice(int(depth[a] and i > 0), s - int(depth[a] and i < nb - 1))
-        for a, (i, nb, s) in enumerate(zip(block_id, grid, labels.shape, strict=True))
-    )
+def _final_block(block, slabs, lut, offsets, *, grid, cc, time, block_id=None):
+    """Global labels of one chunk: its local labels through the lookup table."""
+    ext, own, _ = _with_halo(block, slabs, block_id, grid, time)
+    labels = _label(ext, cc, time)[own]
     k = int(np.ravel_multi_index(block_id, grid))
     table = np.concatenate([[0], lut[offsets[k] : offsets[k + 1]]]).astype(np.int32)
-    return table[labels[own]]
+    return table[labels]
 
 
 def _table(agg, order, shape, spacing, time, min_size, max_size, exclude_border):

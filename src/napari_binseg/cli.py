@@ -456,7 +456,11 @@ def _add_segment(subparsers):
         help="inputs larger than this run in chunks, to zarr (default 1024)",
     )
     g.add_argument("--chunk-mb", type=float, default=64, help="chunk size (default 64)")
-    g.add_argument("--scheduler", metavar="ADDRESS", help="dask.distributed scheduler address")
+    g.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run the chunked inputs on this dask.distributed scheduler",
+    )
     g.add_argument("--overwrite", action="store_true", help="redo finished files")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_segment)

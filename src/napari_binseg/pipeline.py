@@ -379,6 +379,29 @@ def run_pipeline(image, settings=None, *, spacing=None):
 # --------------------------------------------------------------------------------- files
 
 
+def processing_chunks(chunksize, shape, dtype, limit):
+    """Chunks of at most about ``limit`` bytes made of whole stored chunks, or parts of one.
+
+    Splitting a stored chunk (halving its longest side) or merging whole stored chunks (along
+    the axis they cover least) means every stored chunk is read for one processing chunk or a
+    few neighbouring ones, never held for chunks far apart: memory stays bounded.
+    """
+    itemsize = np.dtype(dtype).itemsize
+    chunk = [min(int(c), int(s)) for c, s in zip(chunksize, shape, strict=True)]
+    while np.prod(chunk) * itemsize > limit and max(chunk) > 1:
+        longest = int(np.argmax(chunk))
+        chunk[longest] = -(-chunk[longest] // 2)
+    while True:
+        growable = [a for a in range(len(chunk)) if chunk[a] < shape[a]]
+        if not growable:
+            break
+        axis = min(growable, key=lambda a: chunk[a] / shape[a])
+        if np.prod(chunk) * itemsize * 2 > limit:
+            break
+        chunk[axis] = min(chunk[axis] * 2, shape[axis])
+    return tuple(chunk)
+
+
 def open_image(path):
     """A TIFF/OME-TIFF file or a zarr store as a lazy dask array, with its ``meta``.
 
@@ -442,8 +465,6 @@ def segment_file(path, out_dir, settings, *, max_memory=1 << 30, chunk_bytes=64 
     objects, counts : pandas.DataFrame
         The object table and the count per frame (frame 0 without a time axis).
     """
-    import dask.array as da
-
     from .counting import count_summary
     from .io import imwrite, write_zarr
 
@@ -455,8 +476,7 @@ def segment_file(path, out_dir, settings, *, max_memory=1 << 30, chunk_bytes=64 
     spacing = [s for a, s in enumerate(meta["scale"]) if a != time_axis]
     large = data.nbytes > max_memory
     if large:
-        chunks = da.core.normalize_chunks("auto", data.shape, limit=chunk_bytes, dtype=data.dtype)
-        data = data.rechunk(chunks)
+        data = data.rechunk(processing_chunks(data.chunksize, data.shape, data.dtype, chunk_bytes))
     else:
         data = np.asarray(data.compute())
     labels, table = run_pipeline(data, settings, spacing=spacing)
