@@ -208,6 +208,12 @@ def test_cli_folder_with_a_corrupt_file(folder, tmp_path, stack, capsys):
     params = json.loads((out / "params.json").read_text())
     assert PipelineSettings.from_dict(params["settings"]) == settings
     assert len(params["inputs"]) == 4
+    # params.json reruns the same settings
+    again = tmp_path / "again"
+    rc = main(["segment", str(folder / "stack.tif"), "--out", str(again), "--settings",
+               str(out / "params.json"), "-q"])  # fmt: skip
+    assert rc == 0
+    np.testing.assert_array_equal(imread(again / "stack_labels.tif")[0], ref)
 
 
 def test_cli_second_run_skips_finished_files(folder, tmp_path, capsys):

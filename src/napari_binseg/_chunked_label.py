@@ -113,8 +113,9 @@ def _block_pass(block, image, slabs, *, block_id, grid, origin, shape, cc, time,
     """Label one chunk (with halo); its partial measurements and its border pieces.
 
     Returns ``(n, stats, outer, inner)``: ``n`` local labels (halo-only ones included),
-    per-label sums indexed by local label, the halo labels towards each direction and the
-    owned border labels towards each opposite direction (in the smallest dtype that holds n).
+    per-label sums indexed by local label, the labels of the foreground halo pixels towards
+    each direction and of the owned foreground border pixels towards each opposite direction
+    (in the smallest dtype that holds n).
     """
     ext, own, halo = _with_halo(np.asarray(block), slabs, block_id, grid, time)
     labels = _label(ext, cc, time)
@@ -141,14 +142,18 @@ def _block_pass(block, image, slabs, *, block_id, grid, origin, shape, cc, time,
         )
         stats["imin"] = _reduce(np.minimum, lab, values, size, lo, kind)
         stats["imax"] = _reduce(np.maximum, lab, values, size, hi, kind)
+    # Both blocks see the same mask on a shared border, so their labels at its foreground
+    # pixels, in raster order, pair up one to one: only those labels are kept.
     outer, inner = {}, {}
     small = np.min_scalar_type(n)
     for d in directions:
         if all((halo[a][1] if v > 0 else halo[a][0]) for a, v in enumerate(d) if v):
-            outer[d] = labels[_piece(own, d, True)].astype(small)
+            piece = labels[_piece(own, d, True)]
+            outer[d] = piece[piece != 0].astype(small)
         back = tuple(-v for v in d)
         if all((halo[a][1] if v > 0 else halo[a][0]) for a, v in enumerate(back) if v):
-            inner[d] = labels[_piece(own, back, False)].astype(small)
+            piece = labels[_piece(own, back, False)]
+            inner[d] = piece[piece != 0].astype(small)
     return n, stats, outer, inner
 
 
@@ -159,11 +164,10 @@ def _reduce(ufunc, lab, values, size, initial, dtype=np.int64):
 
 
 def _pairs(outer, inner):
-    """Unique (label in block A, label in block B) pairs on the same pixels."""
-    both = (outer != 0) & (inner != 0)
-    if not both.any():
+    """Unique (label in block A, label in block B) pairs on the same foreground pixels."""
+    if outer.size == 0:
         return np.zeros((0, 2), np.int64)
-    return np.unique(np.stack([outer[both], inner[both]], axis=1).astype(np.int64), axis=0)
+    return np.unique(np.stack([outer, inner], axis=1).astype(np.int64), axis=0)
 
 
 def label_and_measure(

@@ -259,14 +259,35 @@ def find_inputs(items):
     return unique
 
 
+def _read_settings(path):
+    """Settings from a widget's settings file or from a previous run's params.json."""
+    import json
+
+    from .pipeline import PipelineSettings
+
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise CliError(f"cannot read --settings {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise CliError(f"--settings {path} is not valid JSON: {exc}") from None
+    if isinstance(data, dict) and "settings" in data and "inputs" in data:
+        data = data["settings"]
+    try:
+        return PipelineSettings.from_dict(data)
+    except (TypeError, ValueError) as exc:
+        raise CliError(f"--settings {path}: {exc}") from None
+
+
 def _settings_from_args(args):
     from dataclasses import replace
 
     from .pipeline import PipelineSettings
 
     try:
-        settings = PipelineSettings.from_json(args.settings) if args.settings else None
-        settings = settings or PipelineSettings()
+        settings = PipelineSettings()
+        if args.settings:
+            settings = _read_settings(args.settings)
         sections = {
             "threshold": {"scope": args.scope, "value": args.value, "sigma": args.sigma},
             "unet": {"model": args.model, "device": args.device, "tile_size": args.tile_size},
