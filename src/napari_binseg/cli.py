@@ -213,6 +213,280 @@ def _add_evaluate(subparsers):
     p.set_defaults(func=run_evaluate)
 
 
+# --- segment ------------------------------------------------------------------------------------
+
+
+def find_inputs(items):
+    """TIFF files and zarr stores named by files, folders (not recursive) or glob patterns.
+
+    Raises
+    ------
+    CliError
+        A name that matches nothing, or two inputs whose outputs would have the same name.
+    """
+    import glob
+
+    from .io import _file_stem
+
+    def usable(p):
+        return (p.is_file() and p.suffix.lower() in TIFF_EXTENSIONS) or (
+            p.is_dir() and p.suffix.lower() == ".zarr"
+        )
+
+    found = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir() and path.suffix.lower() != ".zarr":
+            found += sorted(p for p in path.iterdir() if usable(p))
+        elif path.exists():
+            found.append(path)
+        else:
+            matches = [Path(m) for m in sorted(glob.glob(str(item)))]
+            if not matches:
+                raise CliError(f"{item} does not exist")
+            found += [p for p in matches if usable(p)]
+    if not found:
+        raise CliError("no .tif/.tiff files or .zarr stores in the given inputs")
+    unique, names = [], {}
+    for p in found:
+        if p.resolve() in (q.resolve() for q in unique):
+            continue
+        name = p.name[: -len(".zarr")] if p.is_dir() else _file_stem(p)
+        if name in names:
+            raise CliError(f"{names[name]} and {p} would write the same outputs ({name}_labels)")
+        names[name] = p
+        unique.append(p)
+    return unique
+
+
+def _read_settings(path):
+    """Settings from a widget's settings file or from a previous run's params.json."""
+    import json
+
+    from .pipeline import PipelineSettings
+
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise CliError(f"cannot read --settings {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise CliError(f"--settings {path} is not valid JSON: {exc}") from None
+    if isinstance(data, dict) and "settings" in data and "inputs" in data:
+        data = data["settings"]
+    try:
+        return PipelineSettings.from_dict(data)
+    except (TypeError, ValueError) as exc:
+        raise CliError(f"--settings {path}: {exc}") from None
+
+
+def _settings_from_args(args):
+    from dataclasses import replace
+
+    from .pipeline import PipelineSettings
+
+    try:
+        settings = PipelineSettings()
+        if args.settings:
+            settings = _read_settings(args.settings)
+        sections = {
+            "threshold": {"scope": args.scope, "value": args.value, "sigma": args.sigma},
+            "unet": {"model": args.model, "device": args.device, "tile_size": args.tile_size},
+            "count": {
+                "min_size": args.min_size,
+                "max_size": args.max_size,
+                "split_touching": False if args.no_split else None,
+                "fill_holes": False if args.no_fill_holes else None,
+                "exclude_border": True if args.exclude_border else None,
+            },
+        }
+        changes = {
+            name: replace(
+                getattr(settings, name), **{k: v for k, v in opts.items() if v is not None}
+            )
+            for name, opts in sections.items()
+        }
+        return replace(settings, method=args.method or settings.method, **changes)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _progress_bar(done, total, name, width=30):
+    filled = int(width * done / max(total, 1))
+    bar = "#" * filled + "-" * (width - filled)
+    print(f"\r[{bar}] {done}/{total} {name[:40]:<40}", end="", file=sys.stderr, flush=True)
+
+
+def _write_atomic(path, write):
+    partial = path.with_name(f".partial-{path.name}")
+    write(partial)
+    partial.replace(path)
+
+
+def _collect_tables(inputs, out):
+    """DIR/objects.csv and DIR/counts.csv from the per-file tables of every finished input."""
+    import pandas as pd
+
+    from .io import _file_stem
+    from .pipeline import output_names
+
+    objects, counts = [], []
+    for p in inputs:
+        name = p.name[: -len(".zarr")] if p.is_dir() else _file_stem(p)
+        names = output_names(name)
+        o, c = out / "per_file" / names["objects"], out / "per_file" / names["counts"]
+        if o.is_file() and c.is_file():
+            objects.append(pd.read_csv(o).assign(file=p.name))
+            counts.append(pd.read_csv(c).assign(file=p.name))
+    for name, tables in (("objects.csv", objects), ("counts.csv", counts)):
+        if tables:
+            table = pd.concat(tables, ignore_index=True)
+            table = table[["file"] + [col for col in table.columns if col != "file"]]
+            _write_atomic(out / name, lambda p, t=table: t.to_csv(p, index=False))
+
+
+def _done(path, out):
+    from .io import _file_stem
+    from .pipeline import output_names
+
+    name = path.name[: -len(".zarr")] if path.is_dir() else _file_stem(path)
+    names = output_names(name)
+    labels = (out / names["tif"]).exists() or (out / names["zarr"]).exists()
+    tables = all((out / "per_file" / names[k]).is_file() for k in ("objects", "counts"))
+    return labels and tables
+
+
+def run_segment(args):
+    """Segment and count every input; returns 0 when all succeeded, 1 when some failed."""
+    import contextlib
+    import json
+
+    from . import __version__
+    from .pipeline import segment_file
+
+    settings = _settings_from_args(args)
+    inputs = find_inputs(args.inputs)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    params_path = out / "params.json"
+    if params_path.is_file() and not args.overwrite:
+        try:
+            previous = json.loads(params_path.read_text(encoding="utf-8")).get("settings")
+        except (ValueError, AttributeError):
+            previous = None
+        if previous != settings.to_dict():
+            raise CliError(
+                f"{out} holds results of other settings (see {params_path}); "
+                "choose another --out or pass --overwrite"
+            )
+    params = {
+        "napari_binseg": __version__,
+        "command": ["napari-binseg", *map(str, args.argv)],
+        "inputs": [str(p.resolve()) for p in inputs],
+        "settings": settings.to_dict(),
+        "max_memory_mb": args.max_memory_mb,
+        "chunk_mb": args.chunk_mb,
+    }
+    _write_atomic(params_path, lambda p: p.write_text(json.dumps(params, indent=2) + "\n"))
+
+    client = contextlib.nullcontext()
+    if args.scheduler:
+        from distributed import Client
+
+        try:
+            client = Client(args.scheduler, timeout=30)
+        except OSError as exc:
+            raise CliError(f"cannot reach the dask scheduler at {args.scheduler}: {exc}") from None
+    failed, skipped, errors = [], 0, []
+    with client:
+        for i, path in enumerate(inputs):
+            if not args.quiet:
+                _progress_bar(i, len(inputs), path.name)
+            if not args.overwrite and _done(path, out):
+                skipped += 1
+                continue
+            try:
+                segment_file(
+                    path,
+                    out,
+                    settings,
+                    max_memory=int(args.max_memory_mb * 2**20),
+                    chunk_bytes=int(args.chunk_mb * 2**20),
+                )
+            except Exception as exc:  # one bad file must not stop the others
+                failed.append(path)
+                message = (
+                    str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+                )
+                errors.append(f"napari-binseg segment: {path.name}: error: {message}")
+        if not args.quiet:
+            _progress_bar(len(inputs), len(inputs), "done")
+            print(file=sys.stderr)
+    for line in errors:
+        print(line, file=sys.stderr)
+    _collect_tables(inputs, out)
+    ok = len(inputs) - len(failed)
+    print(
+        f"segmented {ok} of {len(inputs)} files into {out}"
+        + (f" ({skipped} already done)" if skipped else "")
+        + (f"; failed: {', '.join(p.name for p in failed)}" if failed else "")
+    )
+    return 1 if failed else 0
+
+
+def _add_segment(subparsers):
+    from .pipeline import PIPELINE_METHODS
+    from .thresholding import SCOPES
+
+    p = subparsers.add_parser(
+        "segment",
+        help="segment and count nuclei in many files",
+        description=(
+            "Threshold (or U-Net) and count every input: TIFF/OME-TIFF files, zarr stores, "
+            "folders of them or glob patterns. Writes OUT/NAME_labels.tif (NAME_labels.zarr "
+            "for inputs above --max-memory-mb, processed in chunks) with the input's pixel "
+            "size, OUT/objects.csv, OUT/counts.csv and OUT/params.json. Finished files are "
+            "skipped on a second run; a file that fails is reported and skipped. Exit code 0 "
+            "when every file succeeded, 1 otherwise, 2 for bad arguments."
+        ),
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="files, folders or globs")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument(
+        "--settings", metavar="FILE", help="settings JSON saved by a widget (or params.json)"
+    )
+    p.add_argument("--method", choices=PIPELINE_METHODS, help="default otsu")
+    g = p.add_argument_group("threshold options")
+    g.add_argument("--scope", choices=SCOPES, help="one threshold per image, slice or frame")
+    g.add_argument("--value", type=float, help="threshold of --method manual")
+    g.add_argument("--sigma", type=float, help="Gaussian smoothing (pixels) before threshold")
+    g = p.add_argument_group("U-Net options")
+    g.add_argument("--model", help="'nuclei' (bundled) or a model file/folder")
+    g.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"))
+    g.add_argument("--tile-size", type=int)
+    g = p.add_argument_group("count options")
+    g.add_argument("--min-size", type=float, help="smallest object (area/volume, physical)")
+    g.add_argument("--max-size", type=float, help="largest object")
+    g.add_argument("--no-split", action="store_true", help="do not split touching nuclei")
+    g.add_argument("--no-fill-holes", action="store_true", help="do not fill holes")
+    g.add_argument("--exclude-border", action="store_true", help="drop objects on the border")
+    g = p.add_argument_group("running")
+    g.add_argument(
+        "--max-memory-mb",
+        type=float,
+        default=1024,
+        help="inputs larger than this run in chunks, to zarr (default 1024)",
+    )
+    g.add_argument("--chunk-mb", type=float, default=64, help="chunk size (default 64)")
+    g.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run the chunked inputs on this dask.distributed scheduler",
+    )
+    g.add_argument("--overwrite", action="store_true", help="redo finished files")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_segment)
+
+
 # --- dispatcher ---------------------------------------------------------------------------------
 
 # --- demo ---------------------------------------------------------------------------------------
@@ -356,7 +630,7 @@ def _add_train(subparsers):
     p.set_defaults(func=run_train)
 
 
-COMMANDS = [_add_evaluate, _add_demo, _add_train]
+COMMANDS = [_add_segment, _add_evaluate, _add_demo, _add_train]
 
 
 def build_parser():
@@ -387,7 +661,9 @@ def main(argv=None):
     >>> main(["--help"])  # doctest: +SKIP
     """
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    args.argv = argv
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2

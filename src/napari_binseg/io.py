@@ -409,3 +409,114 @@ def imwrite(
         json.dumps(metadata)  # fail here, not inside tifffile, on odd values
         tifffile.imwrite(path, data, metadata=metadata, photometric="minisblack", **common)
     return path
+
+
+def read_zarr(path):
+    """Open a zarr array lazily, with the pixel size our writer or OME-Zarr (NGFF) stores.
+
+    Parameters
+    ----------
+    path : str or Path
+        A zarr array, or a group whose array ``"0"`` is the full resolution (OME-Zarr).
+
+    Returns
+    -------
+    data : dask array
+        Chunked like the store; nothing is read yet.
+    meta : dict
+        The keys of :func:`imread` (``format`` is ``"zarr"``).
+
+    Raises
+    ------
+    ValueError
+        ``path`` is not a zarr array or OME-Zarr group.
+    """
+    import dask.array as da
+    import zarr
+
+    path = Path(path)
+    try:
+        node = zarr.open(str(path), mode="r")
+        array = node if hasattr(node, "shape") else node["0"]
+    except Exception as exc:
+        raise ValueError(f"{path} is not a readable zarr array: {exc}") from exc
+    attrs = dict(node.attrs)
+    ndim = array.ndim
+    axes = attrs.get("axes")
+    scale = attrs.get("scale")
+    units = attrs.get("units")
+    multiscales = attrs.get("multiscales") or attrs.get("ome", {}).get("multiscales")
+    if multiscales:
+        ngff = multiscales[0]
+        axes = "".join(a["name"] if isinstance(a, dict) else a for a in ngff["axes"]).upper()
+        units = [a.get("unit") if isinstance(a, dict) else None for a in ngff["axes"]]
+        for transform in ngff["datasets"][0].get("coordinateTransformations", []):
+            if transform.get("type") == "scale":
+                scale = transform["scale"]
+    axes = _check_axes(axes, ndim)
+    scale = tuple(float(s) for s in scale) if scale else (1.0,) * ndim
+    units = tuple(normalize_unit(u) for u in units) if units else (None,) * ndim
+    if len(scale) != ndim or len(units) != ndim:
+        raise ValueError(f"{path}: scale/units do not have one value per axis ({ndim})")
+    data = da.from_zarr(array)
+    meta = {
+        "name": path.name[: -len(".zarr")] if path.name.endswith(".zarr") else path.name,
+        "path": str(path),
+        "axes": axes,
+        "scale": scale,
+        "units": units,
+        "is_labels": bool(attrs.get("labels", False)) and np.dtype(data.dtype).kind in "biu",
+        "format": "zarr",
+        "channel_axis": axes.index("C") if "C" in axes else None,
+        "rgb": axes.endswith("S"),
+    }
+    return data, meta
+
+
+def write_zarr(path, data, *, scale=None, units=None, axes=None, labels=False):
+    """Write a numpy or dask array to a zarr array, chunk by chunk, with its pixel size.
+
+    The attributes ``axes``, ``scale``, ``units`` and ``labels`` are what :func:`read_zarr`
+    reads back. A dask array is computed one chunk at a time (bounded memory).
+
+    Parameters
+    ----------
+    path : str or Path
+        Output ``.zarr`` folder (must not exist).
+    data : array-like
+        Numpy or dask array.
+    scale, units, axes, labels
+        As in :func:`imwrite`.
+
+    Returns
+    -------
+    path : Path
+    """
+    import dask.array as da
+
+    data = as_array(data, name="data")
+    if not is_dask(data):
+        data = da.from_array(data, chunks="auto")
+    axes = _check_axes(axes, data.ndim)
+    scale = tuple(float(s) for s in (scale if scale is not None else (1.0,) * data.ndim))
+    if len(scale) != data.ndim:
+        raise ValueError(f"scale must have one value per axis ({data.ndim}), got {len(scale)}")
+    if units is None or isinstance(units, str):
+        spatial = units if isinstance(units, str) else None
+        units = tuple((spatial if a in "XYZ" else None) for a in axes)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    import zarr
+
+    da.to_zarr(data, str(path), overwrite=False)
+
+    stored = zarr.open(str(path), mode="r+")
+    stored.attrs.update(
+        {
+            "axes": axes,
+            "scale": list(scale),
+            "units": [normalize_unit(u) for u in units],
+            "labels": bool(labels),
+        }
+    )
+    return path

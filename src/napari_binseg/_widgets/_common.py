@@ -7,6 +7,7 @@ layer per (widget, input layer), updated in place on every re-run.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -213,6 +214,10 @@ class BinsegWidget(QWidget):
 
     widget_id = "base"
     run_text = "Run"
+    #: Widgets whose parameters are a part of the pipeline settings get Save/Load buttons and
+    #: implement ``settings(base)`` (``base`` with their part set from the form) and
+    #: ``apply_settings(settings)`` (the form from their part).
+    has_settings = False
 
     def __init__(self, napari_viewer: napari.viewer.Viewer, parent=None):
         super().__init__(parent)
@@ -245,6 +250,15 @@ class BinsegWidget(QWidget):
         self._extra = QVBoxLayout()
         layout.addLayout(self._extra)
         layout.addLayout(buttons)
+        if self.has_settings:
+            self.save_settings_button = QPushButton("Save settings...")
+            self.load_settings_button = QPushButton("Load settings...")
+            self.save_settings_button.clicked.connect(self._save_settings_dialog)
+            self.load_settings_button.clicked.connect(self._load_settings_dialog)
+            row = QHBoxLayout()
+            row.addWidget(self.save_settings_button)
+            row.addWidget(self.load_settings_button)
+            layout.addLayout(row)
         layout.addWidget(self.progress_bar)
         layout.addWidget(self.status)
         layout.addStretch(1)
@@ -252,6 +266,50 @@ class BinsegWidget(QWidget):
     # -- to be implemented -------------------------------------------------------------------
     def run(self):  # pragma: no cover - abstract
         raise NotImplementedError
+
+    # -- settings files ----------------------------------------------------------------------
+    def save_settings(self, path):
+        """Write the form's settings to ``path``, the JSON ``napari-binseg segment`` reads.
+
+        An existing settings file keeps the other widgets' parts, so saving from Threshold
+        and then from Count cells into one file gives the whole pipeline.
+        """
+        from napari_binseg.pipeline import PipelineSettings
+
+        path = str(path)
+        base = PipelineSettings.from_json(path) if os.path.isfile(path) else PipelineSettings()
+        self.settings(base).to_json(path)
+        self.status.setText(f"Settings saved to {path}")
+        return path
+
+    def load_settings(self, path):
+        """Set the form from a settings file (saved by a widget, or by hand)."""
+        from napari_binseg.pipeline import PipelineSettings
+
+        self.apply_settings(PipelineSettings.from_json(path))
+        self.status.setText(f"Settings loaded from {path}")
+
+    def _save_settings_dialog(self):
+        from qtpy.QtWidgets import QFileDialog
+
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save settings", "settings.json", "JSON files (*.json)"
+        )
+        if path:
+            try:
+                self.save_settings(path)
+            except (OSError, ValueError) as exc:
+                self.report_error(exc)
+
+    def _load_settings_dialog(self):
+        from qtpy.QtWidgets import QFileDialog
+
+        path, _ = QFileDialog.getOpenFileName(self, "Load settings", "", "JSON files (*.json)")
+        if path:
+            try:
+                self.load_settings(path)
+            except ValueError as exc:
+                self.report_error(exc)
 
     # -- worker plumbing ---------------------------------------------------------------------
     @property

@@ -71,6 +71,7 @@ class CountWidget(BinsegWidget):
 
     widget_id = "count"
     run_text = "Count"
+    has_settings = True
 
     def __init__(self, napari_viewer: napari.viewer.Viewer, parent=None):
         super().__init__(napari_viewer, parent)
@@ -136,6 +137,38 @@ class CountWidget(BinsegWidget):
             "fill_holes": bool(self.fill_holes.value),
             "time_axis": time_axis,
         }
+
+    def settings(self, base):
+        """``base`` with the counting options of the form (spacing comes from each image)."""
+        from dataclasses import replace
+
+        from napari_binseg.pipeline import CountSettings
+
+        count = CountSettings(
+            connectivity=self.connectivity.value,
+            split_touching=self.split_touching.value,
+            min_diameter=float(self.min_diameter.value) or None,
+            min_size=float(self.min_size.value),
+            max_size=float(self.max_size.value) or None,
+            exclude_border=bool(self.exclude_border.value),
+            fill_holes=bool(self.fill_holes.value),
+            time_axis=0 if self.time_series.value else None,
+        )
+        return replace(base, count=count)
+
+    def apply_settings(self, settings):
+        """Set the counting options of the form."""
+        c = settings.count
+        if c.time_axis not in (None, 0):
+            raise ValueError(f"the widget counts time along axis 0, not {c.time_axis}")
+        self.connectivity.value = c.connectivity
+        self.split_touching.value = c.split_touching
+        self.min_diameter.value = c.min_diameter or 0.0
+        self.min_size.value = c.min_size
+        self.max_size.value = c.max_size or 0.0
+        self.exclude_border.value = c.exclude_border
+        self.fill_holes.value = c.fill_holes
+        self.time_series.value = c.time_axis == 0
 
     def run(self):
         mask_layer, image_layer = self.mask.value, self.image.value

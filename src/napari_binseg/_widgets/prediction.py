@@ -37,6 +37,7 @@ class PredictWidget(BinsegWidget):
 
     widget_id = "predict"
     run_text = "Predict"
+    has_settings = True
 
     def __init__(self, napari_viewer: napari.viewer.Viewer, parent=None):
         super().__init__(napari_viewer, parent)
@@ -93,6 +94,32 @@ class PredictWidget(BinsegWidget):
             "batch_size": int(self.batch_size.value),
             "prob_threshold": float(self.prob_threshold.value),
         }
+
+    def settings(self, base):
+        """``base`` with method ``"unet"`` and the U-Net options of the form."""
+        from dataclasses import replace
+
+        from napari_binseg.pipeline import UNetSettings
+
+        return replace(
+            base, method="unet", unet=UNetSettings(model=self.model(), **self.parameters())
+        )
+
+    def apply_settings(self, settings):
+        """Set the model and the U-Net options of the form."""
+        from pathlib import Path
+
+        u = settings.unet
+        if u.model == "nuclei":
+            self.model_source.value = "nuclei"
+        else:
+            self.model_source.value = "folder" if Path(u.model).is_dir() else "file"
+            self.model_path.value = u.model
+        self.device.value = u.device
+        self.tile_size.value = u.tile_size
+        self.overlap.value = u.overlap
+        self.batch_size.value = u.batch_size
+        self.prob_threshold.value = u.prob_threshold
 
     def run(self):
         layer = self.image.value

@@ -38,6 +38,7 @@ class ThresholdWidget(BinsegWidget):
 
     widget_id = "threshold"
     run_text = "Run on full stack"
+    has_settings = True
 
     def __init__(self, napari_viewer: napari.viewer.Viewer, parent=None):
         super().__init__(napari_viewer, parent)
@@ -118,6 +119,34 @@ class ThresholdWidget(BinsegWidget):
             "fill_holes": bool(self.fill_holes.value),
             "min_size": int(self.min_size.value),
         }
+
+    def settings(self, base):
+        """``base`` with the method and threshold options of the form."""
+        from dataclasses import replace
+
+        from napari_binseg.pipeline import ThresholdSettings
+
+        params = self.parameters()
+        if params["method"] == "multiotsu":
+            raise ValueError("multi-Otsu gives classes, not a mask: choose a binary method")
+        threshold = ThresholdSettings(
+            **{k: params[k] for k in ("scope", "value", "sigma", "invert", "fill_holes")},
+            min_size=params["min_size"],
+        )
+        return replace(base, method=params["method"], threshold=threshold)
+
+    def apply_settings(self, settings):
+        """Set the method (unless it is the U-Net) and the threshold options."""
+        t = settings.threshold
+        if settings.method != "unet":
+            self.method.value = settings.method
+        if t.value is not None:
+            self.value.value = t.value
+        self.scope.value = t.scope
+        self.sigma.value = t.sigma
+        self.invert.value = t.invert
+        self.fill_holes.value = t.fill_holes
+        self.min_size.value = t.min_size
 
     def _show_method_options(self, *_):
         self.value.visible = self.method.value == "manual"

@@ -1,0 +1,285 @@
+"""The pipeline API, its chunked (dask) path, settings JSON and ``napari-binseg segment``."""
+
+import json
+
+import dask.array as da
+import numpy as np
+import pandas as pd
+import pytest
+
+import napari_binseg as nb
+from napari_binseg.cli import main
+from napari_binseg.io import imread, imwrite, read_zarr, write_zarr
+from napari_binseg.pipeline import CountSettings, PipelineSettings, run_pipeline
+
+NO_SPLIT = {"split_touching": False, "fill_holes": False}
+
+
+def mapping(a, b):
+    """The label of ``b`` for each label of ``a``; fails unless one-to-one on the same pixels."""
+    assert a.shape == b.shape
+    assert np.array_equal(a > 0, b > 0)
+    pairs = np.unique(np.stack([a.ravel(), b.ravel()]), axis=1)
+    pairs = pairs[:, pairs[0] > 0]
+    assert len(np.unique(pairs[0])) == len(np.unique(pairs[1])) == pairs.shape[1]
+    return dict(zip(pairs[0].tolist(), pairs[1].tolist(), strict=True))
+
+
+def assert_same_objects(labels_a, table_a, labels_b, table_b):
+    """Equal labels up to numbering, and the same table rows for the same objects."""
+    to_b = mapping(np.asarray(labels_a), np.asarray(labels_b))
+    assert len(table_a) == len(table_b) == len(to_b)
+    assert list(table_a.columns) == list(table_b.columns)
+    b = table_b.set_index("label").loc[[to_b[v] for v in table_a["label"]]].reset_index()
+    b["label"] = table_a["label"].to_numpy()
+    pd.testing.assert_frame_equal(table_a, b, check_dtype=False, rtol=1e-9)
+
+
+@pytest.fixture(scope="module")
+def stack():
+    """A (16, 48, 56) uint16 volume of 20 synthetic nuclei, many crossing chunk borders."""
+    return nb.synthetic_nuclei((16, 48, 56), n=20, radius=3.0, seed=0)[0]
+
+
+@pytest.fixture(scope="module")
+def series():
+    """A (6, 48, 56) time series: 9 synthetic nuclei per frame."""
+    return np.stack([nb.synthetic_nuclei((48, 56), n=9, radius=4.0, seed=s)[0] for s in range(6)])
+
+
+# ----------------------------------------------------------------------------- settings
+
+
+def test_settings_json_round_trip(tmp_path):
+    s = PipelineSettings(
+        "manual", threshold={"value": 120.5, "scope": "slice"}, count={"min_size": 3.5}
+    )
+    path = tmp_path / "s.json"
+    s.to_json(path)
+    assert json.loads(path.read_text())["threshold"]["value"] == 120.5
+    back = PipelineSettings.from_json(path)
+    assert back == s and back.count == CountSettings(min_size=3.5)
+    assert PipelineSettings.from_json(s.to_json()) == s
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"method": "watershed"}, "method must be one of"),
+        ({"method": "manual"}, "needs threshold.value"),
+        ({"count": {"min_sise": 3}}, "unknown setting count.min_sise"),
+        ({"count": {"max_size": 1, "min_size": 5}}, "count.max_size must be >= 5"),
+        ({"threshold": {"sigma": -1}}, "threshold.sigma must be >= 0"),
+        ({"unet": {"prob_threshold": 1.0}}, "unet.prob_threshold must be < 1"),
+        ({"count": {"fill_holes": "yes"}}, "count.fill_holes must be true or false"),
+        ({"version": 7}, "version 7 is not supported"),
+    ],
+)
+def test_settings_are_validated(data, message):
+    with pytest.raises(ValueError, match=message):
+        PipelineSettings.from_dict(data)
+
+
+def test_bad_settings_file_names_the_file(tmp_path):
+    path = tmp_path / "broken.json"
+    path.write_text("{not json")
+    with pytest.raises(ValueError, match="broken.json is not valid JSON"):
+        PipelineSettings.from_json(path)
+
+
+# ------------------------------------------------------------------------- numpy vs dask
+
+
+def test_in_memory_pipeline_is_threshold_then_count(stack):
+    s = PipelineSettings("li", threshold={"sigma": 1.0}, count={"min_size": 5})
+    labels, table = run_pipeline(stack, s, spacing=(2.0, 0.5, 0.5))
+    mask = nb.threshold(stack, "li", sigma=1.0)
+    ref, ref_table = nb.count_cells(mask, stack, spacing=(2.0, 0.5, 0.5), min_size=5)
+    np.testing.assert_array_equal(labels, ref)
+    pd.testing.assert_frame_equal(table, ref_table)
+
+
+@pytest.mark.parametrize(
+    ("chunks", "connectivity"),
+    [((5, 17, 13), 1), ((5, 17, 13), 2), ((5, 17, 13), 3), ((16, 48, 56), 3), ((3, 9, 40), 3)],
+)
+def test_dask_labels_and_table_equal_numpy(stack, chunks, connectivity):
+    s = PipelineSettings(
+        "otsu",
+        count={"connectivity": connectivity, "min_size": 2.0, "exclude_border": True} | NO_SPLIT,
+    )
+    ref, ref_table = run_pipeline(stack, s, spacing=(2.0, 0.5, 0.5))
+    labels, table = run_pipeline(da.from_array(stack, chunks=chunks), s, spacing=(2.0, 0.5, 0.5))
+    assert isinstance(labels, da.Array)
+    assert len(ref_table) >= 9
+    assert_same_objects(ref, ref_table, labels.compute(), table)
+
+
+def test_dask_time_series_counts_per_frame(series):
+    s = PipelineSettings("otsu", count={"time_axis": 0, "exclude_border": True} | NO_SPLIT)
+    ref, ref_table = run_pipeline(series, s)
+    labels, table = run_pipeline(da.from_array(series, chunks=(4, 20, 30)), s)
+    labels = labels.compute()
+    assert_same_objects(ref, ref_table, labels, table)
+    counts = nb.count_summary(table)["count"].tolist()
+    assert counts == nb.count_summary(ref_table)["count"].tolist() and sum(counts) == 26
+    # frames never connect: every frame holds exactly its counted objects
+    assert [len(np.unique(f[f > 0])) for f in labels] == counts
+
+
+def test_chunked_run_refuses_whole_image_options(stack):
+    with pytest.raises(ValueError, match="split_touching and count.fill_holes need whole"):
+        run_pipeline(da.from_array(stack, chunks=3), PipelineSettings())
+
+
+def test_distributed_cluster_gives_the_same_labels(stack):
+    distributed = pytest.importorskip("distributed")
+    s = PipelineSettings("otsu", count=NO_SPLIT)
+    ref, ref_table = run_pipeline(stack, s)
+    with (
+        distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False) as cluster,
+        distributed.Client(cluster),
+    ):
+        labels, table = run_pipeline(da.from_array(stack, chunks=(3, 24, 28)), s)
+        labels = labels.compute()
+    assert_same_objects(ref, ref_table, labels, table)
+
+
+# -------------------------------------------------------------------------------- zarr
+
+
+def test_zarr_round_trip_keeps_pixel_size(tmp_path, stack):
+    write_zarr(tmp_path / "s.zarr", da.from_array(stack, chunks=(2, 16, 16)), scale=(2, 0.5, 0.5),
+               units="um", labels=True)  # fmt: skip
+    data, meta = read_zarr(tmp_path / "s.zarr")
+    np.testing.assert_array_equal(data.compute(), stack)
+    assert meta["scale"] == (2.0, 0.5, 0.5) and meta["units"] == ("µm",) * 3
+    assert meta["axes"] == "ZYX" and meta["is_labels"] and meta["name"] == "s"
+
+
+# ------------------------------------------------------------------------------ command
+
+
+@pytest.fixture
+def folder(tmp_path, stack):
+    """Two TIFFs, one zarr store and one corrupt file."""
+    src = tmp_path / "in"
+    imwrite(src / "plane.tif", stack[0], scale=(0.5, 0.5))
+    imwrite(src / "stack.tif", stack, scale=(2.0, 0.5, 0.5))
+    write_zarr(src / "store.zarr", da.from_array(stack, chunks=(2, 24, 24)), scale=(2, 0.5, 0.5),
+               units="um")  # fmt: skip
+    (src / "broken.tif").write_bytes(b"this is not a TIFF file")
+    return src
+
+
+def test_cli_folder_with_a_corrupt_file(folder, tmp_path, stack, capsys):
+    out = tmp_path / "out"
+    before = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
+    rc = main(["segment", str(folder), "--out", str(out), "--method", "otsu", "--min-size", "2"])
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "broken.tif: error:" in err and "not a readable TIFF" in err
+    assert sorted(p.name for p in out.iterdir()) == [
+        "counts.csv", "objects.csv", "params.json", "per_file", "plane_labels.tif",
+        "stack_labels.tif", "store_labels.tif",
+    ]  # fmt: skip
+    assert not list(out.glob("broken*")) and not list(out.rglob(".partial-*"))
+    assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == before
+
+    settings = PipelineSettings("otsu", count={"min_size": 2.0})
+    ref, ref_table = run_pipeline(stack, settings, spacing=(2.0, 0.5, 0.5))
+    labels, meta = imread(out / "stack_labels.tif")
+    np.testing.assert_array_equal(labels, ref)
+    assert meta["scale"] == (2.0, 0.5, 0.5) and meta["is_labels"]
+    np.testing.assert_array_equal(imread(out / "store_labels.tif")[0], ref)
+    plane_ref, plane_table = run_pipeline(stack[0], settings, spacing=(0.5, 0.5))
+    np.testing.assert_array_equal(imread(out / "plane_labels.tif")[0], plane_ref)
+
+    objects = pd.read_csv(out / "objects.csv")
+    stack_rows = objects[objects["file"] == "stack.tif"][ref_table.columns]
+    pd.testing.assert_frame_equal(stack_rows.reset_index(drop=True), ref_table,
+                                  check_dtype=False)  # fmt: skip
+    counts = pd.read_csv(out / "counts.csv")
+    assert counts.to_dict("list") == {
+        "file": ["plane.tif", "stack.tif", "store.zarr"],
+        "frame": [0, 0, 0],
+        "count": [len(plane_table), len(ref_table), len(ref_table)],
+    }
+    params = json.loads((out / "params.json").read_text())
+    assert PipelineSettings.from_dict(params["settings"]) == settings
+    assert len(params["inputs"]) == 4
+    # params.json reruns the same settings
+    again = tmp_path / "again"
+    rc = main(["segment", str(folder / "stack.tif"), "--out", str(again), "--settings",
+               str(out / "params.json"), "-q"])  # fmt: skip
+    assert rc == 0
+    np.testing.assert_array_equal(imread(again / "stack_labels.tif")[0], ref)
+
+
+def test_cli_second_run_skips_finished_files(folder, tmp_path, capsys):
+    out = tmp_path / "out"
+    args = ["segment", str(folder / "*.tif"), "--out", str(out), "-q"]
+    assert main(args) == 1
+    stamp = (out / "stack_labels.tif").stat().st_mtime_ns
+    (folder / "broken.tif").unlink()
+    assert main(args) == 0
+    assert "(2 already done)" in capsys.readouterr().out
+    assert (out / "stack_labels.tif").stat().st_mtime_ns == stamp
+    assert sorted(pd.read_csv(out / "counts.csv")["file"]) == ["plane.tif", "stack.tif"]
+    # other settings into the same folder would mix results: refused
+    assert main([*args, "--min-size", "50"]) == 2
+    assert "holds results of other settings" in capsys.readouterr().err
+
+
+def test_cli_large_input_goes_through_chunks_to_zarr(folder, tmp_path, stack):
+    out = tmp_path / "out"
+    rc = main(["segment", str(folder / "stack.tif"), "--out", str(out), "--no-split",
+               "--no-fill-holes", "--max-memory-mb", "0.01", "--chunk-mb", "0.004",
+               "-q"])  # fmt: skip
+    assert rc == 0
+    labels, meta = read_zarr(out / "stack_labels.zarr")
+    assert labels.npartitions > 4  # really chunked
+    assert meta["scale"] == (2.0, 0.5, 0.5) and meta["is_labels"]
+    ref, ref_table = run_pipeline(stack, PipelineSettings(count=NO_SPLIT), spacing=(2, 0.5, 0.5))
+    table = pd.read_csv(out / "per_file" / "stack_objects.csv")
+    assert_same_objects(ref, ref_table, labels.compute(), table)
+
+
+def test_cli_runs_chunks_on_a_scheduler_address(folder, tmp_path, stack):
+    distributed = pytest.importorskip("distributed")
+    out = tmp_path / "out"
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False) as cluster:
+        before = cluster.scheduler.transition_counter
+        rc = main(["segment", str(folder / "store.zarr"), "--out", str(out), "--no-split",
+                   "--no-fill-holes", "--max-memory-mb", "0.01", "--chunk-mb", "0.004",
+                   "--scheduler", cluster.scheduler_address, "-q"])  # fmt: skip
+        assert rc == 0
+        assert cluster.scheduler.transition_counter > before + 100  # the tasks ran there
+    ref, _ = run_pipeline(stack, PipelineSettings(count=NO_SPLIT), spacing=(2, 0.5, 0.5))
+    mapping(ref, read_zarr(out / "store_labels.zarr")[0].compute())
+
+
+def test_cli_bad_arguments_are_one_line(tmp_path, capsys):
+    assert main(["segment", str(tmp_path / "nothing*.tif"), "--out", str(tmp_path)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    bad = tmp_path / "s.json"
+    bad.write_text('{"count": {"min_size": -1}}')
+    imwrite(tmp_path / "a.tif", np.zeros((8, 8), np.uint8))
+    assert main(["segment", str(tmp_path / "a.tif"), "--out", str(tmp_path / "o"),
+                 "--settings", str(bad)]) == 2  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "count.min_size must be >= 0" in err
+
+
+@pytest.mark.slow
+def test_cli_unet_equals_segment(tmp_path):
+    image = nb.synthetic_nuclei((64, 64), n=6, seed=2)[0]
+    imwrite(tmp_path / "in" / "tiny.tif", image)
+    out = tmp_path / "out"
+    args = ["segment", str(tmp_path / "in"), "--out", str(out), "--method", "unet",
+            "--device", "cpu", "-q"]  # fmt: skip
+    assert main(args) == 0
+    ref = nb.segment(image, device="cpu")
+    labels = imread(out / "tiny_labels.tif")[0]
+    assert ref.max() > 0
+    mapping(ref, labels)

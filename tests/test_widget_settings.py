@@ -1,0 +1,97 @@
+"""Settings saved by the widgets reproduce their result through ``napari-binseg segment``."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from _widget_helpers import output_layers, run_and_wait
+
+pytest.importorskip("napari_binseg.pipeline")
+from napari_binseg._widgets.counting import CountWidget  # noqa: E402
+from napari_binseg._widgets.prediction import PredictWidget  # noqa: E402
+from napari_binseg._widgets.thresholding import ThresholdWidget  # noqa: E402
+from napari_binseg.cli import main  # noqa: E402
+from napari_binseg.io import imread, imwrite  # noqa: E402
+from napari_binseg.pipeline import PipelineSettings  # noqa: E402
+
+
+def test_threshold_then_count_settings_reproduce_through_cli(
+    make_napari_viewer, qtbot, sample_image, tmp_path, errors
+):
+    viewer = make_napari_viewer()
+    image = viewer.add_image(sample_image, name="nuclei", scale=(0.5, 0.5))
+    threshold = ThresholdWidget(viewer)
+    threshold.image.value = image
+    threshold.method.value = "li"
+    threshold.sigma.value = 1.0
+    threshold.fill_holes.value = True
+    run_and_wait(qtbot, threshold)
+    (mask,) = output_layers(viewer, "threshold")
+
+    count = CountWidget(viewer)
+    count.mask.value = mask
+    count.image.value = image
+    count.min_size.value = 10.0
+    count.exclude_border.value = True
+    run_and_wait(qtbot, count)
+    assert errors == []
+    (counted,) = output_layers(viewer, "count")
+    assert len(count.table) > 100
+
+    path = tmp_path / "settings.json"
+    threshold.save_settings(path)
+    count.save_settings(path)  # adds its part, keeps the threshold's
+    saved = PipelineSettings.from_json(path)
+    assert saved.method == "li" and saved.threshold.sigma == 1.0 and saved.threshold.fill_holes
+    assert saved.count.min_size == 10.0 and saved.count.exclude_border
+
+    imwrite(tmp_path / "in" / "nuclei.tif", sample_image, scale=(0.5, 0.5))
+    out = tmp_path / "out"
+    rc = main(["segment", str(tmp_path / "in"), "--out", str(out), "--settings", str(path), "-q"])
+    assert rc == 0
+    labels, meta = imread(out / "nuclei_labels.tif")
+    np.testing.assert_array_equal(labels, counted.data)
+    assert meta["scale"] == (0.5, 0.5)
+    objects = pd.read_csv(out / "objects.csv")
+    pd.testing.assert_frame_equal(
+        objects.drop(columns="file"), count.table, check_dtype=False, rtol=1e-9
+    )
+
+    # Loading the file into fresh widgets gives back the same forms.
+    for cls, original in ((ThresholdWidget, threshold), (CountWidget, count)):
+        fresh = cls(viewer)
+        fresh.load_settings(path)
+        if cls is CountWidget:
+            assert fresh.parameters(mask) == original.parameters(mask)
+        else:
+            assert fresh.parameters() == original.parameters()
+
+
+def test_predict_widget_settings_round_trip(make_napari_viewer, tmp_path):
+    viewer = make_napari_viewer()
+    widget = PredictWidget(viewer)
+    widget.device.value = "cpu"
+    widget.tile_size.value = 256
+    widget.prob_threshold.value = 0.35
+    path = tmp_path / "unet.json"
+    widget.save_settings(path)
+    data = json.loads(path.read_text())
+    assert data["method"] == "unet"
+    assert data["unet"]["model"] == "nuclei"
+    assert (data["unet"]["device"], data["unet"]["tile_size"]) == ("cpu", 256)
+    fresh = PredictWidget(viewer)
+    fresh.load_settings(path)
+    assert fresh.parameters() == widget.parameters()
+    assert fresh.model() == "nuclei"
+
+
+def test_loading_a_bad_settings_file_is_reported(make_napari_viewer, tmp_path):
+    viewer = make_napari_viewer()
+    widget = CountWidget(viewer)
+    path = tmp_path / "bad.json"
+    path.write_text('{"count": {"split_touching": "maybe"}}')
+    with pytest.raises(ValueError, match="count.split_touching"):
+        widget.load_settings(path)
+    assert widget.split_touching.value is True  # form untouched
