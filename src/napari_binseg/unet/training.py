@@ -657,6 +657,11 @@ def _model_card(config, val, samples, *, finished):
             f"snapshot taken while training was still running: best checkpoint so "
             f"far at step {tr['best_step']}"
         )
+    if tr.get("init"):
+        progress += (
+            f". The run started from the weights of `{tr['init']}` (fine-tuning), not from "
+            "random weights: reproducing it needs that model"
+        )
     return f"""# nuclei: U-Net for fluorescence nuclei (napari-binseg bundled model)
 
 A compact MONAI U-Net trained in this project to segment cell nuclei in single-channel
