@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from napari_binseg.cli import CliError, main, pair_files
+from napari_binseg.cli import main
 from napari_binseg.evaluation import evaluate
-from napari_binseg.io import imwrite
+from napari_binseg.io import imwrite, pair_files
 
 
 def case(shift):
@@ -158,7 +158,7 @@ def test_pair_files_strips_suffixes(tmp_path):
         ("y", "y.tiff", "y_masks.tif"),
     ]
     imwrite(tmp_path / "p" / "x.tif", np.zeros((4, 4), np.uint8))
-    with pytest.raises(CliError, match="same name"):
+    with pytest.raises(ValueError, match="same name"):
         pair_files(tmp_path / "p", tmp_path / "g")
 
 

@@ -6,9 +6,8 @@ pixels are read until napari asks for the layer data.
 
 from pathlib import Path
 
-from .io import imread
+from .io import TIFF_EXTENSIONS, imread
 
-TIFF_EXTENSIONS = (".tif", ".tiff")
 # Files larger than this open as lazy dask arrays (tifffile zarr store) instead of in memory.
 LAZY_BYTES = 1 << 30
 

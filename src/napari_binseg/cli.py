@@ -11,9 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-TIFF_EXTENSIONS = (".tif", ".tiff")
-# Suffixes stripped when pairing files of two folders, so cells.tif matches cells_labels.tif.
-PAIR_SUFFIXES = ("_labels", "_label", "_masks", "_mask", "_pred", "_prediction", "_gt")
+from .io import TIFF_EXTENSIONS, pair_files, source_name
 
 
 class CliError(Exception):
@@ -34,81 +32,6 @@ def _parse_thresholds(values):
     return out
 
 
-def _stem(path):
-    name = path.name
-    for ext in (".ome.tiff", ".ome.tif", *TIFF_EXTENSIONS):
-        if name.lower().endswith(ext):
-            return name[: -len(ext)]
-    return path.stem
-
-
-def _key(path):
-    stem = _stem(path)
-    for suffix in PAIR_SUFFIXES:
-        if stem.lower().endswith(suffix):
-            return stem[: -len(suffix)]
-    return stem
-
-
-def _tiffs(folder):
-    return sorted(
-        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in TIFF_EXTENSIONS
-    )
-
-
-def _listing(names, limit=5):
-    names = sorted(names)
-    more = f" and {len(names) - limit} more" if len(names) > limit else ""
-    return ", ".join(names[:limit]) + more
-
-
-def pair_files(pred, truth):
-    """Pairs ``(name, prediction file, ground-truth file)`` from two files or two folders.
-
-    Files of two folders pair by name, ignoring the extension and a trailing ``_labels``,
-    ``_masks``, ``_mask``, ``_pred``, ``_gt`` (and the like). Every TIFF in each folder must have
-    exactly one partner.
-
-    Raises
-    ------
-    CliError
-        Missing paths, a file paired with a folder, unmatched or ambiguous names, empty folders.
-    """
-    pred, truth = Path(pred), Path(truth)
-    for label, p in (("PRED", pred), ("GT", truth)):
-        if not p.exists():
-            raise CliError(f"{label} {p} does not exist")
-    if pred.is_file() and truth.is_file():
-        return [(_key(truth), pred, truth)]
-    if pred.is_dir() != truth.is_dir():
-        raise CliError(
-            f"PRED and GT must both be files or both be folders, got {pred} and {truth}"
-        )
-    groups = {}
-    for side, folder in (("pred", pred), ("gt", truth)):
-        files = _tiffs(folder)
-        if not files:
-            raise CliError(f"no .tif/.tiff files in {folder}")
-        keyed = {}
-        for f in files:
-            if _key(f) in keyed:
-                raise CliError(
-                    f"{keyed[_key(f)].name} and {f.name} in {folder} pair with the same name"
-                )
-            keyed[_key(f)] = f
-        groups[side] = keyed
-    only_pred = groups["pred"].keys() - groups["gt"].keys()
-    only_gt = groups["gt"].keys() - groups["pred"].keys()
-    if only_pred or only_gt:
-        parts = []
-        if only_pred:
-            parts.append(f"no ground truth in {truth} for: {_listing(only_pred)}")
-        if only_gt:
-            parts.append(f"no prediction in {pred} for: {_listing(only_gt)}")
-        raise CliError("; ".join(parts))
-    return [(k, groups["pred"][k], groups["gt"][k]) for k in sorted(groups["pred"])]
-
-
 def run_evaluate(args):
     """Evaluate prediction files against ground truth; print tables, optionally write CSV."""
     import pandas as pd
@@ -117,7 +40,10 @@ def run_evaluate(args):
     from .io import imread
 
     thresholds = _parse_thresholds(args.thresholds) if args.thresholds else DEFAULT_THRESHOLDS
-    pairs = pair_files(args.pred, args.gt)
+    try:
+        pairs = pair_files(args.pred, args.gt, names=("prediction", "ground truth"))
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
     tables, pooled = [], []
     for name, pred_path, gt_path in pairs:
         try:
@@ -226,8 +152,6 @@ def find_inputs(items):
     """
     import glob
 
-    from .io import _file_stem
-
     def usable(p):
         return (p.is_file() and p.suffix.lower() in TIFF_EXTENSIONS) or (
             p.is_dir() and p.suffix.lower() == ".zarr"
@@ -251,7 +175,7 @@ def find_inputs(items):
     for p in found:
         if p.resolve() in (q.resolve() for q in unique):
             continue
-        name = p.name[: -len(".zarr")] if p.is_dir() else _file_stem(p)
+        name = source_name(p)
         if name in names:
             raise CliError(f"{names[name]} and {p} would write the same outputs ({name}_labels)")
         names[name] = p
@@ -326,13 +250,11 @@ def _collect_tables(inputs, out):
     """DIR/objects.csv and DIR/counts.csv from the per-file tables of every finished input."""
     import pandas as pd
 
-    from .io import _file_stem
     from .pipeline import output_names
 
     objects, counts = [], []
     for p in inputs:
-        name = p.name[: -len(".zarr")] if p.is_dir() else _file_stem(p)
-        names = output_names(name)
+        names = output_names(source_name(p))
         o, c = out / "per_file" / names["objects"], out / "per_file" / names["counts"]
         if o.is_file() and c.is_file():
             objects.append(pd.read_csv(o).assign(file=p.name))
@@ -345,11 +267,9 @@ def _collect_tables(inputs, out):
 
 
 def _done(path, out):
-    from .io import _file_stem
     from .pipeline import output_names
 
-    name = path.name[: -len(".zarr")] if path.is_dir() else _file_stem(path)
-    names = output_names(name)
+    names = output_names(source_name(path))
     labels = (out / names["tif"]).exists() or (out / names["zarr"]).exists()
     tables = all((out / "per_file" / names[k]).is_file() for k in ("objects", "counts"))
     return labels and tables

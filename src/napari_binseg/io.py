@@ -146,6 +146,86 @@ def _file_stem(path):
     return Path(path).stem
 
 
+#: File name endings of TIFF files.
+TIFF_EXTENSIONS = (".tif", ".tiff")
+#: Suffixes stripped when pairing files of two folders, so cells.tif matches cells_labels.tif.
+PAIR_SUFFIXES = ("_labels", "_label", "_masks", "_mask", "_pred", "_prediction", "_gt")
+
+
+def source_name(path):
+    """The name outputs of an input are called after: a zarr store's or a TIFF file's stem."""
+    path = Path(path)
+    return path.name[: -len(".zarr")] if path.is_dir() else _file_stem(path)
+
+
+def _pair_key(path):
+    stem = _file_stem(path)
+    for suffix in PAIR_SUFFIXES:
+        if stem.lower().endswith(suffix):
+            return stem[: -len(suffix)]
+    return stem
+
+
+def _tiffs(folder):
+    return sorted(
+        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in TIFF_EXTENSIONS
+    )
+
+
+def _listing(names, limit=5):
+    names = sorted(names)
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def pair_files(first, second, *, names=("first", "second")):
+    """Pairs ``(name, first file, second file)`` from two files or two folders.
+
+    Files of two folders pair by name, ignoring the extension and a trailing ``_labels``,
+    ``_masks``, ``_mask``, ``_pred``, ``_gt`` (and the like). Every TIFF in each folder must have
+    exactly one partner. ``names`` call the two sides (as paths, then as files) in messages.
+
+    Raises
+    ------
+    ValueError
+        Missing paths, a file paired with a folder, unmatched or ambiguous names, empty folders.
+    """
+    first, second = Path(first), Path(second)
+    for label, p in zip(names, (first, second), strict=True):
+        if not p.exists():
+            raise ValueError(f"{label} path {p} does not exist")
+    if first.is_file() and second.is_file():
+        return [(_pair_key(second), first, second)]
+    if first.is_dir() != second.is_dir():
+        raise ValueError(
+            f"the {names[0]} and {names[1]} paths must both be files or both be folders, "
+            f"got {first} and {second}"
+        )
+    groups = []
+    for folder in (first, second):
+        files = _tiffs(folder)
+        if not files:
+            raise ValueError(f"no .tif/.tiff files in {folder}")
+        keyed = {}
+        for f in files:
+            if _pair_key(f) in keyed:
+                raise ValueError(
+                    f"{keyed[_pair_key(f)].name} and {f.name} in {folder} pair with the same name"
+                )
+            keyed[_pair_key(f)] = f
+        groups.append(keyed)
+    only_first = groups[0].keys() - groups[1].keys()
+    only_second = groups[1].keys() - groups[0].keys()
+    if only_first or only_second:
+        parts = []
+        if only_first:
+            parts.append(f"no {names[1]} in {second} for: {_listing(only_first)}")
+        if only_second:
+            parts.append(f"no {names[0]} in {first} for: {_listing(only_second)}")
+        raise ValueError("; ".join(parts))
+    return [(k, groups[0][k], groups[1][k]) for k in sorted(groups[0])]
+
+
 def _lazy(path, series):
     """A dask array over the file through tifffile's zarr store (no pixels read yet)."""
     import dask.array as da

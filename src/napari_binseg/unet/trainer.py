@@ -252,13 +252,9 @@ def read_pairs(images_dir, labels_dir):
     Names pair as in ``napari-binseg evaluate``: ``cells.tif`` with ``cells.tif`` or
     ``cells_labels.tif`` (also ``_masks``, ``_mask``, ``_gt``).
     """
-    from ..cli import CliError, pair_files
-    from ..io import imread
+    from ..io import imread, pair_files
 
-    try:
-        pairs = pair_files(images_dir, labels_dir)
-    except CliError as exc:
-        raise ValueError(str(exc)) from None
+    pairs = pair_files(images_dir, labels_dir, names=("image", "labels"))
     images = [imread(image)[0] for _, image, _ in pairs]
     labels = [imread(lab)[0] for _, _, lab in pairs]
     return images, labels
