@@ -12,6 +12,9 @@ Prints, in one run (medians of ``--repeats``; the machine is noisy, compare rati
   alone; at 1024x1024 the sliding window over 256-pixel tiles against one full-image pass
   (the default tile of 1024); post-processing alone;
 - object F1 (IoU 0.5) of each path on the packaged sample against its ground truth;
+- the cost and the gain of ``diameter="auto"``: the sample at half size (nuclei ~14 pixels
+  across, so the automatic rescale runs a second, upsampled pass) against ``diameter=None``,
+  in F1 and, at 1024x1024, in MP/s (with the full-size image, where it finds nothing to do);
 - the same on CUDA when a GPU is present.
 """
 
@@ -67,8 +70,16 @@ def flops_per_pixel(torch, module, size=256):
     return total[0] / size**2
 
 
-def bench_image(size):
+def half_size(image):
+    """The image at half its pixel size (2x2 means): nuclei half as wide."""
+    h, w = (s // 2 * 2 for s in image.shape)
+    return image[:h, :w].reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3)).astype(np.float32)
+
+
+def bench_image(size, *, shrink=False):
     image = tifffile.imread(DATA / "nuclei_175dbb364bfefc95.tif")
+    if shrink:
+        image = half_size(image)
     reps = (-(-size // image.shape[0]), -(-size // image.shape[1]))
     tiles = np.block(
         [
@@ -160,6 +171,38 @@ def main(argv=None):
             probs = inference.predict_channels(image, lm, device=device)
             t_post = median_time(lambda: inference.labels_from_probabilities(probs, lm), reps)
             print(f"  post-processing alone {t_post:.3f} s ({mp / t_post:.1f} MP/s)")
+            if size <= 1024:
+                bench_diameter(inference, lm, device, size, reps)
+
+        small = half_size(sample)
+        small_truth = truth[: 2 * small.shape[0] : 2, : 2 * small.shape[1] : 2]
+        f1 = {}
+        for d in ("auto", None):
+            labels = inference.segment(small, lm, device=device, diameter=d)
+            f1[d] = float(evaluate(small_truth, labels, thresholds=[0.5])["f1"].iloc[0])
+        print(
+            f"\nsample at half size: object F1@0.5 diameter='auto' {f1['auto']:.4f}, "
+            f"diameter=None {f1[None]:.4f}"
+        )
+
+
+def bench_diameter(inference, lm, device, size, reps):
+    """segment with diameter='auto' against None, on the bench image and at half nucleus size."""
+    for label, image in (
+        ("full-size nuclei", bench_image(size)),
+        ("half-size nuclei", bench_image(size, shrink=True)),
+    ):
+        first = inference.segment(image, lm, device=device, diameter=None)
+        factor = inference.rescale_factor("auto", lm, first)
+        t_none = median_time(
+            lambda: inference.segment(image, lm, device=device, diameter=None), reps
+        )
+        t_auto = median_time(lambda: inference.segment(image, lm, device=device), reps)
+        mp = image.size / 1e6
+        print(
+            f"  diameter='auto' on {label} (factor {factor}): {mp / t_auto:.2f} MP/s against "
+            f"{mp / t_none:.2f} MP/s with diameter=None (x{t_auto / t_none:.2f} the time)"
+        )
 
 
 if __name__ == "__main__":

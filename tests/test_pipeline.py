@@ -60,6 +60,9 @@ def test_settings_json_round_trip(tmp_path):
     back = PipelineSettings.from_json(path)
     assert back == s and back.count == CountSettings(min_size=3.5)
     assert PipelineSettings.from_json(s.to_json()) == s
+    for diameter in ("auto", None, 12.5):
+        u = PipelineSettings("unet", unet={"diameter": diameter})
+        assert PipelineSettings.from_json(u.to_json()).unet.diameter == diameter
 
 
 @pytest.mark.parametrize(
@@ -71,6 +74,8 @@ def test_settings_json_round_trip(tmp_path):
         ({"count": {"max_size": 1, "min_size": 5}}, "count.max_size must be >= 5"),
         ({"threshold": {"sigma": -1}}, "threshold.sigma must be >= 0"),
         ({"unet": {"prob_threshold": 1.0}}, "unet.prob_threshold must be < 1"),
+        ({"unet": {"diameter": "big"}}, "unet.diameter .* must be a number"),
+        ({"unet": {"diameter": 0}}, "unet.diameter .* must be > 0"),
         ({"count": {"fill_holes": "yes"}}, "count.fill_holes must be true or false"),
         ({"version": 7}, "version 7 is not supported"),
     ],
@@ -269,6 +274,26 @@ def test_cli_bad_arguments_are_one_line(tmp_path, capsys):
                  "--settings", str(bad)]) == 2  # fmt: skip
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "count.min_size must be >= 0" in err
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [([], "auto"), (["--diameter", "none"], None), (["--diameter", "12"], 12.0)],
+)
+def test_cli_diameter_option(given, expected):
+    from napari_binseg.cli import _settings_from_args, build_parser
+
+    args = build_parser().parse_args(
+        ["segment", "x.tif", "--out", "o", "--method", "unet", *given]
+    )
+    assert _settings_from_args(args).unet.diameter == expected
+
+
+def test_cli_bad_diameter_is_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["segment", str(tmp_path), "--out", str(tmp_path), "--diameter", "big"])
+    assert exit_info.value.code == 2
+    assert "expected auto, none or pixels, got 'big'" in capsys.readouterr().err
 
 
 @pytest.mark.slow

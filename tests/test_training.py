@@ -71,6 +71,12 @@ def test_tiny_network_learns(trained, pair):
     assert cfg["training"]["data"]["planes"] == 1 and cfg["training"]["validation"]["planes"] == 1
     assert cfg["training"]["data"]["nuclei"] == cfg["training"]["validation"]["nuclei"] == 16
     assert "validation F1@0.5" in (out / "MODEL_CARD.md").read_text()
+    # The reference size of segment(diameter="auto"): the training plane's median nucleus.
+    from napari_binseg.unet.inference import median_diameter
+
+    medians = {round(median_diameter(labels), 1) for labels in pair[1][:2]}
+    assert cfg["postprocess"]["diameter"] in medians and cfg["postprocess"]["max_scale"] == 2.0
+    assert 10 < cfg["postprocess"]["diameter"] < 14  # synthetic nuclei of radius 6
 
 
 def test_saved_model_and_bundle_round_trip(trained, pair, tmp_path):
@@ -87,6 +93,7 @@ def test_saved_model_and_bundle_round_trip(trained, pair, tmp_path):
     bundle = nb.export_bundle(out, tmp_path / "bundle")
     from_bundle = nb.load_model(bundle, device="cpu")
     assert from_bundle.config["kind"] == "monai_bundle" and from_bundle.has_centres
+    assert from_bundle.config["postprocess"] == loaded.config["postprocess"]
     np.testing.assert_allclose(nb.predict(image, from_bundle, **options), expected, atol=1e-6)
 
 

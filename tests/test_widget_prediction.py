@@ -1,6 +1,5 @@
 """The U-Net predict widget in a real viewer (small image, CPU)."""
 
-
 import numpy as np
 import pytest
 
@@ -103,7 +102,7 @@ def test_predict_widget_user_model(tiny_model, make_napari_viewer, qtbot, small_
     model = load_model(str(tiny_model), device="cpu")
     assert meta["model"] == model.name and meta["weights_sha256"] == model.sha256
     assert meta["model_path"] == str(tiny_model)
-    assert meta["parameters"] == {**options, "prob_threshold": 0.5}
+    assert meta["parameters"] == {**options, "prob_threshold": 0.5, "diameter": "auto"}
     assert meta["n_objects"] == len(np.unique(expected)) - 1
     (prob,) = output_layers(viewer, "predict", role="probability")
     assert prob.name == "nuclei [unet probability]"
@@ -122,6 +121,12 @@ def test_predict_widget_user_model(tiny_model, make_napari_viewer, qtbot, small_
     np.testing.assert_array_equal(
         out.data, segment(small_image, str(tiny_model), prob_threshold=0.7, **options)
     )
+
+    # A user model without a reference nucleus size cannot rescale to a given diameter.
+    widget.rescale.value = "diameter"
+    run_and_wait(qtbot, widget, timeout=300_000)
+    assert len(errors) == 1 and "no reference nucleus diameter" in errors[0]
+    assert len(viewer.layers) == n_layers
 
 
 def test_predict_widget_cancel(tiny_model, make_napari_viewer, qtbot, small_image, errors):

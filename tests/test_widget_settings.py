@@ -75,16 +75,26 @@ def test_predict_widget_settings_round_trip(make_napari_viewer, tmp_path):
     widget.device.value = "cpu"
     widget.tile_size.value = 256
     widget.prob_threshold.value = 0.35
+    assert widget.parameters()["diameter"] == "auto" and widget.diameter.native.isHidden()
+    widget.rescale.value = "diameter"
+    widget.diameter.value = 12.0
     path = tmp_path / "unet.json"
     widget.save_settings(path)
     data = json.loads(path.read_text())
     assert data["method"] == "unet"
     assert data["unet"]["model"] == "nuclei"
     assert (data["unet"]["device"], data["unet"]["tile_size"]) == ("cpu", 256)
+    assert data["unet"]["diameter"] == 12.0
     fresh = PredictWidget(viewer)
     fresh.load_settings(path)
     assert fresh.parameters() == widget.parameters()
     assert fresh.model() == "nuclei"
+    assert fresh.rescale.value == "diameter" and not fresh.diameter.native.isHidden()
+    widget.rescale.value = "off"
+    widget.save_settings(path)
+    assert json.loads(path.read_text())["unet"]["diameter"] is None
+    fresh.load_settings(path)
+    assert fresh.rescale.value == "off" and fresh.parameters()["diameter"] is None
 
 
 def test_loading_a_bad_settings_file_is_reported(make_napari_viewer, tmp_path):

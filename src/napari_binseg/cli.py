@@ -203,6 +203,19 @@ def _read_settings(path):
         raise CliError(f"--settings {path}: {exc}") from None
 
 
+def _diameter(text):
+    """``--diameter``: ``"auto"``, ``"none"`` or a positive number of pixels."""
+    if text.lower() in ("auto", "none"):
+        return text.lower()
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected auto, none or pixels, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"diameter must be a positive number, got {text!r}")
+    return value
+
+
 def _settings_from_args(args):
     from dataclasses import replace
 
@@ -229,6 +242,9 @@ def _settings_from_args(args):
             )
             for name, opts in sections.items()
         }
+        if args.diameter is not None:
+            diameter = None if args.diameter == "none" else args.diameter
+            changes["unet"] = replace(changes["unet"], diameter=diameter)
         return replace(settings, method=args.method or settings.method, **changes)
     except ValueError as exc:
         raise CliError(str(exc)) from None
@@ -383,6 +399,13 @@ def _add_segment(subparsers):
     g.add_argument("--model", help="'nuclei' (bundled) or a model file/folder")
     g.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"))
     g.add_argument("--tile-size", type=int)
+    g.add_argument(
+        "--diameter",
+        type=_diameter,
+        metavar="auto|none|PIXELS",
+        help="nucleus diameter: 'auto' (default) rescales planes with small nuclei, a number "
+        "rescales to the model's nucleus size, 'none' keeps the pixel size",
+    )
     g = p.add_argument_group("count options")
     g.add_argument("--min-size", type=float, help="smallest object (area/volume, physical)")
     g.add_argument("--max-size", type=float, help="largest object")

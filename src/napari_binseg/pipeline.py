@@ -75,6 +75,8 @@ class UNetSettings:
     overlap: float = 0.25
     batch_size: int = 4
     prob_threshold: float = 0.5
+    #: ``"auto"``, ``None`` (JSON null: no rescaling) or the nucleus diameter in pixels.
+    diameter: str | float | None = "auto"
 
     def __post_init__(self):
         if not isinstance(self.model, str) or not self.model:
@@ -85,6 +87,8 @@ class UNetSettings:
         _number(self.overlap, "unet.overlap", low=0, high=1)
         _number(self.batch_size, "unet.batch_size", low=1, integer=True)
         _number(self.prob_threshold, "unet.prob_threshold", low=0, high=1, open_low=True)
+        if self.diameter not in ("auto", None):
+            _number(self.diameter, "unet.diameter ('auto', null or pixels)", low=0, open_low=True)
 
 
 @dataclass(frozen=True)
@@ -301,6 +305,7 @@ def run_pipeline(image, settings=None, *, spacing=None):
             overlap=u.overlap,
             batch_size=u.batch_size,
             prob_threshold=u.prob_threshold,
+            diameter=u.diameter,
         )
         return count_cells(
             instances,

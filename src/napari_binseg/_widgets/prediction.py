@@ -23,6 +23,11 @@ MODEL_SOURCES = (
     ("model folder (MONAI bundle)", "folder"),
 )
 DEVICES = ("auto", "cpu", "cuda", "mps")
+RESCALE_MODES = (
+    ("auto: upsample small nuclei", "auto"),
+    ("given nucleus diameter", "diameter"),
+    ("off: pixel size as is", "off"),
+)
 
 
 def _accepts(func, name) -> bool:
@@ -53,6 +58,10 @@ class PredictWidget(BinsegWidget):
         self.prob_threshold = FloatSpinBox(
             label="probability threshold", min=0.01, max=0.99, step=0.05, value=0.5
         )
+        self.rescale = ComboBox(label="rescale", choices=list(RESCALE_MODES), value="auto")
+        self.diameter = FloatSpinBox(
+            label="nucleus diameter (pixels)", min=1.0, max=1000.0, step=1.0, value=20.0
+        )
         self.add_probability = CheckBox(text="also add probability map", value=False)
         for name, w in (
             ("image", self.image),
@@ -63,12 +72,16 @@ class PredictWidget(BinsegWidget):
             ("overlap", self.overlap),
             ("batch_size", self.batch_size),
             ("prob_threshold", self.prob_threshold),
+            ("rescale", self.rescale),
+            ("diameter", self.diameter),
             ("add_probability", self.add_probability),
         ):
             w.name = name
             self.form.append(w)
         self.model_source.changed.connect(self._show_model_path)
         self._show_model_path()
+        self.rescale.changed.connect(self._show_diameter)
+        self._show_diameter()
         self.output = None
         self.probability = None
 
@@ -76,6 +89,9 @@ class PredictWidget(BinsegWidget):
         source = self.model_source.value
         self.model_path.visible = source != "nuclei"
         self.model_path.mode = "d" if source == "folder" else "r"
+
+    def _show_diameter(self, *_):
+        self.diameter.visible = self.rescale.value == "diameter"
 
     def model(self) -> str:
         """``"nuclei"`` or the chosen file/folder path."""
@@ -93,6 +109,9 @@ class PredictWidget(BinsegWidget):
             "overlap": float(self.overlap.value),
             "batch_size": int(self.batch_size.value),
             "prob_threshold": float(self.prob_threshold.value),
+            "diameter": {"auto": "auto", "off": None}.get(
+                self.rescale.value, float(self.diameter.value)
+            ),
         }
 
     def settings(self, base):
@@ -120,6 +139,11 @@ class PredictWidget(BinsegWidget):
         self.overlap.value = u.overlap
         self.batch_size.value = u.batch_size
         self.prob_threshold.value = u.prob_threshold
+        if u.diameter in ("auto", None):
+            self.rescale.value = "auto" if u.diameter == "auto" else "off"
+        else:
+            self.rescale.value = "diameter"
+            self.diameter.value = u.diameter
 
     def run(self):
         layer = self.image.value
@@ -157,7 +181,9 @@ class PredictWidget(BinsegWidget):
                 )
             elif want_probability:
                 # Two passes (probabilities, then instances); the bar covers both.
-                predict_params = {k: v for k, v in params.items() if k != "prob_threshold"}
+                predict_params = {
+                    k: v for k, v in params.items() if k not in ("prob_threshold", "diameter")
+                }
                 probability = predict(
                     data, loaded, **predict_params, progress=lambda d, t: progress(d, 2 * t)
                 )

@@ -289,27 +289,170 @@ def _units(image, lm):
     return list(np.ndindex(*lead)) if lead else [()]
 
 
-def _iterate(image, lm, *, tile_size, overlap, batch_size, precision, progress, backend="auto"):
-    """Yield (index, channel probabilities) per unit, reporting tiles done of total."""
+def _iterate(
+    image, lm, *, tile_size, overlap, batch_size, precision, progress, backend="auto", scale=1.0
+):
+    """Yield (index, normalized unit, channel probabilities, runner) per unit.
+
+    With ``scale`` other than 1 (2D models) each plane goes through the network resized by it,
+    and its probabilities come at the resized shape. The runner reports tiles done of total;
+    ``segment`` may add a second, rescaled pass of a unit with :func:`_infer_scaled` through
+    the same runner (``runner.total`` then grows).
+    """
     units = _units(image, lm)
     spatial = image.shape[image.ndim - lm.spatial_dims :]
-    per_unit = _plan(spatial, lm, tile_size, overlap)[2]
+    shape = _scaled_shape(spatial, scale)
+    per_unit = _plan(shape, lm, tile_size, overlap)[2]
     runner = _Runner(
         lm, precision=precision, progress=progress, total=per_unit * len(units), backend=backend
     )
     norm = lm.config["normalization"]
-    for i, idx in enumerate(units):
+    for idx in units:
         unit = image[idx] if idx else image
         if is_dask(unit):
             unit = unit.compute()
         unit = normalize_plane(unit, norm)
+        done = runner.done + per_unit
         probs = _infer_unit(
-            unit, lm, runner, tile_size=tile_size, overlap=overlap, batch_size=batch_size
+            unit if scale == 1.0 else _resize(unit, shape),
+            lm,
+            runner,
+            tile_size=tile_size,
+            overlap=overlap,
+            batch_size=batch_size,
         )
-        runner.done = per_unit * (i + 1)
+        runner.done = done
         if progress is not None:
             progress(runner.done, runner.total)
-        yield idx, probs
+        yield idx, unit, probs, runner
+
+
+def _scaled_shape(shape, scale):
+    return tuple(shape) if scale == 1.0 else tuple(max(1, round(s * scale)) for s in shape)
+
+
+def _resize(array, shape):
+    """(C, *S) or (*S) float32 array resized (bilinear, antialiased when shrinking)."""
+    import torch
+    import torch.nn.functional as F
+
+    x = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+    lead = x.ndim - len(shape)
+    for _ in range(2 - lead):
+        x = x[None]
+    shrink = any(t < s for t, s in zip(shape, x.shape[2:]))
+    y = F.interpolate(x, size=tuple(shape), mode="bilinear", antialias=shrink)
+    return y.reshape(array.shape[:lead] + tuple(shape)).numpy()
+
+
+def _labels_resized(labels, shape):
+    """Nearest-neighbour resize of a label plane (pixel centres), renumbered 1..n."""
+    rows = np.minimum(
+        ((np.arange(shape[0]) + 0.5) * labels.shape[0] / shape[0]).astype(np.intp),
+        labels.shape[0] - 1,
+    )
+    cols = np.minimum(
+        ((np.arange(shape[1]) + 0.5) * labels.shape[1] / shape[1]).astype(np.intp),
+        labels.shape[1] - 1,
+    )
+    return remove_small(labels[np.ix_(rows, cols)], 1)
+
+
+def _infer_scaled(unit, lm, runner, scale, *, tile_size, overlap, batch_size):
+    """Probabilities of a normalized 2D plane resized by ``scale`` (at the resized shape)."""
+    shape = _scaled_shape(unit.shape, scale)
+    tiles = _plan(shape, lm, tile_size, overlap)[2]
+    runner.total += tiles
+    done = runner.done + tiles
+    probs = _infer_unit(
+        _resize(unit, shape),
+        lm,
+        runner,
+        tile_size=tile_size,
+        overlap=overlap,
+        batch_size=batch_size,
+    )
+    runner.done = done
+    return probs
+
+
+def _labels_at_scale(probs, lm, scale, shape, prob_threshold):
+    """Instances from probabilities computed at ``scale``, as a label plane of ``shape``."""
+    if scale == 1.0:
+        return labels_from_probabilities(probs, lm, prob_threshold=prob_threshold)
+    min_size = lm.config["postprocess"]["min_size"] * scale**2
+    labels = labels_from_probabilities(probs, lm, prob_threshold=prob_threshold, min_size=min_size)
+    return _labels_resized(labels, shape)
+
+
+def median_diameter(labels):
+    """Equivalent-circle diameter (pixels) of the median-area object.
+
+    Parameters
+    ----------
+    labels : ndarray or sequence of ndarray
+        One label image, or several (objects of all of them pooled).
+
+    Returns
+    -------
+    diameter : float or None
+        ``None`` when there are no objects.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> labels = np.zeros((20, 20), int); labels[2:12, 2:12] = 1
+    >>> round(median_diameter(labels), 2)
+    11.28
+    """
+    images = [labels] if isinstance(labels, np.ndarray) else list(labels)
+    areas = np.concatenate([np.bincount(np.asarray(im).ravel())[1:] for im in images] or [[]])
+    areas = areas[areas > 0]
+    if not areas.size:
+        return None
+    return 2.0 * math.sqrt(float(np.median(areas)) / math.pi)
+
+
+def rescale_factor(diameter, lm, labels=None):
+    """Resize factor of a plane for :func:`segment`'s ``diameter`` option (1.0: no resize).
+
+    ``diameter=None``: 1.0. A number: the model's reference diameter over it (a model
+    without one raises ValueError). ``"auto"``: from the median nucleus of ``labels`` (a
+    first pass), only upwards, when nuclei are at least 25% smaller than the model's
+    reference; the factor is rounded to a quarter and capped at the model's ``max_scale``.
+    """
+    if diameter is None or lm.spatial_dims != 2:
+        return 1.0
+    post = lm.config["postprocess"]
+    reference = post.get("diameter")
+    if diameter == "auto":
+        found = median_diameter(labels) if labels is not None else None
+        if reference is None or not found:
+            return 1.0
+        factor = min(round(4.0 * reference / found) / 4.0, float(post.get("max_scale", 2.0)))
+        return factor if factor >= 1.25 else 1.0
+    if reference is None:
+        raise ValueError(
+            f"model {lm.name!r} has no reference nucleus diameter (postprocess.diameter in "
+            "its config): use diameter=None or 'auto'"
+        )
+    return float(np.clip(reference / diameter, 0.25, 4.0))
+
+
+def _check_diameter(diameter, lm):
+    if diameter is None or diameter == "auto":
+        return
+    if (
+        isinstance(diameter, bool)
+        or not isinstance(diameter, (int, float, np.number))
+        or not (0 < diameter < float("inf"))
+    ):
+        raise ValueError(
+            f"diameter must be 'auto', None or a positive number of pixels, got {diameter!r}"
+        )
+    if lm.spatial_dims != 2:
+        raise ValueError(f"diameter applies to 2D models; {lm.name!r} is {lm.spatial_dims}D")
+    rescale_factor(diameter, lm)
 
 
 def _foreground(probs, lm):
@@ -363,7 +506,7 @@ def predict_channels(
     image, lm = _prepare(image, model, device)
     _check_options(tile_size, overlap, batch_size, precision)
     out = np.empty((lm.out_channels,) + tuple(image.shape), np.float32)
-    for idx, probs in _iterate(
+    for idx, _, probs, _ in _iterate(
         image,
         lm,
         tile_size=tile_size,
@@ -451,7 +594,7 @@ def predict(
     image, lm = _prepare(image, model, device)
     _check_options(tile_size, overlap, batch_size, precision)
     out = np.empty(tuple(image.shape), np.float32)
-    for idx, probs in _iterate(
+    for idx, _, probs, _ in _iterate(
         image,
         lm,
         tile_size=tile_size,
@@ -499,6 +642,7 @@ def segment(
     overlap=0.25,
     batch_size=4,
     prob_threshold=0.5,
+    diameter="auto",
     precision="auto",
     backend="auto",
     return_probabilities=False,
@@ -512,9 +656,17 @@ def segment(
         As in :func:`predict`.
     prob_threshold : float
         Foreground probability above which a pixel belongs to a nucleus.
+    diameter : "auto", float or None
+        Typical nucleus diameter in pixels, to bring nuclei to the size the model segments
+        best (its ``postprocess.diameter``, the median nucleus of its training labels: 19.3
+        pixels for the bundled model). ``"auto"``: each plane's median nucleus is measured
+        on a first pass, and a plane whose nuclei are at least 25% smaller than the model's
+        is upsampled to it (at most 2x) and run again. A number: each plane is resized by
+        the model's diameter over it, in one pass. ``None``: no resizing. Labels always come
+        at the image's own size.
     return_probabilities : bool
         Also return the foreground probability map (what :func:`predict` gives), from the
-        same network pass.
+        same network pass (resized back to the image when the plane was resized).
 
     Returns
     -------
@@ -528,10 +680,22 @@ def segment(
     Notes
     -----
     With the bundled model, seeds are connected components of the centre probability above
-    0.5 inside the foreground; every foreground pixel joins its nearest seed through the
-    foreground (breadth-first growth), so touching nuclei stay apart; foreground without a seed
-    is kept as its own object, and objects under ``min_size`` pixels (model config) are removed.
-    A user model without a centre channel gives connected components of the foreground.
+    the model's seed threshold inside the foreground; every foreground pixel joins its nearest
+    seed through the foreground (breadth-first growth), so touching nuclei stay apart;
+    foreground without a seed is kept as its own object, and objects under ``min_size``
+    pixels (model config) are removed. A user model without a centre channel gives connected
+    components of the foreground.
+
+    Small nuclei merge and vanish at a U-Net's native scale; upsampling images whose nuclei
+    are much smaller than the training nuclei is the size normalization of Cellpose [1]_. On
+    the bundled model's validation split, ``diameter="auto"`` upsampled 30 of 55 images and
+    raised the object F1@0.5 from 0.890 to 0.897 pooled, from 0.898 to 0.916 per image (see
+    the model card). On the planes it upsamples, the second pass costs 1.6-4x the first.
+
+    References
+    ----------
+    .. [1] Stringer, Wang, Michaelos and Pachitariu, "Cellpose: a generalist algorithm for
+       cellular segmentation", Nature Methods 18, 100-106 (2021).
 
     Examples
     --------
@@ -545,10 +709,12 @@ def segment(
         raise ValueError(f"prob_threshold must be in (0, 1), got {prob_threshold!r}")
     image, lm = _prepare(image, model, device)
     _check_options(tile_size, overlap, batch_size, precision)
+    _check_diameter(diameter, lm)
+    fixed = 1.0 if diameter == "auto" else rescale_factor(diameter, lm)
     out = np.zeros(tuple(image.shape), np.int32)
     prob = np.empty(tuple(image.shape), np.float32) if return_probabilities else None
     offset = 0
-    for idx, probs in _iterate(
+    for idx, unit, probs, runner in _iterate(
         image,
         lm,
         tile_size=tile_size,
@@ -557,13 +723,29 @@ def segment(
         precision=precision,
         progress=progress,
         backend=backend,
+        scale=fixed,
     ):
-        labels = labels_from_probabilities(probs, lm, prob_threshold=prob_threshold)
+        scale = fixed
+        labels = _labels_at_scale(probs, lm, scale, unit.shape, prob_threshold)
+        if diameter == "auto":
+            scale = rescale_factor("auto", lm, labels)
+            if scale != 1.0:
+                probs = _infer_scaled(
+                    unit,
+                    lm,
+                    runner,
+                    scale,
+                    tile_size=tile_size,
+                    overlap=overlap,
+                    batch_size=batch_size,
+                )
+                labels = _labels_at_scale(probs, lm, scale, unit.shape, prob_threshold)
         n = int(labels.max())
         if offset and n:
             labels[labels > 0] += offset
         out[idx] = labels
         if prob is not None:
-            prob[idx] = _foreground(probs, lm)
+            fg = _foreground(probs, lm)
+            prob[idx] = fg if scale == 1.0 else _resize(fg, unit.shape)
         offset += n
     return (out, prob) if return_probabilities else out

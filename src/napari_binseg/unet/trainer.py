@@ -404,6 +404,7 @@ def train(
     """
     import torch
 
+    from .inference import median_diameter
     from .network import (
         DEFAULT_NORMALIZATION,
         _divisor,
@@ -441,11 +442,13 @@ def train(
             f"got {config.patch_size}"
         )
     norm = (init_config or {}).get("normalization") or DEFAULT_NORMALIZATION
-    post = (init_config or {}).get("postprocess") or {
-        "prob_threshold": 0.5,
-        "seed_threshold": 0.5,
-        "min_size": 8,
-    }
+    post = dict(
+        (init_config or {}).get("postprocess")
+        or {"prob_threshold": 0.5, "seed_threshold": 0.5, "min_size": 8}
+    )
+    # segment(diameter="auto") brings nuclei towards the size this model learns from.
+    diameter = median_diameter([lab for _, lab, _ in train_planes])
+    post.update(diameter=round(diameter, 1) if diameter else None, max_scale=2.0)
 
     t_start = time.time()
     if config.threads:

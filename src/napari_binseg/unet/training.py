@@ -77,6 +77,17 @@ def make_targets(labels):
     return np.stack([fg, centre]).astype(np.uint8)
 
 
+def training_diameter(items, val_names):
+    """Median nucleus diameter (pixels, 0.1 precision) of the training part of ``items``.
+
+    ``items`` are ``(name, image, labels)`` as from :func:`load_folder`; it becomes the
+    model's ``postprocess.diameter``, the size ``segment(diameter="auto")`` rescales towards.
+    """
+    from .inference import median_diameter
+
+    return round(median_diameter([lab for n, _, lab in items if n not in val_names]), 1)
+
+
 def split_names(names, sizes, *, fraction=0.15, seed=0):
     """Validation names: a fixed-seed share of each image size group (stratified)."""
     rng = np.random.default_rng(seed)
@@ -372,6 +383,7 @@ def train(
         else:
             train_images.append(x)
             train_targets.append(make_targets(labels))
+    diameter = training_diameter(items, val_names)
     log(
         f"data: {len(train_images)} training, {len(val_images)} validation images "
         f"(excluded {EXCLUDED}); device {device}; loading took {time.time() - t_start:.0f} s"
@@ -393,7 +405,13 @@ def train(
         "network": DEFAULT_NETWORK,
         "outputs": DEFAULT_OUTPUTS,
         "normalization": norm,
-        "postprocess": {"prob_threshold": 0.5, "seed_threshold": 0.5, "min_size": 8},
+        "postprocess": {
+            "prob_threshold": 0.5,
+            "seed_threshold": 0.5,
+            "min_size": 8,
+            "diameter": diameter,
+            "max_scale": 2.0,
+        },
         "training": {
             "data": "DSB 2018 stage1_train fluorescence (BBBC038), corrected copy; CC0",
             "excluded": list(EXCLUDED),
@@ -470,12 +488,12 @@ def train(
     return summary
 
 
-def evaluate_model(model, data, *, names=None, thresholds=(0.5, 0.75, 0.9), log=print):
+def evaluate_model(model, data, *, names=None, thresholds=(0.5, 0.75, 0.9), log=print, **options):
     """Pooled object scores of ``segment(image, model)`` on images of a data folder.
 
     Uses the shipped inference path (:func:`napari_binseg.unet.inference.segment`, default
-    options) and :func:`napari_binseg.evaluate`. ``names`` defaults to the validation split
-    stored in the model's config.
+    options unless ``options`` override them) and :func:`napari_binseg.evaluate`. ``names``
+    defaults to the validation split stored in the model's config.
 
     Returns
     -------
@@ -497,7 +515,7 @@ def evaluate_model(model, data, *, names=None, thresholds=(0.5, 0.75, 0.9), log=
     for name in names:
         image = tifffile.imread(folder / "images" / f"{name}.tif")
         truth = tifffile.imread(folder / "labels" / f"{name}.tif")
-        tables.append(evaluate(truth, segment(image, lm), thresholds=list(thresholds)))
+        tables.append(evaluate(truth, segment(image, lm, **options), thresholds=list(thresholds)))
     pooled = aggregate(tables)
     pooled.attrs["mean_f1_per_image"] = float(np.mean([t["f1"].iloc[0] for t in tables]))
     pooled.attrs["n_images"] = len(tables)
@@ -506,11 +524,12 @@ def evaluate_model(model, data, *, names=None, thresholds=(0.5, 0.75, 0.9), log=
 
 
 def tune_postprocess(model, data, *, names=None, log=print):
-    """Grid-search the post-processing thresholds on the validation images (pooled F1@0.5).
+    """Grid-search the post-processing on the validation images (pooled F1@0.5).
 
-    The network runs once per image; only the seed threshold (0.3-0.7) and the minimum object
-    size (8-32 pixels) vary: the foreground threshold stays at 0.5, the default of
-    :func:`napari_binseg.segment` (a user option there).
+    Each setting runs the shipped path, :func:`napari_binseg.segment` with its defaults
+    (``diameter="auto"`` included, whose second pass depends on the first pass's objects).
+    Only the seed threshold (0.2-0.5) and the minimum object size (8-32 pixels) vary: the
+    foreground threshold stays at 0.5, the default of ``segment`` (a user option there).
 
     Returns
     -------
@@ -524,30 +543,27 @@ def tune_postprocess(model, data, *, names=None, log=print):
     import tifffile
 
     from ..evaluation import aggregate, evaluate
-    from ._postprocess import probabilities_to_labels
-    from .inference import predict_channels
+    from .inference import segment
     from .network import load_model
 
     lm = load_model(model, device="auto")
     if names is None:
         names = lm.config["training"]["validation_names"]
     folder = Path(data)
-    cases = []
-    for name in names:
-        image = tifffile.imread(folder / "images" / f"{name}.tif")
-        truth = tifffile.imread(folder / "labels" / f"{name}.tif")
-        cases.append((truth, predict_channels(image, lm)))
+    cases = [
+        (
+            tifffile.imread(folder / "images" / f"{name}.tif"),
+            tifffile.imread(folder / "labels" / f"{name}.tif"),
+        )
+        for name in names
+    ]
+    post = lm.config["postprocess"]
     results = []
-    for pt, st, ms in itertools.product((0.5,), (0.3, 0.4, 0.5, 0.6, 0.7), (8, 16, 32)):
+    for pt, st, ms in itertools.product((0.5,), (0.2, 0.3, 0.4, 0.5), (8, 16, 24, 32)):
+        post.update(seed_threshold=st, min_size=ms)
         tables = [
-            evaluate(
-                truth,
-                probabilities_to_labels(
-                    p[0], p[1], prob_threshold=pt, seed_threshold=st, min_size=ms
-                ),
-                thresholds=[0.5],
-            )
-            for truth, p in cases
+            evaluate(truth, segment(image, lm, prob_threshold=pt), thresholds=[0.5])
+            for image, truth in cases
         ]
         results.append((float(aggregate(tables)["f1"].iloc[0]), pt, st, ms))
     results.sort(key=lambda r: -r[0])
@@ -573,6 +589,10 @@ def export_model(run, data, *, dest=None, tune=True, log=print):
     dest = Path(dest) if dest is not None else MODELS_DIR / "nuclei"
     dest.mkdir(parents=True, exist_ok=True)
     config = json.loads((run / "config.json").read_text())
+    post = config["postprocess"]
+    if post.get("diameter") is None:  # runs from before diameter="auto"
+        val_names = set(config["training"]["validation_names"])
+        post.update(diameter=training_diameter(load_folder(data), val_names), max_scale=2.0)
     summary_path = run / "train_summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
     tmp = dest / "model.safetensors.tmp"
@@ -590,6 +610,8 @@ def export_model(run, data, *, dest=None, tune=True, log=print):
         (dest / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     log("validation split (napari_binseg.evaluate, pooled over images):")
     val = evaluate_model(dest, data, log=log)
+    log("the same without rescaling (diameter=None):")
+    native = evaluate_model(dest, data, thresholds=(0.5,), log=log, diameter=None)
     import tifffile
 
     pkg = Path(__file__).resolve().parents[1] / "data"
@@ -607,6 +629,10 @@ def export_model(run, data, *, dest=None, tune=True, log=print):
             for t in rows.index
         },
         "validation_mean_f1_per_image_iou50": val.attrs["mean_f1_per_image"],
+        "validation_without_rescaling_iou50": {
+            "pooled_f1": float(native["f1"].iloc[0]),
+            "mean_f1_per_image": native.attrs["mean_f1_per_image"],
+        },
         "validation_images": val.attrs["n_images"],
         "packaged_samples_f1_iou50": float(samples["f1"].iloc[0]),
         "packaged_samples_f1_iou75": float(samples["f1"].iloc[1]),
@@ -683,8 +709,13 @@ pickle); architecture and options: `config.json`.
 - Output: foreground and centre probabilities; `segment` thresholds the foreground at
   {pp["prob_threshold"]}, takes seeds where centre > {pp["seed_threshold"]} and drops objects
   under {pp["min_size"]} pixels{tuned}.
-- Trained at the pixel sizes of the DSB 2018 images (nuclei roughly 10-40 pixels across),
-  with random rescaling 0.6-1.6x; rescale images whose nuclei are much larger or smaller.
+- Trained at the pixel sizes of the DSB 2018 images (nuclei roughly 10-40 pixels across; the
+  median training nucleus is {pp["diameter"]} pixels across), with random rescaling 0.6-1.6x.
+  `segment(diameter="auto")` (the default) measures each plane's median nucleus on a first
+  pass and, when it is under 75% of {pp["diameter"]} pixels, upsamples the plane towards it
+  (factor rounded to 0.25, at most {pp["max_scale"]}x) and segments it again: small nuclei
+  otherwise merge or vanish. `diameter=D` rescales by {pp["diameter"]}/D in one pass;
+  `diameter=None` keeps the image's pixel size.
 
 ## Training data and license
 The 2018 Data Science Bowl stage 1 training set, fluorescence images (BBBC038; Caicedo et al.,
@@ -709,7 +740,10 @@ Full images through `napari_binseg.segment` with default options.
 |---|---|---|---|---|---|---|---|
 {rows}
 
-Mean per-image F1 at IoU 0.5: {ev["validation_mean_f1_per_image_iou50"]:.4f}.
+Mean per-image F1 at IoU 0.5: {ev["validation_mean_f1_per_image_iou50"]:.4f}. Without the
+automatic rescaling (`diameter=None`): pooled F1 at IoU 0.5
+{ev["validation_without_rescaling_iou50"]["pooled_f1"]:.4f}, mean per image
+{ev["validation_without_rescaling_iou50"]["mean_f1_per_image"]:.4f}.
 Packaged samples (never seen in training or validation): F1 at IoU 0.5
 {ev["packaged_samples_f1_iou50"]:.4f}, at IoU 0.75 {ev["packaged_samples_f1_iou75"]:.4f}
 (per image: {", ".join(f"{k} {v:.4f}" for k, v in ev["per_sample_f1_iou50"].items())}).
