@@ -413,6 +413,19 @@ def median_diameter(labels):
     return 2.0 * math.sqrt(float(np.median(areas)) / math.pi)
 
 
+def upsample_factor(found, reference, max_scale=2.0):
+    """``reference / found`` rounded to a quarter, capped at ``max_scale``; 1.0 under 1.25.
+
+    The rule of ``segment(diameter="auto")`` (and of training with ``upsample_small``):
+    nuclei of median diameter ``found`` are upsampled when they are at least 25% smaller than
+    the ``reference``. ``None`` for either gives 1.0.
+    """
+    if not found or reference is None:
+        return 1.0
+    factor = min(round(4.0 * reference / found) / 4.0, float(max_scale))
+    return factor if factor >= 1.25 else 1.0
+
+
 def rescale_factor(diameter, lm, labels=None):
     """Resize factor of a plane for :func:`segment`'s ``diameter`` option (1.0: no resize).
 
@@ -427,10 +440,7 @@ def rescale_factor(diameter, lm, labels=None):
     reference = post.get("diameter")
     if diameter == "auto":
         found = median_diameter(labels) if labels is not None else None
-        if reference is None or not found:
-            return 1.0
-        factor = min(round(4.0 * reference / found) / 4.0, float(post.get("max_scale", 2.0)))
-        return factor if factor >= 1.25 else 1.0
+        return upsample_factor(found, reference, post.get("max_scale", 2.0))
     if reference is None:
         raise ValueError(
             f"model {lm.name!r} has no reference nucleus diameter (postprocess.diameter in "

@@ -88,6 +88,21 @@ def training_diameter(items, val_names):
     return round(median_diameter([lab for n, _, lab in items if n not in val_names]), 1)
 
 
+def upsample_to(image, labels, diameter):
+    """``image`` and ``labels`` upsampled as ``segment(diameter="auto")`` would the image.
+
+    The factor comes from the labels' median nucleus against ``diameter``
+    (:func:`napari_binseg.unet.inference.upsample_factor`); unchanged at 1.0.
+    """
+    from .inference import _labels_resized, _resize, median_diameter, upsample_factor
+
+    factor = upsample_factor(median_diameter(labels), diameter)
+    if factor == 1.0:
+        return image, labels
+    shape = tuple(round(s * factor) for s in image.shape)
+    return _resize(image, shape), _labels_resized(labels, shape)
+
+
 def split_names(names, sizes, *, fraction=0.15, seed=0):
     """Validation names: a fixed-seed share of each image size group (stratified)."""
     rng = np.random.default_rng(seed)
@@ -130,11 +145,21 @@ AUGMENTATIONS = ("scale", "rotations", "flips", "intensity", "gamma", "noise")
 class Sampler:
     """Random augmented crops from normalized images and their targets.
 
-    ``augment`` names the augmentations to apply (a subset of :data:`AUGMENTATIONS`).
+    ``augment`` names the augmentations to apply (a subset of :data:`AUGMENTATIONS`);
+    ``weights`` are the images' relative sampling rates (default: square root of their pixel
+    counts).
     """
 
     def __init__(
-        self, images, targets, *, crop=256, scale=(0.6, 1.6), seed=0, augment=AUGMENTATIONS
+        self,
+        images,
+        targets,
+        *,
+        crop=256,
+        scale=(0.6, 1.6),
+        seed=0,
+        augment=AUGMENTATIONS,
+        weights=None,
     ):
         self.images = images
         self.targets = targets
@@ -142,8 +167,10 @@ class Sampler:
         self.scale = scale
         self.augment = frozenset(augment)
         self.rng = np.random.default_rng(seed)
-        area = np.array([im.size for im in images], float)
-        self.weights = np.sqrt(area) / np.sqrt(area).sum()
+        if weights is None:
+            weights = np.sqrt([im.size for im in images])
+        weights = np.asarray(weights, float)
+        self.weights = weights / weights.sum()
 
     def _one(self):
         import torch
@@ -347,6 +374,7 @@ def train(
     val_fraction=0.15,
     threads=2,
     init=None,
+    upsample_small=False,
     log=print,
 ):
     """Train the nuclei U-Net; write the best model (by validation F1) to ``out``.
@@ -354,6 +382,10 @@ def train(
     ``init`` is a model folder (``config.json`` + ``model.safetensors``, e.g. the bundled
     ``napari_binseg/models/nuclei``) whose weights start the run instead of a random
     initialization; its network must be the default architecture.
+
+    ``upsample_small`` trains (and validates) on images as ``segment(diameter="auto")`` sees
+    them: images whose median nucleus is under 75% of the training median are upsampled
+    towards it first (bilinear image, nearest-neighbour labels).
 
     Returns the summary dict also written to ``out/train_summary.json``.
     """
@@ -374,22 +406,27 @@ def train(
     sizes = [im.shape for _, im, _ in items]
     val_names = set(split_names(names, sizes, fraction=val_fraction, seed=seed))
     norm = DEFAULT_NORMALIZATION
+    diameter = training_diameter(items, val_names)
     train_images, train_targets, val_images, val_labels = [], [], [], []
+    weights = []
     for name, image, labels in items:
         x = normalize(image, norm["low"], norm["high"])
+        weights.append(np.sqrt(x.size))
+        if upsample_small:
+            x, labels = upsample_to(x, labels, diameter)
         if name in val_names:
             val_images.append(x)
             val_labels.append(labels)
         else:
             train_images.append(x)
             train_targets.append(make_targets(labels))
-    diameter = training_diameter(items, val_names)
+    train_weights = [w for w, (n, _, _) in zip(weights, items) if n not in val_names]
     log(
         f"data: {len(train_images)} training, {len(val_images)} validation images "
         f"(excluded {EXCLUDED}); device {device}; loading took {time.time() - t_start:.0f} s"
     )
 
-    sampler = Sampler(train_images, train_targets, crop=crop, seed=seed)
+    sampler = Sampler(train_images, train_targets, crop=crop, seed=seed, weights=train_weights)
     net = build_network(DEFAULT_NETWORK)
     if init is not None:
         from .network import _load_state
@@ -422,6 +459,7 @@ def train(
             "crop": crop,
             "lr": lr,
             "init": str(init) if init is not None else None,
+            "upsample_small": upsample_small,
             "command": " ".join(["python -m napari_binseg.unet.training"] + sys.argv[1:]),
         },
     }
@@ -793,6 +831,11 @@ def main(argv=None):
     p.add_argument("--val-every", type=int, default=150)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--init", default=None, help="model folder whose weights start the run")
+    p.add_argument(
+        "--upsample-small",
+        action="store_true",
+        help="train on images as segment(diameter='auto') sees them (small nuclei upsampled)",
+    )
     a = p.parse_args(argv)
 
     def log(msg):
@@ -816,6 +859,7 @@ def main(argv=None):
         val_every=a.val_every,
         threads=a.threads,
         init=a.init,
+        upsample_small=a.upsample_small,
         log=log,
     )
 
