@@ -296,7 +296,7 @@ def _iterate(
 
     With ``scale`` other than 1 (2D models) each plane goes through the network resized by it,
     and its probabilities come at the resized shape. The runner reports tiles done of total;
-    ``segment`` may add a second, rescaled pass of a unit with :func:`_infer_scaled` through
+    ``segment`` may add a second, rescaled pass of a unit with :func:`_infer_pass` through
     the same runner (``runner.total`` then grows).
     """
     units = _units(image, lm)
@@ -312,16 +312,9 @@ def _iterate(
         if is_dask(unit):
             unit = unit.compute()
         unit = normalize_plane(unit, norm)
-        done = runner.done + per_unit
-        probs = _infer_unit(
-            unit if scale == 1.0 else _resize(unit, shape),
-            lm,
-            runner,
-            tile_size=tile_size,
-            overlap=overlap,
-            batch_size=batch_size,
+        probs = _infer_pass(
+            unit, lm, runner, scale, tile_size=tile_size, overlap=overlap, batch_size=batch_size
         )
-        runner.done = done
         if progress is not None:
             progress(runner.done, runner.total)
         yield idx, unit, probs, runner
@@ -358,14 +351,19 @@ def _labels_resized(labels, shape):
     return remove_small(labels[np.ix_(rows, cols)], 1)
 
 
-def _infer_scaled(unit, lm, runner, scale, *, tile_size, overlap, batch_size):
-    """Probabilities of a normalized 2D plane resized by ``scale`` (at the resized shape)."""
+def _infer_pass(unit, lm, runner, scale, *, tile_size, overlap, batch_size, extra=False):
+    """Probabilities of a normalized unit resized by ``scale`` (at the resized shape).
+
+    ``runner.done`` ends at exactly the pass's planned tiles; an ``extra`` pass (the second,
+    upsampled one of ``diameter="auto"``) first adds them to ``runner.total``.
+    """
     shape = _scaled_shape(unit.shape, scale)
     tiles = _plan(shape, lm, tile_size, overlap)[2]
-    runner.total += tiles
+    if extra:
+        runner.total += tiles
     done = runner.done + tiles
     probs = _infer_unit(
-        _resize(unit, shape),
+        unit if scale == 1.0 else _resize(unit, shape),
         lm,
         runner,
         tile_size=tile_size,
@@ -740,7 +738,7 @@ def segment(
         if diameter == "auto":
             scale = rescale_factor("auto", lm, labels)
             if scale != 1.0:
-                probs = _infer_scaled(
+                probs = _infer_pass(
                     unit,
                     lm,
                     runner,
@@ -748,6 +746,7 @@ def segment(
                     tile_size=tile_size,
                     overlap=overlap,
                     batch_size=batch_size,
+                    extra=True,
                 )
                 labels = _labels_at_scale(probs, lm, scale, unit.shape, prob_threshold)
         n = int(labels.max())
