@@ -615,3 +615,21 @@ def test_training_split_is_stratified_and_seeded():
     y = normalize(x)
     lo, hi = np.percentile(x, [1, 99.8])
     np.testing.assert_allclose(y, (x - lo) / (hi - lo), atol=1e-5)
+
+
+def test_training_upsamples_small_nuclei_like_segment():
+    import napari_binseg as nb
+    from napari_binseg.unet.training import upsample_to
+
+    image, labels = nb.synthetic_nuclei((64, 80), n=6, radius=4.0, seed=1)
+    found = inference.median_diameter(labels)
+    assert 6 < found < 10
+    # Nuclei 1.5x smaller than the reference: 1.5x upsampled, every nucleus kept.
+    big_image, big_labels = upsample_to(image.astype(np.float32), labels, 1.5 * found)
+    assert big_image.shape == big_labels.shape == (96, 120)
+    assert big_labels.max() == labels.max() == len(np.unique(labels)) - 1
+    assert inference.median_diameter(big_labels) == pytest.approx(1.5 * found, rel=0.1)
+    np.testing.assert_allclose(big_image.mean(), image.mean(), rtol=0.02)
+    # Within 12% of the reference (rounds to 1x): untouched, the same arrays.
+    same_image, same_labels = upsample_to(image, labels, 1.1 * found)
+    assert same_image is image and same_labels is labels
