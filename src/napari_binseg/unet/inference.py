@@ -697,7 +697,7 @@ def segment(
     Small nuclei merge and vanish at a U-Net's native scale; upsampling images whose nuclei
     are much smaller than the training nuclei is the size normalization of Cellpose [1]_. On
     the bundled model's validation split, ``diameter="auto"`` upsampled 30 of 55 images and
-    raised the object F1@0.5 from 0.890 to 0.897 pooled, from 0.898 to 0.916 per image (see
+    raised the object F1@0.5 from 0.887 to 0.901 pooled, from 0.899 to 0.917 per image (see
     the model card). On the planes it upsamples, the second pass costs 1.6-4x the first.
 
     References
