@@ -576,6 +576,7 @@ def tune_postprocess(model, data, *, names=None, log=print):
     results : list of tuple
         ``(pooled_f1, prob_threshold, seed_threshold, min_size)``, best first.
     """
+    import copy
     import itertools
 
     import tifffile
@@ -595,6 +596,9 @@ def tune_postprocess(model, data, *, names=None, log=print):
         )
         for name in names
     ]
+    # A copy with its own post-processing dict: the cached model stays as loaded.
+    lm = copy.copy(lm)
+    lm.config = dict(lm.config, postprocess=dict(lm.config["postprocess"]))
     post = lm.config["postprocess"]
     results = []
     for pt, st, ms in itertools.product((0.5,), (0.2, 0.3, 0.4, 0.5), (8, 16, 24, 32)):
