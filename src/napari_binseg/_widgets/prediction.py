@@ -58,9 +58,20 @@ class PredictWidget(BinsegWidget):
         self.prob_threshold = FloatSpinBox(
             label="probability threshold", min=0.01, max=0.99, step=0.05, value=0.5
         )
-        self.rescale = ComboBox(label="rescale", choices=list(RESCALE_MODES), value="auto")
+        self.rescale = ComboBox(
+            label="rescale",
+            choices=list(RESCALE_MODES),
+            value="auto",
+            tooltip="auto: planes whose nuclei are much smaller than the model's training nuclei "
+            "are upsampled and segmented again (slower on those planes, more accurate)",
+        )
         self.diameter = FloatSpinBox(
-            label="nucleus diameter (pixels)", min=1.0, max=1000.0, step=1.0, value=20.0
+            label="nucleus diameter (pixels)",
+            min=1.0,
+            max=1000.0,
+            step=1.0,
+            value=20.0,
+            tooltip="typical nucleus diameter: the image is resized to the model's nucleus size",
         )
         self.add_probability = CheckBox(text="also add probability map", value=False)
         for name, w in (
