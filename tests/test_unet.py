@@ -559,7 +559,7 @@ def test_bundled_model_upsamples_small_nuclei(sample_image, sample_labels):
     f1_auto = _object_f1(truth, segment(small, lm))
     f1_native = _object_f1(truth, native)
     assert f1_auto >= 0.93 and f1_auto > f1_native + 0.01, (f1_auto, f1_native)
-    # The full-size sample (nuclei ~28 px) is left at its pixel size: one pass, same labels.
+    # The full-size sample (nuclei ~28 px) is left at its pixel size.
     assert inference.rescale_factor("auto", lm, segment(sample_image, lm, diameter=None)) == 1
 
 
