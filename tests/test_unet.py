@@ -480,6 +480,11 @@ def test_corrupt_and_mismatched_models(tmp_path):
     (tmp_path / "w.json").write_text(json.dumps({"network": rgb}))
     with pytest.raises(ValueError, match="input channels"):
         load_model(tmp_path / "w.pt", device="cpu")
+    # a reference nucleus size that is not one
+    for post, match in (({"diameter": "20"}, "diameter"), ({"max_scale": 0.5}, "max_scale")):
+        (tmp_path / "w.json").write_text(json.dumps({"network": spec, "postprocess": post}))
+        with pytest.raises(ValueError, match=f"postprocess.{match} must be a number"):
+            load_model(tmp_path / "w.pt", device="cpu")
     # unknown class, expressions, missing config, missing path, bad JSON
     (tmp_path / "w.json").write_text(json.dumps({"network": {"name": "os.system", "kwargs": {}}}))
     with pytest.raises(ValueError, match="not a known MONAI network"):

@@ -7,7 +7,6 @@ widget (or any other) never imports them.
 
 from __future__ import annotations
 
-import inspect
 from typing import TYPE_CHECKING
 
 from magicgui.widgets import CheckBox, ComboBox, FileEdit, FloatSpinBox, SpinBox
@@ -28,13 +27,6 @@ RESCALE_MODES = (
     ("given nucleus diameter", "diameter"),
     ("off: pixel size as is", "off"),
 )
-
-
-def _accepts(func, name) -> bool:
-    try:
-        return name in inspect.signature(func).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 class PredictWidget(BinsegWidget):
@@ -169,7 +161,7 @@ class PredictWidget(BinsegWidget):
         progress = self.progress_callback
 
         def work():
-            from napari_binseg.unet import load_model, predict, segment
+            from napari_binseg.unet import load_model, segment
 
             loaded = load_model(model, device=params["device"])
             info = {
@@ -178,40 +170,20 @@ class PredictWidget(BinsegWidget):
                 "weights_sha256": getattr(loaded, "sha256", None),
                 "model_config": getattr(loaded, "config", None),
             }
-            flag = next(
-                (
-                    f
-                    for f in ("return_probability", "return_probabilities")
-                    if _accepts(segment, f)
-                ),
-                None,
-            )
-            if want_probability and flag:
+            if want_probability:
                 labels, probability = segment(
-                    data, loaded, **params, progress=progress, **{flag: True}
-                )
-            elif want_probability:
-                # Two passes (probabilities, then instances); the bar covers both.
-                predict_params = {
-                    k: v for k, v in params.items() if k not in ("prob_threshold", "diameter")
-                }
-                probability = predict(
-                    data, loaded, **predict_params, progress=lambda d, t: progress(d, 2 * t)
-                )
-                labels = segment(
-                    data, loaded, **params, progress=lambda d, t: progress(t + d, 2 * t)
+                    data, loaded, **params, progress=progress, return_probabilities=True
                 )
             else:
                 labels = segment(data, loaded, **params, progress=progress)
                 probability = None
-            return labels, probability, info
+            # segment numbers the nuclei 1..n, so the count is the maximum (no np.unique).
+            return labels, probability, info | {"n_objects": int(labels.max(initial=0))}
 
         def done(result):
-            import numpy as np
-
             labels, probability, info = result
-            n = int(len(np.unique(labels)) - (1 if (labels == 0).any() else 0))
-            metadata = {"method": "unet", "parameters": params, "n_objects": n} | info
+            n = info["n_objects"]
+            metadata = {"method": "unet", "parameters": params} | info
             self.output = upsert_layer(
                 self.viewer,
                 labels,

@@ -376,6 +376,7 @@ def _normalize_config(config, *, network, kind, out_channels, where):
         raise ValueError(f"{where}: normalization kind must be 'percentile' or 'none'")
     post = {"prob_threshold": 0.5, "seed_threshold": 0.5, "min_size": 8}
     post.update(config.get("postprocess") or {})
+    _check_rescale(post, where)
     out = dict(config)
     out.update(
         network=network,
@@ -388,6 +389,23 @@ def _normalize_config(config, *, network, kind, out_channels, where):
         divisor=int(config.get("divisor") or (_divisor(network) if network else 16)),
     )
     return out
+
+
+def _check_rescale(post, where):
+    """``postprocess.diameter`` (pixels or null) and ``max_scale`` (>= 1) of a model config."""
+
+    def positive(value):
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1e9
+
+    diameter, max_scale = post.get("diameter"), post.get("max_scale", 2.0)
+    if diameter is not None and not positive(diameter):
+        raise ValueError(
+            f"{where}: postprocess.diameter must be a number of pixels or null, got {diameter!r}"
+        )
+    if not positive(max_scale) or max_scale < 1:
+        raise ValueError(
+            f"{where}: postprocess.max_scale must be a number >= 1, got {max_scale!r}"
+        )
 
 
 def _probe(module, dims, device, divisor, where):
