@@ -162,6 +162,25 @@ def test_zarr_round_trip_keeps_pixel_size(tmp_path, stack):
     assert meta["axes"] == "ZYX" and meta["is_labels"] and meta["name"] == "s"
 
 
+def test_zarr_store_name_matches_the_command_s_name(tmp_path, stack):
+    from napari_binseg.io import source_name
+
+    write_zarr(tmp_path / "Upper.ZARR", da.from_array(stack, chunks=(2, 16, 16)))
+    assert read_zarr(tmp_path / "Upper.ZARR")[1]["name"] == source_name(tmp_path / "Upper.ZARR")
+    assert source_name(tmp_path / "Upper.ZARR") == "Upper"
+
+
+def test_segment_file_refuses_the_unet_above_the_memory_limit(tmp_path, stack):
+    from napari_binseg.pipeline import segment_file
+
+    imwrite(tmp_path / "big.tif", stack)
+    with pytest.raises(ValueError, match="big: 0 MB is above the in-memory limit .* U-Net"):
+        segment_file(
+            tmp_path / "big.tif", tmp_path / "out", PipelineSettings("unet"), max_memory=1
+        )
+    assert not (tmp_path / "out" / "big_labels.tif").exists()
+
+
 # ------------------------------------------------------------------------------ command
 
 

@@ -155,7 +155,9 @@ PAIR_SUFFIXES = ("_labels", "_label", "_masks", "_mask", "_pred", "_prediction",
 def source_name(path):
     """The name outputs of an input are called after: a zarr store's or a TIFF file's stem."""
     path = Path(path)
-    return path.name[: -len(".zarr")] if path.is_dir() else _file_stem(path)
+    if not path.is_dir():
+        return _file_stem(path)
+    return path.name[: -len(".zarr")] if path.name.lower().endswith(".zarr") else path.name
 
 
 def _pair_key(path):
@@ -540,7 +542,7 @@ def read_zarr(path):
         raise ValueError(f"{path}: scale/units do not have one value per axis ({ndim})")
     data = da.from_zarr(array)
     meta = {
-        "name": path.name[: -len(".zarr")] if path.name.endswith(".zarr") else path.name,
+        "name": source_name(path),
         "path": str(path),
         "axes": axes,
         "scale": scale,

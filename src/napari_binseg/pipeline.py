@@ -251,7 +251,8 @@ def run_pipeline(image, settings=None, *, spacing=None):
     the chunk size, and the returned labels stay lazy (store them with
     :func:`napari_binseg.io.write_zarr`). Splitting touching nuclei and hole filling need whole
     objects in memory and are refused there; the labels equal those of a numpy run up to their
-    numbering. The U-Net reads a dask image plane by plane but keeps its labels in memory.
+    numbering. The U-Net reads a dask image plane by plane, but its labels and the measurement
+    need the image in memory (``segment_file`` refuses it above its memory limit).
 
     Parameters
     ----------
@@ -480,6 +481,12 @@ def segment_file(path, out_dir, settings, *, max_memory=1 << 30, chunk_bytes=64 
         settings = replace(settings, count=replace(settings.count, time_axis=time_axis))
     spacing = [s for a, s in enumerate(meta["scale"]) if a != time_axis]
     large = data.nbytes > max_memory
+    if large and settings.method == "unet":
+        raise ValueError(
+            f"{meta['name']}: {data.nbytes / 2**20:.0f} MB is above the in-memory limit "
+            f"({max_memory / 2**20:.0f} MB) and the U-Net keeps the image and its labels in "
+            "memory: raise the limit (--max-memory-mb) or use a threshold method"
+        )
     if large:
         data = data.rechunk(processing_chunks(data.chunksize, data.shape, data.dtype, chunk_bytes))
     else:

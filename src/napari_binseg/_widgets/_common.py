@@ -205,6 +205,21 @@ def upsert_layer(
     return layer
 
 
+def current_index(viewer, layer) -> tuple[int, ...]:
+    """Indices of the leading (non-plane) axes of ``layer`` at the viewer's current point.
+
+    Through the layer's own transform, so layers of another scale or translate get their own
+    plane, not the viewer's step number.
+    """
+    if layer.ndim <= 2:
+        return ()
+    point = np.asarray(viewer.dims.point)[-layer.ndim :]
+    coords = np.asarray(layer.world_to_data(point))[: layer.ndim - 2]
+    data = layer.data[0] if layer.multiscale else layer.data
+    shape = data.shape[: layer.ndim - 2]
+    return tuple(int(np.clip(np.round(c), 0, s - 1)) for c, s in zip(coords, shape, strict=True))
+
+
 class BinsegWidget(QWidget):
     """Base dock widget: a parameter form, Run / Cancel buttons, a progress bar, a status line.
 

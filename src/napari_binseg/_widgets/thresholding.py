@@ -9,7 +9,7 @@ import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox, SpinBox
 from qtpy.QtCore import QTimer
 
-from ._common import BinsegWidget, image_data, layer_combo, upsert_layer
+from ._common import BinsegWidget, current_index, image_data, layer_combo, upsert_layer
 from ._histogram import HistogramPlot, histogram
 
 if TYPE_CHECKING:
@@ -172,19 +172,6 @@ class ThresholdWidget(BinsegWidget):
         """Recompute the preview soon (coalesces bursts of slider or spin box events)."""
         self._timer.start()
 
-    def current_index(self, layer) -> tuple[int, ...]:
-        """Indices of the leading (non-plane) axes of ``layer`` at the viewer's current point."""
-        if layer.ndim <= 2:
-            return ()
-        point = np.asarray(self.viewer.dims.point)[-layer.ndim :]
-        coords = np.asarray(layer.world_to_data(point))[: layer.ndim - 2]
-        shape = (
-            layer.data.shape[: layer.ndim - 2]
-            if not layer.multiscale
-            else layer.data[0].shape[: layer.ndim - 2]
-        )
-        return tuple(int(np.clip(np.round(c), 0, s - 1)) for c, s in zip(coords, shape))
-
     def _thresholds_for(self, layer, data, index, params):
         """Threshold value(s) for the displayed plane, cached for whole-image and frame scope."""
         from napari_binseg.thresholding import threshold_value
@@ -269,7 +256,7 @@ class ThresholdWidget(BinsegWidget):
         params = self.parameters()
         try:
             data = image_data(layer)
-            index = self.current_index(layer)
+            index = current_index(self.viewer, layer)
             counts, edges = self._histogram_for(layer, data, index, params["scope"])
             self.histogram.set_histogram(counts, edges)
             self.histogram.set_log(self.log_counts.value)
@@ -334,7 +321,7 @@ class ThresholdWidget(BinsegWidget):
     def _mark_run_thresholds(self, layer, thresholds, scope):
         """Draw the run's threshold(s) for the displayed plane on the histogram."""
         if self.image.value is layer:
-            t = _unit_thresholds(thresholds, scope, self.current_index(layer))
+            t = _unit_thresholds(thresholds, scope, current_index(self.viewer, layer))
             self.histogram.set_thresholds(t)
 
     def _set_preview_visible(self, visible: bool):

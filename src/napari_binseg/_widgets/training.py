@@ -18,7 +18,14 @@ from qtpy.QtWidgets import QHBoxLayout, QPushButton
 
 from ..unet.trainer import ARCHITECTURES, TrainConfig, annotated_planes
 from ..unet.training import AUGMENTATIONS, LOSSES
-from ._common import BinsegWidget, image_data, labels_data, layer_combo, upsert_layer
+from ._common import (
+    BinsegWidget,
+    current_index,
+    image_data,
+    labels_data,
+    layer_combo,
+    upsert_layer,
+)
 from ._curves import TrainingCurves
 
 if TYPE_CHECKING:
@@ -36,6 +43,28 @@ class _EpochRelay(QObject):
     """Carries ``on_epoch(record)`` calls from the worker thread to the GUI thread."""
 
     epoch = Signal(object)
+
+
+def training_data(pairs, validation):
+    """Arrays of the layer pairs, checked (ValueError names the layers).
+
+    Runs in the worker: it reads whole layers (a lazy stack is loaded) and checks every plane.
+    """
+    images, labels = [], []
+    for img_layer, lab_layer in pairs:
+        image = image_data(img_layer, name="image")
+        lab = np.asarray(labels_data(lab_layer, name="labels"))
+        annotated_planes(image, lab, name=f"{img_layer.name!r} with {lab_layer.name!r}")
+        images.append(image)
+        labels.append(lab)
+    if validation is not None:
+        img_layer, lab_layer = validation
+        validation = (
+            image_data(img_layer, name="validation image"),
+            np.asarray(labels_data(lab_layer, name="validation labels")),
+        )
+        annotated_planes(*validation, name="validation pair")
+    return images, labels, validation
 
 
 class TrainWidget(BinsegWidget):
@@ -185,34 +214,26 @@ class TrainWidget(BinsegWidget):
             seed=int(self.seed.value),
         )
 
-    def training_data(self):
-        """Images, labels and the optional validation pair, checked (ValueError names layers)."""
-        images, labels = [], []
+    def training_layers(self):
+        """The chosen (image, labels) layer pairs and the optional validation pair."""
+        pairs = []
         for image_combo, labels_combo in self.pairs:
             img_layer, lab_layer = image_combo.value, labels_combo.value
             if img_layer is None or lab_layer is None:
                 raise ValueError("pairs: choose an image and a labels layer for every pair")
-            image = image_data(img_layer, name="image")
-            lab = np.asarray(labels_data(lab_layer, name="labels"))
-            annotated_planes(image, lab, name=f"{img_layer.name!r} with {lab_layer.name!r}")
-            images.append(image)
-            labels.append(lab)
-        validation = None
+            pairs.append((img_layer, lab_layer))
         if (self.val_image.value is None) != (self.val_labels.value is None):
             raise ValueError("validation: choose both a validation image and its labels, or none")
+        validation = None
         if self.val_image.value is not None:
-            validation = (
-                image_data(self.val_image.value, name="validation image"),
-                np.asarray(labels_data(self.val_labels.value, name="validation labels")),
-            )
-            annotated_planes(*validation, name="validation pair")
-        return images, labels, validation
+            validation = (self.val_image.value, self.val_labels.value)
+        return pairs, validation
 
     # -- running -----------------------------------------------------------------------------
     def run(self):
         try:
             config = self.config()
-            images, labels, validation = self.training_data()
+            pairs, validation_pair = self.training_layers()
             out = str(self.save_to.value or "")
             if out in ("", "."):
                 raise ValueError("save model to: choose a folder for the trained model")
@@ -234,6 +255,7 @@ class TrainWidget(BinsegWidget):
         def work():
             from napari_binseg.unet.trainer import export_bundle, train
 
+            images, labels, validation = training_data(pairs, validation_pair)
             model, history = train(
                 images,
                 labels,
@@ -256,11 +278,15 @@ class TrainWidget(BinsegWidget):
         return worker
 
     def cancel(self):
-        """Stop after the current step; the best epoch so far is kept and saved."""
-        if self.worker is not None:
-            self._stop.set()
-            self._running.set()
-            self.status.setText("Stopping (keeping the best epoch)...")
+        """Stop training after the current step, keeping the best epoch (a preview: cancel it)."""
+        if self.worker is None:
+            return
+        if not self.pause_button.isEnabled():  # a preview, not a training run
+            super().cancel()
+            return
+        self._stop.set()
+        self._running.set()
+        self.status.setText("Stopping (keeping the best epoch)...")
 
     def _pause(self, paused):
         if paused:
@@ -301,20 +327,22 @@ class TrainWidget(BinsegWidget):
         if self.model is None or layer is None:
             return None
         data = image_data(layer)
-        index = tuple(self.viewer.dims.current_step[-data.ndim : -2]) if data.ndim > 2 else ()
-        plane = np.asarray(data[index])
+        index = current_index(self.viewer, layer)
         model = self.model
+        progress = self.progress_callback
 
         def work():
             from napari_binseg.unet import segment
 
-            return segment(plane, model)
+            labels = segment(np.asarray(data[index]), model, progress=progress)
+            if not index:
+                return labels
+            full = np.zeros(data.shape, labels.dtype)  # a Labels layer over the whole stack
+            full[index] = labels
+            return full
 
-        def done(labels):
-            full = labels
-            if index:
-                full = np.zeros(data.shape, labels.dtype)
-                full[index] = labels
+        def done(full):
+            n = int(full[index].max(initial=0))
             upsert_layer(
                 self.viewer,
                 full,
@@ -325,6 +353,6 @@ class TrainWidget(BinsegWidget):
                 name=f"{layer.name} [train preview]",
                 metadata={"model_path": self.model_folder, "plane": list(index)},
             )
-            self.status.setText(f"Preview: {int(labels.max())} objects on plane {index or '2D'}.")
+            self.status.setText(f"Preview: {n} objects on plane {index or '2D'}.")
 
         return self.start(work, on_result=done, label="Previewing")
