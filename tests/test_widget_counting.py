@@ -1,6 +1,5 @@
 """The Count cells widget in a real viewer."""
 
-
 import numpy as np
 import pandas as pd
 import pytest

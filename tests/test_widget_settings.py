@@ -8,13 +8,12 @@ import pytest
 
 from _widget_helpers import output_layers, run_and_wait
 
-pytest.importorskip("napari_binseg.pipeline")
-from napari_binseg._widgets.counting import CountWidget  # noqa: E402
-from napari_binseg._widgets.prediction import PredictWidget  # noqa: E402
-from napari_binseg._widgets.thresholding import ThresholdWidget  # noqa: E402
-from napari_binseg.cli import main  # noqa: E402
-from napari_binseg.io import imread, imwrite  # noqa: E402
-from napari_binseg.pipeline import PipelineSettings  # noqa: E402
+from napari_binseg._widgets.counting import CountWidget
+from napari_binseg._widgets.prediction import PredictWidget
+from napari_binseg._widgets.thresholding import ThresholdWidget
+from napari_binseg.cli import main
+from napari_binseg.io import imread, imwrite
+from napari_binseg.pipeline import PipelineSettings
 
 
 def test_threshold_then_count_settings_reproduce_through_cli(
@@ -105,3 +104,24 @@ def test_loading_a_bad_settings_file_is_reported(make_napari_viewer, tmp_path):
     with pytest.raises(ValueError, match="count.split_touching"):
         widget.load_settings(path)
     assert widget.split_touching.value is True  # form untouched
+
+
+def test_settings_the_form_cannot_show_leave_it_unchanged(make_napari_viewer, tmp_path):
+    viewer = make_napari_viewer()
+    widget = ThresholdWidget(viewer)
+    before = {w.name: w.value for w in widget.form if hasattr(w, "value")}
+    path = tmp_path / "wide.json"
+    PipelineSettings("manual", threshold={"value": 3.0, "sigma": 500.0}).to_json(path)
+    with pytest.raises(ValueError, match="wide.json: this form cannot show these settings"):
+        widget.load_settings(path)
+    assert {w.name: w.value for w in widget.form if hasattr(w, "value")} == before
+
+
+def test_widgets_load_a_params_json_of_the_command(make_napari_viewer, tmp_path):
+    settings = PipelineSettings("li", count={"min_size": 7.0})
+    path = tmp_path / "params.json"
+    path.write_text(json.dumps({"settings": settings.to_dict(), "inputs": ["a.tif"]}))
+    assert PipelineSettings.from_json(path) == settings
+    widget = CountWidget(make_napari_viewer())
+    widget.load_settings(path)
+    assert widget.min_size.value == 7.0

@@ -195,8 +195,6 @@ def _read_settings(path):
         raise CliError(f"cannot read --settings {path}: {exc.strerror}") from None
     except ValueError as exc:
         raise CliError(f"--settings {path} is not valid JSON: {exc}") from None
-    if isinstance(data, dict) and "settings" in data and "inputs" in data:
-        data = data["settings"]
     try:
         return PipelineSettings.from_dict(data)
     except (TypeError, ValueError) as exc:

@@ -186,9 +186,17 @@ class PipelineSettings:
 
     @classmethod
     def from_dict(cls, data):
-        """Settings from :meth:`to_dict`'s dict; missing keys take their defaults."""
+        """Settings from :meth:`to_dict`'s dict; missing keys take their defaults.
+
+        A ``params.json`` written by ``napari-binseg segment`` (settings, inputs, command) gives
+        its settings.
+        """
         if not isinstance(data, dict):
             raise ValueError(f"settings must be a JSON object, got {type(data).__name__}")
+        if "settings" in data and "inputs" in data:
+            data = data["settings"]
+            if not isinstance(data, dict):
+                raise ValueError(f"settings must be a JSON object, got {type(data).__name__}")
         data = dict(data)
         version = data.pop("version", SETTINGS_VERSION)
         if version != SETTINGS_VERSION:

@@ -298,10 +298,22 @@ class BinsegWidget(QWidget):
         return path
 
     def load_settings(self, path):
-        """Set the form from a settings file (saved by a widget, or by hand)."""
+        """Set the form from a settings file (saved by a widget or the command, or by hand).
+
+        All or nothing: a value the form cannot show (a choice it lacks, a number beyond a
+        field's range) leaves the form as it was and raises ValueError naming the file.
+        """
         from napari_binseg.pipeline import PipelineSettings
 
-        self.apply_settings(PipelineSettings.from_json(path))
+        settings = PipelineSettings.from_json(path)
+        before = [(w, w.value) for w in self.form if hasattr(w, "value")]
+        try:
+            self.apply_settings(settings)
+        except (ValueError, TypeError) as exc:
+            for w, value in before:
+                if w.value != value:
+                    w.value = value
+            raise ValueError(f"{path}: this form cannot show these settings: {exc}") from None
         self.status.setText(f"Settings loaded from {path}")
 
     def _save_settings_dialog(self):

@@ -404,7 +404,7 @@ def train(
     """
     import torch
 
-    from .inference import median_diameter
+    from .inference import median_diameter, normalize_plane
     from .network import (
         DEFAULT_NORMALIZATION,
         _divisor,
@@ -414,7 +414,7 @@ def train(
         resolve_device,
         save_model,
     )
-    from .training import Sampler, fit, make_targets, normalize, validate
+    from .training import Sampler, fit, make_targets, validate
 
     if config is None:
         config = TrainConfig()
@@ -457,7 +457,8 @@ def train(
     device = resolve_device(config.device)
 
     def prepare(image):
-        return normalize(image, norm["low"], norm["high"])
+        # The inference path's normalization, so the model sees what segment() will feed it.
+        return normalize_plane(image, norm)
 
     sampler = Sampler(
         [prepare(im) for im, _, _ in train_planes],
