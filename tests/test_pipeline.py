@@ -327,3 +327,26 @@ def test_cli_unet_equals_segment(tmp_path):
     labels = imread(out / "tiny_labels.tif")[0]
     assert ref.max() > 0
     mapping(ref, labels)
+
+
+def test_otsu_pipeline_and_command_never_load_torch(tmp_path, stack):
+    import subprocess
+    import sys
+
+    imwrite(tmp_path / "in.tif", stack)
+    code = (
+        "import sys, numpy as np\n"
+        "from napari_binseg.cli import main\n"
+        "from napari_binseg.pipeline import PipelineSettings, run_pipeline\n"
+        "from napari_binseg.io import imread\n"
+        "image = imread(sys.argv[1])[0]; before = image.copy()\n"
+        "run_pipeline(image, PipelineSettings('otsu'))\n"
+        "assert np.array_equal(image, before)  # input untouched\n"
+        "assert main(['segment', sys.argv[1], '--out', sys.argv[2], '-q']) == 0\n"
+        "bad = [m for m in ('torch', 'monai', 'napari', 'qtpy') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "in.tif"), str(tmp_path / "out")], check=True
+    )
+    assert (tmp_path / "out" / "in_labels.tif").is_file()
