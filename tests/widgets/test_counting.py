@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from skimage.measure import regionprops
 
-from _widget_helpers import output_layers, run_and_cancel, run_and_wait
+from tests.widgets._helpers import output_layers, run_and_cancel, run_and_wait
 
 pytest.importorskip("napari_binseg.counting")
 from napari_binseg._widgets.counting import CountWidget  # noqa: E402

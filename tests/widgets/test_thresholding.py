@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from skimage import filters
 
-from _widget_helpers import output_layers, run_and_cancel, run_and_wait
+from tests.widgets._helpers import output_layers, run_and_cancel, run_and_wait
 
 pytest.importorskip("napari_binseg.thresholding")
 from napari_binseg._widgets.thresholding import ThresholdWidget  # noqa: E402

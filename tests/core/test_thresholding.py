@@ -16,7 +16,7 @@ from skimage.morphology import remove_small_objects
 from napari_binseg import THRESHOLD_METHODS, threshold, threshold_value
 
 METHODS = [m for m in THRESHOLD_METHODS if m != "manual"]
-SAMPLE = Path(__file__).parents[1] / "src/napari_binseg/data/nuclei_175dbb364bfefc95.tif"
+SAMPLE = Path(__file__).parents[2] / "src/napari_binseg/data/nuclei_175dbb364bfefc95.tif"
 
 
 def as_dtype(image, dtype):

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from _widget_helpers import output_layers, run_and_wait
+from tests.widgets._helpers import output_layers, run_and_wait
 from napari_binseg._widgets.evaluation import EvaluateWidget, error_map
 
 

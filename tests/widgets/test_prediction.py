@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from _widget_helpers import output_layers, run_and_cancel, run_and_wait
+from tests.widgets._helpers import output_layers, run_and_cancel, run_and_wait
 from napari_binseg._widgets.prediction import PredictWidget
 
 SMALL = "nuclei_003cee89357d9fe1"

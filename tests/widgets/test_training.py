@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from _widget_helpers import output_layers, run_and_cancel, run_and_wait
+from tests.widgets._helpers import output_layers, run_and_cancel, run_and_wait
 from napari_binseg import synthetic_nuclei
 from napari_binseg._widgets.training import TrainWidget
 
