@@ -15,6 +15,10 @@ if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
         libxcb-xinerama0 libxcb-xfixes0 libxcb-shape0 libxcb-cursor0 libdbus-1-3 >/dev/null
 fi
 
-# Pin the CPU build of torch first: an unpinned torch would pull several GB of CUDA wheels.
-"$python" -m pip install -q --disable-pip-version-check "torch==2.13.0"
+# torch first, so the plugin's "torch>=2.2" is already met. On PyPI the Linux wheel depends on
+# the CUDA toolkit (several GB); PyTorch's CPU-only wheels come from its own index, e.g.
+#   TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu bash scripts/install.sh
+# (this project's CI machines have a local CPU build of torch 2.13.0 on their package index).
+"$python" -m pip install -q --disable-pip-version-check "torch==2.13.0" \
+    ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}
 "$python" -m pip install -q --disable-pip-version-check -e ".[$extra]"
