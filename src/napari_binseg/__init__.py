@@ -19,6 +19,7 @@ _API = {
     "evaluate": "evaluation",
     "pixel_scores": "evaluation",
     "synthetic_nuclei": "synthetic",
+    "synthetic_stack": "synthetic",
     "count_cells": "counting",
     "count_summary": "counting",
     "measure_objects": "measure",

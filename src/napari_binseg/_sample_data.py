@@ -39,14 +39,14 @@ def load_sample(key):
     from .io import imread
 
     if key == "nuclei_3d":
-        from .synthetic import synthetic_nuclei
+        from .synthetic import synthetic_stack
 
-        image, labels = synthetic_nuclei((32, 256, 256), spacing=SPACING_3D, seed=0)
+        image, labels = synthetic_stack((32, 256, 256), spacing=SPACING_3D, seed=0)
         meta = {
             "name": "nuclei_3d",
             "scale": SPACING_3D,
             "units": ("µm",) * 3,
-            "source": "synthetic (napari_binseg.synthetic_nuclei, seed 0)",
+            "source": "synthetic (napari_binseg.synthetic_stack, seed 0)",
         }
         return image, labels, meta
     if key not in SAMPLES:
