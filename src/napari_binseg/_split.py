@@ -15,6 +15,14 @@ from scipy import ndimage as ndi
 #: Saddle-to-peak ratio above which two regions are one object. Tuned on the DSB 2018 training
 #: pool with ``benchmarks/eval_split.py``.
 NECK_RATIO = 0.9
+#: Objects larger than this times the disc (ball) of their inscribed radius are split
+#: candidates; rounder ones are single nuclei and are left alone.
+ROUND = 1.3
+#: Smallest piece of a split, as a fraction of the typical nucleus radius (its inscribed
+#: radius must reach this).
+MIN_PIECE = 0.25
+#: Smoothing of the distance map before seeding, as a fraction of the nucleus radius.
+SMOOTH = 0.1
 
 
 def _adjacent_pairs(seg, value):
@@ -96,9 +104,22 @@ def _distance(labels, fg, spacing):
 
 
 def split_touching(
-    labels, *, spacing=None, min_diameter=None, connectivity=None, image=None, ratio=NECK_RATIO
+    labels,
+    *,
+    spacing=None,
+    min_diameter=None,
+    connectivity=None,
+    image=None,
+    ratio=NECK_RATIO,
+    diameter=None,
 ):
     """Split touching objects of a label image by a distance-transform watershed.
+
+    Only objects that are not round (area, or volume, above ``ROUND`` times the disc, or ball,
+    of their inscribed radius) are flooded: a single nucleus is never cut, and the work is
+    proportional to the clumps. Seeds are the maxima of the distance map smoothed at a tenth
+    of the nucleus radius; pieces are merged back when the neck between them is wide
+    (``ratio``) or when one is narrower than ``min_diameter``.
 
     Parameters
     ----------
@@ -106,11 +127,11 @@ def split_touching(
         Objects to split, consecutive labels ``1..n``, 0 is background. Distinct labels are
         never merged: a binary mask should be labeled by connected components first.
     spacing : sequence of float, optional
-        Pixel size per axis; distances and ``min_diameter`` are then in physical units.
+        Pixel size per axis; distances, ``diameter`` and ``min_diameter`` are then in physical
+        units (anisotropic stacks are split in physical space).
     min_diameter : float, optional
         Smallest nucleus diameter. Pieces narrower than this are merged back into their
-        neighbour. ``None``: 0.25 times the median object width (twice its distance peak),
-        which keeps the split scale-free.
+        neighbour. ``None``: ``MIN_PIECE`` times ``diameter``.
     connectivity : int, optional
         Neighbourhood of the watershed, 1 (faces) to ``labels.ndim`` (full; the default).
     image : (M, N[, P]) ndarray, optional
@@ -118,6 +139,9 @@ def split_touching(
         distance is weighted by the smoothed, normalized intensity.
     ratio : float
         Saddle-to-peak ratio above which two neighbouring pieces stay one object.
+    diameter : float, optional
+        Typical nucleus diameter; ``None`` estimates it from the objects
+        (:func:`napari_binseg.size.estimate_diameter`).
 
     Returns
     -------
@@ -137,62 +161,97 @@ def split_touching(
     >>> int(split_touching(two.astype(np.int32)).max())
     2
     """
-    from skimage.segmentation import watershed
-
     labels = np.asarray(labels)
-    ndim = labels.ndim
-    spacing = np.ones(ndim) if spacing is None else np.asarray(spacing, dtype=float)
+    spacing = np.ones(labels.ndim) if spacing is None else np.asarray(spacing, dtype=float)
     fg = labels != 0
     if not fg.any():
         return np.zeros(labels.shape, np.int32)
     dist = _distance(labels, fg, spacing)
-    # Light smoothing removes the one-pixel ridges of a pixelated outline (sigma 1 pixel).
-    dist = ndi.gaussian_filter(dist, 1.0)
+    return _split(
+        labels,
+        fg,
+        dist,
+        spacing=spacing,
+        diameter=diameter,
+        min_diameter=min_diameter,
+        connectivity=connectivity,
+        image=image,
+        ratio=ratio,
+    )[0]
+
+
+def _split(
+    labels, fg, dist, *, spacing, diameter, min_diameter, connectivity, image, ratio,
+    peak_count=None,
+):
+    """:func:`split_touching` on a precomputed distance map; returns (labels, diameter)."""
+    from skimage.segmentation import watershed
+
+    from .size import diameter_from_peaks, object_peaks
+
+    ndim = labels.ndim
+    voxel = float(np.prod(spacing))
+    peak, count = object_peaks(labels, dist) if peak_count is None else peak_count
+    size = count * voxel
+    if diameter is None:
+        diameter = diameter_from_peaks(peak, size, ndim)
+    radius = diameter / 2.0
+    min_peak = MIN_PIECE * radius if min_diameter is None else float(min_diameter) / 2.0
+    ball = np.pi * peak**2 if ndim == 2 else 4.0 / 3.0 * np.pi * peak**3
+    candidate = (size > ROUND * ball) & (peak >= min_peak)
+    candidate[0] = False
+    out = labels.astype(np.int32, copy=True) if labels.dtype != np.int32 else labels.copy()
+    if not candidate.any():
+        return _consecutive(out), diameter
+    flood = candidate[labels]
+    # Work inside the bounding box of the clumps only.
+    box = tuple(
+        slice(int(i.min()), int(i.max()) + 1)
+        for i in (np.flatnonzero(flood.any(axis=tuple(a for a in range(ndim) if a != ax)))
+                  for ax in range(ndim))
+    )
+    flood = flood[box]
+    sub = np.where(flood, dist[box], 0).astype(np.float32)
+    # Smoothing at a tenth of the radius removes the ridges of a ragged outline, at any
+    # magnification (at least one pixel).
+    sigma = np.maximum(SMOOTH * radius / spacing, 1.0)
+    sub = ndi.gaussian_filter(sub, sigma, truncate=3.0)
     if image is not None:
-        weight = ndi.gaussian_filter(np.asarray(image, dtype=np.float32), 2.0)
-        hi_val = float(weight[fg].max())
-        lo_val = float(weight[fg].min())
+        weight = ndi.gaussian_filter(np.asarray(image, dtype=np.float32)[box], 2.0)
+        hi_val = float(weight[flood].max())
+        lo_val = float(weight[flood].min())
         if hi_val > lo_val:
-            dist = dist * (0.5 + 0.5 * (weight - lo_val) / (hi_val - lo_val))
-    dist[~fg] = 0
+            sub = sub * (0.5 + 0.5 * (weight - lo_val) / (hi_val - lo_val))
+    sub[~flood] = 0
     conn = ndim if connectivity is None else connectivity
-    peaks = (dist == ndi.maximum_filter(dist, size=3)) & fg
+    peaks = (sub == ndi.maximum_filter(sub, size=3)) & flood
     markers, n_markers = ndi.label(peaks, structure=np.ones((3,) * ndim, bool))
-    # Objects with a single seed need no watershed; flooding only the others saves most of
-    # its time on typical images.
-    seeded = markers[peaks]
-    owner_of_seed = np.zeros(n_markers + 1, np.int64)
-    owner_of_seed[seeded] = labels[peaks]
-    n_seeds = np.bincount(owner_of_seed[1:], minlength=int(labels.max()) + 1)
-    n_seeds[0] = 0
-    flood = (n_seeds > 1)[labels]
-    seg = np.zeros(labels.shape, np.int32)
-    if flood.any():
-        seg = watershed(-dist, np.where(flood, markers, 0), mask=flood, connectivity=conn)
+    seg = watershed(-sub, markers, mask=flood, connectivity=conn)
     # One region per (input label, watershed basin): basins never cross given instances.
-    key = labels.astype(np.int64)[fg] * (n_markers + 1) + seg[fg]
+    lab_sub = labels[box]
+    key = lab_sub[flood].astype(np.int64) * (n_markers + 1) + seg[flood]
     _, inverse = np.unique(key, return_inverse=True)
-    seg = np.zeros(labels.shape, np.int32)
-    seg[fg] = inverse + 1
+    seg = np.zeros(flood.shape, np.int32)
+    seg[flood] = inverse.ravel() + 1
     n = int(seg.max()) + 1
-    flat_seg = seg[fg]
-    peak = np.zeros(n)
-    np.maximum.at(peak, flat_seg, dist[fg])
+    flat_seg = seg[flood]
+    region_peak = np.zeros(n)
+    np.maximum.at(region_peak, flat_seg, sub[flood])
     owner = np.zeros(n, np.int64)
-    owner[flat_seg] = labels[fg]
-    if min_diameter is None:
-        obj_peak = np.zeros(int(labels.max()) + 1)
-        np.maximum.at(obj_peak, labels[fg].astype(np.intp), dist[fg])
-        obj_peak = obj_peak[obj_peak > 0]
-        min_peak = 0.25 * float(np.median(obj_peak)) if obj_peak.size else 0.0
-    else:
-        min_peak = float(min_diameter) / 2.0
-    a, b, saddle = _adjacent_pairs(seg, dist)
-    roots = _merge(n, a, b, saddle, peak, ratio, min_peak, owner)
+    owner[flat_seg] = lab_sub[flood]
+    a, b, saddle = _adjacent_pairs(seg, sub)
+    roots = _merge(n, a, b, saddle, region_peak, ratio, min_peak, owner)
     roots[0] = 0
-    present = np.zeros(n, bool)
-    present[roots] = True
-    present[0] = False
-    lut = np.zeros(n, np.int32)
-    lut[present] = np.arange(1, present.sum() + 1, dtype=np.int32)
-    return lut[roots][seg]
+    # Pieces get ids after the last input label; renumbering makes them consecutive.
+    new_id = np.zeros(n, np.int64)
+    new_id[1:] = int(labels.max()) + roots[1:]
+    region = out[box]
+    region[flood] = new_id[seg[flood]]
+    return _consecutive(out), diameter
+
+
+def _consecutive(labels):
+    import fastremap
+
+    labels, _ = fastremap.renumber(labels, in_place=True, preserve_zero=True)
+    return labels.astype(np.int32, copy=False)

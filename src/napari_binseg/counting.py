@@ -10,71 +10,8 @@ import numpy as np
 import pandas as pd
 
 from ._validation import check_image, check_labels, is_dask
-from .measure import _measure_foreground, _spacing
-
-_CC3D = {2: {1: 4, 2: 8, 4: 4, 8: 8}, 3: {1: 6, 2: 18, 3: 26, 6: 6, 18: 18, 26: 26}}
-
-
-def _connectivity(connectivity, ndim):
-    """Return (scikit-image style 1..ndim, cc3d style 4/8/6/18/26) connectivity."""
-    if connectivity is None:
-        connectivity = ndim
-    table = _CC3D[ndim]
-    if isinstance(connectivity, bool) or connectivity not in table:
-        allowed = ", ".join(str(k) for k in table)
-        raise ValueError(
-            f"connectivity must be one of {allowed} for {ndim}D, got {connectivity!r}"
-        )
-    cc = table[connectivity]
-    rank = {4: 1, 8: 2, 6: 1, 18: 2, 26: 3}[cc]
-    return rank, cc
-
-
-def _fill_holes(labels):
-    """Fill background regions enclosed by one object with that object's label.
-
-    Background is connected through faces (4 in 2D, 6 in 3D), as in
-    ``scipy.ndimage.binary_fill_holes``; a hole bordered by two objects stays background.
-    """
-    import cc3d
-
-    ndim = labels.ndim
-    background = cc3d.connected_components(labels == 0, connectivity=4 if ndim == 2 else 6)
-    n_bg = int(background.max())
-    if n_bg == 0:
-        return labels
-    faces = []
-    for ax in range(ndim):
-        faces.append(np.take(background, 0, axis=ax).ravel())
-        faces.append(np.take(background, -1, axis=ax).ravel())
-    outside = np.zeros(n_bg + 1, bool)
-    outside[np.concatenate(faces)] = True
-    outside[0] = True  # object pixels
-    if outside.all():
-        return labels
-    # Holes never touch a face, so every face neighbour of a hole pixel exists and, in flat
-    # indices, is the pixel +- the axis stride: the work is proportional to hole pixels only.
-    index = np.flatnonzero(~outside[background])
-    hole_id = background.ravel()[index].astype(np.int64)
-    flat = labels.ravel()
-    strides = np.cumprod((1,) + labels.shape[:0:-1])[::-1]
-    ids, neighbours = [], []
-    for stride in strides:
-        for step in (-stride, stride):
-            value = flat[index + step]
-            sel = value != 0
-            ids.append(hole_id[sel])
-            neighbours.append(value[sel].astype(np.int64))
-    pairs = np.unique(np.stack([np.concatenate(ids), np.concatenate(neighbours)]), axis=1)
-    n_neighbours = np.bincount(pairs[0], minlength=n_bg + 1)
-    # A hole bordered by one object only is part of it.
-    single = pairs[:, n_neighbours[pairs[0]] == 1]
-    fill = np.zeros(n_bg + 1, np.int64)
-    fill[single[0]] = single[1]
-    value = fill[hole_id]
-    filled = labels.copy()
-    filled.ravel()[index[value != 0]] = value[value != 0]
-    return filled
+from .measure import check_spacing, measure_foreground
+from .morphology import fill_label_holes, resolve_connectivity
 
 
 def _border_labels(labels):
@@ -82,6 +19,17 @@ def _border_labels(labels):
     faces = [np.take(labels, i, axis=ax).ravel() for ax in range(labels.ndim) for i in (0, -1)]
     values = np.unique(np.concatenate(faces))
     return values[values != 0]
+
+
+#: Default smallest object, as a fraction of the typical nucleus area (2D) or volume (3D):
+#: specks and debris below a tenth of a nucleus are dropped at any magnification.
+MIN_SIZE_FRACTION = 0.1
+
+
+def _nucleus_size(diameter, ndim):
+    """Area (2D) or volume (3D) of a disc or ball of ``diameter``."""
+    r = diameter / 2.0
+    return np.pi * r**2 if ndim == 2 else 4.0 / 3.0 * np.pi * r**3
 
 
 def _count_frame(
@@ -95,15 +43,17 @@ def _count_frame(
     max_size,
     split,
     min_diameter,
+    diameter,
     exclude_border,
     fill_holes,
     step,
 ):
-    """Label, split, filter and measure one 2D or 3D frame; labels from 1, table."""
+    """Label, split, filter and measure one 2D or 3D frame; labels from 1, table, diameter."""
     import cc3d
     import fastremap
 
-    from ._split import split_touching
+    from ._split import NECK_RATIO, _distance, _split
+    from .size import diameter_from_peaks, object_peaks
 
     if is_labels:
         # Consecutive ids for any label values (large or sparse), input untouched.
@@ -116,18 +66,35 @@ def _count_frame(
         foreground = mask.view(bool) if mask.dtype.itemsize == 1 else mask != 0
         labels = cc3d.connected_components(foreground, connectivity=conn[1], binary_image=True)
     step()
-    if split:
-        labels = split_touching(
-            labels,
-            spacing=spacing,
-            min_diameter=min_diameter,
-            connectivity=conn[0],
-            image=image if split == "intensity" else None,
-        )
+    ndim = labels.ndim
+    if labels.any() and (split or min_size is None and not is_labels):
+        fg = labels != 0
+        dist = _distance(labels, fg, spacing)
+        peak_count = object_peaks(labels, dist)
+        if diameter is None:
+            diameter = diameter_from_peaks(
+                peak_count[0], peak_count[1] * float(np.prod(spacing)), ndim
+            )
+        if split:
+            labels, _ = _split(
+                labels,
+                fg,
+                dist,
+                spacing=spacing,
+                diameter=diameter,
+                min_diameter=min_diameter,
+                connectivity=conn[0],
+                image=image if split == "intensity" else None,
+                ratio=NECK_RATIO,
+                peak_count=peak_count,
+            )
+    if min_size is None:
+        # A label image's objects were made on purpose (by a model or a person): kept all.
+        min_size = 0.0 if is_labels else MIN_SIZE_FRACTION * _nucleus_size(diameter or 0.0, ndim)
     # Holes are filled after the split and only when enclosed by one nucleus: a gap between
     # touching nuclei stays background (filling it first widens the neck, and they merge).
     if fill_holes:
-        labels = _fill_holes(labels)
+        labels = fill_label_holes(labels)
     step()
     # Everything below works on the foreground pixels only; flatnonzero of a boolean array is
     # ~5x faster than of uint32 labels, and the binary mask is that array when still valid.
@@ -136,7 +103,7 @@ def _count_frame(
     index = np.flatnonzero(foreground)
     lab = labels.ravel()[index]
     values = None if image is None else image.ravel()[index]
-    table = _measure_foreground(labels.shape, index, lab, values, spacing)
+    table = measure_foreground(labels.shape, index, lab, values, spacing)
     size = table["area" if labels.ndim == 2 else "volume"].to_numpy()
     keep = size >= min_size
     if max_size is not None:
@@ -157,6 +124,8 @@ def _count_frame(
     attrs = dict(table.attrs)
     table = table[keep].reset_index(drop=True)
     table["label"] = new.astype(np.int64)
+    attrs["diameter"] = None if diameter is None else float(diameter)
+    attrs["min_size"] = float(min_size)
     table.attrs.update(attrs)
     step()
     return labels, table
@@ -168,13 +137,15 @@ def count_cells(
     *,
     spacing=None,
     connectivity=None,
-    min_size=0,
+    min_size=None,
     max_size=None,
     split_touching=True,
     min_diameter=None,
+    diameter=None,
     exclude_border=False,
     fill_holes=True,
     time_axis=None,
+    axes=None,
     progress=None,
 ):
     """Count, separate and measure the objects of a binary mask or label image.
@@ -251,14 +222,31 @@ def count_cells(
     >>> len(table), int(table["area"].sum()) == int(mask.sum())
     (2, True)
     """
+    from .axes import resolve_axes
+    from .options import CountOptions
+
+    opts = CountOptions(
+        connectivity=connectivity,
+        split_touching=split_touching,
+        min_diameter=min_diameter,
+        diameter=diameter,
+        min_size=min_size,
+        max_size=max_size,
+        exclude_border=exclude_border,
+        fill_holes=fill_holes,
+        time_axis=time_axis,
+    )
+    min_size, max_size, diameter = opts.min_size, opts.max_size, opts.diameter
     mask = check_labels(mask, name="mask")
     ndim = mask.ndim
+    if axes is not None:
+        axes = resolve_axes(axes, ndim)
+        if time_axis is not None and time_axis % ndim != axes.find("T"):
+            raise ValueError(f"time_axis={time_axis!r} contradicts axes={axes!r}")
+        if "T" in axes:
+            time_axis = axes.index("T")
     if time_axis is not None:
-        if (
-            isinstance(time_axis, bool)
-            or not isinstance(time_axis, (int, np.integer))
-            or not -ndim <= time_axis < ndim
-        ):
+        if not -ndim <= time_axis < ndim:
             raise ValueError(f"time_axis must be an axis of mask (ndim {ndim}), got {time_axis!r}")
         time_axis = int(time_axis) % ndim
     spatial = ndim - (time_axis is not None)
@@ -271,20 +259,10 @@ def count_cells(
         image = check_image(image, name="image", min_ndim=ndim, max_ndim=ndim)
         if image.shape != mask.shape:
             raise ValueError(f"image shape {image.shape} does not match mask shape {mask.shape}")
-    if split_touching not in (True, False, "intensity"):
-        raise ValueError(
-            f"split_touching must be True, False or 'intensity', got {split_touching!r}"
-        )
     if split_touching == "intensity" and image is None:
         raise ValueError("split_touching='intensity' needs an image")
-    spacing = _spacing(spacing, spatial)
-    conn = _connectivity(connectivity, spatial)
-    if not np.isfinite(min_size) or min_size < 0:
-        raise ValueError(f"min_size must be >= 0, got {min_size!r}")
-    if max_size is not None and not max_size >= min_size:
-        raise ValueError(f"max_size must be >= min_size ({min_size}), got {max_size!r}")
-    if min_diameter is not None and not (np.isfinite(min_diameter) and min_diameter >= 0):
-        raise ValueError(f"min_diameter must be >= 0, got {min_diameter!r}")
+    spacing = check_spacing(spacing, spatial)
+    conn = resolve_connectivity(connectivity, spatial)
     if progress is not None and not callable(progress):
         raise ValueError("progress must be callable as progress(done, total)")
 
@@ -315,15 +293,15 @@ def count_cells(
         max_size=max_size,
         split=split_touching,
         min_diameter=min_diameter,
+        diameter=diameter,
         exclude_border=exclude_border,
         fill_holes=fill_holes,
         step=step,
     )
     if time_axis is None:
-        labels, table = _count_frame(
+        return _count_frame(
             np.asarray(mask), None if image is None else np.asarray(image), **options
         )
-        return labels, table
 
     out = np.zeros(mask.shape, np.int32)
     out_frames = np.moveaxis(out, time_axis, 0)
@@ -338,6 +316,10 @@ def count_cells(
         offset += len(table)
         tables.append(table)
     attrs = dict(tables[0].attrs)
+    diameters = [t.attrs["diameter"] for t in tables if t.attrs.get("diameter")]
+    attrs["diameter"] = float(np.median(diameters)) if diameters else None
+    attrs["frame_diameters"] = [t.attrs.get("diameter") for t in tables]
+    attrs.pop("min_size", None)
     table = pd.concat(tables, ignore_index=True)
     table.attrs.update(attrs, n_frames=n_frames)
     return out, table

@@ -452,7 +452,7 @@ class CountOptions(StageOptions):
     min_diameter: float | None = option(
         None,
         "Smallest nucleus diameter: split pieces narrower than this are merged back "
-        "(0 = a quarter of the median object width).",
+        "(0 = a quarter of the typical nucleus diameter).",
         kind=float,
         nullable=True,
         none_label="auto",
@@ -461,9 +461,25 @@ class CountOptions(StageOptions):
         units="px|µm",
         advanced=True,
     )
-    min_size: float = option(
-        0.0,
-        "Smallest object kept, area (2D) or volume (3D).",
+    diameter: float | None = option(
+        None,
+        "Typical nucleus diameter; the minimum size and the split follow it "
+        "(0 = estimate it from the mask).",
+        kind=float,
+        nullable=True,
+        none_label="auto",
+        zero_is_none=True,
+        low=0,
+        low_open=True,
+        units="px|µm",
+    )
+    min_size: float | None = option(
+        None,
+        "Smallest object kept, area (2D) or volume (3D); auto = a tenth of a nucleus of the "
+        "typical diameter.",
+        kind=float,
+        nullable=True,
+        none_label="auto",
         low=0,
         units="px|µm",
     )
@@ -489,7 +505,11 @@ class CountOptions(StageOptions):
     )
 
     def _check_together(self):
-        if self.max_size is not None and self.max_size < self.min_size:
+        if (
+            self.max_size is not None
+            and self.min_size is not None
+            and self.max_size < self.min_size
+        ):
             raise ValueError(
                 f"count.max_size must be >= {self.min_size:g} (count.min_size), "
                 f"got {self.max_size!r}"

@@ -47,6 +47,7 @@ BAD = [
     (CountOptions, "connectivity", True, "count.connectivity must be an integer"),
     (CountOptions, "split_touching", "yes", "count.split_touching must be true, false or"),
     (CountOptions, "min_diameter", -1, "count.min_diameter must be >= 0"),
+    (CountOptions, "diameter", 0.0, r"count.diameter must be > 0"),
     (CountOptions, "min_size", float("inf"), "count.min_size must be finite"),
     (CountOptions, "max_size", -2, "count.max_size must be >= 0"),
     (CountOptions, "exclude_border", None, "count.exclude_border must be true or false"),
@@ -124,7 +125,8 @@ def test_defaults_are_those_of_version_0_1():
         connectivity=None,
         split_touching=True,
         min_diameter=None,
-        min_size=0.0,
+        diameter=None,
+        min_size=None,  # 0.2: scale-aware (a tenth of a typical nucleus); 0.1 kept all (0.0)
         max_size=None,
         exclude_border=False,
         fill_holes=True,

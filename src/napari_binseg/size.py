@@ -1,0 +1,126 @@
+"""Typical nucleus size of a mask or label image, in a way fragments cannot fool.
+
+Every object's largest inscribed radius (the peak of its Euclidean distance transform) is
+weighted by the object's area, and the weighted median is the typical nucleus radius: a
+hundred one-pixel specks weigh less than one nucleus, and a clump of touching nuclei has the
+inscribed radius of one of its nuclei, not of the clump. Distances follow ``spacing``, so the
+estimate is in physical units (µm) for a calibrated, anisotropic stack.
+
+The count's scale-aware defaults come from this diameter: the smallest object kept, the
+smallest piece a split may make, and the smoothing of the distance map before seeding.
+"""
+
+import numpy as np
+
+#: Ratio of a nucleus's equivalent diameter to twice its inscribed radius, for the elliptical
+#: nuclei of fluorescence images (aspect ~1.3; 1.0 for a disc). Makes the estimate comparable
+#: with ``equivalent_diameter`` of the measurement table.
+SHAPE_FACTOR = 1.05
+
+
+def _distance_map(labels, spacing):
+    """Distance of every object pixel to the nearest pixel of another label or background."""
+    from ._split import _distance
+
+    return _distance(labels, labels != 0, spacing)
+
+
+def diameter_from_peaks(peak, size, ndim):
+    """Typical nucleus diameter from per-object distance peaks and sizes.
+
+    Parameters
+    ----------
+    peak : (n,) ndarray of float
+        Largest distance-transform value of each object (its inscribed radius).
+    size : (n,) ndarray of float
+        Area or volume of each object (the weights).
+    ndim : int
+        2 or 3 (unused; kept so the rule can differ in 3D).
+
+    Returns
+    -------
+    float
+        ``2 * SHAPE_FACTOR * weighted_median(peak, size)``; 0.0 without objects.
+    """
+    peak = np.asarray(peak, float)
+    size = np.asarray(size, float)
+    keep = (peak > 0) & (size > 0)
+    if not keep.any():
+        return 0.0
+    peak, size = peak[keep], size[keep]
+    order = np.argsort(peak, kind="stable")
+    cum = np.cumsum(size[order])
+    median = peak[order][np.searchsorted(cum, 0.5 * cum[-1])]
+    return float(2.0 * SHAPE_FACTOR * median)
+
+
+def object_peaks(labels, dist):
+    """Per-label distance peak and pixel count, for labels ``0..labels.max()``."""
+    fg = labels != 0
+    lab = labels[fg]
+    if lab.dtype.kind != "u" or lab.dtype.itemsize > 4:
+        lab = lab.astype(np.intp)
+    n = int(lab.max()) + 1 if lab.size else 1
+    peak = np.zeros(n, np.float64)
+    np.maximum.at(peak, lab, dist[fg])
+    counts = np.bincount(lab, minlength=n)
+    peak[0] = 0
+    counts[0] = 0
+    return peak, counts
+
+
+def estimate_diameter(mask, *, spacing=None):
+    """Typical nucleus diameter of a binary mask or label image.
+
+    Parameters
+    ----------
+    mask : (M, N) or (P, M, N) array of bool or int
+        Foreground mask (objects are its connected components, full connectivity) or label
+        image (each value one object).
+    spacing : sequence of float, optional
+        Pixel size per axis, ``(dy, dx)`` or ``(dz, dy, dx)``; the diameter is then in these
+        units (e.g. µm), otherwise in pixels.
+
+    Returns
+    -------
+    diameter : float
+        Area-weighted median of the objects' inscribed diameters, times ``SHAPE_FACTOR``
+        (about the median equivalent diameter of single nuclei). 0.0 for an empty mask.
+
+    Raises
+    ------
+    ValueError
+        A mask that is not 2D or 3D, float data, or bad ``spacing``.
+
+    References
+    ----------
+    .. [1] Lindeberg T (1998). Feature detection with automatic scale selection. IJCV 30(2):
+           79-116 (the scale of a blob from its own structure, not from object counts).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> yy, xx = np.mgrid[:100, :100]
+    >>> mask = (yy - 50) ** 2 + (xx - 50) ** 2 < 30**2
+    >>> mask[5, 5] = mask[5, 90] = True  # specks do not pull the estimate down
+    >>> 60 <= estimate_diameter(mask) <= 70
+    True
+    """
+    import cc3d
+
+    from ._validation import check_labels
+    from .measure import check_spacing
+
+    mask = np.asarray(check_labels(mask, name="mask"))
+    if mask.ndim not in (2, 3):
+        raise ValueError(f"mask must be 2D or 3D, got shape {mask.shape}")
+    spacing = check_spacing(spacing, mask.ndim)
+    if mask.dtype == bool or int(mask.max()) <= 1:
+        labels = cc3d.connected_components(mask != 0, connectivity=8 if mask.ndim == 2 else 26)
+    else:
+        labels = mask
+    if not labels.any():
+        return 0.0
+    dist = _distance_map(labels, spacing)
+    peak, counts = object_peaks(labels, dist)
+    return diameter_from_peaks(peak, counts * float(np.prod(spacing)), mask.ndim)
