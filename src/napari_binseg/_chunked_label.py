@@ -20,22 +20,20 @@ filling) up to that numbering.
 import itertools
 
 import numpy as np
-import pandas as pd
 
-from .measure import AXES
+from .measure import AXES, object_table
+from .morphology import label
 
 
 def _label(ext, cc, time):
     """Local labels of a (halo-padded) mask block; frames apart when ``time``."""
-    import cc3d
-
     foreground = ext != 0
     if not time:
-        return cc3d.connected_components(foreground, connectivity=cc).astype(np.uint32, copy=False)
+        return label(foreground, cc)[0].astype(np.uint32, copy=False)
     out = np.zeros(ext.shape, np.uint32)
     offset = 0
     for t in range(ext.shape[0]):
-        frame = cc3d.connected_components(foreground[t], connectivity=cc).astype(np.uint32)
+        frame = label(foreground[t], cc)[0].astype(np.uint32)
         out[t] = np.where(frame > 0, frame + offset, 0)
         offset += int(frame.max())
     return out
@@ -301,30 +299,20 @@ def _final_block(block, slabs, lut, offsets, *, grid, cc, time, block_id=None):
 
 def _table(agg, order, shape, spacing, time, min_size, max_size, exclude_border):
     """The object table (as ``count_cells`` gives it) and which objects pass the filters."""
-    ndim = len(shape)
-    spatial = list(range(1, ndim)) if time else list(range(ndim))
-    axes = AXES[3 - len(spatial) :]
-    n = agg["count"][order]
-    columns = {}
-    for ax, a, dx in zip(axes, spatial, spacing, strict=True):
-        columns[f"centroid_{ax}"] = agg[f"sum{a}"][order] / n * dx
-    voxel = float(np.prod(spacing))
-    measure = "area" if len(spatial) == 2 else "volume"
-    columns[measure] = n * voxel
-    if len(spatial) == 2:
-        columns["equivalent_diameter"] = np.sqrt(4.0 * columns[measure] / np.pi)
-    else:
-        columns["equivalent_diameter"] = np.cbrt(6.0 * columns[measure] / np.pi)
+    spatial = list(range(1, len(shape))) if time else list(range(len(shape)))
+    intensity = None
     if "isum" in agg:
-        columns["mean_intensity"] = agg["isum"][order] / n
-        columns["min_intensity"] = agg["imin"][order]
-        columns["max_intensity"] = agg["imax"][order]
-    for ax, a in zip(axes, spatial, strict=True):
-        columns[f"bbox_min_{ax}"] = agg[f"min{a}"][order].astype(np.int64)
-    for ax, a in zip(axes, spatial, strict=True):
-        columns[f"bbox_max_{ax}"] = agg[f"max{a}"][order].astype(np.int64) + 1
-    table = pd.DataFrame(columns)
-    size = table[measure].to_numpy()
+        intensity = (agg["isum"][order], agg["imin"][order], agg["imax"][order])
+    table = object_table(
+        agg["count"][order],
+        [agg[f"sum{a}"][order] for a in spatial],
+        [agg[f"min{a}"][order] for a in spatial],
+        [agg[f"max{a}"][order] for a in spatial],
+        spacing,
+        intensity=intensity,
+    )
+    axes = AXES[3 - len(spatial) :]
+    size = table["area" if len(spatial) == 2 else "volume"].to_numpy()
     keep = size >= min_size
     if max_size is not None:
         keep &= size <= max_size
@@ -332,11 +320,12 @@ def _table(agg, order, shape, spacing, time, min_size, max_size, exclude_border)
         for ax, a in zip(axes, spatial, strict=True):
             keep &= (table[f"bbox_min_{ax}"] > 0).to_numpy()
             keep &= (table[f"bbox_max_{ax}"] < shape[a]).to_numpy()
+    attrs = dict(table.attrs)
     table = table[keep].reset_index(drop=True)
     table.insert(0, "label", np.arange(1, len(table) + 1, dtype=np.int64))
+    table.attrs = {}
     if time:
         table.insert(1, "frame", agg["min0"][order][keep].astype(np.int64))
         table.attrs["n_frames"] = shape[0]
-    table.attrs["spacing"] = tuple(float(s) for s in spacing)
-    table.attrs["unit"] = "pixel" if np.all(np.asarray(spacing) == 1) else "unit"
+    table.attrs.update(attrs)
     return table, keep

@@ -12,7 +12,7 @@ from ._validation import check_labels
 AXES = ("z", "y", "x")
 
 
-def _spacing(spacing, ndim, *, name="spacing"):
+def check_spacing(spacing, ndim, *, name="spacing"):
     """Validate ``spacing``: ``ndim`` positive finite numbers (1.0 each when None)."""
     if spacing is None:
         return np.ones(ndim)
@@ -78,7 +78,7 @@ def measure_objects(labels, image=None, *, spacing=None, unit=None):
     ndim = labels.ndim
     if ndim not in (2, 3):
         raise ValueError(f"labels must be 2D or 3D, got shape {labels.shape}")
-    spacing = _spacing(spacing, ndim)
+    spacing = check_spacing(spacing, ndim)
     if image is not None:
         image = np.asarray(image)
         if image.shape != labels.shape:
@@ -88,17 +88,15 @@ def measure_objects(labels, image=None, *, spacing=None, unit=None):
     index = np.flatnonzero(labels)
     lab = labels.ravel()[index]
     values = None if image is None else image.ravel()[index]
-    return _measure_foreground(labels.shape, index, lab, values, spacing, unit)
+    return measure_foreground(labels.shape, index, lab, values, spacing, unit)
 
 
-def _measure_foreground(shape, index, lab, values, spacing, unit=None):
+def measure_foreground(shape, index, lab, values, spacing, unit=None):
     """The table of :func:`measure_objects` from the foreground only.
 
     ``index``: flat indices of the foreground pixels (raster order); ``lab``: their labels
     (> 0); ``values``: their intensities or None.
     """
-    ndim = len(shape)
-    axes = AXES[3 - ndim :]
     if lab.dtype.kind != "u" or lab.dtype.itemsize > 4:
         lab = lab.astype(np.intp)  # bincount needs non-negative ints
     size = int(lab.max()) + 1 if lab.size else 1
@@ -106,10 +104,60 @@ def _measure_foreground(shape, index, lab, values, spacing, unit=None):
     present = np.flatnonzero(counts)
     present = present[present > 0]
     n = counts[present].astype(float)
-    columns = {"label": present.astype(np.int64)}
     coords = np.unravel_index(index, shape)
-    for ax, c, dx in zip(axes, coords, spacing, strict=True):
-        columns[f"centroid_{ax}"] = np.bincount(lab, weights=c, minlength=size)[present] / n * dx
+    sums = [np.bincount(lab, weights=c, minlength=size)[present] for c in coords]
+    intensity = None
+    if values is not None:
+        if values.dtype.kind == "b":
+            values = values.astype(np.uint8)
+        total = np.bincount(lab, weights=values, minlength=size)[present]
+        intensity = (total, *_min_max(lab, values, size, present))
+    # Bounding boxes in pixels, max inclusive; ufunc.at over the foreground beats find_objects.
+    boxes = [_min_max(lab, c, size, present) for c in coords]
+    return object_table(
+        n,
+        sums,
+        [lo for lo, _ in boxes],
+        [hi for _, hi in boxes],
+        spacing,
+        intensity=intensity,
+        labels=present.astype(np.int64),
+        unit=unit,
+    )
+
+
+def object_table(
+    n, coord_sums, bbox_min, bbox_max, spacing, *, intensity=None, labels=None, unit=None
+):
+    """The measurement table from per-object sums (one builder for every path).
+
+    Parameters
+    ----------
+    n : (K,) float ndarray
+        Pixels per object.
+    coord_sums : sequence of (K,) ndarray, one per spatial axis (z, y, x order)
+        Sums of the pixel coordinates per object.
+    bbox_min, bbox_max : sequence of (K,) int ndarray, one per spatial axis
+        Smallest and largest pixel coordinate per object (the table's max is exclusive).
+    spacing : (ndim,) ndarray
+        Pixel size per spatial axis.
+    intensity : tuple of (K,) ndarray, optional
+        ``(sum, min, max)`` of the intensities per object.
+    labels : (K,) int ndarray, optional
+        The first column, ``label``.
+    unit : str, optional
+        Stored in ``attrs["unit"]``; ``"pixel"`` when every spacing is 1, else ``"unit"``.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        The columns of :func:`measure_objects`; ``attrs`` holds ``spacing`` and ``unit``.
+    """
+    ndim = len(coord_sums)
+    axes = AXES[3 - ndim :]
+    columns = {} if labels is None else {"label": labels}
+    for ax, total, dx in zip(axes, coord_sums, spacing, strict=True):
+        columns[f"centroid_{ax}"] = total / n * dx
     voxel = float(np.prod(spacing))
     measure = "area" if ndim == 2 else "volume"
     columns[measure] = n * voxel
@@ -117,21 +165,22 @@ def _measure_foreground(shape, index, lab, values, spacing, unit=None):
         columns["equivalent_diameter"] = np.sqrt(4.0 * columns[measure] / np.pi)
     else:
         columns["equivalent_diameter"] = np.cbrt(6.0 * columns[measure] / np.pi)
-    if values is not None:
-        if values.dtype.kind == "b":
-            values = values.astype(np.uint8)
-        sums = np.bincount(lab, weights=values, minlength=size)
-        columns["mean_intensity"] = sums[present] / n
-        columns["min_intensity"], columns["max_intensity"] = _min_max(lab, values, size, present)
-    # Bounding boxes in pixels, max exclusive; ufunc.at over the foreground beats find_objects.
-    boxes = [_min_max(lab, c, size, present) for c in coords]
-    for ax, (lo, _) in zip(axes, boxes, strict=True):
+    if intensity is not None:
+        total, lo, hi = intensity
+        columns["mean_intensity"] = total / n
+        columns["min_intensity"], columns["max_intensity"] = lo, hi
+    for ax, lo in zip(axes, bbox_min, strict=True):
         columns[f"bbox_min_{ax}"] = lo.astype(np.int64)
-    for ax, (_, hi) in zip(axes, boxes, strict=True):
+    for ax, hi in zip(axes, bbox_max, strict=True):
         columns[f"bbox_max_{ax}"] = hi.astype(np.int64) + 1
     table = pd.DataFrame(columns)
     table.attrs["spacing"] = tuple(float(s) for s in spacing)
     if unit is None:
-        unit = "pixel" if np.all(spacing == 1) else "unit"
+        unit = "pixel" if np.all(np.asarray(spacing) == 1) else "unit"
     table.attrs["unit"] = unit
     return table
+
+
+# Old private names, until every caller uses the public ones (counting.py is being reworked).
+_spacing = check_spacing
+_measure_foreground = measure_foreground

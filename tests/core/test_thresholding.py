@@ -410,7 +410,7 @@ def test_import_is_light():
 @pytest.mark.parametrize("dtype", ["uint8", "int16", "float32", "float64"])
 @pytest.mark.parametrize("t", [-1e6, -3.0, 0.1, 7.0, 7.5, 120.3, 1e6])
 def test_mask_comparison_is_exact_in_float64(dtype, t):
-    from napari_binseg.thresholding import _compare
+    from napari_binseg._threshold_mask import compare as _compare
 
     values = np.array([-4, -3, 0, 0.1, 7, 7.5, 8, 120, 121, 250], dtype=np.float64)
     if dtype == "uint8":

@@ -10,6 +10,8 @@ This module imports numba lazily (inside :func:`grow_seeds`), so importing it st
 
 import numpy as np
 
+from ..morphology import remove_small_labels as remove_small
+
 _KERNEL = None
 
 
@@ -88,22 +90,6 @@ def grow_seeds(seeds, mask):
         raise ValueError(f"seeds {labels.shape} and mask {mask.shape} must be equal 2D shapes")
     _kernel()(labels, mask)
     return labels
-
-
-def remove_small(labels, min_size):
-    """Drop objects under ``min_size`` pixels and renumber 1..n (int32)."""
-    labels = np.asarray(labels)
-    n = int(labels.max()) if labels.size else 0
-    if n == 0:
-        return labels.astype(np.int32, copy=False)
-    counts = np.bincount(labels.ravel(), minlength=n + 1)
-    keep = counts >= max(int(min_size), 1)
-    keep[0] = False
-    if keep[1:].all():
-        return labels.astype(np.int32, copy=False)
-    lut = np.zeros(counts.size, np.int32)
-    lut[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
-    return lut[labels]
 
 
 def probabilities_to_labels(
