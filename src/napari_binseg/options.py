@@ -227,10 +227,13 @@ class Option:
         parts = []
         if self.choices is not None and self.kind is str:
             parts.append(", ".join(map(str, self.choices)))
-        if self.low is not None or self.high is not None:
-            lo = "" if self.low is None else f"{self.low:g} {'<' if self.low_open else '<='} "
-            hi = "" if self.high is None else f" {'<' if self.high_open else '<='} {self.high:g}"
-            parts.append(f"{lo}x{hi}")
+        if self.low is not None and self.high is not None:
+            lo = f"{self.low:g} {'<' if self.low_open else '<='} "
+            parts.append(f"{lo}x {'<' if self.high_open else '<='} {self.high:g}")
+        elif self.low is not None:
+            parts.append(f"{'>' if self.low_open else '>='} {self.low:g}")
+        elif self.high is not None:
+            parts.append(f"{'<' if self.high_open else '<='} {self.high:g}")
         if self.units:
             parts.append(self.units.replace("|", " or "))
         return "; ".join(parts)

@@ -1,0 +1,529 @@
+"""Segment and count many files: what ``napari-binseg segment`` runs, callable from Python.
+
+:func:`segment_files` takes input files, an output folder and settings; it locks the folder,
+records ``params.json``, runs :func:`segment_file` on every input not finished yet (in memory,
+or in chunks to zarr when the in-memory run would exceed the memory limit) and pools the
+per-file tables into ``objects.csv`` and ``counts.csv``. A file that fails is reported and
+skipped; the others still run.
+
+Examples
+--------
+>>> from napari_binseg.batch import segment_files  # doctest: +SKIP
+>>> result = segment_files(["in/*.tif"], "out", PipelineSettings("li"))  # doctest: +SKIP
+>>> result.failed  # doctest: +SKIP
+[]
+"""
+
+import contextlib
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .io import TIFF_EXTENSIONS, source_name
+from .options import BatchOptions
+
+#: Peak bytes per pixel of an in-memory run beyond the input itself (measured on 2D uint16:
+#: threshold + count with splitting ~40 B/px, issue 15; the U-Net holds a float32 copy,
+#: probabilities and labels). Above ``max_memory`` a threshold run goes to chunks.
+PEAK_BYTES_PER_PIXEL = {"threshold": 40, "unet": 48}
+_LOCK_NAME = ".napari-binseg.lock"
+_OUTPUT_SUFFIXES = ("_labels.tif", "_labels.zarr", "_objects.csv", "_counts.csv")
+
+
+def processing_chunks(chunksize, shape, dtype, limit):
+    """Chunks of at most about ``limit`` bytes made of whole stored chunks, or parts of one.
+
+    Splitting a stored chunk (halving its longest side) or merging whole stored chunks (along
+    the axis they cover least) means every stored chunk is read for one processing chunk or a
+    few neighbouring ones, never held for chunks far apart: memory stays bounded.
+    """
+    if not limit > 0:
+        raise ValueError(f"chunk size must be > 0 bytes, got {limit!r}")
+    itemsize = np.dtype(dtype).itemsize
+    chunk = [min(int(c), int(s)) for c, s in zip(chunksize, shape, strict=True)]
+    while np.prod(chunk) * itemsize > limit and max(chunk) > 1:
+        longest = int(np.argmax(chunk))
+        chunk[longest] = -(-chunk[longest] // 2)
+    while True:
+        growable = [a for a in range(len(chunk)) if chunk[a] < shape[a]]
+        if not growable:
+            break
+        axis = min(growable, key=lambda a: chunk[a] / shape[a])
+        if np.prod(chunk) * itemsize * 2 > limit:
+            break
+        chunk[axis] = min(chunk[axis] * 2, shape[axis])
+    return tuple(chunk)
+
+
+def open_image(path):
+    """A TIFF/OME-TIFF file or a zarr store as a lazy dask array, with its ``meta``.
+
+    Raises
+    ------
+    ValueError
+        Unreadable files, multichannel or RGB images.
+    """
+    from .io import imread, read_zarr
+
+    path = Path(path)
+    if path.is_dir():
+        data, meta = read_zarr(path)
+    else:
+        data, meta = imread(path, lazy=True)
+    if meta["rgb"] or meta["channel_axis"] is not None:
+        raise ValueError(
+            f"{path.name} has colour channels (axes {meta['axes']}); save one channel per file"
+        )
+    return data, meta
+
+
+def output_names(name):
+    """File names :func:`segment_file` writes for the input named ``name``."""
+    return {
+        "tif": f"{name}_labels.tif",
+        "zarr": f"{name}_labels.zarr",
+        "objects": f"{name}_objects.csv",
+        "counts": f"{name}_counts.csv",
+    }
+
+
+def peak_bytes(shape, dtype, method):
+    """Estimated peak memory of an in-memory pipeline run on an image (input included)."""
+    pixels = int(np.prod(shape, dtype=np.float64))
+    per_pixel = PEAK_BYTES_PER_PIXEL["unet" if method == "unet" else "threshold"]
+    return pixels * (np.dtype(dtype).itemsize + per_pixel)
+
+
+def _remove(path):
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
+
+
+def _file_axes(meta, axes, ndim):
+    """Axes of a file: given, else its metadata when it names T/Z/Y/X only, else None."""
+    if axes is not None:
+        return axes
+    known = meta.get("axes") or ""
+    if len(known) == ndim and set(known) <= set("TZYX") and known.endswith("YX"):
+        order = "".join(a for a in "TZYX" if a in known)
+        if known == order:
+            return known
+    return None
+
+
+def segment_file(
+    path,
+    out_dir,
+    settings,
+    *,
+    max_memory=1 << 30,
+    chunk_bytes=64 << 20,
+    axes=None,
+    spacing=None,
+):
+    """Run the pipeline on one file and write its labels and tables, all or nothing.
+
+    A file whose in-memory run would stay under ``max_memory`` bytes at its peak
+    (:func:`peak_bytes`) runs in memory and gives ``NAME_labels.tif``; larger ones run in
+    chunks of about ``chunk_bytes`` of input and give ``NAME_labels.zarr``. Both keep the
+    input's pixel size. The per-file tables ``NAME_objects.csv`` and ``NAME_counts.csv`` go
+    to ``out_dir/per_file``. Every output is written under a temporary name and renamed when
+    complete, the labels last, so a crash never leaves a file that looks finished.
+
+    Parameters
+    ----------
+    path : str or Path
+        A TIFF file or a zarr store.
+    out_dir : str or Path
+        Output folder.
+    settings : PipelineSettings
+    max_memory, chunk_bytes : int
+        Peak bytes of an in-memory run; bytes of input per chunk above that.
+    axes : str, optional
+        What the axes are (``"ZYX"``, ``"TYX"``, ...); default ``settings.axes``, else the
+        file's ImageJ/OME axes, else the default for its dimensions.
+    spacing : sequence of float, optional
+        Pixel size per spatial axis; default the file's.
+
+    Returns
+    -------
+    objects, counts : pandas.DataFrame
+        The object table (its ``attrs`` hold the estimated nucleus ``diameter`` where the
+        count gives one) and the count per frame (frame 0 without a time axis).
+    """
+    from .counting import count_summary
+    from .io import imwrite, write_zarr
+    from .pipeline import resolve_image_axes, run_pipeline
+
+    data, meta = open_image(path)
+    given = axes if axes is not None else settings.axes
+    axes, time_axis = resolve_image_axes(settings, data.ndim, _file_axes(meta, given, data.ndim))
+    if spacing is None:
+        spacing = [s for a, s in enumerate(meta["scale"]) if a != time_axis]
+    estimate = peak_bytes(data.shape, data.dtype, settings.method)
+    large = estimate > max_memory
+    if large and settings.method == "unet":
+        raise ValueError(
+            f"{meta['name']}: {data.nbytes / 2**20:.0f} MB is above the in-memory limit "
+            f"({max_memory / 2**20:.0f} MB; the U-Net needs about {estimate / 2**20:.0f} MB) "
+            "and the U-Net keeps the image and its labels in memory: raise the limit "
+            "(--max-memory-mb) or use a threshold method"
+        )
+    if large:
+        data = data.rechunk(processing_chunks(data.chunksize, data.shape, data.dtype, chunk_bytes))
+    else:
+        data = np.asarray(data.compute())
+    if large and (settings.count.split_touching or settings.count.fill_holes):
+        raise ValueError(
+            f"{meta['name']}: an in-memory run needs about {estimate / 2**20:.0f} MB, above the "
+            f"limit ({max_memory / 2**20:.0f} MB), and count.split_touching and "
+            "count.fill_holes need whole objects in memory: raise --max-memory-mb, or set "
+            "both off (--no-split --no-fill-holes) to process it in chunks"
+        )
+    labels, table = run_pipeline(data, settings, axes=axes, spacing=spacing)
+    counts = count_summary(table)
+
+    out_dir = Path(out_dir)
+    names = output_names(meta["name"])
+    final = {
+        "labels": out_dir / names["zarr" if large else "tif"],
+        "objects": out_dir / "per_file" / names["objects"],
+        "counts": out_dir / "per_file" / names["counts"],
+    }
+    partial = {k: p.with_name(f".partial-{p.name}") for k, p in final.items()}
+    final["labels"].parent.mkdir(parents=True, exist_ok=True)
+    final["objects"].parent.mkdir(parents=True, exist_ok=True)
+    try:
+        for p in partial.values():
+            _remove(p)
+        geometry = dict(scale=meta["scale"], units=meta["units"], axes=meta["axes"], labels=True)
+        if large:
+            write_zarr(partial["labels"], labels, **geometry)
+        else:
+            imwrite(partial["labels"], labels, **geometry)
+        table.to_csv(partial["objects"], index=False)
+        counts.to_csv(partial["counts"], index=False)
+        for key in ("objects", "counts", "labels"):
+            _remove(final[key])
+            os.replace(partial[key], final[key])
+    finally:
+        for p in partial.values():
+            _remove(p)
+    return table, counts
+
+
+# --------------------------------------------------------------------------------- inputs
+
+
+def _is_output(path):
+    name = path.name.lower()
+    return name.startswith(".partial-") or name.endswith(_OUTPUT_SUFFIXES)
+
+
+def _inside(path, folder):
+    if folder is None:
+        return False
+    try:
+        path.resolve().relative_to(folder.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def find_inputs(items, *, out=None):
+    """TIFF files and zarr stores named by files, folders (not recursive) or glob patterns.
+
+    Folders and patterns skip what a run writes: anything inside ``out``, and files named
+    like its outputs (``*_labels.tif``, ``*_labels.zarr``), so a rerun with ``out`` inside
+    the input folder never segments its own labels. A file named on its own is kept unless it
+    lies in ``out``.
+
+    Raises
+    ------
+    ValueError
+        A name that matches nothing, no inputs at all, or two inputs whose outputs would have
+        the same name.
+    """
+    import glob
+
+    out = None if out is None else Path(out)
+
+    def usable(p):
+        kind = (p.is_file() and p.suffix.lower() in TIFF_EXTENSIONS) or (
+            p.is_dir() and p.suffix.lower() == ".zarr"
+        )
+        return kind and not _is_output(p) and not _inside(p, out)
+
+    found = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir() and path.suffix.lower() != ".zarr":
+            found += sorted(p for p in path.iterdir() if usable(p))
+        elif path.exists():
+            if not _inside(path, out):
+                found.append(path)
+        else:
+            matches = [Path(m) for m in sorted(glob.glob(str(item)))]
+            if not matches:
+                raise ValueError(f"{item} does not exist")
+            found += [p for p in matches if usable(p)]
+    if not found:
+        raise ValueError("no .tif/.tiff files or .zarr stores in the given inputs")
+    unique, names = [], {}
+    for p in found:
+        if p.resolve() in (q.resolve() for q in unique):
+            continue
+        name = source_name(p)
+        if name in names:
+            raise ValueError(f"{names[name]} and {p} would write the same outputs ({name}_labels)")
+        names[name] = p
+        unique.append(p)
+    return unique
+
+
+# ------------------------------------------------------------------------------- the run
+
+
+@contextlib.contextmanager
+def output_lock(out):
+    """Hold an exclusive lock on the output folder ``out`` for one run.
+
+    Raises
+    ------
+    ValueError
+        Another run holds the folder.
+    """
+    path = Path(out) / _LOCK_NAME
+    while True:
+        handle = open(path, "a+")  # noqa: SIM115 - closed in finally
+        try:
+            if os.name == "nt":  # pragma: no cover - Windows
+                import msvcrt
+
+                msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+            else:
+                import fcntl
+
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            raise ValueError(
+                f"{out} is in use by another napari-binseg segment run; wait for it to "
+                "finish or choose another --out"
+            ) from None
+        try:
+            same = os.path.exists(path) and os.path.samefile(path, handle.name)
+            same = same and os.fstat(handle.fileno()).st_ino == os.stat(path).st_ino
+        except OSError:
+            same = False
+        if same:
+            break
+        handle.close()  # the previous holder removed the file while we waited: retry
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        handle.close()
+
+
+def _write_atomic(path, write):
+    partial = path.with_name(f".partial-{path.name}")
+    write(partial)
+    partial.replace(path)
+
+
+def collect_tables(inputs, out):
+    """OUT/objects.csv and OUT/counts.csv from the per-file tables of every finished input."""
+    import pandas as pd
+
+    out = Path(out)
+    objects, counts = [], []
+    for p in inputs:
+        names = output_names(source_name(p))
+        o, c = out / "per_file" / names["objects"], out / "per_file" / names["counts"]
+        if o.is_file() and c.is_file():
+            objects.append(pd.read_csv(o).assign(file=p.name))
+            counts.append(pd.read_csv(c).assign(file=p.name))
+    for name, tables in (("objects.csv", objects), ("counts.csv", counts)):
+        if tables:
+            table = pd.concat(tables, ignore_index=True)
+            table = table[["file"] + [col for col in table.columns if col != "file"]]
+            _write_atomic(out / name, lambda p, t=table: t.to_csv(p, index=False))
+
+
+def is_done(path, out):
+    """True when ``out`` holds the labels and both tables of input ``path``."""
+    names = output_names(source_name(path))
+    out = Path(out)
+    labels = (out / names["tif"]).exists() or (out / names["zarr"]).exists()
+    tables = all((out / "per_file" / names[k]).is_file() for k in ("objects", "counts"))
+    return labels and tables
+
+
+@dataclass
+class BatchResult:
+    """What :func:`segment_files` did."""
+
+    inputs: list
+    out: Path
+    done: list = field(default_factory=list)
+    skipped: list = field(default_factory=list)
+    #: ``(path, message)`` of every input that failed.
+    failed: list = field(default_factory=list)
+    #: Estimated nucleus diameter per finished input (None where the count gives none).
+    diameters: dict = field(default_factory=dict)
+
+
+def check_model(settings):
+    """Load the settings' U-Net once, so a bad model or device fails before any file.
+
+    Raises
+    ------
+    ValueError
+        An unknown model, an unreadable model file or an unavailable device.
+    """
+    if settings.method != "unet":
+        return
+    from .unet.network import load_model
+
+    u = settings.unet
+    try:
+        load_model(u.model, device=u.device)
+    except (OSError, RuntimeError) as exc:
+        raise ValueError(f"cannot load the model {u.model!r} on {u.device}: {exc}") from None
+
+
+def segment_files(
+    inputs,
+    out,
+    settings,
+    *,
+    batch=None,
+    axes=None,
+    spacing=None,
+    overwrite=False,
+    scheduler=None,
+    record=None,
+    progress=None,
+):
+    """Segment and count every input into the folder ``out``, skipping finished ones.
+
+    Parameters
+    ----------
+    inputs : sequence of str or Path
+        Files, folders or glob patterns (:func:`find_inputs`).
+    out : str or Path
+        Output folder: ``NAME_labels.tif`` (``.zarr`` for chunked runs), ``per_file/``,
+        ``objects.csv``, ``counts.csv`` and ``params.json``.
+    settings : PipelineSettings
+    batch : BatchOptions, optional
+        Memory limit and chunk size.
+    axes, spacing : optional
+        As in :func:`segment_file` (for every input).
+    overwrite : bool
+        Redo finished inputs, and replace results of other settings.
+    scheduler : str, optional
+        Address of a dask.distributed scheduler for the chunked inputs.
+    record : dict, optional
+        Extra entries of ``params.json`` (the command line, for example).
+    progress : callable, optional
+        ``progress(done, total, name)`` before each input and at the end.
+
+    Returns
+    -------
+    BatchResult
+
+    Raises
+    ------
+    ValueError
+        Bad inputs, settings or model, an output folder in use by another run or holding
+        results of other settings; nothing is written then.
+    """
+    from . import __version__
+
+    batch = BatchOptions() if batch is None else batch
+    if not isinstance(batch, BatchOptions):
+        raise ValueError(f"batch must be BatchOptions, got {type(batch).__name__}")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder")
+    inputs = find_inputs(inputs, out=out)
+    check_model(settings)
+    client = contextlib.nullcontext()
+    if scheduler:
+        from distributed import Client
+
+        try:
+            client = Client(scheduler, timeout=30)
+        except OSError as exc:
+            raise ValueError(f"cannot reach the dask scheduler at {scheduler}: {exc}") from None
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"cannot create --out {out}: {exc.strerror}") from None
+    result = BatchResult(inputs=inputs, out=out)
+    with output_lock(out), client:
+        params_path = out / "params.json"
+        if params_path.is_file() and not overwrite:
+            try:
+                previous = json.loads(params_path.read_text(encoding="utf-8")).get("settings")
+            except (ValueError, AttributeError, RecursionError):
+                previous = None
+            if previous != settings.to_dict():
+                from .settings import PipelineSettings
+
+                try:
+                    same = PipelineSettings.from_dict(previous) == settings
+                except (TypeError, ValueError):
+                    same = False
+                if not same:
+                    raise ValueError(
+                        f"{out} holds results of other settings (see {params_path}); "
+                        "choose another --out or pass --overwrite"
+                    )
+        params = {
+            "napari_binseg": __version__,
+            **(record or {}),
+            "inputs": [str(p.resolve()) for p in inputs],
+            "settings": settings.to_dict(),
+            "max_memory_mb": batch.max_memory_mb,
+            "chunk_mb": batch.chunk_mb,
+        }
+        if axes is not None or spacing is not None:
+            params |= {"axes": axes, "spacing": None if spacing is None else list(spacing)}
+        _write_atomic(params_path, lambda p: p.write_text(json.dumps(params, indent=2) + "\n"))
+        for i, path in enumerate(inputs):
+            if progress is not None:
+                progress(i, len(inputs), path.name)
+            if not overwrite and is_done(path, out):
+                result.skipped.append(path)
+                continue
+            try:
+                table, _ = segment_file(
+                    path,
+                    out,
+                    settings,
+                    max_memory=int(batch.max_memory_mb * 2**20),
+                    chunk_bytes=int(batch.chunk_mb * 2**20),
+                    axes=axes,
+                    spacing=spacing,
+                )
+            except Exception as exc:  # one bad file must not stop the others
+                message = (
+                    str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+                )
+                result.failed.append((path, message))
+                continue
+            result.done.append(path)
+            result.diameters[path] = table.attrs.get("diameter")
+        if progress is not None:
+            progress(len(inputs), len(inputs), "done")
+        collect_tables(inputs, out)
+    return result

@@ -1,0 +1,219 @@
+"""Pipeline settings: the stage options composed, and their JSON file format.
+
+``PipelineSettings`` holds everything that decides a pipeline result: the segmentation method
+(a global threshold or the U-Net), the options of each stage (:mod:`napari_binseg.options`)
+and the axes of the stacks. The widgets save it, ``napari-binseg segment`` reads it and writes
+it into ``params.json``. Files of every earlier version load: :func:`migrate_settings` brings
+their dict to :data:`SETTINGS_VERSION` first.
+"""
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .options import (
+    AXES_OPTION,
+    PIPELINE_METHODS,
+    CountOptions,
+    ThresholdOptions,
+    UNetOptions,
+    option,
+    options_of,
+)
+
+#: Version of the settings JSON. 1: napari-binseg 0.1 (method, threshold, unet, count);
+#: 2: adds ``axes`` and ``unet.precision``/``unet.backend`` (their defaults are what 0.1 did).
+SETTINGS_VERSION = 2
+
+#: Names of napari-binseg 0.1, kept for code that imports them.
+ThresholdSettings = ThresholdOptions
+UNetSettings = UNetOptions
+CountSettings = CountOptions
+
+_SECTIONS = {"threshold": ThresholdOptions, "unet": UNetOptions, "count": CountOptions}
+#: Deepest nesting a settings dict may have (a JSON bomb of nested lists is refused early).
+_MAX_DEPTH = 8
+
+
+def _from_v1(data):
+    """Version 1 (0.1) -> 2: same keys; the new ones take their defaults."""
+    return {**data, "version": 2}
+
+
+#: ``version -> function`` that turns a dict of that version into the next version's.
+MIGRATIONS = {1: _from_v1}
+
+
+def _depth(value, limit):
+    if limit < 0:
+        return False
+    if isinstance(value, dict):
+        return all(_depth(v, limit - 1) for v in value.values())
+    if isinstance(value, list):
+        return all(_depth(v, limit - 1) for v in value)
+    return True
+
+
+def migrate_settings(data):
+    """A settings dict of any supported version, brought to :data:`SETTINGS_VERSION`.
+
+    Parameters
+    ----------
+    data : dict
+        Settings as a file holds them, with or without ``version`` (missing: the current one).
+
+    Returns
+    -------
+    dict
+        A new dict without the ``version`` key.
+
+    Raises
+    ------
+    ValueError
+        A version that is not an integer from 1 to :data:`SETTINGS_VERSION`.
+
+    Examples
+    --------
+    >>> migrate_settings({"version": 1, "method": "li"})
+    {'method': 'li'}
+    """
+    data = dict(data)
+    version = data.pop("version", SETTINGS_VERSION)
+    if isinstance(version, bool) or version not in range(1, SETTINGS_VERSION + 1):
+        raise ValueError(
+            f"settings version {version!r} is not supported (expected 1 to {SETTINGS_VERSION})"
+        )
+    while version < SETTINGS_VERSION:
+        data = MIGRATIONS[version]({**data, "version": version})
+        version = data.pop("version")
+    return data
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    """Everything that decides a pipeline result, serializable to JSON.
+
+    Parameters
+    ----------
+    method : str
+        A threshold method of :data:`PIPELINE_METHODS` (``"otsu"``, ``"li"``, ...,
+        ``"manual"`` with ``threshold.value``) or ``"unet"``.
+    threshold : ThresholdOptions or dict
+        Threshold options (used by the threshold methods).
+    unet : UNetOptions or dict
+        U-Net options (used by ``"unet"``).
+    count : CountOptions or dict
+        Counting options. With ``"unet"`` only ``min_size``, ``max_size`` and
+        ``exclude_border`` apply: the network's instances are kept as they are.
+    axes : str or None
+        ``"YX"``, ``"ZYX"``, ``"TYX"`` or ``"TZYX"``; None: the file's axes, else the default
+        for the image's dimensions (:func:`napari_binseg.axes.resolve_axes`).
+
+    Raises
+    ------
+    ValueError
+        An unknown method, section or key, or a value out of range; the message names it.
+
+    Examples
+    --------
+    >>> s = PipelineSettings("li", count={"min_size": 20, "split_touching": False})
+    >>> PipelineSettings.from_json(s.to_json()) == s
+    True
+    """
+
+    method: str = option(
+        "otsu",
+        "Segmentation: a global threshold method, or the U-Net.",
+        choices=PIPELINE_METHODS,
+    )
+    threshold: ThresholdOptions = field(default_factory=ThresholdOptions)
+    unet: UNetOptions = field(default_factory=UNetOptions)
+    count: CountOptions = field(default_factory=CountOptions)
+    axes: str | None = field(default=None, metadata={"option": None})
+
+    def __post_init__(self):
+        for opt in options_of(type(self)):
+            object.__setattr__(self, opt.name, opt.check(getattr(self, opt.name)))
+        object.__setattr__(self, "axes", AXES_OPTION.check(self.axes))
+        for name, cls in _SECTIONS.items():
+            value = getattr(self, name)
+            if isinstance(value, dict):
+                object.__setattr__(self, name, cls.from_dict(value))
+            elif not isinstance(value, cls):
+                raise ValueError(f"{name} must be a {cls.__name__} or a dict, got {value!r}")
+        if self.method == "manual" and self.threshold.value is None:
+            raise ValueError("method 'manual' needs threshold.value")
+
+    def replace(self, **changes):
+        """A copy with ``changes`` (sections as dicts of their changed keys or objects)."""
+        for name, value in changes.items():
+            if name in _SECTIONS and isinstance(value, dict):
+                changes[name] = getattr(self, name).replace(**value)
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self):
+        """Plain dict (JSON types only), with a ``version`` key."""
+        return {
+            "version": SETTINGS_VERSION,
+            "method": self.method,
+            **{name: getattr(self, name).to_dict() for name in _SECTIONS},
+            "axes": self.axes,
+        }
+
+    @classmethod
+    def from_dict(cls, data):
+        """Settings from :meth:`to_dict`'s dict (any version); missing keys take defaults.
+
+        A ``params.json`` written by ``napari-binseg segment`` (settings, inputs, command) gives
+        its settings.
+        """
+        if not isinstance(data, dict):
+            raise ValueError(f"settings must be a JSON object, got {type(data).__name__}")
+        if "settings" in data and "inputs" in data:
+            data = data["settings"]
+            if not isinstance(data, dict):
+                raise ValueError(f"settings must be a JSON object, got {type(data).__name__}")
+        if not _depth(data, _MAX_DEPTH):
+            raise ValueError(f"settings are nested deeper than {_MAX_DEPTH} levels")
+        data = migrate_settings(data)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known, key=str)
+        if unknown:
+            raise ValueError(f"unknown setting {unknown[0]!r}; known: {', '.join(sorted(known))}")
+        return cls(**data)
+
+    def to_json(self, path=None):
+        """The settings as JSON text; also written to ``path`` when given."""
+        text = json.dumps(self.to_dict(), indent=2) + "\n"
+        if path is not None:
+            Path(path).write_text(text, encoding="utf-8")
+        return text
+
+    @classmethod
+    def from_json(cls, source):
+        """Settings from a JSON file path or JSON text.
+
+        Raises
+        ------
+        ValueError
+            Unreadable JSON or invalid settings (the message names the file).
+        """
+        text = str(source)
+        where = "settings"
+        if not text.lstrip().startswith("{"):
+            where = str(source)
+            try:
+                text = Path(source).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = getattr(exc, "strerror", None) or str(exc)
+                raise ValueError(f"cannot read settings file {source}: {reason}") from None
+        try:
+            data = json.loads(text)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            reason = exc if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+            raise ValueError(f"{where} is not valid JSON: {reason}") from None
+        try:
+            return cls.from_dict(data)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{where}: {exc}") from None
