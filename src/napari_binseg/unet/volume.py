@@ -1,0 +1,650 @@
+"""The 2D U-Net on z-stacks: 3D nuclei from plane predictions, in two modes.
+
+*accurate* (Cellpose's ``do_3D`` [1]_ with this model's outputs): the stack is resampled to
+near-isotropic voxels at the size the model segments best, the 2D network runs on the XY, XZ
+and YZ planes, the three foreground and centre probability maps are averaged, and 3D centre
+seeds grow through the 3D foreground; labels are resampled back to the stack's grid.
+
+*fast* (Cellpose's ``stitch_threshold``): every XY plane is segmented on its own, then objects
+of neighbouring planes are linked when their overlap (IoU) is high enough.
+
+Both normalize the stack once (its own intensity percentiles, so a plane above the tissue stays
+dark instead of being stretched to full contrast) and estimate the nucleus size once per stack.
+Memory is bounded by the resampled volume, two probability accumulators and one chunk of
+planes; ``progress(done, total)`` counts planes over all passes, and an exception raised by it
+stops the work between chunks of planes (cancel).
+
+References
+----------
+.. [1] Stringer, Wang, Michaelos and Pachitariu, "Cellpose: a generalist algorithm for
+   cellular segmentation", Nature Methods 18, 100-106 (2021).
+"""
+
+import copy
+import math
+
+import numpy as np
+
+from .._validation import is_dask
+from ..axes import iter_frames, resolve_spacing
+from ._postprocess import remove_small
+
+#: Modes of :func:`segment_volume`.
+MODES = ("accurate", "fast")
+
+#: Planes per network call in a pass (bounds the memory of one chunk of probabilities).
+_CHUNK_PIXELS = 4 * 1024 * 1024
+
+#: A plane through a ball cuts it at a uniformly distributed height, so the median cross
+#: section of a nucleus in single planes has 0.87 of its diameter.
+_SECTION = math.sqrt(3) / 2
+
+#: Smallest peak of the averaged centre probability that seeds a 3D nucleus.
+_PEAK_MIN = 0.3
+
+_GROW = None
+
+
+def _grow_kernel():
+    """Numba kernel: breadth-first growth of 3D seeds through a mask (6-connected)."""
+    global _GROW
+    if _GROW is None:
+        import numba
+
+        def grow(labels, mask):
+            nz, ny, nx = labels.shape
+            plane = ny * nx
+            flat = labels.ravel()
+            m = mask.ravel()
+            queue = np.empty(flat.size, np.int64)
+            tail = 0
+            for i in range(flat.size):
+                if flat[i] != 0:
+                    queue[tail] = i
+                    tail += 1
+            head = 0
+            while head < tail:
+                p = queue[head]
+                head += 1
+                lab = flat[p]
+                z = p // plane
+                r = p - z * plane
+                y = r // nx
+                x = r - y * nx
+                for ok, q in (
+                    (x > 0, p - 1),
+                    (x < nx - 1, p + 1),
+                    (y > 0, p - nx),
+                    (y < ny - 1, p + nx),
+                    (z > 0, p - plane),
+                    (z < nz - 1, p + plane),
+                ):
+                    if ok and m[q] and flat[q] == 0:
+                        flat[q] = lab
+                        queue[tail] = q
+                        tail += 1
+
+        try:
+            _GROW = numba.njit(nogil=True, cache=True)(grow)
+        except RuntimeError:  # no writable cache location
+            _GROW = numba.njit(nogil=True, cache=False)(grow)
+    return _GROW
+
+
+def grow_seeds_3d(seeds, mask):
+    """Grow labelled 3D seeds through ``mask`` (6-connected breadth-first flood).
+
+    Parameters
+    ----------
+    seeds : (P, M, N) ndarray of int
+        0 = no seed.
+    mask : (P, M, N) ndarray of bool
+        Where seeds may grow.
+
+    Returns
+    -------
+    labels : (P, M, N) ndarray of int32
+        Every mask voxel connected to a seed carries the label of the seed it reaches first.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> seeds = np.zeros((5, 1, 1), np.int32); seeds[0] = 1; seeds[4] = 2
+    >>> grow_seeds_3d(seeds, np.ones((5, 1, 1), bool)).ravel()
+    array([1, 1, 1, 2, 2], dtype=int32)
+    """
+    labels = np.array(seeds, dtype=np.int32, order="C", copy=True)
+    mask = np.ascontiguousarray(mask, dtype=bool)
+    if labels.ndim != 3 or labels.shape != mask.shape:
+        raise ValueError(f"seeds {labels.shape} and mask {mask.shape} must be equal 3D shapes")
+    _grow_kernel()(labels, mask)
+    return labels
+
+
+def probabilities_to_labels_3d(
+    foreground, centre, *, prob_threshold=0.5, seed_threshold=0.3, min_size=8, diameter=19.3
+):
+    """Instance labels of a volume from foreground and centre probabilities.
+
+    Seeds are the local maxima of the centre probability (smoothed with a Gaussian of a
+    tenth of ``diameter``, maxima over a cube a third of ``diameter`` wide, above
+    ``seed_threshold``) inside the foreground; they grow through the foreground (6-connected
+    breadth-first flood); seedless foreground components are objects of their own; objects
+    under ``min_size`` voxels are removed. Averaged over three views, the centre map of two
+    nuclei touching along z has a saddle between them but rarely a gap, so thresholded
+    components (the 2D rule) merge them where local maxima do not.
+
+    Parameters
+    ----------
+    foreground, centre : (P, M, N) ndarray of float
+        Probabilities in [0, 1].
+    prob_threshold, seed_threshold : float
+        Foreground threshold; smallest centre peak that seeds a nucleus.
+    min_size : float
+        Smallest object kept, in voxels.
+    diameter : float or (3,) tuple of float
+        Typical nucleus diameter in voxels, per axis for anisotropic voxels.
+
+    Returns
+    -------
+    labels : (P, M, N) ndarray of int32
+        0 = background, 1..n consecutive.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> z = np.arange(24)[:, None, None]
+    >>> centre = np.exp(-(((z - 6) / 3.0) ** 2)) + np.exp(-(((z - 17) / 3.0) ** 2))
+    >>> labels = probabilities_to_labels_3d(
+    ...     np.ones((24, 3, 3)), centre * np.ones((1, 3, 3)), min_size=1, diameter=10
+    ... )
+    >>> labels[:, 1, 1].tolist() == [1] * 12 + [2] * 12
+    True
+    """
+    import cc3d
+    from scipy import ndimage
+
+    mask = foreground > prob_threshold
+    diameter = np.broadcast_to(np.asarray(diameter, float), (3,))
+    sigma = tuple(max(d / 10, 0.3) for d in diameter)
+    size = tuple(max(3, int(round(d / 3)) | 1) for d in diameter)
+    smooth = ndimage.gaussian_filter(np.asarray(centre, np.float32), sigma)
+    peaks = (ndimage.maximum_filter(smooth, size=size) == smooth) & (smooth > seed_threshold)
+    seeds = cc3d.connected_components(peaks & mask, connectivity=26)
+    del smooth, peaks
+    n_seeds = int(seeds.max()) if seeds.size else 0
+    labels = grow_seeds_3d(seeds, mask) if n_seeds else np.zeros(mask.shape, np.int32)
+    rest = mask & (labels == 0)
+    if rest.any():
+        extra = cc3d.connected_components(rest, connectivity=6).astype(np.int32)
+        labels[rest] = extra[rest] + n_seeds
+    return remove_small(labels, min_size)
+
+
+def stitch_planes(labels, stitch_threshold=0.25):
+    """Link 2D objects of consecutive planes into 3D objects by overlap (in place).
+
+    Cellpose's ``stitch3D``: an object of plane ``z + 1`` takes the label of the object of
+    plane ``z`` it overlaps with the highest IoU when that IoU is at least
+    ``stitch_threshold`` and no other object of plane ``z + 1`` overlaps that one more;
+    otherwise it starts a new 3D object.
+
+    Parameters
+    ----------
+    labels : (P, M, N) ndarray of int
+        Plane labels, objects numbered apart across planes (as ``segment(axes="TYX")`` gives).
+    stitch_threshold : float
+        Minimum IoU to link two objects, in (0, 1].
+
+    Returns
+    -------
+    labels : (P, M, N) ndarray of int32
+        Consecutive 3D labels.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> planes = np.zeros((3, 1, 4), np.int32)
+    >>> planes[0, 0, :2] = 1; planes[1, 0, :3] = 2; planes[2, 0, 3] = 3
+    >>> stitch_planes(planes)[:, 0]
+    array([[1, 1, 0, 0],
+           [1, 1, 1, 0],
+           [0, 0, 0, 2]], dtype=int32)
+    """
+    if not 0 < stitch_threshold <= 1:
+        raise ValueError(f"stitch_threshold must be in (0, 1], got {stitch_threshold!r}")
+    labels = np.asarray(labels)
+    out = np.zeros(labels.shape, np.int32)
+    prev = None
+    top = 0
+    for z in range(labels.shape[0]):
+        cur = labels[z]
+        ids, inverse = np.unique(cur, return_inverse=True)
+        inverse = inverse.reshape(cur.shape)
+        if ids[0] != 0:
+            ids = np.concatenate([[0], ids])
+            inverse = inverse + 1
+        n = len(ids) - 1
+        new = np.zeros(n + 1, np.int32)
+        if n and prev is not None and prev.max() > 0:
+            pids, pinv = np.unique(prev, return_inverse=True)
+            pinv = pinv.reshape(prev.shape)
+            m = len(pids)
+            overlap = np.bincount(
+                (inverse.ravel() * m + pinv.ravel()), minlength=(n + 1) * m
+            ).reshape(n + 1, m)
+            area_cur = overlap.sum(axis=1)
+            area_prev = overlap.sum(axis=0)
+            iou = overlap / np.maximum(area_cur[:, None] + area_prev[None, :] - overlap, 1)
+            iou = iou[1:, 1:] if pids[0] == 0 else iou[1:]
+            pids = pids[1:] if pids[0] == 0 else pids
+            iou[iou < stitch_threshold] = 0
+            if iou.size:
+                iou[iou < iou.max(axis=0, keepdims=True)] = 0
+                best = iou.argmax(axis=1)
+                linked = iou[np.arange(n), best] > 0
+                new[1:][linked] = pids[best[linked]]
+                fresh = ~linked
+            else:
+                fresh = np.ones(n, bool)
+        else:
+            fresh = np.ones(n, bool)
+        k = int(fresh.sum())
+        new[1:][fresh] = np.arange(top + 1, top + k + 1)
+        top += k
+        out[z] = new[inverse]
+        prev = out[z]
+    return remove_small(out, 1)
+
+
+def _inference():
+    from . import inference
+
+    return inference
+
+
+def _unnormalized(lm):
+    """The model with normalization turned off (the stack is normalized once, as a whole);
+    it shares the network and the compiled backends."""
+    clone = copy.copy(lm)
+    clone.config = {**lm.config, "normalization": {"kind": "none"}}
+    return clone
+
+
+def _channels(probs, lm):
+    """Foreground and centre maps of ``(C, ...)`` probabilities."""
+    fg_channel = lm.config["foreground_channel"]
+    fg = 1.0 - probs[0] if fg_channel == -1 else probs[fg_channel]
+    centre = probs[lm.outputs.index("centre")] if lm.has_centres else fg
+    return fg, centre
+
+
+class _Progress:
+    """Planes done over all passes of all frames; the user callback may raise to cancel."""
+
+    def __init__(self, callback, total):
+        self.callback = callback
+        self.total = max(int(total), 1)
+        self.done = 0
+
+    def step(self, planes):
+        self.done = min(self.done + planes, self.total)
+        if self.callback is not None:
+            self.callback(self.done, self.total)
+
+    def finish(self):
+        self.step(self.total - self.done)
+
+
+def _resize3d(volume, shape):
+    """Trilinear resize of a float32 ``(P, M, N)`` volume (antialiased axes when shrinking
+    are smoothed first by the interpolation's footprint only: shrink factors here stay
+    within 2x, where trilinear sampling suffices)."""
+    import torch
+    import torch.nn.functional as F
+
+    if tuple(volume.shape) == tuple(shape):
+        return np.ascontiguousarray(volume, dtype=np.float32)
+    x = torch.from_numpy(np.ascontiguousarray(volume, dtype=np.float32))[None, None]
+    return F.interpolate(x, size=tuple(shape), mode="trilinear", align_corners=False)[0, 0].numpy()
+
+
+def _nearest_index(n_out, n_in):
+    return np.minimum(((np.arange(n_out) + 0.5) * n_in / n_out).astype(np.intp), n_in - 1)
+
+
+def _labels_to_grid(labels, shape):
+    """Nearest-neighbour resampling of 3D labels to ``shape`` (voxel centres), renumbered."""
+    if labels.shape == tuple(shape):
+        return labels
+    idx = [_nearest_index(o, i) for o, i in zip(shape, labels.shape, strict=True)]
+    return remove_small(labels[np.ix_(*idx)], 1)
+
+
+def estimate_diameter(volume, lm, spacing, *, options, progress=None):
+    """Typical nucleus diameter of a normalized stack in physical units (once per stack).
+
+    A few XY planes (the middle one and those a quarter of the stack above and below) are
+    segmented by :func:`napari_binseg.unet.inference.segment` with ``diameter="auto"`` (its
+    size estimate chooses the scale per plane), and the median object is measured; since a
+    plane cuts a nucleus below its equator on average, the median section is divided by
+    0.87 to give the nucleus diameter.
+
+    Returns
+    -------
+    diameter : float or None
+        ``None`` when the planes hold no object.
+    """
+    inf = _inference()
+    nz = volume.shape[0]
+    picks = sorted({nz // 2, nz // 4, (3 * nz) // 4})
+    plain = _unnormalized(lm)
+    labels = []
+    for z in picks:
+        labels.append(inf.segment(volume[z], plain, diameter="auto", **options))
+        if progress is not None:
+            progress.step(1)
+    found = inf.median_diameter(labels)
+    if not found:
+        return None
+    return found / _SECTION * float(np.sqrt(spacing[1] * spacing[2]))
+
+
+def _scale_of(diameter, lm, spacing):
+    """Lateral resize factor that brings nuclei of ``diameter`` (physical) to the model's size."""
+    post = lm.config["postprocess"]
+    reference = post.get("diameter")
+    if diameter is None or reference is None:
+        return 1.0
+    pixels = diameter / float(np.sqrt(spacing[1] * spacing[2]))
+    scale = float(np.clip(reference / pixels, 0.25, post.get("max_scale", 2.0)))
+    # Within 25% of the model's size the plane is kept as it is, as segment(diameter="auto").
+    return 1.0 if 0.8 < scale < 1.25 else round(4 * scale) / 4
+
+
+def _view_pass(volume, axis, step, lm, options, fg_sum, centre_sum, progress):
+    """Add the foreground and centre maps of the planes normal to ``axis`` into the sums.
+
+    Only every ``step``-th plane goes through the network; the maps of the planes between are
+    interpolated linearly (the planes normal to y and x of a stack upsampled in z carry
+    ``step``-fold redundant detail across them).
+    """
+    inf = _inference()
+    n = volume.shape[axis]
+    positions = list(range(0, n, step))
+    if positions[-1] != n - 1:
+        positions.append(n - 1)
+    plane_pixels = volume.size // n
+    chunk = max(1, _CHUNK_PIXELS // max(plane_pixels, 1))
+    prev = None
+
+    def add(index, fg, centre):
+        where = (slice(None),) * axis + (index,)
+        fg_sum[where] += fg
+        centre_sum[where] += centre
+
+    for start in range(0, len(positions), chunk):
+        pos = positions[start : start + chunk]
+        planes = np.ascontiguousarray(np.moveaxis(np.take(volume, pos, axis=axis), axis, 0))
+        probs = inf.predict_channels(planes, lm, **options)
+        fg_all, centre_all = _channels(probs, lm)
+        for j, p in enumerate(pos):
+            fg, centre = fg_all[j], centre_all[j]
+            if prev is None:
+                add(p, fg, centre)
+            else:
+                q, pfg, pcentre = prev
+                for i in range(q + 1, p + 1):
+                    w = np.float32((i - q) / (p - q))
+                    add(i, pfg + w * (fg - pfg), pcentre + w * (centre - pcentre))
+            prev = (p, fg, centre)
+        progress.step(len(pos))
+    return len(positions)
+
+
+def _accurate(volume, lm, spacing, diameter, *, options, prob_threshold, plane_step, progress):
+    """Labels (at the input grid) and foreground probability of one normalized stack."""
+    scale = _scale_of(diameter, lm, spacing)
+    reference = float(lm.config["postprocess"].get("diameter") or 19.3)
+    lateral = float(np.sqrt(spacing[1] * spacing[2]))
+    # Nucleus diameter in voxels of the resampled stack.
+    nucleus = diameter / lateral * scale if diameter else reference
+    voxel = float(np.sqrt(spacing[1] * spacing[2])) / scale  # target isotropic voxel
+    shape = tuple(
+        max(1, round(s * sp / voxel)) for s, sp in zip(volume.shape, spacing, strict=True)
+    )
+    iso = _resize3d(volume, shape)
+    zoom = shape[0] / volume.shape[0]
+    step = max(1, int(plane_step)) if plane_step is not None else max(1, int(math.floor(zoom)))
+    fg_sum = np.zeros(shape, np.float32)
+    centre_sum = np.zeros(shape, np.float32)
+    # XY planes: every step-th (about the input's planes); XZ and YZ: every step-th row and
+    # column, so each pass costs about one plane-by-plane pass of the input.
+    for axis in range(3):
+        _view_pass(iso, axis, step, lm, options, fg_sum, centre_sum, progress)
+    del iso
+    fg_sum /= 3
+    centre_sum /= 3
+    post = lm.config["postprocess"]
+    # The model's smallest object (an area at its scale) as a ball.
+    radius = math.sqrt(post["min_size"] / math.pi)
+    labels = probabilities_to_labels_3d(
+        fg_sum,
+        centre_sum,
+        prob_threshold=prob_threshold,
+        seed_threshold=_PEAK_MIN,
+        min_size=4 / 3 * math.pi * radius**3,
+        diameter=nucleus,
+    )
+    del centre_sum
+    return _labels_to_grid(labels, volume.shape), fg_sum
+
+
+def _resize_planes(planes, shape):
+    """Bilinear resize of the last two axes of a float32 ``(K, M, N)`` stack."""
+    import torch
+    import torch.nn.functional as F
+
+    if tuple(planes.shape[1:]) == tuple(shape):
+        return planes
+    x = torch.from_numpy(np.ascontiguousarray(planes, dtype=np.float32))[None]
+    shrink = any(t < s for t, s in zip(shape, planes.shape[1:], strict=True))
+    return F.interpolate(x, size=tuple(shape), mode="bilinear", antialias=shrink)[0].numpy()
+
+
+def _fast(volume, lm, spacing, diameter, *, options, prob_threshold, stitch_threshold, progress):
+    """One pass of XY planes; 3D seeds grown through the stacked maps, or (with a
+    ``stitch_threshold``) plane labels linked by overlap. Labels and foreground probability."""
+    inf = _inference()
+    plain = _unnormalized(lm)
+    scale = _scale_of(diameter, lm, spacing)
+    lateral = float(np.sqrt(spacing[1] * spacing[2]))
+    reference = float(lm.config["postprocess"].get("diameter") or 19.3)
+    pixels = diameter / lateral if diameter else reference / scale
+    post = lm.config["postprocess"]
+    nz, ny, nx = volume.shape
+    if stitch_threshold is not None:
+        labels = np.zeros(volume.shape, np.int32)
+        prob = np.zeros(volume.shape, np.float32)
+        offset = 0
+        for z in range(nz):
+            lab, p = inf.segment(
+                volume[z],
+                plain,
+                diameter=None if scale == 1.0 else pixels,
+                prob_threshold=prob_threshold,
+                return_probabilities=True,
+                **options,
+            )
+            n = int(lab.max())
+            if n:
+                lab[lab > 0] += offset
+            offset += n
+            labels[z] = lab
+            prob[z] = p
+            progress.step(1)
+        return stitch_planes(labels, stitch_threshold), prob
+    shape = (max(1, round(ny * scale)), max(1, round(nx * scale)))
+    chunk = max(1, _CHUNK_PIXELS // max(shape[0] * shape[1], 1))
+    fg_vol = np.empty(volume.shape, np.float32)
+    centre_vol = np.empty(volume.shape, np.float32)
+    for start in range(0, nz, chunk):
+        stop = min(start + chunk, nz)
+        probs = inf.predict_channels(_resize_planes(volume[start:stop], shape), plain, **options)
+        fg, centre = _channels(probs, lm)
+        fg_vol[start:stop] = _resize_planes(fg, (ny, nx))
+        centre_vol[start:stop] = _resize_planes(centre, (ny, nx))
+        del probs, fg, centre
+        progress.step(stop - start)
+    voxels = tuple(pixels * lateral / sp for sp in spacing)
+    radius = math.sqrt(post["min_size"] / math.pi) / scale  # at the input's lateral pixels
+    labels = probabilities_to_labels_3d(
+        fg_vol,
+        centre_vol,
+        prob_threshold=prob_threshold,
+        seed_threshold=_PEAK_MIN,
+        min_size=4 / 3 * math.pi * radius**3 * lateral / spacing[0],
+        diameter=voxels,
+    )
+    del centre_vol
+    return labels, fg_vol
+
+
+def _check(mode, stitch_threshold, plane_step):
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if stitch_threshold is not None and not 0 < stitch_threshold <= 1:
+        raise ValueError(f"stitch_threshold must be in (0, 1], got {stitch_threshold!r}")
+    if plane_step is not None and (
+        isinstance(plane_step, bool)
+        or not isinstance(plane_step, (int, np.integer))
+        or plane_step < 1
+    ):
+        raise ValueError(f"plane_step must be None or a positive integer, got {plane_step!r}")
+
+
+def segment_volume(
+    image,
+    lm,
+    *,
+    axes="ZYX",
+    spacing=None,
+    mode="accurate",
+    diameter="auto",
+    prob_threshold=0.5,
+    stitch_threshold=None,
+    plane_step=None,
+    return_probabilities=False,
+    progress=None,
+    **options,
+):
+    """3D nuclei of a z-stack (or of each stack of a time series) from a 2D U-Net.
+
+    Reached through :func:`napari_binseg.unet.inference.segment` with ``axes="ZYX"`` (the
+    default for a 3D array) or ``"TZYX"``; see there for the shared options.
+
+    Parameters
+    ----------
+    image : (Z, Y, X) or (T, Z, Y, X) ndarray
+        Checked intensity stack (numpy or dask; a dask stack is read one frame at a time).
+    lm : LoadedModel
+        A 2D model.
+    axes : {"ZYX", "TZYX"}
+    spacing : (dz, dy, dx) tuple of float, optional
+        Voxel size (µm, say); default 1 each. Sets the isotropic resampling of the accurate
+        mode and the units of ``diameter``.
+    mode : {"accurate", "fast"}
+        ``"accurate"``: XY, XZ and YZ predictions of the near-isotropic stack averaged, 3D
+        seeds grown in 3D (about 3 plane-by-plane passes). ``"fast"``: plane by plane, objects
+        linked across planes by IoU (about one pass); nuclei touching only along z may merge.
+    diameter : "auto", float or None
+        Typical nucleus diameter in the units of ``spacing``; ``"auto"`` estimates it once per
+        stack (:func:`estimate_diameter`); ``None`` keeps the lateral pixel size.
+    prob_threshold : float
+        Foreground probability threshold.
+    stitch_threshold : float, optional
+        Fast mode: ``None`` (default) stacks the XY planes' foreground and centre maps and
+        grows 3D seeds through them (as the accurate mode, from one view); a number links the
+        planes' 2D objects by overlap instead, at this minimum IoU (Cellpose's
+        ``stitch_threshold``; 0.25 is its usual value), which merges nuclei stacked along z.
+    plane_step : int, optional
+        Accurate mode: run the network on every ``plane_step``-th plane of each view and
+        interpolate between them; default: the z upsampling factor rounded down (each view
+        then costs about one pass over the input's planes). 1 runs every plane.
+    return_probabilities : bool
+        Also return the foreground probability on the input grid.
+    progress : callable, optional
+        ``progress(done, total)`` in planes over all passes; raising in it cancels.
+    **options
+        ``device``, ``tile_size``, ``overlap``, ``batch_size``, ``precision``, ``backend``,
+        passed to the plane predictions.
+
+    Returns
+    -------
+    labels : ndarray of int32
+        Same shape as ``image``; nuclei numbered 1..n, numbers continuing over frames.
+    probability : ndarray of float32
+        Only with ``return_probabilities=True``.
+    """
+    _check(mode, stitch_threshold, plane_step)
+    spacing = resolve_spacing(spacing, axes)
+    frames = list(iter_frames(image, axes))
+    nz, ny, nx = image.shape[-3:]
+    if mode == "accurate":
+        zoom_hint = max(1.0, spacing[0] / float(np.sqrt(spacing[1] * spacing[2])))
+        step = plane_step or max(1, int(math.floor(zoom_hint)))
+        per_frame = 3 + math.ceil(nz * zoom_hint / step) + 2 * math.ceil(max(ny, nx) / step)
+    else:
+        per_frame = 3 + nz
+    tracker = _Progress(progress, per_frame * len(frames))
+    options = {k: v for k, v in options.items() if v is not None}
+    inf = _inference()
+    out = np.zeros(tuple(image.shape), np.int32)
+    prob = np.zeros(tuple(image.shape), np.float32) if return_probabilities else None
+    offset = 0
+    start = 0
+    for index, frame in frames:
+        if is_dask(frame):
+            frame = frame.compute()
+        volume = inf.normalize_plane(np.asarray(frame), lm.config["normalization"])
+        if diameter == "auto":
+            found = estimate_diameter(volume, lm, spacing, options=options, progress=tracker)
+        else:
+            found = diameter
+            tracker.step(3)
+        if mode == "accurate":
+            labels, fg = _accurate(
+                volume,
+                lm,
+                spacing,
+                found,
+                options=options,
+                prob_threshold=prob_threshold,
+                plane_step=plane_step,
+                progress=tracker,
+            )
+            if prob is not None:
+                prob[index] = _resize3d(fg, volume.shape)
+        else:
+            labels, fg = _fast(
+                volume,
+                lm,
+                spacing,
+                found,
+                options=options,
+                prob_threshold=prob_threshold,
+                stitch_threshold=stitch_threshold,
+                progress=tracker,
+            )
+            if prob is not None:
+                prob[index] = fg
+        del fg
+        n = int(labels.max())
+        if offset and n:
+            labels[labels > 0] += offset
+        out[index] = labels
+        offset += n
+        start += per_frame
+        tracker.done = min(start, tracker.total)
+    tracker.finish()
+    return (out, prob) if return_probabilities else out
