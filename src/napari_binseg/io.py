@@ -6,6 +6,7 @@ read back with the same pixel size. Neither imports napari or Qt.
 """
 
 import json
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -103,8 +104,9 @@ def _pixel_sizes(tif, axes):
     else:
         shaped = tif.shaped_metadata[0] if tif.shaped_metadata else {}
         if "scale" in shaped and len(shaped["scale"]) == len(axes):
-            scale.update(zip(axes, map(float, shaped["scale"])))
-            units.update(zip(axes, map(normalize_unit, shaped.get("units", [None] * len(axes)))))
+            scale.update(zip(axes, map(float, shaped["scale"]), strict=False))
+            stored = map(normalize_unit, shaped.get("units", [None] * len(axes)))
+            units.update(zip(axes, stored, strict=False))
         elif "ResolutionUnit" in tags and tags["ResolutionUnit"].value in _TIFF_RESOLUTION_UNIT_UM:
             factor = _TIFF_RESOLUTION_UNIT_UM[tags["ResolutionUnit"].value]
             for a, name in (("X", "XResolution"), ("Y", "YResolution")):
@@ -228,6 +230,43 @@ def pair_files(first, second, *, names=("first", "second")):
     return [(k, groups[0][k], groups[1][k]) for k in sorted(groups[0])]
 
 
+def available_memory():
+    """Bytes of memory available to this process now (psutil, else the OS; None if unknown)."""
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except ImportError:  # pragma: no cover - psutil comes with dask.distributed and napari
+        import os
+
+        try:
+            return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            return None
+
+
+def check_fits_in_memory(shape, dtype, *, name="image", available=None):
+    """Refuse to read an array that cannot fit in the memory available now.
+
+    A tiny damaged file may declare 200000 x 200000 pixels: checking the declared size first
+    gives a message instead of a MemoryError after trying to allocate it.
+
+    Raises
+    ------
+    ValueError
+        The array's bytes exceed the available memory.
+    """
+    nbytes = float(np.prod(shape, dtype=np.float64)) * np.dtype(dtype).itemsize
+    available = available_memory() if available is None else available
+    if available is not None and nbytes > available:
+        raise ValueError(
+            f"{name} declares {' x '.join(map(str, shape))} {np.dtype(dtype)} pixels "
+            f"({nbytes / 2**30:.1f} GiB), more than the available memory "
+            f"({available / 2**30:.1f} GiB); read it lazily (imread(..., lazy=True)) or "
+            "check that the file is intact"
+        )
+
+
 def _lazy(path, series):
     """A dask array over the file through tifffile's zarr store (no pixels read yet)."""
     import dask.array as da
@@ -314,14 +353,26 @@ def imread(path, *, lazy=False, series=0):
         raise FileNotFoundError(f"no such file: {path}")
     try:
         with tifffile.TiffFile(path) as tif:
+            if not tif.series:
+                raise ValueError(f"{path} holds no image (a TIFF header without image pages)")
+            if not 0 <= series < len(tif.series):
+                raise ValueError(f"{path} has {len(tif.series)} image series, not {series + 1}")
             s = tif.series[series]
             axes = s.axes
             dtype = np.dtype(s.dtype)
+            if not lazy:
+                check_fits_in_memory(s.shape, dtype, name=str(path))
             scale, units, fmt = _pixel_sizes(tif, axes)
             marked = _says_labels(tif)
             data = None if lazy else s.asarray()
     except tifffile.TiffFileError as exc:
         raise ValueError(f"{path} is not a readable TIFF file: {exc}") from exc
+    except (OSError, EOFError, IndexError, KeyError, struct.error) as exc:
+        raise ValueError(f"{path} is truncated or damaged: {exc}") from exc
+    except ValueError as exc:
+        if str(exc).startswith(str(path)):
+            raise
+        raise ValueError(f"{path} is truncated or damaged: {exc}") from exc
     if lazy:
         data = _lazy(path, series)
     is_labels = dtype.kind in "biu" and (marked or is_labels_path(path))
@@ -445,8 +496,8 @@ def imwrite(
         raise ValueError(f"units must have one value per axis ({ndim}), got {len(units)}")
     if compression is None and labels:
         compression = "zlib"
-    sizes = dict(zip(axes, scale))
-    unit = dict(zip(axes, units))
+    sizes = dict(zip(axes, scale, strict=False))
+    unit = dict(zip(axes, units, strict=False))
     space_unit = next((unit[a] for a in ("X", "Y", "Z") if a in unit and unit[a]), None)
 
     path = Path(path)
@@ -493,13 +544,30 @@ def imwrite(
     return path
 
 
-def read_zarr(path):
+def _check_chunks(array, path):
+    """Refuse a store with chunks missing: zarr would read them as the fill value (zeros)."""
+    try:
+        stored, expected = array.nchunks_initialized, array.nchunks
+    except Exception:  # a store that cannot list its keys (HTTP): nothing to check
+        return
+    if stored < expected:
+        raise ValueError(
+            f"{path} is missing {expected - stored} of its {expected} chunks, which would read "
+            "as zeros; restore the store, or pass allow_missing_chunks=True if it was written "
+            "without empty chunks on purpose"
+        )
+
+
+def read_zarr(path, *, allow_missing_chunks=False):
     """Open a zarr array lazily, with the pixel size our writer or OME-Zarr (NGFF) stores.
 
     Parameters
     ----------
     path : str or Path
         A zarr array, or a group whose array ``"0"`` is the full resolution (OME-Zarr).
+    allow_missing_chunks : bool
+        Read chunks missing from the store as the fill value. By default a store with missing
+        chunks is refused: :func:`write_zarr` stores every chunk, so a missing one is damage.
 
     Returns
     -------
@@ -511,7 +579,7 @@ def read_zarr(path):
     Raises
     ------
     ValueError
-        ``path`` is not a zarr array or OME-Zarr group.
+        ``path`` is not a zarr array or OME-Zarr group, or chunks are missing.
     """
     import dask.array as da
     import zarr
@@ -522,6 +590,8 @@ def read_zarr(path):
         array = node if hasattr(node, "shape") else node["0"]
     except Exception as exc:
         raise ValueError(f"{path} is not a readable zarr array: {exc}") from exc
+    if not allow_missing_chunks:
+        _check_chunks(array, path)
     attrs = dict(node.attrs)
     ndim = array.ndim
     axes = attrs.get("axes")
@@ -590,7 +660,9 @@ def write_zarr(path, data, *, scale=None, units=None, axes=None, labels=False):
     path.parent.mkdir(parents=True, exist_ok=True)
     import zarr
 
-    da.to_zarr(data, str(path), overwrite=False)
+    # Every chunk is stored, zeros too: a missing chunk then means damage (read_zarr refuses
+    # it) instead of zarr's silent fill value.
+    da.to_zarr(data, str(path), overwrite=False, config={"write_empty_chunks": True})
 
     stored = zarr.open(str(path), mode="r+")
     stored.attrs.update(

@@ -23,7 +23,8 @@ from .options import (
 )
 
 #: Version of the settings JSON. 1: napari-binseg 0.1 (method, threshold, unet, count);
-#: 2: adds ``axes`` and ``unet.precision``/``unet.backend`` (their defaults are what 0.1 did).
+#: 2: adds ``axes``, ``unet.precision``/``unet.backend`` (their defaults are what 0.1 did),
+#: ``count.diameter``, and ``count.min_size`` null = automatic (from the nucleus size).
 SETTINGS_VERSION = 2
 
 #: Names of napari-binseg 0.1, kept for code that imports them.
@@ -37,7 +38,14 @@ _MAX_DEPTH = 8
 
 
 def _from_v1(data):
-    """Version 1 (0.1) -> 2: same keys; the new ones take their defaults."""
+    """Version 1 (0.1) -> 2: the new keys take their defaults; a count without ``min_size``
+    keeps 0.1's default of 0 (version 2's default is automatic, from the nucleus size)."""
+    data = dict(data)
+    count = data.get("count")
+    if count is None:
+        count = {}
+    if isinstance(count, dict) and "min_size" not in count:
+        data["count"] = {**count, "min_size": 0.0}
     return {**data, "version": 2}
 
 
@@ -76,7 +84,7 @@ def migrate_settings(data):
     Examples
     --------
     >>> migrate_settings({"version": 1, "method": "li"})
-    {'method': 'li'}
+    {'method': 'li', 'count': {'min_size': 0.0}}
     """
     data = dict(data)
     version = data.pop("version", SETTINGS_VERSION)
