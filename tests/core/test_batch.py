@@ -1,0 +1,173 @@
+"""Batches of files (``napari_binseg.batch``): locking, inputs, memory switch, axes, damage."""
+
+import json
+
+import dask.array as da
+import numpy as np
+import pandas as pd
+import pytest
+
+import napari_binseg as nb
+from napari_binseg.batch import (
+    find_inputs,
+    output_lock,
+    peak_bytes,
+    segment_file,
+    segment_files,
+)
+from napari_binseg.cli import main
+from napari_binseg.io import imread, imwrite, write_zarr
+from napari_binseg.options import BatchOptions
+from napari_binseg.settings import PipelineSettings
+
+NO_SPLIT = {"split_touching": False, "fill_holes": False}
+
+
+@pytest.fixture
+def folder(tmp_path):
+    """Two synthetic 2D images."""
+    src = tmp_path / "in"
+    for seed in (1, 2):
+        imwrite(src / f"cells{seed}.tif", nb.synthetic_nuclei((48, 48), n=5, seed=seed)[0])
+    return src
+
+
+def test_second_run_into_a_locked_folder_exits_2(folder, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    with output_lock(out):
+        assert main(["segment", str(folder), "--out", str(out), "-q"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "in use by another napari-binseg segment run" in err
+        assert not (out / "params.json").exists()
+    assert main(["segment", str(folder), "--out", str(out), "-q"]) == 0  # released
+    assert not list(out.glob(".napari-binseg.lock"))
+
+
+def test_lock_is_released_on_error_and_refuses_a_second_holder(tmp_path):
+    with pytest.raises(RuntimeError), output_lock(tmp_path):
+        raise RuntimeError("boom")
+    with output_lock(tmp_path), pytest.raises(ValueError, match="in use"):
+        with output_lock(tmp_path):
+            pass
+
+
+def test_output_inside_the_input_folder_is_never_an_input(folder, capsys):
+    out = folder / "results"
+    args = ["segment", str(folder), "--out", str(out), "-q"]
+    assert main(args) == 0
+    (folder / "old_labels.tif").write_bytes((out / "cells1_labels.tif").read_bytes())
+    assert main([*args, "--overwrite"]) == 0
+    assert "segmented 2 of 2 files" in capsys.readouterr().out
+    assert sorted(p.name for p in find_inputs([folder / "*"], out=out)) == [
+        "cells1.tif",
+        "cells2.tif",
+    ]
+    # named on its own, a file is an input whatever its name
+    assert find_inputs([folder / "old_labels.tif"], out=out)[0].name == "old_labels.tif"
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--method", "unet", "--model", "no/such/model"], "neither a bundled model"),
+        (["--method", "unet", "--device", "cuda"], "CUDA is not available"),
+        (["--chunk-mb", "0"], "batch.chunk_mb must be > 0"),
+        (["--max-memory-mb", "-1"], "batch.max_memory_mb must be > 0"),
+        (["--sigma", "1e5"], "threshold.sigma must be <= 100"),
+        (["--tile-size", "8"], "unet.tile_size must be an integer >= 32"),
+    ],
+)
+def test_bad_model_device_or_range_exit_2_before_any_file(
+    folder, tmp_path, capsys, flags, message
+):
+    import torch
+
+    if "cuda" in flags and torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    out = tmp_path / "out"
+    assert main(["segment", str(folder), "--out", str(out), "-q", *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+    assert not out.exists()
+
+
+def test_out_naming_a_file_exits_2(folder, tmp_path, capsys):
+    (tmp_path / "taken").write_text("x")
+    assert main(["segment", str(folder), "--out", str(tmp_path / "taken"), "-q"]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    assert (tmp_path / "taken").read_text() == "x"
+
+
+def test_a_missing_zarr_chunk_fails_that_file_only(folder, tmp_path, capsys):
+    image = nb.synthetic_nuclei((64, 64), n=6, seed=3)[0]
+    store = write_zarr(folder / "store.zarr", da.from_array(image, chunks=32))
+    chunks = sorted(p for p in store.rglob("*") if p.is_file() and p.parent.name.isdigit())
+    assert len(chunks) == 4  # every chunk stored, even empty ones
+    chunks[-1].unlink()
+    out = tmp_path / "out"
+    assert main(["segment", str(folder), "--out", str(out), "-q"]) == 1
+    captured = capsys.readouterr()
+    assert "store.zarr: error:" in captured.err and "missing 1 of its 4 chunks" in captured.err
+    assert "segmented 2 of 3 files" in captured.out
+    assert sorted(pd.read_csv(out / "counts.csv")["file"]) == ["cells1.tif", "cells2.tif"]
+
+
+def test_the_memory_limit_bounds_the_estimated_peak(tmp_path):
+    image = nb.synthetic_nuclei((64, 64), n=6, seed=4)[0]
+    imwrite(tmp_path / "img.tif", image)
+    settings = PipelineSettings("otsu", count=NO_SPLIT)
+    peak = peak_bytes(image.shape, image.dtype, "otsu")
+    assert peak > 10 * image.nbytes  # the in-memory path's working arrays count
+    # the input fits the limit, its peak does not: chunks, to zarr
+    segment_file(tmp_path / "img.tif", tmp_path / "a", settings, max_memory=peak - 1,
+                 chunk_bytes=2048)  # fmt: skip
+    assert (tmp_path / "a" / "img_labels.zarr").is_dir()
+    segment_file(tmp_path / "img.tif", tmp_path / "b", settings, max_memory=peak)
+    assert (tmp_path / "b" / "img_labels.tif").is_file()
+    with pytest.raises(ValueError, match="raise --max-memory-mb, or set both off"):
+        segment_file(tmp_path / "img.tif", tmp_path / "c", PipelineSettings(), max_memory=peak - 1)
+
+
+def test_axes_come_from_the_file_or_the_command(tmp_path, capsys):
+    frames = np.stack([nb.synthetic_nuclei((48, 48), n=4 + t, seed=t)[0] for t in range(3)])
+    imwrite(tmp_path / "in" / "movie.tif", frames, axes="TYX")
+    imwrite(tmp_path / "plain" / "stack.tif", frames)  # no axes: a z-stack
+    settings = PipelineSettings("otsu", count=NO_SPLIT | {"min_size": 0.0})
+    _, counts = segment_file(tmp_path / "in" / "movie.tif", tmp_path / "o1", settings)
+    assert counts["frame"].tolist() == [0, 1, 2]
+    _, counts = segment_file(tmp_path / "plain" / "stack.tif", tmp_path / "o2", settings)
+    assert len(counts) == 1  # one 3D volume
+    args = ["segment", str(tmp_path / "plain"), "--out", str(tmp_path / "o3"), "-q",
+            "--no-split", "--no-fill-holes", "--min-size", "0", "--axes", "tyx"]  # fmt: skip
+    assert main(args) == 0
+    assert pd.read_csv(tmp_path / "o3" / "counts.csv")["frame"].tolist() == [0, 1, 2]
+    params = json.loads((tmp_path / "o3" / "params.json").read_text())
+    assert params["settings"]["axes"] == "TYX"
+    assert main([*args[:-2], "--spacing", "2,0.5,0.5", "--out", str(tmp_path / "o4")]) == 0
+    objects = pd.read_csv(tmp_path / "o4" / "objects.csv")
+    labels = imread(tmp_path / "o4" / "stack_labels.tif")[0]
+    assert objects["volume"].sum() == pytest.approx(0.5 * (labels > 0).sum())
+
+
+def test_segment_files_from_python_reports_per_file(folder, tmp_path):
+    (folder / "broken.tif").write_bytes(b"not a tiff")
+    result = segment_files([folder], tmp_path / "out", PipelineSettings(),
+                           batch=BatchOptions(max_memory_mb=512))  # fmt: skip
+    assert [p.name for p in result.done] == ["cells1.tif", "cells2.tif"]
+    assert [(p.name, "not a readable TIFF" in m) for p, m in result.failed] == [
+        ("broken.tif", True)
+    ]
+    assert set(result.diameters) == set(result.done)
+    again = segment_files([folder], tmp_path / "out", PipelineSettings())
+    assert [p.name for p in again.skipped] == ["cells1.tif", "cells2.tif"]
+    with pytest.raises(ValueError, match="holds results of other settings"):
+        segment_files([folder], tmp_path / "out", PipelineSettings("li"))
+
+
+def test_the_command_prints_the_estimated_diameter(folder, tmp_path, capsys):
+    assert main(["segment", str(folder), "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    table = pd.read_csv(tmp_path / "out" / "per_file" / "cells1_objects.csv")
+    assert len(table) > 0
+    assert "cells1.tif: nucleus diameter" in out and "(estimated)" in out
