@@ -52,8 +52,7 @@ def _count_frame(
     import cc3d
     import fastremap
 
-    from ._split import NECK_RATIO, _distance, _split
-    from .size import diameter_from_peaks, object_peaks
+    from ._split import NECK_RATIO, split_frame
 
     if is_labels:
         # Consecutive ids for any label values (large or sparse), input untouched.
@@ -68,26 +67,17 @@ def _count_frame(
     step()
     ndim = labels.ndim
     if labels.any() and (split or min_size is None and not is_labels):
-        fg = labels != 0
-        dist = _distance(labels, fg, spacing)
-        peak_count = object_peaks(labels, dist)
-        if diameter is None:
-            diameter = diameter_from_peaks(
-                peak_count[0], peak_count[1] * float(np.prod(spacing)), ndim
-            )
-        if split:
-            labels, _ = _split(
-                labels,
-                fg,
-                dist,
-                spacing=spacing,
-                diameter=diameter,
-                min_diameter=min_diameter,
-                connectivity=conn[0],
-                image=image if split == "intensity" else None,
-                ratio=NECK_RATIO,
-                peak_count=peak_count,
-            )
+        labels, estimate = split_frame(
+            labels,
+            spacing=spacing,
+            diameter=diameter,
+            min_diameter=min_diameter,
+            connectivity=conn[0],
+            image=image if split == "intensity" else None,
+            ratio=NECK_RATIO,
+            split=bool(split),
+        )
+        diameter = estimate if diameter is None else diameter
     if min_size is None:
         # A label image's objects were made on purpose (by a model or a person): kept all.
         min_size = 0.0 if is_labels else MIN_SIZE_FRACTION * _nucleus_size(diameter or 0.0, ndim)

@@ -56,14 +56,11 @@ def diameter_from_peaks(peak, size, ndim):
 
 def object_peaks(labels, dist):
     """Per-label distance peak and pixel count, for labels ``0..labels.max()``."""
-    fg = labels != 0
-    lab = labels[fg]
-    if lab.dtype.kind != "u" or lab.dtype.itemsize > 4:
-        lab = lab.astype(np.intp)
+    from ._flood import label_max
+
+    lab = labels.ravel()
     n = int(lab.max()) + 1 if lab.size else 1
-    peak = np.zeros(n, np.float64)
-    np.maximum.at(peak, lab, dist[fg])
-    counts = np.bincount(lab, minlength=n)
+    peak, counts = label_max(lab, dist.ravel(), n)
     peak[0] = 0
     counts[0] = 0
     return peak, counts

@@ -1,0 +1,206 @@
+"""Seeded watershed of the split, compiled: local maxima, priority flood, saddles in one pass.
+
+scikit-image's ``watershed`` spends most of its time on arrays of the whole image; the split
+floods only the pixels of non-round objects, so this kernel works on their flat indices, finds
+the maxima of the distance map itself and records, while flooding, the highest saddle between
+every pair of adjacent basins (what the merge step needs). Imports numba at the top: import
+this module inside functions only.
+"""
+
+import numba
+import numpy as np
+
+
+def _jit(func):
+    try:
+        return numba.njit(nogil=True, cache=True)(func)
+    except RuntimeError:  # no writable cache location
+        return numba.njit(nogil=True, cache=False)(func)
+
+
+def _flood_impl(value, owner, pixels, offsets, flood_offsets, n_levels):
+    """Watershed of ``-value`` from its local maxima, within each ``owner`` object.
+
+    ``value``, ``owner``: flat, zero-padded arrays (so every neighbour offset of a pixel in
+    ``pixels`` is inside); ``owner`` 0 is outside. ``offsets``: flat offsets of the full
+    neighbourhood (maxima); ``flood_offsets``: those of the flooding connectivity. Values are
+    quantized to ``n_levels`` levels for a bucket queue (Meyer's hierarchical queue): linear
+    time instead of a heap's n log n.
+
+    Returns (basin of each pixel of ``pixels`` (1..n), peak per basin (index 0 unused),
+    pair a, pair b, saddle) where a saddle is min(value) of two adjacent pixels of two basins.
+    """
+    n = pixels.size
+    size = value.size
+    basin = np.zeros(size, np.int32)
+    vmax = 0.0
+    for i in range(n):
+        vmax = max(vmax, value[pixels[i]])
+    scale = (n_levels - 1) / vmax if vmax > 0 else 0.0
+    head = np.full(n_levels, -1, np.int64)
+    tail = np.full(n_levels, -1, np.int64)
+    nxt = np.full(size, -1, np.int64)
+    peaks = [0.0]
+    n_basins = 0
+    for i in range(n):
+        p = pixels[i]
+        v = value[p]
+        o = owner[p]
+        is_max = True
+        for off in offsets:
+            q = p + off
+            if owner[q] == o and value[q] > v:
+                is_max = False
+                break
+        if is_max:
+            n_basins += 1
+            basin[p] = n_basins
+            peaks.append(v)
+            lv = int(v * scale)
+            if tail[lv] < 0:
+                head[lv] = p
+            else:
+                nxt[tail[lv]] = p
+            tail[lv] = p
+    pa = [np.int32(0)]
+    pb = [np.int32(0)]
+    ps = [0.0]
+    pa.pop()
+    pb.pop()
+    ps.pop()
+    for level in range(n_levels - 1, -1, -1):
+        p = head[level]
+        while p >= 0:
+            b = basin[p]
+            o = owner[p]
+            for off in flood_offsets:
+                q = p + off
+                if owner[q] != o:
+                    continue
+                bq = basin[q]
+                if bq == 0:
+                    basin[q] = b
+                    lq = min(int(value[q] * scale), level)
+                    if tail[lq] < 0:
+                        head[lq] = q
+                    else:
+                        nxt[tail[lq]] = q
+                    tail[lq] = q
+                elif bq != b:
+                    pa.append(min(b, bq))
+                    pb.append(max(b, bq))
+                    ps.append(min(value[p], value[q]))
+            p = nxt[p]
+    out = np.empty(n, np.int32)
+    for i in range(n):
+        out[i] = basin[pixels[i]]
+    return (
+        out,
+        np.array(peaks),
+        np.array(pa, dtype=np.int32),
+        np.array(pb, dtype=np.int32),
+        np.array(ps),
+    )
+
+
+def _label_max_impl(lab, values, n):
+    out = np.zeros(n, np.float64)
+    counts = np.zeros(n, np.int64)
+    for i in range(lab.size):
+        k = lab[i]
+        counts[k] += 1
+        if values[i] > out[k]:
+            out[k] = values[i]
+    return out, counts
+
+
+#: Per-label maximum (of non-negative values) and pixel count, in one pass.
+label_max = _jit(_label_max_impl)
+_flood = _jit(_flood_impl)
+
+
+def _offsets(shape, rank):
+    """Flat offsets of the neighbours within ``rank`` (1: faces .. ndim: full) of a C array."""
+    strides = np.cumprod((1,) + tuple(shape[:0:-1]))[::-1]
+    out = []
+    for step in np.ndindex(*(3,) * len(shape)):
+        d = np.asarray(step) - 1
+        k = int(np.abs(d).sum())
+        if 0 < k <= rank:
+            out.append(int((d * strides).sum()))
+    return np.asarray(out, np.int64)
+
+
+def flood_padded(value, owner, connectivity):
+    """Basins of ``value`` (local maxima flooded downwards) inside each ``owner`` object.
+
+    Parameters
+    ----------
+    value : ndarray of float32
+        The (smoothed) distance map, with a border of one zero pixel on every side.
+    owner : ndarray of int32, same shape
+        Object of each pixel (0: not flooded, and on the border); basins never cross objects.
+    connectivity : int
+        Rank of the flooding neighbourhood, 1..ndim.
+
+    Returns
+    -------
+    basins : (K,) ndarray of int32
+        Basin id (1..n) of each owned pixel, in raster order (``owner.ravel() != 0``).
+    peak : (n + 1,) ndarray
+        Value at each basin's seed (index 0 unused).
+    a, b, saddle : ndarrays
+        For every pair of adjacent basins (a < b), the highest saddle between them.
+    """
+    ndim = value.ndim
+    flat_owner = owner.ravel()
+    pixels = np.flatnonzero(flat_owner)
+    full = _offsets(value.shape, ndim)
+    face = _offsets(value.shape, connectivity)
+    basin, peak, a, b, s = _flood(value.ravel(), flat_owner, pixels, full, face, 1024)
+    if a.size:
+        n = int(peak.size)
+        key, inverse = np.unique(a.astype(np.int64) * n + b, return_inverse=True)
+        best = np.full(key.size, -np.inf)
+        np.maximum.at(best, inverse, s)
+        a, b, s = key // n, key % n, best
+    return basin, peak, a, b, s
+
+
+def _grow_impl(assign, owner, offsets):
+    """Give every unassigned pixel of an owned region the id of an assigned neighbour of the
+    same owner (breadth first, so the nearest one); flat, zero-padded arrays, in place."""
+    size = assign.size
+    queue = np.empty(size, np.int64)
+    n = 0
+    for p in range(size):
+        if assign[p] != 0:
+            queue[n] = p
+            n += 1
+    i = 0
+    while i < n:
+        p = queue[i]
+        i += 1
+        o = owner[p]
+        a = assign[p]
+        for off in offsets:
+            q = p + off
+            if owner[q] == o and assign[q] == 0:
+                assign[q] = a
+                queue[n] = q
+                n += 1
+    return assign
+
+
+_grow = _jit(_grow_impl)
+
+
+def grow_padded(assign, owner):
+    """Fill the unassigned (0) pixels of each ``owner`` object from its assigned ones.
+
+    ``assign`` and ``owner``: int32 arrays with a one-pixel zero border; ``assign`` is
+    changed in place and returned. Pixels with no assigned pixel in their object stay 0.
+    """
+    face = _offsets(assign.shape, 1)
+    _grow(assign.ravel(), owner.ravel(), face)
+    return assign
