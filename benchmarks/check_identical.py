@@ -49,6 +49,31 @@ def _inputs():
     return images, truths
 
 
+def _error_map(truth, pred, iou):
+    """The error map: the core's, or (before it moved there) the widget's algorithm."""
+    try:
+        from napari_binseg.evaluation import error_map
+    except ImportError:
+        from napari_binseg.evaluation import match_objects
+
+        m = match_objects(truth, pred, threshold=iou)
+        fp = np.isin(m["prediction"], m["false_positives"]).astype(np.uint8)
+        fn = np.isin(m["ground_truth"], m["false_negatives"]).astype(np.uint8)
+        return fp * 1 + fn * 2, len(m["false_positives"]), len(m["false_negatives"])
+    return error_map(truth, pred, iou_threshold=iou)
+
+
+def _apply(image, t, **kw):
+    """A mask at a given threshold: the preview's core function, or a manual threshold."""
+    try:
+        from napari_binseg.thresholding import apply_threshold
+    except ImportError:
+        import napari_binseg as nb
+
+        return nb.threshold(image, "manual", value=float(t), **kw)
+    return apply_threshold(image, t, **kw)
+
+
 def compute():
     """Every case's result, keyed by a readable name."""
     import dask.array as da
@@ -86,6 +111,11 @@ def compute():
             ),
         )  # fmt: skip
         record(f"threshold/{name}/manual", lambda: nb.threshold(image, "manual", value=40))
+        plane = image[(0,) * (image.ndim - 2)]
+        record(
+            f"preview/{name}",
+            lambda: _apply(plane, 0.3, sigma=1.0, invert=True, fill_holes=True, min_size=5),
+        )
         lazy = da.from_array(image, chunks=(1,) * (image.ndim - 2) + (64, 64))
         for method in ("otsu", "triangle", "multiotsu", "mean"):
             record(
@@ -152,6 +182,8 @@ def compute():
         )
         record(f"match/{name}", lambda: match_objects(truth, pred, threshold=0.3))
         record(f"pixel/{name}", lambda: nb.pixel_scores(truth, pred))
+        for iou in (0.3, 0.5, 0.8):
+            record(f"errors/{name}/{iou}", lambda: _error_map(truth, pred, iou))
 
     rng = np.random.default_rng(1)
     fg = ndi.gaussian_filter(rng.random((200, 240)), 4)

@@ -10,8 +10,10 @@ which the optimal assignment does not.
 import numpy as np
 
 from ._validation import as_array, check_labels, is_dask
+from .options import DEFAULT_THRESHOLDS, EvaluateOptions
 
-DEFAULT_THRESHOLDS = tuple(np.round(np.arange(0.5, 0.951, 0.05), 2).tolist())
+#: Values of :func:`error_map`.
+FALSE_POSITIVE, FALSE_NEGATIVE, BOTH = 1, 2, 3
 
 COLUMNS = (
     "threshold",
@@ -29,23 +31,25 @@ COLUMNS = (
 )
 
 
-def _to_instances(labels, *, label_masks):
+def _to_instances(labels, *, label_masks, name="labels"):
     """Return consecutive instance labels 1..n (0 = background) and n.
 
     A binary mask (only the values 0 and 1) becomes connected components with face
     connectivity when ``label_masks`` is True; other label images keep their objects, only
-    renumbered, so gaps in the numbering do not matter.
+    renumbered, so gaps in the numbering do not matter. Negative values raise ValueError.
     """
     labels = np.asarray(labels)
     if labels.dtype == bool:
         labels = labels.view(np.uint8)
     lo, hi = int(labels.min()), int(labels.max())
-    if label_masks and lo >= 0 and hi <= 1:
+    if lo < 0:
+        raise ValueError(f"{name} holds negative values; labels must be >= 0")
+    if label_masks and hi <= 1:
         from scipy import ndimage
 
         components, n = ndimage.label(labels)
         return components, int(n)
-    if lo >= 0 and hi <= 2 * labels.size:
+    if hi <= 2 * labels.size:
         if labels.dtype == np.uint64:
             labels = labels.astype(np.int64)  # np.bincount refuses uint64
         # Small non-negative ids: a lookup table is cheaper than hashing every pixel.
@@ -136,7 +140,7 @@ def _match(rows, cols, iou, n_true, n_pred):
             ri, ci = linear_sum_assignment(weights, maximize=True)
             keep = weights[ri, ci] > 0
             out.append((r_ids[ri[keep]], c_ids[ci[keep]], values[ri[keep], ci[keep]]))
-    return tuple(np.concatenate(parts) for parts in zip(*out))
+    return tuple(np.concatenate(parts) for parts in zip(*out, strict=True))
 
 
 def match_objects(ground_truth, prediction, *, threshold=0.5, label_masks=True):
@@ -168,21 +172,12 @@ def match_objects(ground_truth, prediction, *, threshold=0.5, label_masks=True):
     >>> m["true_ids"].tolist(), m["pred_ids"].tolist(), m["false_negatives"].tolist()
     ([1, 2], [1, 2], [])
     """
-    truth = check_labels(ground_truth, name="ground_truth")
-    pred = check_labels(prediction, name="prediction")
-    if truth.shape != pred.shape:
-        raise ValueError(
-            f"ground_truth and prediction must have the same shape, got {truth.shape} and "
-            f"{pred.shape}"
-        )
-    (t,) = _check_thresholds(threshold)
-    truth = np.asarray(truth.compute() if is_dask(truth) else truth)
-    pred = np.asarray(pred.compute() if is_dask(pred) else pred)
-    truth, n_true = _to_instances(truth, label_masks=label_masks)
-    pred, n_pred = _to_instances(pred, label_masks=label_masks)
+    truth, pred = _pair_inputs(ground_truth, prediction)
+    (t,) = _check_thresholds(threshold, label_masks=label_masks)
+    truth, n_true = _to_instances(truth, label_masks=label_masks, name="ground_truth")
+    pred, n_pred = _to_instances(pred, label_masks=label_masks, name="prediction")
     rows, cols, iou, _, _ = _pair_table(truth, pred, n_true, n_pred)
-    keep = iou >= t
-    mr, mc, miou = _match(rows[keep], cols[keep], iou[keep], n_true, n_pred)
+    mr, mc, miou = _match_at(rows, cols, iou, t, n_true, n_pred)
     return {
         "ground_truth": truth,
         "prediction": pred,
@@ -243,29 +238,66 @@ def _pixel_dict(intersection, n_true_px, n_pred_px):
     }
 
 
-def _check_thresholds(thresholds):
+def _check_thresholds(thresholds, **options):
+    """The IoU thresholds as a float64 array; all options checked by ``EvaluateOptions``."""
     values = np.atleast_1d(np.asarray(thresholds, dtype=np.float64))
     if values.ndim != 1 or values.size == 0:
         raise ValueError(f"thresholds must be a non-empty sequence of numbers, got {thresholds!r}")
-    if not np.all((values > 0) & (values <= 1)):
-        raise ValueError(f"thresholds must lie in (0, 1], got {values.tolist()}")
+    EvaluateOptions(thresholds=tuple(values.tolist()), **options)
     return values
 
 
-def _evaluate_one(truth, pred, thresholds, label_masks):
-    truth, n_true = _to_instances(truth, label_masks=label_masks)
-    pred, n_pred = _to_instances(pred, label_masks=label_masks)
+def _pair_inputs(ground_truth, prediction):
+    """Both label images checked (integer, same shape) and in memory."""
+    truth = check_labels(ground_truth, name="ground_truth")
+    pred = check_labels(prediction, name="prediction")
+    if truth.shape != pred.shape:
+        raise ValueError(
+            f"ground_truth and prediction must have the same shape, got {truth.shape} and "
+            f"{pred.shape}"
+        )
+    truth = np.asarray(truth.compute() if is_dask(truth) else truth)
+    pred = np.asarray(pred.compute() if is_dask(pred) else pred)
+    return truth, pred
+
+
+def _match_at(rows, cols, iou, threshold, n_true, n_pred):
+    """The optimal matching among the pairs with IoU >= ``threshold``."""
+    keep = iou >= threshold
+    return _match(rows[keep], cols[keep], iou[keep], n_true, n_pred)
+
+
+def _errors(truth, pred, matched_true, matched_pred, n_true, n_pred):
+    """Error map of instance images: unmatched predictions 1, unmatched truths 2, both 3."""
+    fp = np.full(n_pred + 1, FALSE_POSITIVE, np.uint8)
+    fp[0] = 0
+    fp[matched_pred + 1] = 0
+    fn = np.full(n_true + 1, FALSE_NEGATIVE, np.uint8)
+    fn[0] = 0
+    fn[matched_true + 1] = 0
+    errors = fp[pred]
+    errors += fn[truth]
+    return errors, n_pred - len(matched_pred), n_true - len(matched_true)
+
+
+def _evaluate_one(truth, pred, thresholds, label_masks, error_threshold=None):
+    """Table of one image; with ``error_threshold`` also ``(errors, n_fp, n_fn)`` there."""
+    truth, n_true = _to_instances(truth, label_masks=label_masks, name="ground_truth")
+    pred, n_pred = _to_instances(pred, label_masks=label_masks, name="prediction")
     rows, cols, iou, areas_true, areas_pred = _pair_table(truth, pred, n_true, n_pred)
     tp = np.zeros(len(thresholds), np.int64)
     sum_iou = np.zeros(len(thresholds))
     for i, t in enumerate(thresholds):
-        keep = iou >= t
-        matched_iou = _match(rows[keep], cols[keep], iou[keep], n_true, n_pred)[2]
+        matched_iou = _match_at(rows, cols, iou, t, n_true, n_pred)[2]
         tp[i] = len(matched_iou)
         sum_iou[i] = matched_iou.sum()
     intersection = int(np.count_nonzero((truth > 0) & (pred > 0)))
     pixel = (intersection, int(areas_true.sum()), int(areas_pred.sum()))
-    return _table(thresholds, tp, n_pred - tp, n_true - tp, sum_iou, n_true, n_pred, pixel)
+    table = _table(thresholds, tp, n_pred - tp, n_true - tp, sum_iou, n_true, n_pred, pixel)
+    if error_threshold is None:
+        return table
+    mr, mc, _ = _match_at(rows, cols, iou, error_threshold, n_true, n_pred)
+    return table, _errors(truth, pred, mr, mc, n_true, n_pred)
 
 
 def aggregate(tables):
@@ -321,6 +353,8 @@ def evaluate(
     thresholds=DEFAULT_THRESHOLDS,
     time_axis=None,
     label_masks=True,
+    return_error_map=False,
+    error_threshold=0.5,
 ):
     """Object and pixel scores of a segmentation against ground truth.
 
@@ -348,6 +382,11 @@ def evaluate(
         face connectivity (4 in 2D, 6 in 3D) before matching. A label image holding a single
         object labelled 1 is therefore unchanged unless that object is disconnected. When False,
         values are taken as instance labels as they are.
+    return_error_map : bool, optional
+        Also return the :func:`error_map` at ``error_threshold`` (computed from the same
+        matching, so it costs little).
+    error_threshold : float, optional
+        IoU of the error map, in (0, 1].
 
     Returns
     -------
@@ -361,11 +400,13 @@ def evaluate(
         their pixel counts. With ``time_axis``, a leading ``frame`` column holds the frame index
         for per-frame rows and ``"all"`` for the aggregated rows (see :func:`aggregate`), and
         ``attrs`` the aggregated pixel scores.
+    errors : uint8 ndarray, shape of the inputs
+        Only with ``return_error_map=True``: see :func:`error_map`.
 
     Raises
     ------
     ValueError
-        Different shapes, float or empty inputs, thresholds outside (0, 1].
+        Different shapes, float, empty or negative inputs, thresholds outside (0, 1].
 
     See Also
     --------
@@ -389,18 +430,16 @@ def evaluate(
     >>> df[["threshold", "tp", "fp", "fn"]].to_numpy().tolist()
     [[0.5, 1.0, 0.0, 1.0], [0.9, 0.0, 1.0, 2.0]]
     """
-    truth = check_labels(ground_truth, name="ground_truth")
-    pred = check_labels(prediction, name="prediction")
-    if truth.shape != pred.shape:
-        raise ValueError(
-            f"ground_truth and prediction must have the same shape, got {truth.shape} and "
-            f"{pred.shape}"
-        )
-    values = _check_thresholds(thresholds)
-    truth = np.asarray(truth.compute() if is_dask(truth) else truth)
-    pred = np.asarray(pred.compute() if is_dask(pred) else pred)
+    truth, pred = _pair_inputs(ground_truth, prediction)
+    values = _check_thresholds(thresholds, time_axis=time_axis, label_masks=label_masks)
+    error_at = None
+    if return_error_map:
+        error_at = _check_thresholds(error_threshold)[0]
+        if np.ndim(error_threshold):
+            raise ValueError(f"error_threshold must be one number, got {error_threshold!r}")
     if time_axis is None:
-        return _evaluate_one(truth, pred, values, label_masks)
+        result = _evaluate_one(truth, pred, values, label_masks, error_at)
+        return (result[0], result[1][0]) if return_error_map else result
 
     import pandas as pd
 
@@ -410,13 +449,80 @@ def evaluate(
         )
     truth = np.moveaxis(truth, time_axis, 0)
     pred = np.moveaxis(pred, time_axis, 0)
-    frames = [_evaluate_one(t, p, values, label_masks) for t, p in zip(truth, pred)]
-    total = aggregate(frames)
-    parts = [f.assign(frame=i) for i, f in enumerate(frames)] + [total.assign(frame="all")]
+    frames = [
+        _evaluate_one(t, p, values, label_masks, error_at)
+        for t, p in zip(truth, pred, strict=True)
+    ]
+    tables = [f[0] for f in frames] if return_error_map else frames
+    total = aggregate(tables)
+    parts = [f.assign(frame=i) for i, f in enumerate(tables)] + [total.assign(frame="all")]
     df = pd.concat(parts, ignore_index=True)
     df = df[["frame", *COLUMNS]]
     df.attrs = dict(total.attrs)
-    return df
+    if not return_error_map:
+        return df
+    errors = np.moveaxis(np.stack([f[1][0] for f in frames]), 0, time_axis)
+    return df, errors
+
+
+def error_map(ground_truth, prediction, *, iou_threshold=0.5, time_axis=None, label_masks=True):
+    """Mark unmatched objects: 1 = false positive, 2 = false negative, 3 = both overlap.
+
+    Uses the optimal one-to-one matching of :func:`evaluate` (and :func:`match_objects`), so
+    the marked objects are the table's ``fp`` and ``fn`` at that threshold.
+
+    Parameters
+    ----------
+    ground_truth, prediction : (M, N[, P]) or (T, M, N[, P]) arrays of int or bool, same shape
+        Instance labels (0 = background); 0/1 masks are split into connected components
+        (see ``label_masks`` of :func:`evaluate`).
+    iou_threshold : float
+        IoU at which a pair matches, in (0, 1].
+    time_axis : int, optional
+        Each plane along this axis is a separate frame (objects never match across frames).
+    label_masks : bool
+        See :func:`evaluate`.
+
+    Returns
+    -------
+    errors : uint8 ndarray, shape of the inputs
+        ``FALSE_POSITIVE`` (1) on unmatched predicted objects, ``FALSE_NEGATIVE`` (2) on
+        unmatched ground-truth objects, ``BOTH`` (3) where they overlap, else 0.
+    n_fp, n_fn : int
+        Numbers of false-positive and false-negative objects (summed over frames).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> truth = np.array([[1, 1, 0, 2, 2, 0]]); pred = np.array([[1, 1, 0, 0, 0, 3]])
+    >>> errors, n_fp, n_fn = error_map(truth, pred)
+    >>> errors.tolist(), n_fp, n_fn
+    ([[0, 0, 0, 2, 2, 1]], 1, 1)
+    """
+    truth, pred = _pair_inputs(ground_truth, prediction)
+    (t,) = _check_thresholds(iou_threshold, time_axis=time_axis, label_masks=label_masks)
+    if time_axis is not None and (not -truth.ndim <= time_axis < truth.ndim or truth.ndim < 3):
+        raise ValueError(
+            f"time_axis={time_axis} needs an axis of a 3D or 4D array, got shape {truth.shape}"
+        )
+    pairs = (
+        [(truth, pred)]
+        if time_axis is None
+        else list(
+            zip(np.moveaxis(truth, time_axis, 0), np.moveaxis(pred, time_axis, 0), strict=True)
+        )
+    )
+    frames = []
+    for a, b in pairs:
+        a, n_true = _to_instances(a, label_masks=label_masks, name="ground_truth")
+        b, n_pred = _to_instances(b, label_masks=label_masks, name="prediction")
+        rows, cols, iou, _, _ = _pair_table(a, b, n_true, n_pred)
+        mr, mc, _ = _match_at(rows, cols, iou, t, n_true, n_pred)
+        frames.append(_errors(a, b, mr, mc, n_true, n_pred))
+    if time_axis is None:
+        return frames[0]
+    errors = np.moveaxis(np.stack([f[0] for f in frames]), 0, time_axis)
+    return errors, sum(f[1] for f in frames), sum(f[2] for f in frames)
 
 
 def pixel_scores(ground_truth, prediction):

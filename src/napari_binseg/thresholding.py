@@ -28,47 +28,37 @@ from ._threshold_passes import (
 from ._validation import check_image, check_rgb, is_dask
 from .morphology import fill_holes as fill_mask_holes
 from .morphology import remove_small_objects
+from .options import SCOPES, THRESHOLD_METHODS, ThresholdOptions
 
-THRESHOLD_METHODS = (
-    "otsu",
-    "li",
-    "yen",
-    "triangle",
-    "isodata",
-    "mean",
-    "minimum",
-    "multiotsu",
-    "manual",
-)
-SCOPES = ("image", "slice", "frame")
+__all__ = ["SCOPES", "THRESHOLD_METHODS", "apply_threshold", "threshold", "threshold_value"]
 
 
 # --------------------------------------------------------------------------------- checks
 
 
-def _check_options(image, method, scope, classes, value, sigma, nbins):
+def _check_options(image, method, scope, classes, value, sigma, nbins, **mask_options):
+    """The image as the passes read it; every option checked (ranges: ``ThresholdOptions``)."""
     image = check_image(image, name="image", min_ndim=2, max_ndim=4)
     check_rgb(image, name="image")
     if method not in THRESHOLD_METHODS:
         raise ValueError(f"method must be one of {THRESHOLD_METHODS}, got {method!r}")
-    if scope not in SCOPES:
-        raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
+    ThresholdOptions(scope=scope, value=value, sigma=sigma, **mask_options)
     if scope == "frame" and image.ndim < 3:
         raise ValueError(
             f"scope='frame' needs a time axis first, (T, Y, X) or (T, Z, Y, X); "
             f"got shape {image.shape}"
         )
-    if method == "multiotsu" and (not isinstance(classes, (int, np.integer)) or classes < 2):
+    if method == "multiotsu" and (
+        isinstance(classes, bool) or not isinstance(classes, (int, np.integer)) or classes < 2
+    ):
         raise ValueError(f"classes must be an integer >= 2 for multiotsu, got {classes!r}")
-    if method == "manual":
-        if value is None:
-            raise ValueError("method='manual' needs a threshold: pass value=<number>")
-        if not np.isscalar(value) or not np.isfinite(float(value)):
-            raise ValueError(f"value must be a finite number, got {value!r}")
-    if not np.isscalar(sigma) or not np.isfinite(sigma) or sigma < 0:
-        raise ValueError(f"sigma must be a number >= 0 (pixels), got {sigma!r}")
+    if method == "manual" and value is None:
+        raise ValueError("method='manual' needs a threshold: pass value=<number>")
     if not isinstance(nbins, (int, np.integer)) or nbins < 2:
         raise ValueError(f"nbins must be an integer >= 2, got {nbins!r}")
+    if not image.dtype.isnative:
+        # Big-endian data: the kernels read raw bytes (and numba refuses non-native floats).
+        image = image.astype(image.dtype.newbyteorder("="))
     if image.dtype == np.float16:
         image = image.astype(np.float32)
     elif image.dtype == bool:
@@ -267,11 +257,20 @@ def threshold(
     >>> int(threshold(image, fill_holes=True).sum())
     16
     """
-    image = _check_options(image, method, scope, classes, value, sigma, 256)
+    image = _check_options(
+        image,
+        method,
+        scope,
+        classes,
+        value,
+        sigma,
+        256,
+        invert=invert,
+        fill_holes=fill_holes,
+        min_size=min_size,
+    )
     if method == "multiotsu" and (fill_holes or min_size):
         raise ValueError("fill_holes and min_size apply to binary masks, not multiotsu classes")
-    if not isinstance(min_size, (int, np.integer)) or min_size < 0:
-        raise ValueError(f"min_size must be an integer >= 0 (pixels), got {min_size!r}")
     mode = 2 if method == "multiotsu" else (1 if invert else 0)
     post = bool(fill_holes) or min_size > 1
     data = _smooth(image, sigma)
@@ -332,3 +331,72 @@ def threshold(
             thresholds, method if method == "multiotsu" else "", scope
         )
     return result
+
+
+def apply_threshold(
+    image,
+    thresholds,
+    *,
+    classes=False,
+    sigma=0.0,
+    invert=False,
+    fill_holes=False,
+    min_size=0,
+):
+    """Mask (or classes) of an image at given threshold(s), made as :func:`threshold` makes it.
+
+    For thresholds computed elsewhere, e.g. on a whole stack and applied to the one plane on
+    screen (the Threshold widget's preview): the same smoothing (float32, or float64 for
+    float64 data; NaN-aware), the same exact comparison in the data's dtype, NaN as
+    background, and the same hole filling and small-object removal.
+
+    Parameters
+    ----------
+    image : (Y, X), (Z, Y, X), (T, Y, X) or (T, Z, Y, X) array-like
+        Intensity image (a dask array is loaded). It is never modified.
+    thresholds : float or sequence of float
+        One threshold, or the ``classes - 1`` thresholds of multi-Otsu.
+    classes : bool
+        Class labels ``0 .. len(thresholds)`` (``np.digitize``) instead of a binary mask.
+    sigma, invert, fill_holes, min_size
+        As in :func:`threshold`.
+
+    Returns
+    -------
+    mask : uint8 ndarray, shape of ``image``
+        1 where ``image > t`` (``image <= t`` if ``invert``), else 0; or the classes.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> image = np.array([[0.0, 1.0, 2.0, np.nan]])
+    >>> apply_threshold(image, 0.5).tolist()
+    [[0, 1, 1, 0]]
+    >>> apply_threshold(image, [0.5, 1.5], classes=True).tolist()
+    [[0, 1, 2, 0]]
+    """
+    t = np.atleast_1d(np.asarray(thresholds, dtype=np.float64))
+    if t.ndim != 1 or t.size == 0 or (not classes and t.size != 1):
+        raise ValueError(
+            f"thresholds must be one number (or a list with classes=True), got {thresholds!r}"
+        )
+    if classes and (fill_holes or min_size):
+        raise ValueError("fill_holes and min_size apply to binary masks, not multiotsu classes")
+    image = _check_options(
+        image,
+        "multiotsu" if classes else "manual",
+        "image",
+        t.size + 1,
+        float(t[0]) if np.isfinite(t[0]) else 0.0,  # NaN (an all-NaN plane): all background
+        sigma,
+        256,
+        invert=invert,
+        fill_holes=fill_holes,
+        min_size=min_size,
+    )
+    data = _smooth(np.asarray(image), sigma)
+    mask = np.empty(data.shape, np.uint8)
+    compare_threaded(data, t, 2 if classes else (1 if invert else 0), mask)
+    if not classes:
+        _postprocess(mask, fill_holes, min_size)
+    return mask

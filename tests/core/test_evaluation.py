@@ -306,7 +306,7 @@ def test_pixel_scores():
         (np.zeros((4, 4), np.float32), np.zeros((4, 4), np.uint8), {}, "ground_truth"),
         (np.zeros((4, 4), np.uint8), np.zeros((4, 4), np.float64), {}, "prediction"),
         (np.zeros((0, 4), np.uint8), np.zeros((0, 4), np.uint8), {}, "empty"),
-        (np.zeros((4, 4), np.uint8), np.zeros((4, 4), np.uint8), {"thresholds": [0, 1]}, "lie in"),
+        (np.zeros((4, 4), np.uint8), np.zeros((4, 4), np.uint8), {"thresholds": [0, 1]}, "thresholds"),
         (np.zeros((4, 4), np.uint8), np.zeros((4, 4), np.uint8), {"thresholds": []}, "non-empty"),
         (np.zeros((4, 4), np.uint8), np.zeros((4, 4), np.uint8), {"time_axis": 0}, "time_axis"),
     ],
