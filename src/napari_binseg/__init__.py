@@ -34,9 +34,9 @@ _API = {
     "predict": "unet.inference",
     "segment": "unet.inference",
     "load_model": "unet.network",
-    "train": "unet.trainer",
-    "TrainConfig": "unet.trainer",
-    "export_bundle": "unet.trainer",
+    "train": "unet.training",
+    "TrainConfig": "unet.training",
+    "export_bundle": "unet.training",
 }
 
 __getattr__, __dir__, __all__ = attach(__name__, _API)

@@ -9,7 +9,7 @@ from connected-components-3d, relabeling from a lookup table, and all measuremen
 import numpy as np
 import pandas as pd
 
-from ._validation import check_image, check_labels, check_rgb, is_dask
+from ._validation import check_image, check_labels, is_dask
 from .measure import check_spacing, measure_foreground
 from .morphology import fill_label_holes, resolve_connectivity
 
@@ -63,8 +63,6 @@ def _count_frame(
         mask = np.asarray(mask)
         # A 0/1 byte mask is already boolean data: avoid a comparison pass.
         foreground = mask.view(bool) if mask.dtype.itemsize == 1 else mask != 0
-        if not foreground.flags.writeable:  # cc3d refuses read-only buffers (a read-only memmap)
-            foreground = foreground.copy()
         labels = cc3d.connected_components(foreground, connectivity=conn[1], binary_image=True)
     step()
     ndim = labels.ndim
@@ -247,8 +245,6 @@ def count_cells(
             f"mask must be 2D or 3D (plus time_axis for a time series), got shape {mask.shape}"
             + ("" if time_axis is not None else "; pass time_axis=0 for a time series")
         )
-    if time_axis is None and axes is None:
-        check_rgb(mask, name="mask")  # (Y, X, 3) is colour, not a z-stack, as napari guesses
     if image is not None:
         image = check_image(image, name="image", min_ndim=ndim, max_ndim=ndim)
         if image.shape != mask.shape:

@@ -16,8 +16,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSpinB
 from qtpy.QtCore import QObject, Signal
 from qtpy.QtWidgets import QHBoxLayout, QPushButton
 
-from ..unet.trainer import ARCHITECTURES, TrainConfig, annotated_planes
-from ..unet.training import AUGMENTATIONS, LOSSES
+from ..unet.training import ARCHITECTURES, AUGMENTATIONS, LOSSES, TrainConfig, annotated_planes
 from ._common import (
     BinsegWidget,
     current_index,
@@ -253,7 +252,7 @@ class TrainWidget(BinsegWidget):
             progress(done, total)
 
         def work():
-            from napari_binseg.unet.trainer import export_bundle, train
+            from napari_binseg.unet.training import export_bundle, train
 
             images, labels, validation = training_data(pairs, validation_pair)
             model, history = train(

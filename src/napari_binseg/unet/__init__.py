@@ -11,9 +11,9 @@ _API = {
     "segment": "inference",
     "load_model": "network",
     "LoadedModel": "network",
-    "train": "trainer",
-    "TrainConfig": "trainer",
-    "export_bundle": "trainer",
+    "train": "training",
+    "TrainConfig": "training",
+    "export_bundle": "training",
 }
 
 __getattr__, __dir__, __all__ = attach(__name__, _API)

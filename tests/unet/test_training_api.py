@@ -1,17 +1,16 @@
 """napari_binseg.train: a tiny U-Net on synthetic nuclei (CPU, one thread), saving, loading,
-resuming, MONAI bundle export, config and data checks, and ``napari-binseg train``."""
+resuming, MONAI bundle export, config checks, bad data and diverging runs, the model card,
+and ``napari-binseg train``."""
 
 import json
+import math
 
 import numpy as np
 import pytest
 
-pytest.importorskip("torch")
-pytest.importorskip("monai")
-
-import napari_binseg as nb  # noqa: E402
-from napari_binseg.cli import main  # noqa: E402
-from napari_binseg.unet.trainer import TrainConfig, annotated_planes  # noqa: E402
+import napari_binseg as nb
+from napari_binseg.unet.training import TrainConfig, TrainingDiverged, model_card
+from napari_binseg.unet.training import loop as training_loop
 
 TINY = {
     "name": "UNet",
@@ -135,6 +134,12 @@ def test_stop_then_resume_equals_uninterrupted_run(trained, pair, tmp_path):
         ({"augment": ("flips", "elastic")}, r"augment: unknown augmentation\(s\) \['elastic'\]"),
         ({"val_fraction": 1.0}, "val_fraction"),
         ({"device": "tpu"}, "device must be"),
+        ({"epochs": "3"}, "train.epochs must be an integer, got '3'"),
+        ({"epochs": True}, "train.epochs must be an integer"),
+        ({"minutes": "5"}, "train.minutes must be a number"),
+        ({"augment": 5}, "train.augment must be a list of strings"),
+        ({"loss": ["ce"]}, "train.loss must be one of"),
+        ({"init": 3}, "train.init must be 'nuclei', a model folder or None"),
     ],
 )
 def test_config_errors(options, match):
@@ -145,34 +150,22 @@ def test_config_errors(options, match):
 def test_config_round_trips_and_checks_against_network(pair):
     cfg = TrainConfig(**OPTIONS)
     assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
-    with pytest.raises(ValueError, match=r"unknown training option\(s\) \['epoch'\]"):
+    with pytest.raises(ValueError, match="unknown setting train.epoch; known: architecture"):
         TrainConfig.from_dict({"epoch": 3})
+    for data in ([["epochs", 3]], "epochs", 3):
+        with pytest.raises(ValueError, match="train must be a JSON object"):
+            TrainConfig.from_dict(data)
+        with pytest.raises(ValueError, match="train must be a JSON object"):
+            nb.train(*pair, config=data)
     with pytest.raises(ValueError, match="patch_size must be a multiple of 8 for UNet, got 44"):
         nb.train(*pair, config={**OPTIONS, "architecture": "mobile", "patch_size": 44})
     with pytest.raises(ValueError, match="differs from the network of init='nuclei'"):
         nb.train(*pair, config={**OPTIONS, "init": "nuclei", "architecture": "large"})
 
 
-def test_training_pairs_are_checked():
-    image = np.zeros((2, 32, 32), np.uint8)
-    labels = np.zeros((2, 32, 32), np.uint16)
-    labels[1, 4:9, 4:9] = 7
-    planes = annotated_planes(image, labels)  # only the painted plane counts
-    assert len(planes) == 1 and planes[0][2] == "pair, plane 1"
-    np.testing.assert_array_equal(planes[0][1], labels[1])
-    cases = [
-        ((image, labels[..., :16]), r"image shape \(2, 32, 32\) and labels shape \(2, 32, 16\)"),
-        ((image, np.zeros_like(labels)), "pair: the labels are empty; paint some nuclei"),
-        ((image, labels.astype(np.float32)), "labels are float32 .* must be integers"),
-        ((np.zeros((32, 32, 3), np.uint8), labels[1]), r"RGB\(A\) \(shape \(32, 32, 3\)\)"),
-        (([image, image], [labels, np.zeros_like(labels)]), "pair 1: the labels are empty"),
-    ]
-    for args, match in cases:
-        with pytest.raises(ValueError, match=match):
-            annotated_planes(*args)
-
-
 def test_cli_train(tmp_path, capsys):
+    from napari_binseg.cli import main
+
     for i in range(2):
         image, labels = nb.synthetic_nuclei((64, 64), radius=6, seed=i)
         nb.imwrite(tmp_path / "img" / f"c{i}.tif", image)
@@ -192,7 +185,7 @@ def test_cli_train(tmp_path, capsys):
 
     nb.imwrite(tmp_path / "lab" / "c1_labels.tif", np.zeros((64, 64), np.uint16), labels=True)
     assert main(args + ["--out", str(tmp_path / "m2"), *options]) == 2
-    assert "pair 1: the labels are empty" in capsys.readouterr().err
+    assert "c1.tif: the labels are empty" in capsys.readouterr().err
 
 
 def test_efficientnet_preset_builds_offline_and_round_trips(pair, tmp_path):
@@ -206,3 +199,133 @@ def test_efficientnet_preset_builds_offline_and_round_trips(pair, tmp_path):
     np.testing.assert_array_equal(
         nb.predict(image, model, **kw), nb.predict(image, tmp_path / "eff", **kw)
     )
+
+
+def test_garbage_resume_checkpoints_are_refused(pair, tmp_path):
+    config = {**OPTIONS, "epochs": 1, "steps_per_epoch": 1}
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    with pytest.raises(ValueError, match="resume: .* holds no checkpoint.safetensors"):
+        nb.train(*pair, config=config, resume=folder)
+    (folder / "checkpoint.safetensors").write_bytes(b"\x00garbage" * 100)
+    with pytest.raises(ValueError, match="checkpoint.safetensors is not a readable checkpoint"):
+        nb.train(*pair, config=config, resume=folder)
+    from safetensors.numpy import save_file
+
+    save_file({"x": np.zeros(3, np.float32)}, str(folder / "checkpoint.safetensors"))
+    with pytest.raises(ValueError, match="resume: cannot read .*checkpoint.json"):
+        nb.train(*pair, config=config, resume=folder)
+    (folder / "checkpoint.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="is not a napari-binseg training checkpoint"):
+        nb.train(*pair, config=config, resume=folder / "checkpoint.safetensors")
+
+
+def test_checkpoint_of_another_network_is_refused(trained, pair):
+    _, _, out = trained
+    other = {**OPTIONS, "architecture": "mobile", "epochs": 1, "steps_per_epoch": 1}
+    with pytest.raises(ValueError, match="resume: the checkpoint does not fit the network"):
+        nb.train(*pair, config=other, resume=out / "checkpoint")
+
+
+def test_bad_images_are_refused_up_front_naming_them(pair, tmp_path):
+    image = pair[0].astype(np.float32)
+    image[1, 5, 5] = np.nan
+    with pytest.raises(ValueError, match="pair, plane 1: the image holds 1 NaN or infinite"):
+        nb.train(image, pair[1], config=OPTIONS, out=tmp_path / "m")
+    assert not (tmp_path / "m").exists()
+    val = (np.full((32, 32), np.inf, np.float32), pair[1][0][:32, :32])
+    with pytest.raises(ValueError, match="validation pair: the image holds 1024 NaN"):
+        nb.train(*pair, config=OPTIONS, validation=val)
+    nb.imwrite(tmp_path / "img" / "cells.tif", image[1])
+    nb.imwrite(tmp_path / "lab" / "cells_labels.tif", pair[1][1], labels=True)
+    with pytest.raises(ValueError, match=r"cells\.tif: the image holds 1 NaN"):
+        nb.train(tmp_path / "img", tmp_path / "lab", config=OPTIONS)
+    with pytest.raises(ValueError, match=r"the image is 1 x 96 pixels"):
+        nb.train(pair[0][0][:1], pair[1][0][:1], config=OPTIONS)
+
+
+def _nan_after(n):
+    """The dice+ce loss, NaN from the ``n``-th training batch on (validation is unaffected)."""
+    calls = []
+
+    def loss(logits, target):
+        value = training_loop.loss_fn(logits, target)
+        if logits.requires_grad:
+            calls.append(1)
+            if len(calls) >= n:
+                return value * math.nan
+        return value
+
+    return loss
+
+
+def test_a_diverging_run_stops_keeping_the_best_epoch(pair, tmp_path, monkeypatch):
+    monkeypatch.setitem(training_loop.LOSSES, "ce", _nan_after(13))
+    config = {**OPTIONS, "loss": "ce"}
+    with pytest.raises(TrainingDiverged) as info:
+        nb.train(*pair, config=config, out=tmp_path / "m")
+    message = str(info.value)
+    assert "the training loss became nan at step 13" in message
+    history = info.value.history
+    assert [h["step"] for h in history] == [5, 10]
+    best = max(history, key=lambda h: h["val_f1"])
+    assert f"the best epoch before it (step {best['step']}, validation F1@0.5" in message
+    assert f"is kept in {tmp_path / 'm'}" in message
+    cfg = json.loads((tmp_path / "m" / "config.json").read_text())["training"]
+    assert cfg["stopped_by"] == "non-finite loss" and cfg["steps_done"] == 12
+    assert cfg["best_step"] == best["step"]
+    assert "training loss became NaN or infinite" in (tmp_path / "m" / "MODEL_CARD.md").read_text()
+    loaded = nb.load_model(tmp_path / "m", device="cpu")
+    assert all(torch_finite(v) for v in loaded.module.state_dict().values())
+    prob = nb.predict(pair[0][1], info.value.model, device="cpu", backend="torch")
+    assert np.isfinite(prob).all() and prob.std() > 0.01
+    # Before the first validation nothing is kept: a plain error.
+    monkeypatch.setitem(training_loop.LOSSES, "ce", _nan_after(2))
+    with pytest.raises(TrainingDiverged, match="before the first validation; no model"):
+        nb.train(*pair, config=config, out=tmp_path / "m2")
+    assert not (tmp_path / "m2" / "model.safetensors").exists()
+
+
+def torch_finite(tensor):
+    import torch
+
+    return bool(torch.isfinite(tensor.float()).all())
+
+
+def test_model_card_sections_replace_or_add(trained):
+    _, _, out = trained
+    config = json.loads((out / "config.json").read_text())
+    card = model_card(config, sections={"Limitations": "None known.", "Data": "Synthetic."})
+    assert card.startswith(f"# {config['name']}: U-Net trained with napari-binseg")
+    headings = [line for line in card.splitlines() if line.startswith("## ")]
+    assert headings == ["## Input", "## Training", "## Data", "## Limitations"]
+    assert card.rstrip().endswith("None known.")
+    assert "| epoch | step | train loss | val loss | val F1@0.5 | val F1@0.5 per image |" in card
+
+
+def test_cli_train_refuses_bad_input(tmp_path, capsys):
+    from napari_binseg.cli import main
+
+    image, labels = nb.synthetic_nuclei((64, 64), radius=6, seed=0)
+    nb.imwrite(tmp_path / "img" / "c0.tif", image)
+    nb.imwrite(tmp_path / "lab" / "c0_labels.tif", labels, labels=True)
+    args = ["train", "--images", str(tmp_path / "img"), "--labels", str(tmp_path / "lab")]
+    args += ["--out", str(tmp_path / "m"), "--from-scratch", "--architecture", "mobile"]
+    args += ["--epochs", "1", "--steps-per-epoch", "1", "--patch-size", "64", "--device", "cpu"]
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "ckpt" / "checkpoint.safetensors").write_bytes(b"garbage")
+    (tmp_path / "list.json").write_text("[1, 2]")
+    (tmp_path / "type.json").write_text('{"val_fraction": "half"}')
+    cases = [
+        (["--resume", str(tmp_path / "ckpt")], "is not a readable checkpoint"),
+        (["--config", str(tmp_path / "list.json")], "JSON object"),
+        (["--config", str(tmp_path / "type.json")], "val_fraction must be a number"),
+    ]
+    for extra, message in cases:
+        assert main(args + extra) == 2, extra
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err
+    data = (tmp_path / "img" / "c0.tif").read_bytes()
+    (tmp_path / "img" / "c0.tif").write_bytes(data[: len(data) // 2])
+    assert main(args) == 2
+    assert "image c0.tif: cannot read it" in capsys.readouterr().err

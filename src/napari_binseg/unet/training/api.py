@@ -1,0 +1,405 @@
+"""Train or fine-tune a U-Net on annotated images (:func:`train`); export a MONAI bundle."""
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ...options import TrainOptions
+from .card import model_card
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import TrainConfig, network_of
+from .data import Sampler, annotated_planes, make_targets, read_named_pairs, split_planes
+from .loop import LOSSES, NonFiniteLoss, fit, validate
+
+
+class TrainingDiverged(ValueError):
+    """The training loss became NaN or infinite: the run stopped, keeping its best epoch.
+
+    Attributes
+    ----------
+    model : LoadedModel or None
+        The best model before the divergence (also written to ``out``), None when no epoch
+        had been validated.
+    history : list of dict
+        The validation records up to the divergence.
+    """
+
+    def __init__(self, message, model=None, history=()):
+        super().__init__(message)
+        self.model = model
+        self.history = list(history)
+
+
+def _init_config(init):
+    if init is None:
+        return None
+    from ..network import resolve_model_path
+
+    folder = resolve_model_path(init)
+    if not (folder / "config.json").is_file() or not (folder / "model.safetensors").is_file():
+        raise ValueError(
+            f"init: {init!r} is not a model folder with config.json and model.safetensors"
+        )
+    return json.loads((folder / "config.json").read_text()) | {"_folder": str(folder)}
+
+
+def _summary(planes):
+    return {
+        "planes": len(planes),
+        "pixels": int(sum(p[0].size for p in planes)),
+        "nuclei": int(sum(len(np.unique(p[1])) - 1 for p in planes)),
+        "sources": [p[2] for p in planes],
+    }
+
+
+def train(
+    images,
+    labels,
+    *,
+    config=None,
+    validation=None,
+    out=None,
+    resume=None,
+    progress=None,
+    on_epoch=None,
+    stop=None,
+    log=None,
+):
+    """Train or fine-tune a U-Net on annotated images; keep the best epoch by validation F1.
+
+    Targets are the nucleus foreground and centres (touching nuclei get separate centres);
+    crops are augmented (:class:`~napari_binseg.unet.training.data.Sampler`); validation runs
+    the network through the inference path of :func:`napari_binseg.segment`.
+
+    Parameters
+    ----------
+    images : (..., M, N) array or list of arrays, or path
+        Training images: 2D images or stacks (the last two axes are Y, X), or a folder of TIFFs
+        (then ``labels`` is a folder of TIFFs with matching names).
+    labels : array or list of arrays, or path
+        Integer instance labels (0 = background), same shapes as ``images``. Planes of a stack
+        without any label are ignored; within an annotated plane every nucleus must be
+        painted (unpainted pixels are learnt as background).
+    config : TrainConfig or dict, optional
+        Options (:class:`TrainConfig`); default fine-tunes the bundled model.
+    validation : (image, labels) tuple, optional
+        Validation pair(s) instead of the ``val_fraction`` share of the training planes.
+    out : path, optional
+        Model folder: the best model (``model.safetensors``, ``config.json``,
+        ``MODEL_CARD.md``) is written there after each improving epoch, and a checkpoint of
+        the latest epoch in ``out/checkpoint``.
+    resume : path, optional
+        A checkpoint folder (``out/checkpoint`` of an earlier run with the same data and
+        config) to continue from; the finished run equals an uninterrupted one.
+    progress : callable, optional
+        ``progress(done, total)`` after every step (it may block, e.g. to pause).
+    on_epoch : callable, optional
+        ``on_epoch(record)`` after every validation, with the history record
+        (``epoch``, ``step``, ``train_loss``, ``val_loss``, ``val_f1``, ``val_f1_per_image``,
+        ``minutes``).
+    stop : callable, optional
+        Polled after every step; when it returns True the run validates once more and ends,
+        keeping the best model so far.
+    log : callable, optional
+        Receives progress lines.
+
+    Returns
+    -------
+    model : LoadedModel
+        The best model, ready for :func:`napari_binseg.segment`.
+    history : list of dict
+        One record per validation.
+
+    Raises
+    ------
+    ValueError
+        Bad options or data (NaN or infinite pixels, planes under 16 x 16 pixels, unreadable
+        files, empty labels; the message names the image), an unusable ``resume`` checkpoint.
+    TrainingDiverged
+        (a ValueError) The loss became NaN or infinite: training stopped there; the best
+        epoch before it is kept in ``out`` and in the exception's ``model``.
+
+    Examples
+    --------
+    >>> import napari_binseg as nb
+    >>> image, labels = nb.synthetic_nuclei((128, 128), seed=0)  # doctest: +SKIP
+    >>> cfg = nb.TrainConfig(init=None, architecture="mobile", epochs=2, patch_size=64)
+    >>> model, history = nb.train(image, labels, config=cfg)  # doctest: +SKIP
+    >>> nb.segment(image, model)  # doctest: +SKIP
+    """
+    import torch
+
+    from ..inference import median_diameter, normalize_plane
+    from ..network import (
+        DEFAULT_NORMALIZATION,
+        _divisor,
+        _load_state,
+        build_network,
+        loaded_model,
+        resolve_device,
+        save_model,
+    )
+
+    if config is None:
+        config = TrainConfig()
+    elif isinstance(config, TrainConfig):
+        config.validate()
+    elif isinstance(config, TrainOptions):
+        config = TrainConfig.from_dict(config.to_dict())
+    else:
+        config = TrainConfig.from_dict(config)
+    log = log or (lambda message: None)
+    sources = None
+    if isinstance(images, (str, Path)):
+        images, labels, sources = read_named_pairs(images, labels)
+    planes = annotated_planes(images, labels, sources=sources)
+    if validation is not None:
+        val_planes = annotated_planes(*validation, name="validation pair")
+        train_idx, val_idx = list(range(len(planes))), []
+    else:
+        train_idx, val_idx = split_planes(len(planes), config.val_fraction, config.seed)
+        val_planes = [planes[i] for i in val_idx] or [planes[i] for i in train_idx]
+    train_planes = [planes[i] for i in train_idx]
+
+    init_config = _init_config(config.init)
+    network = network_of(config, init_config)
+    divisor = _divisor(network)
+    if config.patch_size % divisor:
+        raise ValueError(
+            f"patch_size must be a multiple of {divisor} for {network['name']}, "
+            f"got {config.patch_size}"
+        )
+    norm = (init_config or {}).get("normalization") or DEFAULT_NORMALIZATION
+    post = dict(
+        (init_config or {}).get("postprocess")
+        or {"prob_threshold": 0.5, "seed_threshold": 0.5, "min_size": 8}
+    )
+    # segment(diameter="auto") brings nuclei towards the size this model learns from.
+    diameter = median_diameter([lab for _, lab, _ in train_planes])
+    post.update(diameter=round(diameter, 1) if diameter else None, max_scale=2.0)
+
+    t_start = time.time()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    device = resolve_device(config.device)
+
+    # The inference path's normalization, so the model sees what segment() will feed it.
+    sampler = Sampler(
+        [normalize_plane(im, norm) for im, _, _ in train_planes],
+        [make_targets(lab) for _, lab, _ in train_planes],
+        crop=config.patch_size,
+        seed=config.seed,
+        augment=config.augment,
+    )
+    # Raw planes: validation goes through segment()'s inference path, normalization included.
+    val_images = [im for im, _, _ in val_planes]
+    val_labels = [lab for _, lab, _ in val_planes]
+    net = build_network(network)
+    if init_config:
+        net.load_state_dict(_load_state(Path(init_config["_folder"]) / "model.safetensors"))
+    net = net.to(device)
+    opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=1e-4)
+    loss = LOSSES[config.loss]
+
+    if validation is not None:
+        val_source = "validation pair"
+    else:
+        val_source = "held-out share" if val_idx else "training planes (too few to hold out)"
+    model_config = {
+        "name": Path(out).name if out is not None else "trained",
+        "network": network,
+        "outputs": ["foreground", "centre"],
+        "activation": "sigmoid",
+        "normalization": norm,
+        "postprocess": post,
+        "training": {
+            "config": config.to_dict(),
+            "init": None if config.init is None else str(config.init),
+            "data": _summary(train_planes),
+            "validation": _summary(val_planes) | {"source": val_source},
+        },
+    }
+    history, start, best_f1, best_state = [], 0, -1.0, None
+    if resume is not None:
+        state, best_state = load_checkpoint(resume, net, opt, sampler)
+        start, history, best_f1 = state["step"], state["history"], state["best_f1"]
+        model_config["training"].update(best_step=state["best_step"], best_val_f1=best_f1)
+        log(f"resumed at step {start} (best validation F1 {best_f1:.4f})")
+    log(
+        f"training on {len(train_planes)} plane(s), validating on {len(val_planes)}; "
+        f"{network['name']} on {device}; {config.steps} steps"
+    )
+    deadline = t_start + 60 * config.minutes if config.minutes else None
+    running = []
+    step = start
+    stopped = False
+    diverged = None
+    steps = fit(
+        net,
+        opt,
+        sampler,
+        steps=config.steps,
+        lr=config.lr,
+        batch_size=config.batch_size,
+        device=device,
+        loss=loss,
+        start=start,
+        deadline=deadline,
+    )
+    while True:
+        try:
+            step, value = next(steps)
+        except StopIteration:
+            break
+        except NonFiniteLoss as exc:
+            diverged = exc
+            log(f"stopped: {exc}")
+            break
+        running.append(value)
+        if progress is not None:
+            progress(step, config.steps)
+        stopped = stop is not None and stop()
+        last = step >= config.steps or stopped
+        last = last or (deadline is not None and time.time() >= deadline)
+        if step % config.steps_per_epoch and not last:
+            continue
+        f1, per_image, pooled = validate(
+            net, network, norm, val_images, val_labels, device, loss=loss
+        )
+        record = {
+            "epoch": len(history) + 1,
+            "step": step,
+            "train_loss": float(np.mean(running)),
+            "val_loss": pooled.attrs["loss"],
+            "val_f1": f1,
+            "val_f1_per_image": per_image,
+            "minutes": (time.time() - t_start) / 60,
+        }
+        running = []
+        history.append(record)
+        log(
+            f"epoch {record['epoch']} (step {step}): train loss {record['train_loss']:.4f}, "
+            f"val loss {record['val_loss']:.4f}, val F1@0.5 {f1:.4f}"
+        )
+        if f1 > best_f1:
+            best_f1 = f1
+            best_state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+            model_config["training"].update(best_step=step, best_val_f1=f1)
+            if out is not None:
+                model_config["training"]["history"] = history
+                save_model(net, model_config, out)
+        if out is not None:
+            best_step = model_config["training"]["best_step"]
+            state = {"step": step, "history": history, "best_f1": best_f1, "best_step": best_step}
+            save_checkpoint(Path(out) / "checkpoint", net, best_state, opt, sampler, state)
+        if on_epoch is not None:
+            on_epoch(record)
+        if stopped:
+            break
+
+    if diverged is not None and not history:
+        raise TrainingDiverged(
+            f"training stopped: {diverged} (lr={config.lr}), before the first validation; "
+            "no model was written. Check the data or lower the learning rate"
+        )
+    if not history:
+        raise ValueError(f"minutes={config.minutes} ended the run before its first step")
+    if diverged is not None:
+        stopped_by = "non-finite loss"
+    else:
+        stopped_by = "steps" if step >= config.steps else ("stop" if stopped else "time")
+    model_config["training"].update(
+        history=history, steps_done=step, stopped_by=stopped_by, minutes=history[-1]["minutes"]
+    )
+    net.load_state_dict(best_state)
+    sha = ""
+    if out is not None:
+        sha = save_model(net, model_config, out)
+        (Path(out) / "MODEL_CARD.md").write_text(model_card(model_config))
+    model = loaded_model(
+        net.eval(),
+        model_config,
+        name=model_config["name"],
+        path=out or "",
+        sha256=sha,
+        device=device,
+    )
+    tr = model_config["training"]
+    if diverged is not None:
+        kept = f"kept in {out}" if out is not None else "kept in the exception's .model"
+        raise TrainingDiverged(
+            f"training stopped: {diverged} (lr={config.lr}); the best epoch before it "
+            f"(step {tr['best_step']}, validation F1@0.5 {best_f1:.4f}) is {kept}",
+            model=model,
+            history=history,
+        )
+    log(f"done: {step} steps ({stopped_by}); best validation F1@0.5 {best_f1:.4f}")
+    return model, history
+
+
+def export_bundle(model, dest):
+    """Write a model folder as a MONAI bundle: ``configs/*.json`` and ``models/model.pt``.
+
+    ``network_def`` holds the MONAI class and literal arguments; ``models/model.pt`` is a
+    state dict (tensors only, loadable with ``torch.load(weights_only=True)``). Output channel
+    names, normalization and post-processing go to ``configs/metadata.json``, so
+    :func:`napari_binseg.load_model` reads the bundle back as the same model.
+
+    Parameters
+    ----------
+    model : path
+        Folder with ``config.json`` and ``model.safetensors`` (what :func:`train` writes).
+    dest : path
+        Bundle folder to create.
+
+    Returns
+    -------
+    dest : Path
+    """
+    import torch
+
+    from ..network import _load_state, _network_of, resolve_model_path
+
+    folder = resolve_model_path(model)
+    config = json.loads((folder / "config.json").read_text())
+    network = _network_of(config, f"model {folder}")
+    state = _load_state(folder / "model.safetensors")
+    dest = Path(dest)
+    (dest / "configs").mkdir(parents=True, exist_ok=True)
+    (dest / "models").mkdir(parents=True, exist_ok=True)
+    torch.save(state, dest / "models" / "model.pt")
+    outputs = config.get("outputs") or ["foreground", "centre"]
+    inference = {
+        "network_def": {"_target_": f"monai.networks.nets.{network['name']}"} | network["kwargs"],
+        "postprocessing": {
+            "_target_": "Activationsd",
+            "keys": "pred",
+            "sigmoid": True,
+        },
+    }
+    metadata = {
+        "version": "0.1.0",
+        "name": config.get("name", folder.name),
+        "description": "Nuclei foreground and centre U-Net trained with napari-binseg",
+        "network_data_format": {
+            "inputs": {"image": {"type": "image", "num_channels": 1, "spatial_shape": [-1, -1]}},
+            "outputs": {
+                "pred": {
+                    "type": "probabilities",
+                    "num_channels": len(outputs),
+                    "channel_def": {str(i): name for i, name in enumerate(outputs)},
+                }
+            },
+        },
+        "napari_binseg": {
+            "normalization": config.get("normalization"),
+            "postprocess": config.get("postprocess"),
+            "training": {k: v for k, v in config.get("training", {}).items() if k != "history"},
+        },
+    }
+    (dest / "configs" / "inference.json").write_text(json.dumps(inference, indent=2) + "\n")
+    (dest / "configs" / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
+    return dest

@@ -1,0 +1,121 @@
+"""napari_binseg.unet.training.data: annotated planes and their checks, reading pairs,
+foreground/centre targets, upsampling like segment(diameter="auto"), the crop sampler."""
+
+import numpy as np
+import pytest
+
+import napari_binseg as nb
+from napari_binseg.evaluation import evaluate
+from napari_binseg.unet import inference
+from napari_binseg.unet._postprocess import probabilities_to_labels
+from napari_binseg.unet.training import AUGMENTATIONS, annotated_planes, read_pairs
+from napari_binseg.unet.training.data import Sampler, make_targets, split_planes, upsample_to
+
+
+def test_targets_separate_touching_nuclei():
+    labels = np.zeros((20, 30), np.uint16)
+    labels[5:15, 3:15] = 1
+    labels[5:15, 15:27] = 2  # touching along column 14/15
+    fg, centre = make_targets(labels)
+    assert fg.dtype == np.uint8 and np.array_equal(fg, labels > 0)
+    assert not centre[:, 14:16].any()  # the shared border is never a centre
+    seeds = probabilities_to_labels(fg.astype(np.float32), centre.astype(np.float32), min_size=1)
+    assert seeds.max() == 2 and np.array_equal(seeds > 0, labels > 0)
+    assert not (centre.astype(bool) & ~fg.astype(bool)).any()
+    for lab in (1, 2):
+        assert centre[labels == lab].any()
+    assert float(evaluate(labels, seeds, thresholds=[0.5])["f1"].iloc[0]) == 1.0
+
+
+def test_upsamples_small_nuclei_like_segment():
+    image, labels = nb.synthetic_nuclei((64, 80), n=6, radius=4.0, seed=1)
+    found = inference.median_diameter(labels)
+    assert 6 < found < 10
+    # Nuclei 1.5x smaller than the reference: 1.5x upsampled, every nucleus kept.
+    big_image, big_labels = upsample_to(image.astype(np.float32), labels, 1.5 * found)
+    assert big_image.shape == big_labels.shape == (96, 120)
+    assert big_labels.max() == labels.max() == len(np.unique(labels)) - 1
+    assert inference.median_diameter(big_labels) == pytest.approx(1.5 * found, rel=0.1)
+    np.testing.assert_allclose(big_image.mean(), image.mean(), rtol=0.02)
+    # Within 12% of the reference (rounds to 1x): untouched, the same arrays.
+    same_image, same_labels = upsample_to(image, labels, 1.1 * found)
+    assert same_image is image and same_labels is labels
+
+
+def test_split_is_seeded_and_keeps_one_of_each():
+    assert split_planes(10, 0.2, 0) == split_planes(10, 0.2, 0)
+    train, val = split_planes(10, 0.2, 0)
+    assert len(val) == 2 and sorted(train + val) == list(range(10))
+    assert split_planes(2, 0.1, 0)[1] != []  # at least one validation plane
+    assert split_planes(1, 0.5, 0) == ([0], [])  # a single plane only trains
+    assert split_planes(5, 0.0, 0) == ([0, 1, 2, 3, 4], [])
+
+
+def test_sampler_crops_are_seeded_and_augment_only_as_asked():
+    image = np.random.default_rng(0).random((40, 50), dtype=np.float32)
+    labels = np.zeros((40, 50), np.int32)
+    labels[10:20, 10:20] = 1
+    targets = make_targets(labels)
+    a = Sampler([image], [targets], crop=32, seed=3).batch(2)
+    b = Sampler([image], [targets], crop=32, seed=3).batch(2)
+    assert a[0].shape == (2, 1, 32, 32) and a[1].shape == (2, 2, 32, 32)
+    np.testing.assert_array_equal(a[0].numpy(), b[0].numpy())
+    # No augmentation: a crop is a plain window of the image and of its targets.
+    x, y = Sampler([image], [targets], crop=32, seed=0, augment=()).batch(1)
+    windows = np.lib.stride_tricks.sliding_window_view(image, (32, 32)).reshape(-1, 32, 32)
+    assert any(np.array_equal(x[0, 0].numpy(), w) for w in windows)
+    assert set(np.unique(y.numpy())) <= {0.0, 1.0}
+    assert set(AUGMENTATIONS) == {"scale", "rotations", "flips", "intensity", "gamma", "noise"}
+
+
+def test_training_pairs_are_checked():
+    image = np.zeros((2, 32, 32), np.uint8)
+    labels = np.zeros((2, 32, 32), np.uint16)
+    labels[1, 4:9, 4:9] = 7
+    planes = annotated_planes(image, labels)  # only the painted plane counts
+    assert len(planes) == 1 and planes[0][2] == "pair, plane 1"
+    np.testing.assert_array_equal(planes[0][1], labels[1])
+    cases = [
+        ((image, labels[..., :16]), r"image shape \(2, 32, 32\) and labels shape \(2, 32, 16\)"),
+        ((image, np.zeros_like(labels)), "pair: the labels are empty; paint some nuclei"),
+        ((image, labels.astype(np.float32)), "labels are float32 .* must be integers"),
+        ((np.zeros((32, 32, 3), np.uint8), labels[1]), r"RGB\(A\) \(shape \(32, 32, 3\)\)"),
+        (([image, image], [labels, np.zeros_like(labels)]), "pair 1: the labels are empty"),
+    ]
+    for args, match in cases:
+        with pytest.raises(ValueError, match=match):
+            annotated_planes(*args)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_pixels_are_refused_naming_the_plane(bad):
+    image = np.ones((2, 32, 32), np.float32)
+    labels = np.zeros((2, 32, 32), np.uint16)
+    labels[:, 4:9, 4:9] = 1
+    image[1, 0, 0] = bad
+    before = image.copy()
+    with pytest.raises(ValueError, match=r"cells, plane 1: the image holds 1 NaN or infinite"):
+        annotated_planes(image, labels, name="cells")
+    np.testing.assert_array_equal(image, before)
+    # A NaN in a plane without labels is never trained on: accepted.
+    labels[1] = 0
+    assert len(annotated_planes(image, labels)) == 1
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 40), (40, 1), (8, 64)])
+def test_tiny_planes_are_refused(shape):
+    with pytest.raises(ValueError, match=r"pair: the image is \d+ x \d+ pixels; .* 16 x 16"):
+        annotated_planes(np.zeros(shape, np.uint8), np.ones(shape, np.uint16))
+
+
+def test_read_pairs_names_an_unreadable_file(tmp_path):
+    for name in ("a", "b"):
+        image, labels = nb.synthetic_nuclei((32, 32), radius=4, seed=0)
+        nb.imwrite(tmp_path / "img" / f"{name}.tif", image)
+        nb.imwrite(tmp_path / "lab" / f"{name}_labels.tif", labels, labels=True)
+    images, labels = read_pairs(tmp_path / "img", tmp_path / "lab")
+    assert len(images) == len(labels) == 2 and images[0].shape == (32, 32)
+    data = (tmp_path / "img" / "b.tif").read_bytes()
+    (tmp_path / "img" / "b.tif").write_bytes(data[: len(data) // 2])  # truncated
+    with pytest.raises(ValueError, match=r"image b\.tif: cannot read it"):
+        read_pairs(tmp_path / "img", tmp_path / "lab")

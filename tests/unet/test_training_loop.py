@@ -1,0 +1,94 @@
+"""napari_binseg.unet.training.loop: losses, the optimizer loop (a non-finite loss stops it
+before the weights change) and validation through the inference path."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import napari_binseg as nb
+from napari_binseg import options
+from napari_binseg.unet.inference import normalize_plane
+from napari_binseg.unet.network import DEFAULT_NORMALIZATION, build_network
+from napari_binseg.unet.training import ARCHITECTURES, LOSSES
+from napari_binseg.unet.training.data import Sampler, make_targets
+from napari_binseg.unet.training.loop import NonFiniteLoss, fit, validate, validation_model
+
+TINY = {
+    "name": "UNet",
+    "kwargs": {
+        "spatial_dims": 2,
+        "in_channels": 1,
+        "out_channels": 2,
+        "channels": [8, 16],
+        "strides": [2],
+        "num_res_units": 0,
+    },
+}
+
+
+def test_names_match_the_options():
+    assert tuple(LOSSES) == options.LOSSES
+    assert tuple(ARCHITECTURES) == options.ARCHITECTURES
+
+
+@pytest.mark.parametrize("name", list(LOSSES))
+def test_losses_are_low_for_right_and_high_for_wrong_logits(name):
+    target = torch.zeros(1, 2, 8, 8)
+    target[:, :, 2:6, 2:6] = 1
+    right, wrong = 10 * (2 * target - 1), -10 * (2 * target - 1)
+    assert float(LOSSES[name](right, target)) < 0.05 < float(LOSSES[name](wrong, target))
+
+
+def _setup(seed=0):
+    torch.manual_seed(seed)
+    image, labels = nb.synthetic_nuclei((64, 64), radius=6, seed=seed)
+    net = build_network(TINY)
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-2)
+    sampler = Sampler(
+        [normalize_plane(image, DEFAULT_NORMALIZATION)], [make_targets(labels)], crop=32, seed=0
+    )
+    return net, opt, sampler, image, labels
+
+
+def test_fit_yields_steps_and_stops_on_a_non_finite_loss_before_stepping():
+    net, opt, sampler, _, _ = _setup()
+    calls = []
+
+    def loss(logits, target):
+        calls.append(1)
+        value = LOSSES["dice+ce"](logits, target)
+        return value * math.nan if len(calls) == 3 else value
+
+    run = fit(net, opt, sampler, steps=10, lr=1e-2, batch_size=1, device="cpu", loss=loss)
+    assert [s for s, _ in (next(run), next(run))] == [1, 2]
+    weights = {k: v.clone() for k, v in net.state_dict().items()}
+    with pytest.raises(NonFiniteLoss, match="the training loss became nan at step 3") as info:
+        next(run)
+    assert info.value.step == 3
+    for key, value in net.state_dict().items():  # the NaN never reached the weights
+        torch.testing.assert_close(value, weights[key], rtol=0, atol=0)
+
+
+def test_validation_goes_through_the_inference_path():
+    net, _, _, image, labels = _setup(seed=1)
+    image = image[:45, :51]  # padded to the divisor (2) by the inference path
+    labels = labels[:45, :51]
+    net.train()
+    f1, per_image, pooled = validate(
+        net, TINY, DEFAULT_NORMALIZATION, [image], [labels], "cpu", loss=LOSSES["ce"]
+    )
+    assert net.training  # the training network is left as it was
+    # The one-pass prediction of the eval-mode network on the normalized, padded plane.
+    with torch.inference_mode():
+        x = torch.from_numpy(normalize_plane(image, DEFAULT_NORMALIZATION))[None, None]
+        ref = net.eval()(F.pad(x, (0, 1, 0, 1), mode="reflect"))[:, :, :45, :51]
+    net.train()
+    target = torch.from_numpy(make_targets(labels).astype(np.float32))[None]
+    assert pooled.attrs["loss"] == pytest.approx(float(LOSSES["ce"](ref, target)), abs=1e-6)
+    lm = validation_model(net, TINY, DEFAULT_NORMALIZATION, "cpu")
+    logits = nb.unet.predict_channels(image, lm, device="cpu", backend="torch")
+    np.testing.assert_allclose(logits, ref[0].numpy(), atol=1e-5)
+    assert 0 <= f1 <= 1 and 0 <= per_image <= 1
