@@ -1,11 +1,13 @@
 """U-Net inference: probabilities and instance labels for 2D images, stacks and time series.
 
-Every plane (or volume, for a 3D network) is normalized by its own intensity percentiles, run
-through the network in one pass when it fits in a tile and otherwise with MONAI's sliding-window
-inference (Gaussian-blended overlapping tiles, so memory stays bounded by the tile batch and one
-plane of output), then turned into instances: nucleus centres are seeds, grown through the
-predicted foreground. Stacks ``(Z, Y, X)``, time series ``(T, Y, X)`` and ``(T, Z, Y, X)`` go
-plane by plane through a 2D network; dask arrays are read one plane at a time.
+Every plane (or volume, for a 3D network) is normalized by its own intensity percentiles
+(:mod:`.normalize`), run through the network (:mod:`.backends`) in one pass when it fits in a
+tile and otherwise with MONAI's sliding-window inference (:mod:`.tiling`: Gaussian-blended
+overlapping tiles, so memory stays bounded by the tile batch and one plane of output), at the
+scale that brings its nuclei to the model's size (:mod:`.scale`), then turned into instances:
+nucleus centres are seeds, grown through the predicted foreground (:mod:`._postprocess`).
+Stacks ``(Z, Y, X)``, time series ``(T, Y, X)`` and ``(T, Z, Y, X)`` go plane by plane
+through a 2D network; dask arrays are read one plane at a time.
 
 References
 ----------
@@ -15,266 +17,52 @@ References
    arXiv:2211.02701 (2022).
 """
 
-import math
+import time
 
 import numpy as np
 
 from .._validation import check_image, check_rgb, is_dask
 from ._postprocess import probabilities_to_labels, remove_small
+from .backends import BACKENDS, PRECISIONS, _openvino, _resolve_backend, _Runner, _use_bf16
+from .normalize import nonfinite_mask, normalize_plane, percentile_range
+from .scale import (
+    PROBE_SCALE,
+    _labels_resized,
+    _resize,
+    _scaled_shape,
+    check_diameter,
+    downsample_factor,
+    median_diameter,
+    probe_shape_ok,
+    rescale_factor,
+    upsample_factor,
+)
+from .tiling import _infer_unit, _n_windows, _pad_to, _plan, _roi
 
-#: ``precision="auto"``: bfloat16 autocast where the CPU has bf16 units, else float32.
-PRECISIONS = ("auto", "float32", "bfloat16")
+__all__ = [
+    "BACKENDS",
+    "PRECISIONS",
+    "labels_from_probabilities",
+    "median_diameter",
+    "normalize_plane",
+    "percentile_range",
+    "predict",
+    "predict_channels",
+    "probabilities_at_scale",
+    "rescale_factor",
+    "segment",
+    "upsample_factor",
+]
 
-#: ``backend="auto"``: OpenVINO on the CPU when installed and the network converts, else PyTorch.
-BACKENDS = ("auto", "torch", "openvino")
-
-
-def percentile_range(plane, low=1.0, high=99.8):
-    """``np.percentile(plane, [low, high])`` (linear), exact and fast for 8/16-bit integers.
-
-    Integer images are counted once with ``np.bincount`` and the two order statistics read
-    from the cumulative counts, instead of partially sorting the whole plane twice.
-    """
-    plane = np.asarray(plane)
-    if plane.dtype.kind in "ub" and plane.dtype.itemsize <= 2 or plane.dtype == bool:
-        values = plane.ravel()
-        if values.dtype == bool:
-            values = values.view(np.uint8)
-        counts = np.cumsum(np.bincount(values))
-        n = values.size
-        out = []
-        for q in (low, high):
-            pos = q / 100.0 * (n - 1)
-            k = int(math.floor(pos))
-            frac = pos - k
-            v0 = int(np.searchsorted(counts, k, side="right"))
-            v1 = int(np.searchsorted(counts, min(k + 1, n - 1), side="right"))
-            out.append(v0 + frac * (v1 - v0))
-        return float(out[0]), float(out[1])
-    lo, hi = np.percentile(plane, [low, high])
-    return float(lo), float(hi)
-
-
-def normalize_plane(plane, normalization):
-    """Float32 copy of ``plane`` with the config's percentiles mapped to 0 and 1."""
-    plane = np.asarray(plane)
-    if normalization.get("kind", "percentile") == "none":
-        return plane.astype(np.float32)
-    lo, hi = percentile_range(
-        plane, normalization.get("low", 1.0), normalization.get("high", 99.8)
-    )
-    if not hi > lo:
-        hi = lo + 1.0
-    out = plane.astype(np.float32)
-    out -= np.float32(lo)
-    out *= np.float32(1.0 / (hi - lo))
-    return out
+# Kept importable from here (training, benchmarks and tests used them before the split).
+_KEEP = (_openvino, _resolve_backend, _use_bf16, _n_windows, _pad_to, _roi, _Runner)
 
 
-def _use_bf16(precision, device):
-    import torch
+def _check_options(**options):
+    """Validate keyword options through :class:`napari_binseg.options.UNetOptions`."""
+    from ..options import UNetOptions
 
-    if precision == "float32":
-        return False
-    if precision == "bfloat16":
-        return True
-    if not str(device).startswith("cpu"):
-        return False
-    amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
-    try:
-        return bool(amx()) if amx is not None else False
-    except Exception:  # older torch or unusual CPU: plain float32
-        return False
-
-
-def _openvino(lm, precision):
-    """The network compiled by OpenVINO for the CPU (cached on the model), or None.
-
-    OpenVINO runs this network 2-3x faster than eager PyTorch on CPU (measured on the 2-core
-    development machine: 0.15 s against 0.28-0.42 s per megapixel, same outputs to 2e-5).
-    Conversion takes a few seconds once per loaded model; any failure (OpenVINO missing, a
-    layer it cannot convert) falls back to PyTorch.
-    """
-    key = (
-        "bf16"
-        if precision == "bfloat16" or (precision == "auto" and _use_bf16("auto", lm.device))
-        else "f32"
-    )
-    if key in lm._compiled:
-        return lm._compiled[key]
-    compiled = None
-    try:
-        import openvino as ov
-        import torch
-
-        if "ir" not in lm._compiled:
-            shape = (1, 1) + (max(32, 2 * lm.config["divisor"]),) * lm.spatial_dims
-            with torch.no_grad():
-                lm._compiled["ir"] = ov.convert_model(
-                    lm.module, example_input=torch.zeros(shape, device=lm.device)
-                )
-        compiled = ov.Core().compile_model(
-            lm._compiled["ir"], "CPU", {"INFERENCE_PRECISION_HINT": key}
-        )
-    except Exception:  # noqa: BLE001 - any failure means: use the PyTorch path
-        lm._compiled["ir"] = None
-        compiled = None
-    lm._compiled[key] = compiled
-    return compiled
-
-
-def _resolve_backend(backend, lm):
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    if backend == "torch" or not lm.device.startswith("cpu"):
-        if backend == "openvino":
-            raise ValueError("backend='openvino' runs on the CPU only; use device='cpu'")
-        return "torch"
-    if backend == "openvino":
-        import importlib.util
-
-        if importlib.util.find_spec("openvino") is None:
-            raise ValueError(
-                "backend='openvino' needs the openvino package (pip install "
-                "openvino); backend='auto' falls back to PyTorch"
-            )
-    return backend
-
-
-class _Runner:
-    """Network call for a batch of normalized tiles: activation, precision, progress count."""
-
-    def __init__(self, lm, *, precision, progress, total, backend="auto"):
-        import torch
-
-        self.lm = lm
-        self.bf16 = _use_bf16(precision, lm.device)
-        self.progress = progress
-        self.total = total
-        self.done = 0
-        self.torch = torch
-        self.compiled = None
-        backend = _resolve_backend(backend, lm)
-        if backend in ("auto", "openvino"):
-            self.compiled = _openvino(lm, precision)
-            if self.compiled is None and backend == "openvino":
-                raise ValueError(f"OpenVINO could not convert the model {lm.name!r}")
-        self.backend = "openvino" if self.compiled is not None else "torch"
-
-    def __call__(self, x):
-        torch = self.torch
-        if self.compiled is not None:
-            y = torch.from_numpy(self.compiled([np.ascontiguousarray(x.numpy())])[0])
-        else:
-            dev = self.lm.device.split(":")[0]
-            if self.bf16:
-                with torch.autocast(dev, dtype=torch.bfloat16):
-                    y = self.lm.module(x)
-            else:
-                y = self.lm.module(x)
-            if isinstance(y, (list, tuple)):
-                y = y[0]
-        y = y.float()
-        act = self.lm.config["activation"]
-        if act == "sigmoid":
-            y = torch.sigmoid(y)
-        elif act == "softmax":
-            y = torch.softmax(y, dim=1)
-        self.done += x.shape[0]
-        if self.progress is not None:
-            self.progress(self.done, self.total)
-        return y
-
-
-def _pad_to(x, divisor, min_size):
-    """Pad the spatial dims of (1, 1, *S) up to a multiple of ``divisor`` (and >= min_size)."""
-    import torch.nn.functional as F
-
-    spatial = x.shape[2:]
-    target = [max(math.ceil(s / divisor) * divisor, min_size) for s in spatial]
-    pads = []
-    for s, t in zip(reversed(spatial), reversed(target)):
-        pads += [0, t - s]
-    if not any(pads):
-        return x
-    mode = "reflect" if all(t - s < s for s, t in zip(spatial, target)) else "replicate"
-    return F.pad(x, pads, mode=mode)
-
-
-def _roi(shape, tile_size, divisor, overlap):
-    """Window size per axis: at most ``tile_size``, as small as covers the axis in the same
-    number of windows (a 1388-pixel axis takes 2 windows of 800, not 2 of 1024)."""
-    tile = max(divisor, (tile_size // divisor) * divisor)
-    roi = []
-    for s in shape:
-        if s <= tile:
-            roi.append(s)
-            continue
-        n = _n_windows((s,), (tile,), overlap)
-        r = max(divisor, math.ceil(s / (1 + (n - 1) * (1 - overlap)) / divisor) * divisor)
-        while r < tile and _n_windows((s,), (r,), overlap) > n:
-            r += divisor
-        roi.append(min(r, tile))
-    return tuple(roi)
-
-
-def _n_windows(shape, roi, overlap):
-    """Number of windows MONAI's sliding window visits (same scan as its implementation)."""
-    n = 1
-    for s, r in zip(shape, roi):
-        if r >= s:
-            continue
-        step = max(int(r * (1 - overlap)), 1)
-        n *= math.ceil((s - r) / step) + 1
-    return n
-
-
-def _plan(spatial, lm, tile_size, overlap):
-    """Padded shape, ROI and window count of one unit (plane or volume)."""
-    div = lm.config["divisor"]
-    padded = tuple(max(math.ceil(s / div) * div, div) for s in spatial)
-    roi = _roi(padded, tile_size, div, overlap)
-    if all(r >= p for r, p in zip(roi, padded)):
-        return padded, None, 1
-    return padded, roi, _n_windows(padded, roi, overlap)
-
-
-def _infer_unit(unit, lm, runner, *, tile_size, overlap, batch_size):
-    """(C, *spatial) float32 probabilities of one normalized plane/volume."""
-    import torch
-
-    spatial = unit.shape
-    padded, roi, _ = _plan(spatial, lm, tile_size, overlap)
-    x = torch.from_numpy(np.ascontiguousarray(unit))[None, None].to(lm.device)
-    x = _pad_to(x, lm.config["divisor"], 1)
-    with torch.inference_mode():
-        if roi is None:
-            y = runner(x)
-        else:
-            from monai.inferers import sliding_window_inference
-
-            y = sliding_window_inference(
-                x,
-                roi_size=roi,
-                sw_batch_size=batch_size,
-                predictor=runner,
-                overlap=overlap,
-                mode="gaussian",
-                padding_mode="reflect",
-            )
-        crop = (0, slice(None)) + tuple(slice(0, s) for s in spatial)
-        return y[crop].float().cpu().numpy()
-
-
-def _check_options(tile_size, overlap, batch_size, precision):
-    if not isinstance(tile_size, (int, np.integer)) or tile_size < 16:
-        raise ValueError(f"tile_size must be an integer >= 16, got {tile_size!r}")
-    if not 0 <= overlap < 1:
-        raise ValueError(f"overlap must be in [0, 1), got {overlap!r}")
-    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    UNetOptions(**options)
 
 
 def _units(image, lm):
@@ -289,73 +77,27 @@ def _units(image, lm):
     return list(np.ndindex(*lead)) if lead else [()]
 
 
-def _iterate(
-    image, lm, *, tile_size, overlap, batch_size, precision, progress, backend="auto", scale=1.0
-):
-    """Yield (index, normalized unit, channel probabilities, runner) per unit.
-
-    With ``scale`` other than 1 (2D models) each plane goes through the network resized by it,
-    and its probabilities come at the resized shape. The runner reports tiles done of total;
-    ``segment`` may add a second, rescaled pass of a unit with :func:`_infer_pass` through
-    the same runner (``runner.total`` then grows).
-    """
-    units = _units(image, lm)
-    spatial = image.shape[image.ndim - lm.spatial_dims :]
-    shape = _scaled_shape(spatial, scale)
-    per_unit = _plan(shape, lm, tile_size, overlap)[2]
-    runner = _Runner(
-        lm, precision=precision, progress=progress, total=per_unit * len(units), backend=backend
-    )
+def _normalized_units(image, lm):
+    """Yield (index, normalized float32 unit, mask of its non-finite pixels or None)."""
     norm = lm.config["normalization"]
-    for idx in units:
+    for idx in _units(image, lm):
         unit = image[idx] if idx else image
         if is_dask(unit):
             unit = unit.compute()
-        unit = normalize_plane(unit, norm)
-        probs = _infer_pass(
-            unit, lm, runner, scale, tile_size=tile_size, overlap=overlap, batch_size=batch_size
-        )
-        if progress is not None:
-            progress(runner.done, runner.total)
-        yield idx, unit, probs, runner
+        unit = np.asarray(unit)
+        bad = nonfinite_mask(unit)
+        yield idx, normalize_plane(unit, norm, bad), bad
 
 
-def _scaled_shape(shape, scale):
-    return tuple(shape) if scale == 1.0 else tuple(max(1, round(s * scale)) for s in shape)
-
-
-def _resize(array, shape):
-    """(C, *S) or (*S) float32 array resized (bilinear, antialiased when shrinking)."""
-    import torch
-    import torch.nn.functional as F
-
-    x = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
-    lead = x.ndim - len(shape)
-    for _ in range(2 - lead):
-        x = x[None]
-    shrink = any(t < s for t, s in zip(shape, x.shape[2:]))
-    y = F.interpolate(x, size=tuple(shape), mode="bilinear", antialias=shrink)
-    return y.reshape(array.shape[:lead] + tuple(shape)).numpy()
-
-
-def _labels_resized(labels, shape):
-    """Nearest-neighbour resize of a label plane (pixel centres), renumbered 1..n."""
-    rows = np.minimum(
-        ((np.arange(shape[0]) + 0.5) * labels.shape[0] / shape[0]).astype(np.intp),
-        labels.shape[0] - 1,
-    )
-    cols = np.minimum(
-        ((np.arange(shape[1]) + 0.5) * labels.shape[1] / shape[1]).astype(np.intp),
-        labels.shape[1] - 1,
-    )
-    return remove_small(labels[np.ix_(rows, cols)], 1)
+def _tiles(shape, lm, scale, tile_size, overlap):
+    return _plan(_scaled_shape(shape, scale), lm, tile_size, overlap)[2]
 
 
 def _infer_pass(unit, lm, runner, scale, *, tile_size, overlap, batch_size, extra=False):
     """Probabilities of a normalized unit resized by ``scale`` (at the resized shape).
 
-    ``runner.done`` ends at exactly the pass's planned tiles; an ``extra`` pass (the second,
-    upsampled one of ``diameter="auto"``) first adds them to ``runner.total``.
+    ``runner.done`` ends at exactly the pass's planned tiles; an ``extra`` pass (one that
+    was not counted in ``runner.total`` in advance) first adds them to ``runner.total``.
     """
     shape = _scaled_shape(unit.shape, scale)
     tiles = _plan(shape, lm, tile_size, overlap)[2]
@@ -374,93 +116,93 @@ def _infer_pass(unit, lm, runner, scale, *, tile_size, overlap, batch_size, extr
     return probs
 
 
-def _labels_at_scale(probs, lm, scale, shape, prob_threshold):
-    """Instances from probabilities computed at ``scale``, as a label plane of ``shape``."""
-    if scale == 1.0:
-        return labels_from_probabilities(probs, lm, prob_threshold=prob_threshold)
-    min_size = lm.config["postprocess"]["min_size"] * scale**2
-    labels = labels_from_probabilities(probs, lm, prob_threshold=prob_threshold, min_size=min_size)
-    return _labels_resized(labels, shape)
+def probabilities_at_scale(
+    plane,
+    model="nuclei",
+    scale=1.0,
+    *,
+    device="auto",
+    tile_size=1024,
+    overlap=0.25,
+    batch_size=4,
+    precision="auto",
+    backend="auto",
+    runner=None,
+):
+    """Channel probabilities of one plane (or volume) run through the network at ``scale``.
 
-
-def median_diameter(labels):
-    """Equivalent-circle diameter (pixels) of the median-area object.
+    The building block of :func:`predict` and :func:`segment`, for callers that choose the
+    scale themselves (3D volume modes, benchmarks): the plane is normalized like every plane
+    of :func:`segment` (its own percentiles; NaN/inf pixels as background), resized by
+    ``scale`` (bilinear, antialiased when shrinking) and run in one pass or in tiles.
 
     Parameters
     ----------
-    labels : ndarray or sequence of ndarray
-        One label image, or several (objects of all of them pooled).
+    plane : (Y, X) array-like (or (Z, Y, X) for a 3D model)
+        One unit of intensities, any numeric dtype.
+    model : str, path-like or LoadedModel
+        As in :func:`predict`.
+    scale : float
+        Resize factor (1.0: the plane's own pixel size; 2D models only otherwise).
+    device, tile_size, overlap, batch_size, precision, backend
+        As in :func:`predict`.
+    runner : backends._Runner, optional
+        Reuse one runner (its compiled network and tile count) over many calls.
 
     Returns
     -------
-    diameter : float or None
-        ``None`` when there are no objects.
+    probabilities : (C, Y', X') ndarray of float32
+        The model's output channels at the resized shape ``round(Y * scale), round(X *
+        scale)`` (foreground and centre for the bundled model); resize them back with
+        :func:`napari_binseg.unet.scale.resize`.
 
     Examples
     --------
     >>> import numpy as np
-    >>> labels = np.zeros((20, 20), int); labels[2:12, 2:12] = 1
-    >>> round(median_diameter(labels), 2)
-    11.28
+    >>> probabilities_at_scale(np.zeros((64, 64), np.uint8), scale=0.5).shape  # doctest: +SKIP
+    (2, 32, 32)
     """
-    images = [labels] if isinstance(labels, np.ndarray) else list(labels)
-    areas = np.concatenate([np.bincount(np.asarray(im).ravel())[1:] for im in images] or [[]])
-    areas = areas[areas > 0]
-    if not areas.size:
-        return None
-    return 2.0 * math.sqrt(float(np.median(areas)) / math.pi)
+    from .network import load_model
+
+    _check_options(
+        tile_size=tile_size,
+        overlap=overlap,
+        batch_size=batch_size,
+        precision=precision,
+        backend=backend,
+    )
+    lm = load_model(model, device=device)
+    plane = np.asarray(plane)
+    if plane.ndim != lm.spatial_dims:
+        raise ValueError(f"plane must be {lm.spatial_dims}D for {lm.name!r}, got {plane.shape}")
+    if not (isinstance(scale, (int, float, np.number)) and 0 < scale <= 16):
+        raise ValueError(f"scale must be a number in (0, 16], got {scale!r}")
+    if scale != 1.0 and lm.spatial_dims != 2:
+        raise ValueError("scale applies to 2D models only")
+    if runner is None:
+        runner = _Runner(lm, precision=precision, progress=None, total=0, backend=backend)
+    unit = normalize_plane(plane, lm.config["normalization"])
+    return _infer_pass(
+        unit,
+        lm,
+        runner,
+        float(scale),
+        tile_size=tile_size,
+        overlap=overlap,
+        batch_size=batch_size,
+        extra=True,
+    )
 
 
-def upsample_factor(found, reference, max_scale=2.0):
-    """``reference / found`` rounded to a quarter, capped at ``max_scale``; 1.0 under 1.25.
-
-    The rule of ``segment(diameter="auto")`` (and of training with ``upsample_small``):
-    nuclei of median diameter ``found`` are upsampled when they are at least 25% smaller than
-    the ``reference``. ``None`` for either gives 1.0.
-    """
-    if not found or reference is None:
-        return 1.0
-    factor = min(round(4.0 * reference / found) / 4.0, float(max_scale))
-    return factor if factor >= 1.25 else 1.0
-
-
-def rescale_factor(diameter, lm, labels=None):
-    """Resize factor of a plane for :func:`segment`'s ``diameter`` option (1.0: no resize).
-
-    ``diameter=None``: 1.0. A number: the model's reference diameter over it (a model
-    without one raises ValueError). ``"auto"``: from the median nucleus of ``labels`` (a
-    first pass), only upwards, when nuclei are at least 25% smaller than the model's
-    reference; the factor is rounded to a quarter and capped at the model's ``max_scale``.
-    """
-    if diameter is None or lm.spatial_dims != 2:
-        return 1.0
-    post = lm.config["postprocess"]
-    reference = post.get("diameter")
-    if diameter == "auto":
-        found = median_diameter(labels) if labels is not None else None
-        return upsample_factor(found, reference, post.get("max_scale", 2.0))
-    if reference is None:
-        raise ValueError(
-            f"model {lm.name!r} has no reference nucleus diameter (postprocess.diameter in "
-            "its config): use diameter=None or 'auto'"
-        )
-    return float(np.clip(reference / diameter, 0.25, 4.0))
-
-
-def _check_diameter(diameter, lm):
-    if diameter is None or diameter == "auto":
-        return
-    if (
-        isinstance(diameter, bool)
-        or not isinstance(diameter, (int, float, np.number))
-        or not (0 < diameter < float("inf"))
-    ):
-        raise ValueError(
-            f"diameter must be 'auto', None or a positive number of pixels, got {diameter!r}"
-        )
-    if lm.spatial_dims != 2:
-        raise ValueError(f"diameter applies to 2D models; {lm.name!r} is {lm.spatial_dims}D")
-    rescale_factor(diameter, lm)
+def _labels_at_scale(probs, lm, scale, shape, prob_threshold, resize=True):
+    """Instances from probabilities computed at ``scale``, as a label plane of ``shape``
+    (``resize=False``: at the probabilities' own shape, objects under the model's
+    ``min_size`` times ``scale**2`` removed)."""
+    if scale == 1.0:
+        return labels_from_probabilities(probs, lm, prob_threshold=prob_threshold)
+    min_size = lm.config["postprocess"]["min_size"] * scale**2
+    labels = labels_from_probabilities(probs, lm, prob_threshold=prob_threshold, min_size=min_size)
+    return _labels_resized(labels, shape) if resize else labels
 
 
 def _foreground(probs, lm):
@@ -512,9 +254,15 @@ def predict_channels(
     (2, 64, 64)
     """
     image, lm = _prepare(image, model, device)
-    _check_options(tile_size, overlap, batch_size, precision)
+    _check_options(
+        tile_size=tile_size,
+        overlap=overlap,
+        batch_size=batch_size,
+        precision=precision,
+        backend=backend,
+    )
     out = np.empty((lm.out_channels,) + tuple(image.shape), np.float32)
-    for idx, _, probs, _ in _iterate(
+    for idx, probs, _ in _full_size_passes(
         image,
         lm,
         tile_size=tile_size,
@@ -600,9 +348,15 @@ def predict(
     ((256, 256), dtype('float32'))
     """
     image, lm = _prepare(image, model, device)
-    _check_options(tile_size, overlap, batch_size, precision)
+    _check_options(
+        tile_size=tile_size,
+        overlap=overlap,
+        batch_size=batch_size,
+        precision=precision,
+        backend=backend,
+    )
     out = np.empty(tuple(image.shape), np.float32)
-    for idx, _, probs, _ in _iterate(
+    for idx, probs, bad in _full_size_passes(
         image,
         lm,
         tile_size=tile_size,
@@ -612,8 +366,29 @@ def predict(
         progress=progress,
         backend=backend,
     ):
-        out[idx] = _foreground(probs, lm)
+        fg = _foreground(probs, lm)
+        out[idx] = fg if bad is None else np.where(bad, np.float32(0), fg)
     return out
+
+
+def _full_size_passes(image, lm, *, tile_size, overlap, batch_size, precision, progress, backend):
+    """Yield (index, channel probabilities, non-finite mask) of each unit at its own size."""
+    units = _units(image, lm)
+    spatial = image.shape[image.ndim - lm.spatial_dims :]
+    runner = _Runner(
+        lm,
+        precision=precision,
+        progress=progress,
+        total=_tiles(spatial, lm, 1.0, tile_size, overlap) * len(units),
+        backend=backend,
+    )
+    for idx, unit, bad in _normalized_units(image, lm):
+        probs = _infer_pass(
+            unit, lm, runner, 1.0, tile_size=tile_size, overlap=overlap, batch_size=batch_size
+        )
+        if progress is not None:
+            progress(runner.done, runner.total)
+        yield idx, probs, bad
 
 
 def labels_from_probabilities(
@@ -635,8 +410,10 @@ def labels_from_probabilities(
         )
     import cc3d
 
+    from ..morphology import face_connectivity
+
     labels = cc3d.connected_components(
-        fg > prob_threshold, connectivity=4 if fg.ndim == 2 else 6
+        fg > prob_threshold, connectivity=face_connectivity(fg.ndim)
     ).astype(np.int32)
     return remove_small(labels, min_size)
 
@@ -654,6 +431,8 @@ def segment(
     precision="auto",
     backend="auto",
     return_probabilities=False,
+    return_info=False,
+    spacing=None,
     progress=None,
 ):
     """Instance labels of nuclei from a U-Net: centre seeds grown into the foreground.
@@ -667,15 +446,26 @@ def segment(
     diameter : "auto", float or None
         Typical nucleus diameter in pixels, to bring nuclei to the size the model segments
         best (its ``postprocess.diameter``, the median nucleus of its training labels: 19.3
-        pixels for the bundled model). ``"auto"``: each plane's median nucleus is measured
-        on a first pass, and a plane whose nuclei are at least 25% smaller than the model's
-        is upsampled to it (at most 2x) and run again. A number: each plane is resized by
-        the model's diameter over it, in one pass. ``None``: no resizing. Labels always come
-        at the image's own size.
+        pixels for the bundled model). ``"auto"``: each plane's nucleus size is estimated by
+        a probe pass at 0.25x, which fragments of large nuclei cannot fool; planes of nuclei
+        over 3x the model's size (58 pixels) are segmented at 0.5x or 0.25x, the others at
+        full size, and those whose nuclei there are at least 25% smaller than the model's
+        are upsampled (at most 2x) and run again (see :mod:`napari_binseg.unet.scale`). A
+        number: each plane is resized by the model's diameter over it, in one pass.
+        ``None``: no resizing. Labels always come at the image's own size.
     return_probabilities : bool
         Also return the foreground probability map (what :func:`predict` gives), from the
         same network pass (resized back to the image when the plane was resized).
-
+    return_info : bool
+        Also return a dict describing the run (for layer metadata, tables and the CLI):
+        ``diameter`` (px: the median over planes of the nucleus diameter that chose each
+        plane's scale, i.e. the estimate for ``"auto"``, the given number, or the measured
+        median of the labels for ``None``; ``None`` when no nucleus was found),
+        ``diameter_um`` (with ``spacing``), ``diameters`` and ``scales`` (per plane),
+        ``nonfinite_pixels`` (NaN/inf pixels, segmented as background), ``seconds`` and
+        ``estimate_seconds`` (network passes that only served the size estimate).
+    spacing : float or (float, float), optional
+        Pixel size (µm) along Y and X, only to report ``diameter_um``.
     Returns
     -------
     labels : ndarray of int32
@@ -684,6 +474,8 @@ def segment(
         (an object never spans two planes with a 2D network).
     probability : ndarray of float32
         Only with ``return_probabilities=True``.
+    info : dict
+        Only with ``return_info=True`` (last).
 
     Notes
     -----
@@ -694,11 +486,11 @@ def segment(
     pixels (model config) are removed. A user model without a centre channel gives connected
     components of the foreground.
 
-    Small nuclei merge and vanish at a U-Net's native scale; upsampling images whose nuclei
-    are much smaller than the training nuclei is the size normalization of Cellpose [1]_. On
-    the bundled model's validation split, ``diameter="auto"`` upsampled 30 of 55 images and
-    raised the object F1@0.5 from 0.887 to 0.901 pooled, from 0.899 to 0.917 per image (see
-    the model card). On the planes it upsamples, the second pass costs 1.6-4x the first.
+    Small nuclei merge and vanish at a U-Net's native scale, and nuclei several times larger
+    than the training nuclei come out as fragments; bringing them to the training size is
+    the size normalization of Cellpose [1]_. The probe costs 1/16 of a full-size pass; on
+    the planes it upsamples, the second pass costs 1.6-4x the first. Measured results are
+    in the model card (``benchmarks/bench_scale_sweep.py``).
 
     References
     ----------
@@ -713,48 +505,118 @@ def segment(
     >>> int(labels.max()) > 20  # doctest: +SKIP
     True
     """
-    if not 0 < prob_threshold < 1:
-        raise ValueError(f"prob_threshold must be in (0, 1), got {prob_threshold!r}")
     image, lm = _prepare(image, model, device)
-    _check_options(tile_size, overlap, batch_size, precision)
-    _check_diameter(diameter, lm)
-    fixed = 1.0 if diameter == "auto" else rescale_factor(diameter, lm)
-    out = np.zeros(tuple(image.shape), np.int32)
-    prob = np.empty(tuple(image.shape), np.float32) if return_probabilities else None
-    offset = 0
-    for idx, unit, probs, runner in _iterate(
-        image,
-        lm,
+    _check_options(
         tile_size=tile_size,
         overlap=overlap,
         batch_size=batch_size,
+        prob_threshold=prob_threshold,
+        diameter=diameter,
         precision=precision,
-        progress=progress,
         backend=backend,
-        scale=fixed,
-    ):
-        scale = fixed
-        labels = _labels_at_scale(probs, lm, scale, unit.shape, prob_threshold)
-        if diameter == "auto":
-            scale = rescale_factor("auto", lm, labels)
-            if scale != 1.0:
-                probs = _infer_pass(
-                    unit,
-                    lm,
-                    runner,
-                    scale,
-                    tile_size=tile_size,
-                    overlap=overlap,
-                    batch_size=batch_size,
-                    extra=True,
-                )
-                labels = _labels_at_scale(probs, lm, scale, unit.shape, prob_threshold)
+    )
+    check_diameter(diameter, lm)
+    pixel = _pixel_size(spacing)
+    t0 = time.perf_counter()
+    kw = dict(tile_size=tile_size, overlap=overlap, batch_size=batch_size)
+    units = _units(image, lm)
+    spatial = image.shape[image.ndim - lm.spatial_dims :]
+    auto = diameter == "auto" and lm.spatial_dims == 2
+    fixed = 1.0 if auto else rescale_factor(diameter, lm)
+    probing = (
+        auto
+        and lm.config["postprocess"].get("diameter") is not None
+        and probe_shape_ok(spatial, lm.config["divisor"])
+    )
+    per_unit = _tiles(spatial, lm, fixed, tile_size, overlap)
+    if probing:
+        per_unit += _tiles(spatial, lm, PROBE_SCALE, tile_size, overlap)
+    runner = _Runner(
+        lm, precision=precision, progress=progress, total=per_unit * len(units), backend=backend
+    )
+    out = np.zeros(tuple(image.shape), np.int32)
+    prob = np.empty(tuple(image.shape), np.float32) if return_probabilities else None
+    info = {"diameters": [], "scales": [], "nonfinite_pixels": 0, "estimate_seconds": 0.0}
+    offset = 0
+    for idx, unit, bad in _normalized_units(image, lm):
+        if auto:
+            labels, probs, scale, found = _auto_unit(
+                unit, lm, runner, prob_threshold, probing, info, **kw
+            )
+        else:
+            scale = fixed
+            probs = _infer_pass(unit, lm, runner, scale, **kw)
+            labels = _labels_at_scale(probs, lm, scale, unit.shape, prob_threshold)
+            found = diameter if diameter is not None else median_diameter(labels)
+        if bad is not None:
+            info["nonfinite_pixels"] += int(bad.sum())
+            labels[bad] = 0
+            labels = remove_small(labels, 1)
         n = int(labels.max())
         if offset and n:
             labels[labels > 0] += offset
         out[idx] = labels
         if prob is not None:
             fg = _foreground(probs, lm)
-            prob[idx] = fg if scale == 1.0 else _resize(fg, unit.shape)
+            fg = fg if scale == 1.0 else _resize(fg, unit.shape)
+            prob[idx] = fg if bad is None else np.where(bad, np.float32(0), fg)
         offset += n
-    return (out, prob) if return_probabilities else out
+        info["diameters"].append(None if found is None else float(found))
+        info["scales"].append(float(scale))
+        if progress is not None:
+            progress(runner.done, runner.total)
+    known = [d for d in info["diameters"] if d is not None]
+    info["diameter"] = float(np.median(known)) if known else None
+    info["diameter_um"] = info["diameter"] * pixel if pixel is not None and known else None
+    info["seconds"] = time.perf_counter() - t0
+    result = (out,) + ((prob,) if return_probabilities else ()) + ((info,) if return_info else ())
+    return result if len(result) > 1 else out
+
+
+def _auto_unit(unit, lm, runner, prob_threshold, probing, info, **kw):
+    """``diameter="auto"`` on one plane: (labels, probabilities, scale, estimated diameter).
+
+    The probe (0.25x) estimates the nucleus diameter; above ``NATIVE_MAX`` times the model's
+    the plane is segmented at 0.5x or at 0.25x (the probe itself). Otherwise the full-size
+    pass measures the nuclei and small ones are upsampled (the rule before the probe).
+    Network time that only served the estimate is added to ``info["estimate_seconds"]``.
+    """
+    post = lm.config["postprocess"]
+    reference = post.get("diameter")
+    native_tiles = _tiles(unit.shape, lm, 1.0, kw["tile_size"], kw["overlap"])
+    if probing:
+        t = time.perf_counter()
+        probs = _infer_pass(unit, lm, runner, PROBE_SCALE, **kw)
+        small = _labels_at_scale(probs, lm, PROBE_SCALE, None, prob_threshold, resize=False)
+        found = median_diameter(small)
+        found = None if found is None else found / PROBE_SCALE
+        scale = downsample_factor(found, reference)
+        if scale == PROBE_SCALE:
+            runner.total -= native_tiles
+            return _labels_resized(small, unit.shape), probs, scale, found
+        info["estimate_seconds"] += time.perf_counter() - t
+        if scale != 1.0:
+            runner.total -= native_tiles
+            probs = _infer_pass(unit, lm, runner, scale, extra=True, **kw)
+            labels = _labels_at_scale(probs, lm, scale, unit.shape, prob_threshold)
+            return labels, probs, scale, found
+    t = time.perf_counter()
+    probs = _infer_pass(unit, lm, runner, 1.0, **kw)
+    labels = _labels_at_scale(probs, lm, 1.0, unit.shape, prob_threshold)
+    found = median_diameter(labels)
+    scale = upsample_factor(found, reference, post.get("max_scale", 2.0))
+    if scale != 1.0:
+        info["estimate_seconds"] += time.perf_counter() - t
+        probs = _infer_pass(unit, lm, runner, scale, extra=True, **kw)
+        labels = _labels_at_scale(probs, lm, scale, unit.shape, prob_threshold)
+    return labels, probs, scale, found
+
+
+def _pixel_size(spacing):
+    """In-plane pixel size (µm; geometric mean of Y and X) of ``spacing``, or None."""
+    if spacing is None:
+        return None
+    values = np.atleast_1d(np.asarray(spacing, dtype=float))[-2:]
+    if not (values.size and np.all(np.isfinite(values)) and np.all(values > 0)):
+        raise ValueError(f"spacing must be positive pixel sizes (µm), got {spacing!r}")
+    return float(np.sqrt(np.prod(values))) if values.size == 2 else float(values[0])

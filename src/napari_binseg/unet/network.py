@@ -24,6 +24,8 @@ dict), optionally ``"activation"`` (``"sigmoid"``, ``"softmax"`` or ``"none"``),
 import functools
 import hashlib
 import json
+import math
+import numbers
 import zipfile
 from pathlib import Path
 
@@ -274,6 +276,12 @@ def _network_of(config, where):
             f"{KNOWN_NETWORKS}"
         )
     _literal(kwargs, f"{where}: network {name} kwargs")
+    if kwargs.get("pretrained"):
+        raise ValueError(
+            f"{where}: network {name} asks for pretrained weights (pretrained: true), which "
+            "would be downloaded; napari-binseg loads models offline only: set pretrained to "
+            "false (the weights file holds the trained weights)"
+        )
     return {"name": name, "kwargs": dict(kwargs)}
 
 
@@ -370,12 +378,17 @@ def _normalize_config(config, *, network, kind, out_channels, where):
             fg = -1  # 1 - P(background = class 0)
         else:
             fg = 0
+    for key in ("normalization", "postprocess"):
+        if config.get(key) is not None and not isinstance(config[key], dict):
+            raise ValueError(
+                f"{where}: {key} must be a JSON object, got {type(config[key]).__name__}"
+            )
     norm = dict(DEFAULT_NORMALIZATION)
     norm.update(config.get("normalization") or {})
-    if norm.get("kind", "percentile") not in ("percentile", "none"):
-        raise ValueError(f"{where}: normalization kind must be 'percentile' or 'none'")
+    _check_normalization(norm, where)
     post = {"prob_threshold": 0.5, "seed_threshold": 0.5, "min_size": 8}
     post.update(config.get("postprocess") or {})
+    _check_postprocess(post, where)
     _check_rescale(post, where)
     out = dict(config)
     out.update(
@@ -389,6 +402,37 @@ def _normalize_config(config, *, network, kind, out_channels, where):
         divisor=int(config.get("divisor") or (_divisor(network) if network else 16)),
     )
     return out
+
+
+def _number(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_normalization(norm, where):
+    """``normalization``: kind percentile/none, percentiles 0 <= low < high <= 100."""
+    if norm.get("kind", "percentile") not in ("percentile", "none"):
+        raise ValueError(f"{where}: normalization kind must be 'percentile' or 'none'")
+    low, high = norm.get("low", 1.0), norm.get("high", 99.8)
+    if not (_number(low) and _number(high) and 0 <= low < high <= 100):
+        raise ValueError(
+            f"{where}: normalization low and high must be percentiles with "
+            f"0 <= low < high <= 100, got low={low!r}, high={high!r}"
+        )
+
+
+def _check_postprocess(post, where):
+    """``postprocess`` thresholds in (0, 1) and a min_size >= 0 (pixels)."""
+    for key in ("prob_threshold", "seed_threshold"):
+        value = post.get(key)
+        if not (_number(value) and 0 < value < 1):
+            raise ValueError(
+                f"{where}: postprocess.{key} must be a number in (0, 1), got {value!r}"
+            )
+    value = post.get("min_size")
+    if not (_number(value) and value >= 0):
+        raise ValueError(
+            f"{where}: postprocess.min_size must be a number of pixels >= 0, got {value!r}"
+        )
 
 
 def _check_rescale(post, where):
@@ -457,11 +501,41 @@ def _from_torchscript(path, device, config, kind="torchscript"):
     )
 
 
+def _check_fit(network, state, where):
+    """Compare the config's network with the weights before allocating it.
+
+    The network is built on PyTorch's ``meta`` device (shapes only, no memory), so absurd
+    ``channels`` in a config are refused by their parameter count instead of allocating
+    gigabytes first.
+    """
+    import monai.networks.nets as nets
+    import torch
+
+    try:
+        with torch.device("meta"):
+            meta = getattr(nets, network["name"])(**network["kwargs"])
+        shapes = {k: tuple(v.shape) for k, v in meta.state_dict().items()}
+    except Exception:  # bad kwargs or no meta support: build_network reports or checks later
+        return
+    n_config = sum(math.prod(s) for s in shapes.values())
+    n_file = sum(int(v.numel()) for v in state.values())
+    wrong = [k for k, v in state.items() if k in shapes and tuple(v.shape) != shapes[k]]
+    if n_config != n_file or set(shapes) != set(state) or wrong:
+        detail = f"tensor {wrong[0]!r} " if wrong else ""
+        raise ValueError(
+            f"{where}: the weights do not fit the network {network['name']} "
+            f"{network['kwargs']}: {detail}the config's network has {n_config:,} parameters "
+            f"in {len(shapes)} tensors, the weights file {n_file:,} in {len(state)}"
+        )
+
+
 def _from_state(weights, config, device, where, kind):
     network = _network_of(config, where)
     _check_kwargs(network, where)
-    net = build_network(network)
+    _normalize_config(config, network=network, kind=kind, out_channels=None, where=where)
     state = _load_state(weights)
+    _check_fit(network, state, where)
+    net = build_network(network)
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError as exc:

@@ -1,0 +1,189 @@
+"""Nucleus size: the automatic estimate, the resize factor it gives, and the resizing itself.
+
+A U-Net segments nuclei well only near the sizes it was trained on (the bundled model: a
+median training nucleus of 19.3 pixels, training crops rescaled 0.6-1.6x, so nuclei of about
+10-55 pixels). ``segment(diameter="auto")`` therefore brings each plane's nuclei into that
+range, down or up (Cellpose's size normalization [1]_):
+
+1. A **probe**: the plane at :data:`PROBE_SCALE` (0.25x, 1/16 of a full pass) through the
+   network. Large nuclei come out whole there (a 100-pixel nucleus is 25 pixels), small ones
+   as specks whose median size still follows the nucleus size; fragments of a large nucleus,
+   which fool a measurement at full size (a 100-pixel nucleus comes out as ~20-pixel pieces),
+   do not form at this scale. Estimated diameter: the probe's median nucleus over 0.25.
+2. Nuclei estimated above :data:`NATIVE_MAX` times the model's diameter (58 pixels for the
+   bundled model) are segmented at 0.5x or 0.25x, whichever brings them closer to
+   :data:`DOWN_TARGET` times the model's diameter (29 pixels); at 0.25x the probe's own pass
+   is the result, so the estimate costs nothing extra, and a 0.5x pass costs 4x the probe.
+3. Other planes go through the full-size pass; their median nucleus there (measured exactly
+   at this scale) upsamples planes of nuclei under 75% of the model's diameter
+   (:func:`upsample_factor`, at most ``max_scale``), as before.
+
+References
+----------
+.. [1] Stringer, Wang, Michaelos and Pachitariu, "Cellpose: a generalist algorithm for
+   cellular segmentation", Nature Methods 18, 100-106 (2021).
+"""
+
+import math
+
+import numpy as np
+
+from ._postprocess import remove_small
+
+#: Scale of the probe pass of ``diameter="auto"``.
+PROBE_SCALE = 0.25
+
+#: Nuclei estimated above this multiple of the model's diameter are segmented downsampled.
+NATIVE_MAX = 3.0
+
+#: Downsampled planes bring nuclei closest to this multiple of the model's diameter.
+DOWN_TARGET = 1.5
+
+#: The scales a downsampled plane may take (powers of two: 0.25 reuses the probe).
+DOWN_SCALES = (0.5, 0.25)
+
+
+def median_diameter(labels):
+    """Equivalent-circle diameter (pixels) of the median-area object.
+
+    Parameters
+    ----------
+    labels : ndarray or sequence of ndarray
+        One label image, or several (objects of all of them pooled).
+
+    Returns
+    -------
+    diameter : float or None
+        ``None`` when there are no objects.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> labels = np.zeros((20, 20), int); labels[2:12, 2:12] = 1
+    >>> round(median_diameter(labels), 2)
+    11.28
+    """
+    images = [labels] if isinstance(labels, np.ndarray) else list(labels)
+    areas = np.concatenate([np.bincount(np.asarray(im).ravel())[1:] for im in images] or [[]])
+    areas = areas[areas > 0]
+    if not areas.size:
+        return None
+    return 2.0 * math.sqrt(float(np.median(areas)) / math.pi)
+
+
+def upsample_factor(found, reference, max_scale=2.0):
+    """``reference / found`` rounded to a quarter, capped at ``max_scale``; 1.0 under 1.25.
+
+    The rule of ``segment(diameter="auto")`` for small nuclei (and of training with
+    ``upsample_small``): nuclei of median diameter ``found`` are upsampled when they are at
+    least 25% smaller than the ``reference``. ``None`` for either gives 1.0.
+    """
+    if not found or reference is None:
+        return 1.0
+    factor = min(round(4.0 * reference / found) / 4.0, float(max_scale))
+    return factor if factor >= 1.25 else 1.0
+
+
+def downsample_factor(estimate, reference):
+    """Scale of a plane whose nuclei the probe estimated at ``estimate`` pixels: 1.0 up to
+    :data:`NATIVE_MAX` times ``reference``, else the one of :data:`DOWN_SCALES` that brings
+    them closest to :data:`DOWN_TARGET` times ``reference`` (in ratio). ``None`` gives 1.0.
+
+    Examples
+    --------
+    >>> downsample_factor(40.0, 19.3), downsample_factor(70.0, 19.3)
+    (1.0, 0.5)
+    >>> downsample_factor(120.0, 19.3)
+    0.25
+    """
+    if not estimate or reference is None or estimate <= NATIVE_MAX * reference:
+        return 1.0
+    target = DOWN_TARGET * reference
+    return min(DOWN_SCALES, key=lambda s: abs(math.log(estimate * s / target)))
+
+
+def probe_shape_ok(shape, divisor):
+    """Whether a plane is large enough for a meaningful probe (both sides >= 2 divisors)."""
+    return all(round(s * PROBE_SCALE) >= 2 * divisor for s in shape)
+
+
+def rescale_factor(diameter, lm, labels=None):
+    """Resize factor of a plane for :func:`segment`'s ``diameter`` option (1.0: no resize).
+
+    ``diameter=None``: 1.0. A number: the model's reference diameter over it (a model
+    without one raises ValueError). ``"auto"``: from the median nucleus of ``labels`` (the
+    full-size pass), only upwards, when nuclei are at least 25% smaller than the model's
+    reference; the factor is rounded to a quarter and capped at the model's ``max_scale``
+    (the downward step of ``"auto"`` is :func:`downsample_factor`, from the probe).
+    """
+    if diameter is None or lm.spatial_dims != 2:
+        return 1.0
+    post = lm.config["postprocess"]
+    reference = post.get("diameter")
+    if diameter == "auto":
+        found = median_diameter(labels) if labels is not None else None
+        return upsample_factor(found, reference, post.get("max_scale", 2.0))
+    if reference is None:
+        raise ValueError(
+            f"model {lm.name!r} has no reference nucleus diameter (postprocess.diameter in "
+            "its config): use diameter=None or 'auto'"
+        )
+    return float(np.clip(reference / diameter, 0.25, 4.0))
+
+
+def check_diameter(diameter, lm):
+    """ValueError unless ``diameter`` is ``"auto"``, ``None`` or a positive number (2D models)."""
+    if diameter is None or diameter == "auto":
+        return
+    if (
+        isinstance(diameter, bool)
+        or not isinstance(diameter, (int, float, np.number))
+        or not (0 < diameter < float("inf"))
+    ):
+        raise ValueError(
+            f"diameter must be 'auto', None or a positive number of pixels, got {diameter!r}"
+        )
+    if lm.spatial_dims != 2:
+        raise ValueError(f"diameter applies to 2D models; {lm.name!r} is {lm.spatial_dims}D")
+    rescale_factor(diameter, lm)
+
+
+def scaled_shape(shape, scale):
+    """``shape`` times ``scale``, rounded, at least 1 per axis."""
+    return tuple(shape) if scale == 1.0 else tuple(max(1, round(s * scale)) for s in shape)
+
+
+def resize(array, shape):
+    """(C, *S) or (*S) float32 array resized (bilinear, antialiased when shrinking)."""
+    import torch
+    import torch.nn.functional as F
+
+    x = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+    lead = x.ndim - len(shape)
+    for _ in range(2 - lead):
+        x = x[None]
+    shrink = any(t < s for t, s in zip(shape, x.shape[2:], strict=True))
+    y = F.interpolate(x, size=tuple(shape), mode="bilinear", antialias=shrink)
+    return y.reshape(array.shape[:lead] + tuple(shape)).numpy()
+
+
+def labels_resized(labels, shape):
+    """Nearest-neighbour resize of a label plane (pixel centres), renumbered 1..n."""
+    rows = np.minimum(
+        ((np.arange(shape[0]) + 0.5) * labels.shape[0] / shape[0]).astype(np.intp),
+        labels.shape[0] - 1,
+    )
+    cols = np.minimum(
+        ((np.arange(shape[1]) + 0.5) * labels.shape[1] / shape[1]).astype(np.intp),
+        labels.shape[1] - 1,
+    )
+    return remove_small(labels[np.ix_(rows, cols)], 1)
+
+
+# Names used before the split (training, benchmarks, tests).
+_scaled_shape, _resize, _labels_resized, _check_diameter = (
+    scaled_shape,
+    resize,
+    labels_resized,
+    check_diameter,
+)

@@ -1,0 +1,141 @@
+"""Nucleus size: the automatic estimate, rescale rules and resizing (CPU)."""
+
+import numpy as np
+import pytest
+
+from napari_binseg.unet import load_model, predict_channels, segment
+from napari_binseg.unet import scale as sc
+from napari_binseg.unet.tiling import _plan
+
+from .conftest import needs_bundled, object_f1
+
+
+def test_median_diameter_pools_objects():
+    a = np.zeros((30, 30), np.int32)
+    a[0:10, 0:10] = 1  # area 100
+    a[20:24, 20:24] = 2  # area 16
+    b = np.zeros((10, 10), np.int32)
+    b[:5, :5] = 7  # area 25; labels need not be consecutive
+    assert sc.median_diameter(a) == pytest.approx(2 * np.sqrt(58 / np.pi))
+    assert sc.median_diameter([a, b]) == pytest.approx(2 * np.sqrt(25 / np.pi))
+    assert sc.median_diameter(np.zeros((4, 4), int)) is None
+
+
+def test_rescale_factor_rules(sized_model, small_model, monkeypatch):
+    lm = load_model(sized_model, device="cpu")  # cached: monkeypatch restores its config
+    post = lm.config["postprocess"]
+    rr, cc = np.ogrid[:64, :64]
+    disk = ((rr - 32) ** 2 + (cc - 32) ** 2 < 25).astype(np.int32)
+    found = sc.median_diameter(disk)
+    # Reference / found, rounded to a quarter, used from 1.25 on, capped at max_scale 2.
+    for ratio, expected in ((1.1, 1.0), (1.2, 1.25), (1.3, 1.25), (1.75, 1.75), (10.0, 2.0)):
+        monkeypatch.setitem(post, "diameter", ratio * found)
+        assert sc.rescale_factor("auto", lm, disk) == expected, ratio
+    monkeypatch.setitem(post, "diameter", 20.0)
+    assert sc.rescale_factor(None, lm, disk) == 1.0
+    assert sc.rescale_factor(10, lm) == 2.0
+    assert sc.rescale_factor(40, lm) == 0.5  # a given diameter may shrink the image
+    assert sc.rescale_factor(1, lm) == 4.0  # clipped
+    assert sc.rescale_factor("auto", lm, np.zeros((8, 8), int)) == 1.0  # nothing found
+    plain = load_model(small_model[0], device="cpu")  # no reference diameter
+    assert sc.rescale_factor("auto", plain, disk) == 1.0
+    with pytest.raises(ValueError, match="no reference nucleus diameter"):
+        segment(disk.astype(np.uint8), plain, device="cpu", diameter=12)
+    for bad in (0, -3, "big", True, float("nan")):
+        with pytest.raises(ValueError, match=r"diameter.*must be"):
+            segment(disk.astype(np.uint8), sized_model, device="cpu", diameter=bad)
+
+
+def test_auto_diameter_is_the_fixed_rescale_it_chose(sized_model, sample_images):
+    image = sample_images["nuclei_003cee89357d9fe1"][:96, :112]
+    lm = load_model(sized_model, device="cpu")
+    kw = dict(device="cpu", precision="float32", tile_size=64, overlap=0.25)
+    native = segment(image, lm, diameter=None, **kw)
+    assert native.max() > 0
+    assert sc.rescale_factor("auto", lm, native) == 2.0  # every object is under 200 px
+    calls = []
+    auto, prob = segment(
+        image, lm, return_probabilities=True, progress=lambda d, t: calls.append((d, t)), **kw
+    )
+    fixed = segment(image, lm, diameter=100.0, **kw)  # 200 / 100: the same 2x in one pass
+    np.testing.assert_array_equal(auto, fixed)
+    assert auto.shape == image.shape and auto.dtype == np.int32
+    assert np.array_equal(np.unique(auto), np.arange(auto.max() + 1))  # consecutive
+    assert not np.array_equal(auto, native)
+    # The probability map is the rescaled pass's, brought back to the image's size.
+    channels = predict_channels(sc.resize(image, (192, 224)), lm, **kw)
+    assert prob.shape == image.shape
+    assert np.abs(prob - sc.resize(channels[0], image.shape)).mean() < 0.02
+    # Progress counts the tiles of the probe (24x28) and of both passes, at 96x112 and at
+    # 192x224; the probe and the full-size pass were planned from the start.
+    tiles = [_plan(shape, lm, 64, 0.25)[2] for shape in ((24, 28), (96, 112), (192, 224))]
+    assert tiles[2] > tiles[1] > 1
+    assert calls[-1] == (sum(tiles),) * 2
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+    first = tiles[0] + tiles[1]
+    assert (first, first) in calls  # the first passes ended before the third was known
+
+
+def test_labels_resized_keeps_objects_and_renumbers():
+    big = np.zeros((8, 8), np.int32)
+    big[0:4, 0:4] = 3
+    big[4:8, 4:8] = 5
+    big[0, 7] = 9  # one pixel: gone at half size
+    small = sc.labels_resized(big, (4, 4))
+    expected = np.zeros((4, 4), np.int32)
+    expected[0:2, 0:2] = 1
+    expected[2:4, 2:4] = 2
+    np.testing.assert_array_equal(small, expected)
+
+
+def test_downsample_factor_rule():
+    ref = 19.3
+    assert sc.downsample_factor(None, ref) == 1.0
+    assert sc.downsample_factor(100.0, None) == 1.0
+    assert sc.downsample_factor(sc.NATIVE_MAX * ref, ref) == 1.0  # up to 58 px: full size
+    assert sc.downsample_factor(60.0, ref) == 0.5
+    assert sc.downsample_factor(80.0, ref) == 0.5  # 40 px is closer to 29 than 20 px
+    assert sc.downsample_factor(90.0, ref) == 0.25
+    assert sc.downsample_factor(400.0, ref) == 0.25
+    assert sc.probe_shape_ok((128, 128), 16) and not sc.probe_shape_ok((120, 400), 16)
+
+
+@needs_bundled
+def test_bundled_model_upsamples_small_nuclei(sample_image, sample_labels):
+    """At half the pixel size (nuclei ~14 px) the automatic rescale beats the native pass."""
+    h, w = (s // 2 for s in sample_image.shape)
+    small = sample_image[: 2 * h, : 2 * w].reshape(h, 2, w, 2).mean(axis=(1, 3))
+    truth = sample_labels[: 2 * h : 2, : 2 * w : 2]
+    lm = load_model("nuclei", device="cpu")
+    native = segment(small, lm, diameter=None)
+    assert sc.rescale_factor("auto", lm, native) > 1
+    f1_auto = object_f1(truth, segment(small, lm))
+    f1_native = object_f1(truth, native)
+    assert f1_auto >= 0.93 and f1_auto > f1_native + 0.01, (f1_auto, f1_native)
+    # The full-size sample (nuclei ~28 px) is left at its pixel size.
+    assert sc.rescale_factor("auto", lm, segment(sample_image, lm, diameter=None)) == 1
+
+
+@needs_bundled
+def test_large_nuclei_are_not_fragments(big_nuclei):
+    """Nuclei ~110 px: the probe finds their size and the plane is segmented at 0.25x."""
+    image, truth = big_nuclei
+    lm = load_model("nuclei", device="cpu")
+    labels, info = segment(image, lm, return_info=True)
+    true_d = sc.median_diameter(truth)
+    assert info["scales"] == [0.25]
+    assert info["diameter"] == pytest.approx(true_d, rel=0.25)
+    assert info["estimate_seconds"] == 0  # the probe's pass is the result
+    f1 = object_f1(truth, labels)
+    assert f1 >= 0.85 and f1 > object_f1(truth, segment(image, lm, diameter=None)) + 0.2
+
+
+@needs_bundled
+def test_same_count_at_three_magnifications(sample_image):
+    """The same nuclei at 1x, 2x and 4x (~28, ~56, ~110 px) give the same count."""
+    crop = sample_image[:256, :256]
+    counts = [
+        int(segment(np.kron(crop, np.ones((k, k), crop.dtype)), device="cpu").max())
+        for k in (1, 2, 4)
+    ]
+    assert max(counts) - min(counts) <= 0.1 * counts[0], counts
