@@ -56,7 +56,7 @@ PIPELINE_METHODS = tuple(m for m in THRESHOLD_METHODS if m != "multiotsu") + ("u
 PRECISIONS = ("auto", "float32", "bfloat16")
 #: U-Net backends ("auto": OpenVINO on the CPU when installed, else torch).
 BACKENDS = ("auto", "torch", "openvino")
-#: Network presets of training (``unet.trainer.ARCHITECTURES`` holds their definitions).
+#: Network presets of training (``unet.training.ARCHITECTURES`` holds their definitions).
 ARCHITECTURES = ("mobile", "compact", "default", "large", "efficientnet-b0")
 #: Training losses.
 LOSSES = ("dice+ce", "dice", "ce", "focal")
