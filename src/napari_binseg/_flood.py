@@ -204,3 +204,47 @@ def grow_padded(assign, owner):
     face = _offsets(assign.shape, 1)
     _grow(assign.ravel(), owner.ravel(), face)
     return assign
+
+
+def _upsample_impl(labels, pieces, owner, cut, f, offset, out):
+    """Full-resolution pieces of the cut objects from the pieces of a subsampled grid.
+
+    ``labels``, ``out``: (Z, Y, X); ``pieces``: (Z, ceil(Y/f), ceil(X/f)). A pixel of a cut
+    object takes the piece above it when that piece belongs to its object; the rest grow from
+    those (breadth first, faces). Other pixels keep their label. Pieces become ``offset + id``.
+    """
+    nz, ny, nx = labels.shape
+    assign = np.zeros((nz + 2, ny + 2, nx + 2), np.int32)
+    own = np.zeros((nz + 2, ny + 2, nx + 2), np.int32)
+    column = np.arange(nx) // f
+    for z in range(nz):
+        for y in range(ny):
+            row = labels[z, y]
+            prow = pieces[z, y // f]
+            arow = assign[z + 1, y + 1]
+            orow = own[z + 1, y + 1]
+            outrow = out[z, y]
+            for x in range(nx):
+                lab = row[x]
+                outrow[x] = lab
+                if lab != 0 and cut[lab]:
+                    orow[x + 1] = lab
+                    p = prow[column[x]]
+                    if owner[p] == lab:
+                        arow[x + 1] = p
+    sy = nx + 2
+    sz = (ny + 2) * sy
+    offsets = np.array([-sz, sz, -sy, sy, -1, 1], np.int64)
+    if nz == 1:
+        offsets = offsets[2:]
+    _grow(assign.ravel(), own.ravel(), offsets)
+    for z in range(nz):
+        for y in range(ny):
+            for x in range(nx):
+                p = assign[z + 1, y + 1, x + 1]
+                if p != 0:
+                    out[z, y, x] = offset + p
+    return out
+
+
+upsample_pieces = _jit(_upsample_impl)
