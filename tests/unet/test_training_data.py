@@ -119,3 +119,18 @@ def test_read_pairs_names_an_unreadable_file(tmp_path):
     (tmp_path / "img" / "b.tif").write_bytes(data[: len(data) // 2])  # truncated
     with pytest.raises(ValueError, match=r"image b\.tif: cannot read it"):
         read_pairs(tmp_path / "img", tmp_path / "lab")
+
+
+def test_label_values_negative_refused_huge_relabelled():
+    image = np.zeros((32, 32), np.uint8)
+    labels = np.zeros((32, 32), np.int64)
+    labels[2:6, 2:6] = -3
+    with pytest.raises(ValueError, match="pair: labels must be >= 0, got -3"):
+        annotated_planes(image, labels)
+    labels[2:6, 2:6] = 10**12  # sparse huge ids: relabelled, same objects
+    labels[10:15, 10:15] = 7
+    ((_, plane, _),) = annotated_planes(image, labels)
+    assert plane.dtype == np.int32 and sorted(np.unique(plane)) == [0, 1, 2]
+    np.testing.assert_array_equal(plane > 0, labels > 0)
+    assert plane[3, 3] == 2 and plane[12, 12] == 1
+    np.testing.assert_array_equal(make_targets(plane), make_targets(labels.clip(0, 8) * 1))

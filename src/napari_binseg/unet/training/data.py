@@ -109,6 +109,12 @@ def annotated_planes(images, labels, *, name="pair", sources=None):
                 from scipy import ndimage as ndi
 
                 plane = ndi.label(plane)[0]
+            elif plane.dtype.kind == "i" and plane.min() < 0:
+                raise ValueError(f"{source}: labels must be >= 0, got {plane.min()}")
+            elif plane.max() > plane.size:
+                # Sparse huge ids (e.g. 10**9) would size per-label arrays by the id.
+                ids, inverse = np.unique(plane, return_inverse=True)
+                plane = inverse.reshape(plane.shape) + int(ids[0] != 0)
             planes.append((flat_im[j], plane.astype(np.int32), source))
         if len(planes) == n_before:
             raise ValueError(f"{where}: the labels are empty; paint some nuclei first")
