@@ -68,3 +68,12 @@ def test_train_and_export_on_a_dsb_layout_folder(script, tmp_path):
     assert 0 <= evaluation["packaged_samples_f1_iou50"] <= 1
     model = nb.load_model(dest, device="cpu")
     assert np.isfinite(nb.predict(np.zeros((64, 64), np.uint8), model, device="cpu")).all()
+
+
+def test_dsb_split_and_diameter_are_those_of_the_bundled_model(script, shared_data_dir):
+    items = script.load_folder(shared_data_dir)
+    assert len(items) == 376 and not {n for n, _, _ in items} & set(script.EXCLUDED)
+    val = script.split_names([n for n, _, _ in items], [im.shape for _, im, _ in items])
+    bundled = nb.load_model("nuclei", device="cpu").config
+    assert val == sorted(bundled["training"]["validation_names"])
+    assert script.training_diameter(items, set(val)) == bundled["postprocess"]["diameter"]
