@@ -5,6 +5,7 @@ import pytest
 
 from napari_binseg.unet import load_model, predict_channels, segment
 from napari_binseg.unet import scale as sc
+from napari_binseg.unet.inference import estimate_diameter
 from napari_binseg.unet.tiling import _plan
 
 from .conftest import needs_bundled, object_f1
@@ -113,7 +114,9 @@ def test_bundled_model_upsamples_small_nuclei(sample_image, sample_labels):
     f1_native = object_f1(truth, native)
     assert f1_auto >= 0.93 and f1_auto > f1_native + 0.01, (f1_auto, f1_native)
     # The full-size sample (nuclei ~28 px) is left at its pixel size.
-    assert sc.rescale_factor("auto", lm, segment(sample_image, lm, diameter=None)) == 1
+    full = segment(sample_image, lm, diameter=None)
+    assert sc.rescale_factor("auto", lm, full) == 1
+    assert estimate_diameter(sample_image, lm) == pytest.approx(sc.median_diameter(full))
 
 
 @needs_bundled
@@ -126,6 +129,7 @@ def test_large_nuclei_are_not_fragments(big_nuclei):
     assert info["scales"] == [0.25]
     assert info["diameter"] == pytest.approx(true_d, rel=0.25)
     assert info["estimate_seconds"] == 0  # the probe's pass is the result
+    assert estimate_diameter(image, lm) == pytest.approx(info["diameter"])
     f1 = object_f1(truth, labels)
     assert f1 >= 0.85 and f1 > object_f1(truth, segment(image, lm, diameter=None)) + 0.2
 
