@@ -130,7 +130,11 @@ def test_stack_equals_planes(small_model, shape):
     stack = (rng.random(shape) * 200).astype(np.uint8)
     stack[..., 10:20, 10:20] += 50  # some structure
     prob = predict(stack, folder, device="cpu", precision="float32")
-    labels = segment(stack, folder, device="cpu", precision="float32", prob_threshold=0.5)
+    # Plane by plane: a 3D array as a time series ("TYX"; 4D: its planes as one series).
+    planes = stack.reshape((-1,) + shape[-2:])
+    labels = segment(
+        planes, folder, device="cpu", precision="float32", prob_threshold=0.5, axes="TYX"
+    ).reshape(shape)
     assert prob.shape == stack.shape and labels.shape == stack.shape
     assert labels.dtype == np.int32
     offset = 0
@@ -206,8 +210,10 @@ def test_progress_reports_and_cancels(small_model):
         raise Cancelled
 
     with pytest.raises(Cancelled):
-        segment(image, folder, device="cpu", tile_size=64, batch_size=2, progress=cancel)
-    assert seen == [2]  # stopped after the first batch of tiles
+        segment(
+            image, folder, device="cpu", tile_size=64, batch_size=2, progress=cancel, axes="TYX"
+        )
+    assert seen == [1]  # stopped after the first batch: the 0.25x probe, one tile
 
 
 def test_segment_returns_probabilities_of_same_pass(small_model, sample_images):
@@ -279,7 +285,9 @@ def test_segment_info_reports_size_and_scale(sized_model, sample_images):
     image = sample_images["nuclei_003cee89357d9fe1"][:96, :112]
     stack = np.stack([image, image])
     kw = dict(device="cpu", precision="float32")
-    labels, info = segment(stack, sized_model, diameter=50.0, spacing=0.5, return_info=True, **kw)
+    labels, info = segment(
+        stack, sized_model, diameter=50.0, spacing=0.5, return_info=True, axes="TYX", **kw
+    )
     assert info["scales"] == [4.0, 4.0] and info["diameters"] == [50.0, 50.0]
     assert info["diameter"] == 50.0 and info["diameter_um"] == 25.0
     assert info["nonfinite_pixels"] == 0 and info["seconds"] > 0
@@ -307,7 +315,7 @@ def test_nonfinite_pixels_are_background(small_model):
     assert labels[12, 12] == 0 and labels[40, 50] == 0 and prob[12, 12] == 0
     assert np.array_equal(np.unique(labels), np.arange(labels.max() + 1))
     assert np.isfinite(predict(image, folder, device="cpu")).all()
-    empty = segment(np.full((2, 40, 40), np.nan, np.float32), folder, device="cpu")
+    empty = segment(np.full((2, 40, 40), np.nan, np.float32), folder, device="cpu", axes="TYX")
     assert empty.max() == 0
 
 

@@ -129,10 +129,11 @@ def probabilities_to_labels_3d(
     Seeds are the local maxima of the centre probability (smoothed with a Gaussian of a
     tenth of ``diameter``, maxima over a cube a third of ``diameter`` wide, above
     ``seed_threshold``) inside the foreground; they grow through the foreground (6-connected
-    breadth-first flood); seedless foreground components are objects of their own; objects
-    under ``min_size`` voxels are removed. Averaged over three views, the centre map of two
-    nuclei touching along z has a saddle between them but rarely a gap, so thresholded
-    components (the 2D rule) merge them where local maxima do not.
+    breadth-first flood); a seed whose region stays under a ball of 0.4 ``diameter`` is
+    dropped and the others grow again; seedless foreground components are objects of their
+    own; objects under ``min_size`` voxels, or under that ball, are removed. Averaged over
+    three views, the centre map of two nuclei touching along z has a saddle between them but
+    rarely a gap, so thresholded components (the 2D rule) merge them where maxima do not.
 
     Parameters
     ----------
@@ -174,11 +175,25 @@ def probabilities_to_labels_3d(
     del smooth, peaks
     n_seeds = int(seeds.max()) if seeds.size else 0
     labels = grow_seeds_3d(seeds, mask) if n_seeds else np.zeros(mask.shape, np.int32)
+    least = 4 / 3 * math.pi * float(np.prod(0.2 * diameter))
+    if n_seeds:
+        # A seed whose region stays under a ball of 0.4 diameters is a side peak of a
+        # nucleus's centre map (a flat or textured nucleus has several): drop it and grow
+        # again, so its neighbours take its voxels.
+        sizes = np.bincount(labels.ravel(), minlength=n_seeds + 1)
+        small = sizes < least
+        small[0] = False
+        if small.any():
+            seeds[small[seeds]] = 0
+            seeds = remove_small(seeds, 1)
+            n_seeds = int(seeds.max())
+            labels = grow_seeds_3d(seeds, mask) if n_seeds else np.zeros(mask.shape, np.int32)
     rest = mask & (labels == 0)
     if rest.any():
         extra = cc3d.connected_components(rest, connectivity=6).astype(np.int32)
         labels[rest] = extra[rest] + n_seeds
-    return remove_small(labels, min_size)
+    # Seedless specks that small are rims and halos of the three views, not nuclei.
+    return remove_small(labels, max(min_size, least))
 
 
 def stitch_planes(labels, stitch_threshold=0.25):
@@ -295,6 +310,20 @@ class _Progress:
     def finish(self):
         self.step(self.total - self.done)
 
+    def within(self, planes):
+        """Callback for one network call over ``planes`` planes: its tile progress moves
+        this one plane by plane (a cancel stops it between planes)."""
+        base = self.done
+
+        def report(done, total):
+            now = min(base + int(planes * done / max(total, 1)), self.total)
+            if now > self.done:
+                self.done = now
+                if self.callback is not None:
+                    self.callback(self.done, self.total)
+
+        return report
+
 
 def _resize3d(volume, shape):
     """Trilinear resize of a float32 ``(P, M, N)`` volume (antialiased axes when shrinking
@@ -386,7 +415,8 @@ def _view_pass(volume, axis, step, lm, options, fg_sum, centre_sum, progress):
     for start in range(0, len(positions), chunk):
         pos = positions[start : start + chunk]
         planes = np.ascontiguousarray(np.moveaxis(np.take(volume, pos, axis=axis), axis, 0))
-        probs = inf.predict_channels(planes, lm, **options)
+        base = progress.done
+        probs = inf.predict_channels(planes, lm, progress=progress.within(len(pos)), **options)
         fg_all, centre_all = _channels(probs, lm)
         for j, p in enumerate(pos):
             fg, centre = fg_all[j], centre_all[j]
@@ -398,6 +428,7 @@ def _view_pass(volume, axis, step, lm, options, fg_sum, centre_sum, progress):
                     w = np.float32((i - q) / (p - q))
                     add(i, pfg + w * (fg - pfg), pcentre + w * (centre - pcentre))
             prev = (p, fg, centre)
+        progress.done = base
         progress.step(len(pos))
     return len(positions)
 
@@ -418,10 +449,11 @@ def _accurate(volume, lm, spacing, diameter, *, options, prob_threshold, plane_s
     step = max(1, int(plane_step)) if plane_step is not None else max(1, int(math.floor(zoom)))
     fg_sum = np.zeros(shape, np.float32)
     centre_sum = np.zeros(shape, np.float32)
+    plain = _unnormalized(lm)
     # XY planes: every step-th (about the input's planes); XZ and YZ: every step-th row and
     # column, so each pass costs about one plane-by-plane pass of the input.
     for axis in range(3):
-        _view_pass(iso, axis, step, lm, options, fg_sum, centre_sum, progress)
+        _view_pass(iso, axis, step, plain, options, fg_sum, centre_sum, progress)
     del iso
     fg_sum /= 3
     centre_sum /= 3
@@ -490,11 +522,18 @@ def _fast(volume, lm, spacing, diameter, *, options, prob_threshold, stitch_thre
     centre_vol = np.empty(volume.shape, np.float32)
     for start in range(0, nz, chunk):
         stop = min(start + chunk, nz)
-        probs = inf.predict_channels(_resize_planes(volume[start:stop], shape), plain, **options)
+        base = progress.done
+        probs = inf.predict_channels(
+            _resize_planes(volume[start:stop], shape),
+            plain,
+            progress=progress.within(stop - start),
+            **options,
+        )
         fg, centre = _channels(probs, lm)
         fg_vol[start:stop] = _resize_planes(fg, (ny, nx))
         centre_vol[start:stop] = _resize_planes(centre, (ny, nx))
         del probs, fg, centre
+        progress.done = base
         progress.step(stop - start)
     voxels = tuple(pixels * lateral / sp for sp in spacing)
     radius = math.sqrt(post["min_size"] / math.pi) / scale  # at the input's lateral pixels
@@ -535,6 +574,7 @@ def segment_volume(
     stitch_threshold=None,
     plane_step=None,
     return_probabilities=False,
+    return_info=False,
     progress=None,
     **options,
 ):
@@ -558,8 +598,8 @@ def segment_volume(
         seeds grown in 3D (about 3 plane-by-plane passes). ``"fast"``: plane by plane, objects
         linked across planes by IoU (about one pass); nuclei touching only along z may merge.
     diameter : "auto", float or None
-        Typical nucleus diameter in the units of ``spacing``; ``"auto"`` estimates it once per
-        stack (:func:`estimate_diameter`); ``None`` keeps the lateral pixel size.
+        Typical nucleus diameter in lateral pixels; ``"auto"`` estimates it once per stack
+        (:func:`estimate_diameter`); ``None`` keeps the pixel size as it is.
     prob_threshold : float
         Foreground probability threshold.
     stitch_threshold : float, optional
@@ -573,6 +613,9 @@ def segment_volume(
         then costs about one pass over the input's planes). 1 runs every plane.
     return_probabilities : bool
         Also return the foreground probability on the input grid.
+    return_info : bool
+        Also return a dict: ``diameter`` (px) and ``diameter_um`` (with ``spacing``) of the
+        first frame's estimate (``diameters``: every frame's), ``mode``, ``seconds``.
     progress : callable, optional
         ``progress(done, total)`` in planes over all passes; raising in it cancels.
     **options
@@ -585,7 +628,12 @@ def segment_volume(
         Same shape as ``image``; nuclei numbered 1..n, numbers continuing over frames.
     probability : ndarray of float32
         Only with ``return_probabilities=True``.
+    info : dict
+        Only with ``return_info=True`` (last).
     """
+    import time
+
+    t0 = time.perf_counter()
     _check(mode, stitch_threshold, plane_step)
     spacing = resolve_spacing(spacing, axes)
     frames = list(iter_frames(image, axes))
@@ -597,6 +645,8 @@ def segment_volume(
     else:
         per_frame = 3 + nz
     tracker = _Progress(progress, per_frame * len(frames))
+    lateral = float(np.sqrt(spacing[1] * spacing[2]))
+    diameters = []
     options = {k: v for k, v in options.items() if v is not None}
     inf = _inference()
     out = np.zeros(tuple(image.shape), np.int32)
@@ -610,8 +660,9 @@ def segment_volume(
         if diameter == "auto":
             found = estimate_diameter(volume, lm, spacing, options=options, progress=tracker)
         else:
-            found = diameter
+            found = None if diameter is None else float(diameter) * lateral
             tracker.step(3)
+        diameters.append(None if found is None else found / lateral)
         if mode == "accurate":
             labels, fg = _accurate(
                 volume,
@@ -647,4 +698,15 @@ def segment_volume(
         start += per_frame
         tracker.done = min(start, tracker.total)
     tracker.finish()
-    return (out, prob) if return_probabilities else out
+    result = (out, prob) if return_probabilities else (out,)
+    if return_info:
+        first = diameters[0] if diameters else None
+        info = {
+            "diameter": first,
+            "diameter_um": None if first is None else first * lateral,
+            "diameters": diameters,
+            "mode": mode,
+            "seconds": time.perf_counter() - t0,
+        }
+        result = (*result, info)
+    return result if len(result) > 1 else result[0]

@@ -1,0 +1,233 @@
+"""The 2D U-Net on z-stacks (unet/volume.py): 3D post-processing, stitching, and the bundled
+model on small synthetic stacks in both modes (CPU, a few seconds each)."""
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from napari_binseg.evaluation import evaluate
+from napari_binseg.synthetic import synthetic_stack
+from napari_binseg.unet import volume
+from napari_binseg.unet.network import MODELS_DIR
+from napari_binseg.unet.volume import (
+    grow_seeds_3d,
+    probabilities_to_labels_3d,
+    segment_volume,
+    stitch_planes,
+)
+
+needs_bundled = pytest.mark.skipif(
+    not (MODELS_DIR / "nuclei" / "model.safetensors").is_file(),
+    reason="bundled weights not present",
+)
+CPU = {"device": "cpu", "precision": "float32"}
+
+
+def _f1(truth, pred):
+    return float(evaluate(truth, pred, thresholds=[0.5])["f1"].iloc[0])
+
+
+@pytest.fixture(scope="module")
+def lm():
+    from napari_binseg.unet.network import load_model
+
+    return load_model("nuclei", device="cpu")
+
+
+def _balls(shape, spacing, centres, radius, seed=0):
+    """Blurred noisy spheres (physical ``radius``) and their exact labels."""
+    grids = np.ogrid[tuple(slice(0, s) for s in shape)]
+    labels = np.zeros(shape, np.int32)
+    best = np.full(shape, np.inf)
+    for i, c in enumerate(centres, start=1):
+        d = sum((g * s - cc) ** 2 for g, s, cc in zip(grids, spacing, c, strict=True))
+        mine = (d <= radius**2) & (d < best)
+        labels[mine] = i
+        best[mine] = d[mine]
+    rng = np.random.default_rng(seed)
+    image = (labels > 0).astype(np.float32) * 0.8 + 0.1
+    image = ndimage.gaussian_filter(image, (1.5 / spacing[0], 1.0, 1.0))
+    image += rng.normal(0, 0.02, shape).astype(np.float32)
+    return (np.clip(image, 0, 1) * 4000).astype(np.uint16), labels
+
+
+# ----------------------------------------------------------------------------- post-processing
+
+
+def test_grow_seeds_3d_exact():
+    seeds = np.zeros((5, 1, 3), np.int32)
+    seeds[0, 0, 0] = 1
+    seeds[4, 0, 2] = 2
+    mask = np.ones((5, 1, 3), bool)
+    mask[2, 0, :] = [False, True, False]
+    out = grow_seeds_3d(seeds, mask)
+    assert out[0].tolist() == [[1, 1, 1]] and out[4].tolist() == [[2, 2, 2]]
+    assert out[2, 0, 0] == 0 and out[2, 0, 2] == 0  # outside the mask
+    assert seeds.sum() == 3  # input untouched
+    with pytest.raises(ValueError, match="3D"):
+        grow_seeds_3d(seeds[0], mask[0])
+
+
+def test_centre_saddle_along_z_gives_two_objects():
+    z = np.arange(30)[:, None, None]
+    centre = np.exp(-(((z - 8) / 4.0) ** 2)) + np.exp(-(((z - 22) / 4.0) ** 2))
+    centre = centre * np.ones((1, 5, 5)) * 0.9
+    labels = probabilities_to_labels_3d(np.ones((30, 5, 5)), centre, min_size=1, diameter=12)
+    assert labels.max() == 2
+    assert (labels[:15] == 1).all() and (labels[16:] == 2).all()  # z = 15: equally far
+
+
+def test_stitch_planes_links_by_overlap():
+    planes = np.zeros((4, 6, 6), np.int32)
+    planes[0, 1:4, 1:4] = 1
+    planes[1, 1:4, 1:5] = 2  # IoU 9/12 with plane 0's object
+    planes[2, 1:4, 1:5] = 3
+    planes[2, 5, 5] = 4  # new object
+    planes[3, 0, 0] = 5  # no overlap: new object
+    out = stitch_planes(planes, 0.25)
+    assert out.max() == 3
+    assert out[0, 2, 2] == out[1, 2, 2] == out[2, 2, 2] == 1
+    assert out[2, 5, 5] == 2 and out[3, 0, 0] == 3
+    # At 0.8 only the identical objects of planes 1 and 2 link.
+    high = stitch_planes(planes, 0.8)
+    assert high.max() == 4 and high[0, 2, 2] != high[1, 2, 2] == high[2, 2, 2]
+    with pytest.raises(ValueError, match="stitch_threshold"):
+        stitch_planes(planes, 0)
+
+
+# ----------------------------------------------------------------------------- bundled model
+
+
+@needs_bundled
+def test_nuclei_touching_only_in_z_are_two(lm):
+    spacing = (2.0, 1.0, 1.0)
+    image, truth = _balls((26, 48, 48), spacing, [(14, 24, 24), (34, 24, 24)], radius=10)
+    assert truth.max() == 2 and (truth[:, 24, 24] > 0).sum() >= 20  # touch along z
+    labels = segment_volume(image, lm, spacing=spacing, mode="accurate", **CPU)
+    assert labels.shape == image.shape and labels.dtype == np.int32
+    assert labels.max() == 2
+    assert _f1(truth, labels) == 1.0
+
+
+@needs_bundled
+@pytest.mark.parametrize("mode", ["accurate", "fast"])
+def test_single_nucleus_spanning_ten_planes_is_one_object(lm, mode):
+    spacing = (2.0, 1.0, 1.0)
+    image, truth = _balls((16, 40, 40), spacing, [(15, 20, 20)], radius=10)
+    assert np.count_nonzero(truth.any(axis=(1, 2))) >= 10
+    labels = segment_volume(image, lm, spacing=spacing, mode=mode, **CPU)
+    assert labels.max() == 1
+    assert np.count_nonzero(labels.any(axis=(1, 2))) >= 9
+    assert _f1(truth, labels) == 1.0
+
+
+@needs_bundled
+@pytest.mark.parametrize("mode", ["accurate", "fast"])
+def test_synthetic_stack_quality(lm, mode):
+    spacing = (2.0, 1.0, 1.0)
+    image, truth = synthetic_stack((16, 96, 96), spacing=spacing, seed=4)
+    labels, prob = segment_volume(
+        image, lm, spacing=spacing, mode=mode, return_probabilities=True, **CPU
+    )
+    # Labels and probabilities come back on the input grid.
+    assert labels.shape == prob.shape == image.shape
+    assert prob.dtype == np.float32 and 0 <= prob.min() and prob.max() <= 1
+    assert _f1(truth, labels) >= 0.8
+    assert abs(int(labels.max()) - int(truth.max())) <= 0.1 * truth.max()
+
+
+@needs_bundled
+def test_anisotropic_resampling_back_to_input_grid(lm):
+    spacing = (3.0, 1.0, 1.0)
+    image, truth = synthetic_stack((11, 70, 58), spacing=spacing, radius=9, seed=2)
+    labels = segment_volume(image, lm, spacing=spacing, **CPU)
+    assert labels.shape == image.shape
+    n = int(labels.max())
+    np.testing.assert_array_equal(np.unique(labels), np.arange(n + 1))
+    assert _f1(truth, labels) >= 0.7
+
+
+@needs_bundled
+def test_time_series_of_stacks_per_frame(lm):
+    spacing = (2.0, 1.0, 1.0)
+    image, truth = synthetic_stack((2, 12, 64, 64), spacing=spacing, seed=1)
+    labels = segment_volume(image, lm, axes="TZYX", spacing=spacing, mode="fast", **CPU)
+    assert labels.shape == image.shape
+    ids = [set(np.unique(labels[t])) - {0} for t in range(2)]
+    assert ids[0] and ids[1] and not ids[0] & ids[1]  # numbers continue, no shared object
+    for t in range(2):
+        true_n = len(np.unique(truth[t])) - 1
+        assert abs(len(ids[t]) - true_n) <= 0.15 * true_n
+        assert _f1(truth[t], labels[t]) >= 0.75
+
+
+@needs_bundled
+@pytest.mark.parametrize("mode", ["accurate", "fast"])
+def test_progress_over_all_passes_and_cancel(lm, mode):
+    spacing = (2.0, 1.0, 1.0)
+    image, _ = synthetic_stack((8, 48, 48), spacing=spacing, radius=8, seed=0)
+    calls = []
+    segment_volume(
+        image, lm, spacing=spacing, mode=mode, progress=lambda d, t: calls.append((d, t)), **CPU
+    )
+    done = [d for d, _ in calls]
+    assert done == sorted(done) and calls[-1][0] == calls[-1][1]
+    assert len({t for _, t in calls}) == 1
+    if mode == "accurate":
+        # The three views: more planes than the stack's own.
+        assert calls[-1][1] > 2 * image.shape[0]
+
+    class Stop(Exception):
+        pass
+
+    seen = []
+
+    def cancel(done, total):
+        seen.append(done)
+        if done >= 4:
+            raise Stop
+
+    with pytest.raises(Stop):
+        segment_volume(image, lm, spacing=spacing, mode=mode, progress=cancel, **CPU)
+    assert seen[-1] < calls[-1][1]
+
+
+def test_bad_options():
+    image = np.zeros((4, 16, 16), np.uint16)
+    with pytest.raises(ValueError, match="mode"):
+        segment_volume(image, None, mode="best")
+    with pytest.raises(ValueError, match="stitch_threshold"):
+        segment_volume(image, None, mode="fast", stitch_threshold=1.5)
+    with pytest.raises(ValueError, match="plane_step"):
+        segment_volume(image, None, plane_step=0)
+    with pytest.raises(ValueError, match="spacing"):
+        segment_volume(image, None, spacing=(1.0, 1.0))
+
+
+def test_scale_follows_nucleus_size():
+    class Model:
+        config = {"postprocess": {"diameter": 20.0, "max_scale": 2.0}}
+
+    assert volume._scale_of(20.0, Model, (2.0, 1.0, 1.0)) == 1.0
+    assert volume._scale_of(10.0, Model, (2.0, 1.0, 1.0)) == 2.0
+    # 40 µm nuclei at 0.5 µm pixels are 80 pixels: shrink 4x.
+    assert volume._scale_of(40.0, Model, (2.0, 0.5, 0.5)) == 0.25
+    assert volume._scale_of(None, Model, (1.0, 1.0, 1.0)) == 1.0
+
+
+@needs_bundled
+def test_segment_defaults_to_volumes_for_3d_arrays(lm):
+    from napari_binseg.unet import segment
+
+    spacing = (2.0, 1.0, 1.0)
+    image, truth = _balls((16, 40, 40), spacing, [(15, 20, 20)], radius=10)
+    labels, info = segment(image, lm, spacing=spacing, return_info=True, **CPU)
+    assert labels.max() == 1 and info["mode"] == "accurate"
+    assert info["diameter"] == pytest.approx(20, rel=0.25) and info["diameter_um"] > 0
+    fast = segment(image, lm, spacing=spacing, mode="fast", **CPU)
+    assert fast.max() == 1
+    # axes="TYX": the planes one by one, objects never spanning two planes.
+    planes = segment(image, lm, axes="TYX", diameter=None, **CPU)
+    assert planes.max() >= 9
+    with pytest.raises(ValueError, match="axes"):
+        segment(image, lm, axes="ZY", **CPU)
