@@ -86,6 +86,8 @@ def label(mask, connectivity=None):
 
         if connectivity is None:
             connectivity = face_connectivity(mask.ndim)
+        if not mask.flags.writeable:  # cc3d refuses read-only buffers (a read-only memmap)
+            mask = mask.copy()
         labels, n = cc3d.connected_components(mask, connectivity=connectivity, return_N=True)
         return labels, int(n)
     from scipy import ndimage as ndi

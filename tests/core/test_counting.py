@@ -430,3 +430,102 @@ def test_nucleus_with_hole_not_split_and_filled(ndim):
     labels, table = count_cells(mask)
     assert len(table) == 1
     assert labels[tuple(c)] == 1  # hole filled
+
+
+def test_read_only_mask_and_rgb_refused(tmp_path):
+    """Issue 15: a read-only memmap is counted; a (Y, X, 3) mask is refused as RGB."""
+    import tifffile
+
+    mask = np.zeros((40, 50), np.uint8)
+    mask[5:15, 5:15] = 1
+    mask[20:30, 25:45] = 1
+    tifffile.imwrite(tmp_path / "mask.tif", mask)
+    read_only = tifffile.memmap(tmp_path / "mask.tif", mode="r")
+    labels, table = count_cells(read_only, min_size=0)[:2]
+    assert len(table) == 2 and labels.max() == 2
+    with pytest.raises(ValueError, match="RGB"):
+        count_cells(np.zeros((32, 32, 3), np.uint8))
+    assert count_cells(np.zeros((32, 32, 3), np.uint8), axes="ZYX", min_size=0)[1].empty
+
+
+# Scale-aware defaults (issue 13) and axes (issue 14).
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_same_count_at_three_magnifications(seed):
+    from napari_binseg import threshold
+    from napari_binseg.synthetic import synthetic_nuclei
+
+    counts = []
+    for zoom in (1, 3, 8):  # nuclei ~12, ~36 and ~100 px across
+        image, truth = synthetic_nuclei(
+            (96 * zoom, 96 * zoom), radius=6.0 * zoom, blur=zoom, seed=seed
+        )
+        labels, table = count_cells(threshold(image), image=image)
+        counts.append(len(table))
+        assert table.attrs["diameter"] == pytest.approx(12 * zoom, rel=0.3)
+    assert counts[0] == counts[1] == counts[2] == int(truth.max())
+
+
+def test_saturated_specks_count_like_the_clean_image():
+    from napari_binseg import threshold
+    from napari_binseg.synthetic import synthetic_nuclei
+
+    image, truth = synthetic_nuclei((256, 256), radius=10, seed=3, dtype=np.float32)
+    clean = np.round(image / image.max() * 60).astype(np.uint8)  # dim nuclei, 8-bit
+    specks = clean.copy()
+    for y, x in np.random.default_rng(0).integers(10, 245, (6, 2)):
+        specks[y - 2 : y + 3, x - 2 : x + 3] = 255  # saturated debris
+    _, t_clean = threshold(clean, return_thresholds=True)
+    _, t_specks = threshold(specks, return_thresholds=True)
+    assert abs(float(t_specks) - float(t_clean)) <= 3
+    _, clean_table = count_cells(threshold(clean), image=clean)
+    _, speck_table = count_cells(threshold(specks), image=specks)
+    assert len(clean_table) == int(truth.max())
+    # The specks are far smaller than a nucleus: the scale-aware minimum size drops them.
+    assert abs(len(speck_table) - len(clean_table)) <= 1
+
+
+def test_min_size_auto_drops_specks_and_is_recorded():
+    mask = two_touching(2)
+    mask[0:2, 0:2] = True  # a 4-pixel speck
+    _, table = count_cells(mask)
+    assert len(table) == 2
+    assert table.attrs["diameter"] == pytest.approx(20, rel=0.2)
+    assert table.attrs["min_size"] == pytest.approx(0.1 * np.pi * table.attrs["diameter"] ** 2 / 4)
+    # min_size=0 keeps everything (0.1's default); a label image keeps its objects too.
+    assert len(count_cells(mask, min_size=0)[1]) == 3
+    assert len(count_cells(sk_label(mask).astype(np.uint16), split_touching=False)[1]) == 2
+
+
+def test_diameter_given_in_physical_units():
+    mask = two_touching(2)
+    _, t = count_cells(mask, spacing=(0.5, 0.5), diameter=10.0)
+    assert len(t) == 2 and t.attrs["diameter"] == 10.0
+    with pytest.raises(ValueError, match="count.diameter must be > 0"):
+        count_cells(mask, diameter=-1.0)
+
+
+def test_tzyx_counts_per_frame_with_axes():
+    from napari_binseg.synthetic import synthetic_stack
+
+    spacing = (2.0, 1.0, 1.0)
+    image, truth = synthetic_stack((3, 16, 96, 96), spacing=spacing, fill=0.1, seed=5)
+    from napari_binseg import threshold
+
+    mask = threshold(image, scope="frame")
+    labels, table = count_cells(mask, image=image, spacing=spacing, axes="TZYX")
+    assert labels.shape == image.shape
+    assert table.attrs["n_frames"] == 3 and len(table.attrs["frame_diameters"]) == 3
+    summary = count_summary(table)
+    for t in range(3):
+        n_true = len(np.unique(truth[t])) - 1
+        assert abs(summary["count"][t] - n_true) <= max(1, 0.15 * n_true)
+        # Labels restart per frame only through the offset: frame t's labels are its rows.
+        assert set(np.unique(labels[t])) - {0} == set(table["label"][table["frame"] == t])
+    assert {"volume", "centroid_z", "equivalent_diameter", "mean_intensity"} <= set(table)
+    # axes="TYX" reads a 3D array as a time series of 2D frames.
+    _, t2 = count_cells(mask[:, 8], axes="TYX")
+    assert set(t2["frame"]) <= {0, 1, 2} and "area" in t2
+    with pytest.raises(ValueError, match="contradicts"):
+        count_cells(mask[:, 8], axes="TYX", time_axis=1)

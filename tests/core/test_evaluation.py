@@ -7,8 +7,12 @@ import pandas as pd
 import pytest
 
 from napari_binseg.evaluation import (
+    BOTH,
     DEFAULT_THRESHOLDS,
+    FALSE_NEGATIVE,
+    FALSE_POSITIVE,
     aggregate,
+    error_map,
     evaluate,
     match_objects,
     pixel_scores,
@@ -306,7 +310,7 @@ def test_pixel_scores():
         (np.zeros((4, 4), np.float32), np.zeros((4, 4), np.uint8), {}, "ground_truth"),
         (np.zeros((4, 4), np.uint8), np.zeros((4, 4), np.float64), {}, "prediction"),
         (np.zeros((0, 4), np.uint8), np.zeros((0, 4), np.uint8), {}, "empty"),
-        (np.zeros((4, 4), np.uint8), np.zeros((4, 4), np.uint8), {"thresholds": [0, 1]}, "thresholds"),
+        (np.zeros((4, 4), np.uint8), np.zeros((4, 4), np.uint8), {"thresholds": [0, 1]}, "> 0"),
         (np.zeros((4, 4), np.uint8), np.zeros((4, 4), np.uint8), {"thresholds": []}, "non-empty"),
         (np.zeros((4, 4), np.uint8), np.zeros((4, 4), np.uint8), {"time_axis": 0}, "time_axis"),
     ],
@@ -371,3 +375,78 @@ def test_match_objects_pairs():
     gapped = match_objects(truth * 7, pred * 3, threshold=0.2)
     np.testing.assert_array_equal(gapped["ground_truth"], truth)
     assert gapped["pred_ids"].tolist() == [2]
+
+
+# -------------------------------------------------------------------------- error map
+
+
+def strip_pair():
+    """Truth 1 (20 px) and 2 (8 px); pred 1 (6 px) overlaps truth 1, pred 2 (20 px) both."""
+    truth = np.zeros((1, 40), np.uint8)
+    truth[0, 0:20] = 1
+    truth[0, 22:30] = 2
+    pred = np.zeros_like(truth)
+    pred[0, 0:6] = 1
+    pred[0, 6:26] = 2
+    return truth, pred
+
+
+def test_error_map_marks_the_unmatched_objects():
+    truth, pred = strip_pair()
+    # IoU t1-p1 0.3, t1-p2 14/26, t2-p2 4/24: at 0.2 one pair, the better one (t1-p2).
+    errors, n_fp, n_fn = error_map(truth, pred, iou_threshold=0.2)
+    assert (n_fp, n_fn) == (1, 1)
+    assert errors.dtype == np.uint8
+    expected = np.zeros(40, np.uint8)
+    expected[0:6] = FALSE_POSITIVE  # p1
+    expected[22:30] = FALSE_NEGATIVE  # t2
+    np.testing.assert_array_equal(errors[0], expected)
+    # At 0.1 both truths match (t1-p1, t2-p2): nothing marked.
+    assert error_map(truth, pred, iou_threshold=0.1)[1:] == (0, 0)
+    # A false positive overlapping a false negative is BOTH.
+    errors, n_fp, n_fn = error_map(truth, pred, iou_threshold=0.6)
+    assert (n_fp, n_fn) == (2, 2) and (errors[0, 22:26] == BOTH).all()
+
+
+def test_error_map_agrees_with_the_table(sample_labels):
+    from scipy import ndimage as ndi
+
+    pred = ndi.label(ndi.binary_erosion(sample_labels > 0, iterations=2))[0]
+    for t in (0.3, 0.5, 0.8):
+        errors, n_fp, n_fn = error_map(sample_labels, pred, iou_threshold=t)
+        r = row(evaluate(sample_labels, pred, thresholds=[t]), t)
+        assert (n_fp, n_fn) == (int(r["fp"]), int(r["fn"]))
+        m = match_objects(sample_labels, pred, threshold=t)
+        fp = np.isin(m["prediction"], m["false_positives"])
+        fn = np.isin(m["ground_truth"], m["false_negatives"])
+        np.testing.assert_array_equal(errors, fp * FALSE_POSITIVE + fn * FALSE_NEGATIVE)
+
+
+def test_evaluate_returns_the_error_map_per_frame():
+    truth, pred = strip_pair()
+    stack_t = np.stack([truth, truth, np.zeros_like(truth)], axis=1)  # (1, 3, 40): time axis 1
+    stack_p = np.stack([pred, truth, truth], axis=1)
+    table, errors = evaluate(
+        stack_t, stack_p, thresholds=[0.2], time_axis=1, return_error_map=True,
+        error_threshold=0.2,
+    )  # fmt: skip
+    assert errors.shape == stack_t.shape
+    np.testing.assert_array_equal(errors[:, 0], error_map(truth, pred, iou_threshold=0.2)[0])
+    assert not errors[:, 1].any()
+    np.testing.assert_array_equal(errors[:, 2], FALSE_POSITIVE * (truth > 0))
+    same, n_fp, n_fn = error_map(stack_t, stack_p, iou_threshold=0.2, time_axis=1)
+    np.testing.assert_array_equal(same, errors)
+    assert (n_fp, n_fn) == (int(table["fp"].iloc[-1]), int(table["fn"].iloc[-1]))
+    plain, errors_2d = evaluate(truth, pred, return_error_map=True, error_threshold=0.2)
+    np.testing.assert_array_equal(errors_2d, errors[:, 0])
+    pd.testing.assert_frame_equal(plain, evaluate(truth, pred))
+
+
+@pytest.mark.parametrize("func", [evaluate, match_objects, error_map])
+def test_negative_labels_are_refused_like_count_cells(func):
+    truth = np.zeros((6, 6), np.int32)
+    truth[1:3, 1:3] = -2
+    with pytest.raises(ValueError, match="ground_truth holds negative values"):
+        func(truth, np.zeros_like(truth))
+    with pytest.raises(ValueError, match="prediction holds negative values"):
+        func(np.zeros_like(truth), truth)

@@ -52,9 +52,9 @@ def assert_same_threshold(ours, image, method):
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("dtype", ["uint8", "uint16", "int16", "float32", "float64"])
 def test_equals_skimage_on_samples(sample_images, method, dtype):
-    for name, image in sample_images.items():
+    for image in sample_images.values():
         data = as_dtype(image, dtype)
-        assert_same_threshold(lambda: threshold_value(data, method), data, method)
+        assert_same_threshold(lambda: threshold_value(data, method), data, method)  # noqa: B023
 
 
 @pytest.mark.parametrize("method", ["otsu", "li", "yen", "triangle", "isodata", "mean"])
@@ -70,7 +70,11 @@ def test_equals_skimage_on_shared_data(shared_data_dir):
         image = tifffile.imread(shared_data_dir / "images" / f"{name}.tif")
         for data in (image, (image / 255).astype(np.float32)):
             for method in METHODS:
-                assert_same_threshold(lambda: threshold_value(data, method), data, method)
+                assert_same_threshold(
+                    lambda: threshold_value(data, method),  # noqa: B023 (called at once)
+                    data,
+                    method,
+                )
 
 
 def test_multiotsu_wide_integer_range_is_binned_like_float():
@@ -349,53 +353,7 @@ def test_manual_needs_a_value():
         threshold(np.arange(16.0).reshape(4, 4), "multiotsu", min_size=3)
 
 
-# ----------------------------------------------------------------- kernels, imports
-
-
-def test_float_histogram_kernel_matches_numpy():
-    from napari_binseg import _histogram
-
-    rng = np.random.default_rng(3)
-    for dtype in (np.float32, np.float64):
-        values = (rng.standard_normal(200_003) * 1e3).astype(dtype)
-        values[::97] = values[5]  # repeated values, some right on bin edges below
-        counts, edges = np.histogram(values, bins=256)
-        values[:256] = edges[:256]
-        counts, edges = np.histogram(values, bins=256)
-        np.testing.assert_array_equal(_histogram.hist_edges(values, edges), counts)
-
-
-@pytest.mark.parametrize("dtype", [np.int8, np.int16, np.uint16, np.int32, np.int64])
-def test_integer_histogram_kernel_matches_bincount(dtype):
-    from napari_binseg import _histogram
-
-    info = np.iinfo(dtype)
-    rng = np.random.default_rng(4)
-    lo, hi = max(info.min, -300), min(info.max, 300)
-    values = rng.integers(lo, hi, 100_001).astype(dtype)
-    assert _histogram.minmax(values)[:2] == (int(values.min()), int(values.max()))
-    offset = int(values.min())
-    np.testing.assert_array_equal(
-        _histogram.hist_int(values, offset, int(values.max()) - offset + 1),
-        np.bincount(values.astype(np.int64) - offset),
-    )
-
-
-def test_jit_falls_back_without_a_cache_location(monkeypatch):
-    import numba
-
-    from napari_binseg import _histogram
-
-    real = numba.njit
-
-    def njit(**options):
-        if options.get("cache"):
-            raise RuntimeError("cannot cache function: no locator available")
-        return real(**options)
-
-    monkeypatch.setattr(numba, "njit", njit)
-    square_sum = _histogram._jit(lambda a: (a * a).sum())
-    assert square_sum(np.arange(4)) == 14
+# ------------------------------------------------------------------------- imports
 
 
 def test_import_is_light():
@@ -407,26 +365,6 @@ def test_import_is_light():
     assert out.stdout.strip() == "False"
 
 
-@pytest.mark.parametrize("dtype", ["uint8", "int16", "float32", "float64"])
-@pytest.mark.parametrize("t", [-1e6, -3.0, 0.1, 7.0, 7.5, 120.3, 1e6])
-def test_mask_comparison_is_exact_in_float64(dtype, t):
-    from napari_binseg._threshold_mask import compare as _compare
-
-    values = np.array([-4, -3, 0, 0.1, 7, 7.5, 8, 120, 121, 250], dtype=np.float64)
-    if dtype == "uint8":
-        values = np.clip(values, 0, None)
-    values = values.astype(dtype)
-    if dtype[0] == "f":
-        values[0] = np.nan
-    exact = values.astype(np.float64)
-    out = np.empty(values.shape, np.uint8)
-    np.testing.assert_array_equal(_compare(values, [t], 0, out), exact > t)
-    np.testing.assert_array_equal(_compare(values, [t], 1, out), exact <= t)
-    ts = [t, t + 50.25]
-    expected = np.where(np.isnan(exact), 0, np.digitize(exact, ts))
-    np.testing.assert_array_equal(_compare(values, ts, 2, out), expected)
-
-
 @pytest.mark.parametrize("method", ["otsu", "li", "multiotsu"])
 def test_slice_scope_of_a_2d_image_is_the_image_threshold(sample_image, method):
     np.testing.assert_array_equal(
@@ -434,3 +372,71 @@ def test_slice_scope_of_a_2d_image_is_the_image_threshold(sample_image, method):
     )
     with pytest.raises(ValueError, match="constant"):
         threshold(np.full((8, 8), 3, np.uint8), method, scope="slice")
+
+
+# ------------------------------------------------------------ byte order, preview, options
+
+
+@pytest.mark.parametrize("dtype", ["u2", "i2", "f4", "f8"])
+def test_big_endian_equals_native(sample_image, dtype):
+    native = (sample_image.astype(dtype) * 3).astype(dtype)
+    big = native.astype(">" + dtype)
+    for method in ("otsu", "li", "multiotsu"):
+        assert np.array_equal(threshold_value(big, method), threshold_value(native, method))
+    mask, t = threshold(big, return_thresholds=True)
+    np.testing.assert_array_equal(mask, threshold(native))
+    lazy = da.from_array(big, chunks=(200, 300))
+    np.testing.assert_array_equal(threshold(lazy).compute(), threshold(native))
+
+
+def test_apply_threshold_equals_a_run(sample_image):
+    from napari_binseg.thresholding import apply_threshold
+
+    options = {"sigma": 1.5, "invert": True, "fill_holes": True, "min_size": 12}
+    mask, t = threshold(sample_image, "li", **options, return_thresholds=True)
+    np.testing.assert_array_equal(apply_threshold(sample_image, t, **options), mask)
+    classes, ts = threshold(sample_image, "multiotsu", sigma=1.0, return_thresholds=True)
+    np.testing.assert_array_equal(
+        apply_threshold(sample_image, ts, classes=True, sigma=1.0), classes
+    )
+
+
+def test_apply_threshold_on_a_plane_of_a_float64_nan_stack():
+    """The widget's preview: stack thresholds on one plane give that plane of the run."""
+    from napari_binseg.thresholding import apply_threshold
+
+    rng = np.random.default_rng(5)
+    stack = ndi.gaussian_filter(rng.random((3, 40, 50)), (0, 2, 2))  # float64
+    stack[1, 5:9, 5:9] = np.nan
+    classes, ts = threshold(stack, "multiotsu", sigma=1.0, return_thresholds=True)
+    mask, t = threshold(stack, "otsu", sigma=1.0, return_thresholds=True)
+    for z in range(3):
+        plane = apply_threshold(stack[z], ts, classes=True, sigma=1.0)
+        np.testing.assert_array_equal(plane, classes[z])
+        np.testing.assert_array_equal(apply_threshold(stack[z], t, sigma=1.0), mask[z])
+    assert (classes[1, 5:9, 5:9] == 0).all()
+
+
+def test_apply_threshold_refuses_bad_options():
+    from napari_binseg.thresholding import apply_threshold
+
+    image = np.arange(16.0).reshape(4, 4)
+    with pytest.raises(ValueError, match="one number"):
+        apply_threshold(image, [1.0, 2.0])
+    with pytest.raises(ValueError, match="multiotsu"):
+        apply_threshold(image, [1.0, 2.0], classes=True, fill_holes=True)
+    assert apply_threshold(image, np.nan).sum() == 0  # an all-NaN plane's threshold
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"sigma": 1e5}, "sigma must be <= 100"),
+        ({"min_size": -1}, "min_size"),
+        ({"invert": "yes"}, "invert"),
+        ({"method": "manual", "value": float("inf")}, "value must be finite"),
+    ],
+)
+def test_options_are_checked_by_threshold_options(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        threshold(np.arange(16.0).reshape(4, 4), **kwargs)
