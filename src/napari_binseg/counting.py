@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 
 from ._validation import check_image, check_labels, check_rgb, is_dask
-from .measure import check_spacing, measure_foreground
-from .morphology import fill_label_holes, resolve_connectivity
+from .measure import check_spacing, measure_labels
+from .morphology import fill_label_holes, relabel, resolve_connectivity
 
 
 def _border_labels(labels):
@@ -73,7 +73,7 @@ def _count_frame(
     # beats filling after the split, which protected gaps enclosed by touching nuclei).
     filled = bool(fill_holes)
     if filled:
-        labels = fill_label_holes(labels)
+        labels = fill_label_holes(labels, in_place=True)  # our own array (never the input)
     if labels.any() and (split or min_size is None and not is_labels):
         labels, estimate = split_frame(
             labels,
@@ -90,21 +90,15 @@ def _count_frame(
         # A label image's objects were made on purpose (by a model or a person): kept all.
         min_size = 0.0 if is_labels else MIN_SIZE_FRACTION * _nucleus_size(diameter or 0.0, ndim)
     step()
-    # Everything below works on the foreground pixels only; flatnonzero of a boolean array is
-    # ~5x faster than of uint32 labels, and the binary mask is that array when still valid.
-    if is_labels or fill_holes or split:
-        foreground = labels != 0
-    index = np.flatnonzero(foreground)
-    lab = labels.ravel()[index]
-    values = None if image is None else image.ravel()[index]
-    table = measure_foreground(labels.shape, index, lab, values, spacing)
+    # One pass over the labels, nothing per pixel kept (no foreground index): low peak memory.
+    table = measure_labels(labels, image, spacing)
     size = table["area" if labels.ndim == 2 else "volume"].to_numpy()
     keep = size >= min_size
     if max_size is not None:
         keep &= size <= max_size
     if exclude_border:
         keep &= ~np.isin(table["label"].to_numpy(), _border_labels(labels))
-    lut = np.zeros(int(lab.max()) + 1 if lab.size else 1, np.int32)
+    lut = np.zeros(int(table["label"].max()) + 1 if len(table) else 1, np.int32)
     new = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
     lut[table["label"].to_numpy()[keep]] = new
     # ``labels`` is our own array here (never the input): relabel its foreground in place,
@@ -114,7 +108,7 @@ def _count_frame(
         labels = labels.view(np.int32)
     else:
         labels = labels.astype(np.int32)
-    labels.ravel()[index] = lut[lab]
+    relabel(labels, lut)
     attrs = dict(table.attrs)
     table = table[keep].reset_index(drop=True)
     table["label"] = new.astype(np.int64)
@@ -145,9 +139,11 @@ def count_cells(
     """Count, separate and measure the objects of a binary mask or label image.
 
     Steps, per frame: connected components of the mask (a label image keeps its instances),
-    split touching nuclei (distance transform + seeded watershed), fill holes enclosed by one
-    nucleus, drop objects outside ``[min_size, max_size]`` or touching the border, relabel
-    ``1..n``, measure.
+    fill holes enclosed by one object, estimate the typical nucleus diameter
+    (:func:`napari_binseg.size.estimate_diameter`), split touching nuclei (distance transform +
+    seeded watershed, at a scale that follows that diameter), drop objects outside
+    ``[min_size, max_size]`` or touching the border, relabel ``1..n``, measure. Defaults follow
+    the nucleus size, so the same call counts 10-px and 100-px nuclei.
 
     Parameters
     ----------
@@ -166,21 +162,29 @@ def count_cells(
         equivalently 4/8 in 2D and 6/18/26 in 3D.
     min_size, max_size : float, optional
         Keep objects whose area (2D) or volume (3D) is within ``[min_size, max_size]``.
+        ``min_size=None`` (default): a tenth of the disc (ball) of the typical diameter for a
+        binary mask, so specks and debris go at any magnification; 0 for a label image.
     split_touching : bool or "intensity"
         Split touching nuclei by a distance-transform watershed. ``"intensity"`` also uses the
         dark valleys of ``image`` between bright nuclei (requires ``image``).
     min_diameter : float, optional
-        Smallest nucleus diameter: split pieces narrower than this are merged back. ``None``
-        picks a quarter of the median object width, which suits most fluorescence images.
+        Smallest nucleus diameter: split pieces narrower than this are merged back. ``None``:
+        a fifth of the typical diameter.
+    diameter : float, optional
+        Typical nucleus diameter (physical units with ``spacing``). ``None`` estimates it per
+        frame from the mask, in a way specks and clumps cannot fool.
     exclude_border : bool
         Drop objects touching any face of the image (or of each frame).
     fill_holes : bool
-        Fill background regions fully enclosed by one object (after the split, so a gap
-        between touching nuclei stays background).
+        Fill background regions fully enclosed by one object (before the split, so a
+        textured nucleus is not cut along its holes).
     time_axis : int, optional
         Axis of a time series; each frame is counted on its own. Labels are unique over the
         whole series (frame 1 continues after the last label of frame 0) and the table gets a
         ``frame`` column.
+    axes : str, optional
+        ``"YX"``, ``"ZYX"``, ``"TYX"`` or ``"TZYX"`` (:mod:`napari_binseg.axes`); a ``T``
+        counts per frame (as ``time_axis``). Default: an unlabeled 3D array is a z-stack.
     progress : callable, optional
         Called as ``progress(done, total)`` after every step of every frame; an exception raised
         by it stops the work (the widget cancels this way).
@@ -193,7 +197,9 @@ def count_cells(
         One row per object: ``label``, (``frame``), ``centroid_[z]/y/x``, ``area`` or
         ``volume``, ``equivalent_diameter``, intensities, ``bbox_min_*``/``bbox_max_*``
         (see :func:`napari_binseg.measure_objects`). ``table.attrs`` holds ``spacing``,
-        ``unit`` and, for a time series, ``n_frames``.
+        ``unit``, ``diameter`` (the typical nucleus diameter used, physical units with
+        ``spacing``; None when neither estimated nor given), ``min_size`` and, for a time
+        series, ``n_frames`` and ``frame_diameters``.
 
     Raises
     ------

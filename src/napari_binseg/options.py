@@ -455,7 +455,7 @@ class CountOptions(StageOptions):
     min_diameter: float | None = option(
         None,
         "Smallest nucleus diameter: split pieces narrower than this are merged back "
-        "(0 = a quarter of the typical nucleus diameter).",
+        "(0 = a fifth of the typical nucleus diameter).",
         kind=float,
         nullable=True,
         none_label="auto",
