@@ -6,8 +6,11 @@ Data: ``../shared/data/s-bsst265-train`` (large nuclei, 63x, and 20x tissue) and
 (tuning) and a held-out part (final numbers only) by a hash of the image name, so the split
 does not depend on the order of files.
 
-Run: ``python benchmarks/eval_count.py [--part dev|held|all] [--set bsst|dsb|both] [--base]``
-(``--base`` imports the package from ``PYTHONPATH`` as it is, e.g. ``/work/base/src``).
+``--set stack``: synthetic anisotropic z-stacks (``synthetic_stack``, exact labels), 3D
+connected components for the plain pipeline. Compare with the code before this session by
+running with ``PYTHONPATH=/work/base/src``.
+
+Run: ``python benchmarks/eval_count.py [--part dev|held|all] [--set bsst|dsb|both|stack|all]``
 """
 
 import argparse
@@ -40,7 +43,19 @@ def images(which, part, dsb_every=4):
         )
 
 
-def plain_otsu(image):
+def stacks(part):
+    """Synthetic anisotropic z-stacks of dense touching nuclei (``synthetic_stack``), z step
+    2-4x the pixel: seeds 0-2 are the development part, 10-12 the held-out part."""
+    from napari_binseg.synthetic import synthetic_stack
+
+    seeds = {"dev": [0, 1, 2], "held": [10, 11, 12]}
+    for seed in seeds["dev"] + seeds["held"] if part == "all" else seeds[part]:
+        spacing = (2.0 + seed % 3, 1.0, 1.0)
+        image, truth = synthetic_stack((32, 192, 192), spacing=spacing, seed=seed)
+        yield f"stack{seed} dz={spacing[0]:g}", image, truth, spacing
+
+
+def plain_otsu(image, spacing=None):
     from skimage.filters import threshold_otsu
     from skimage.measure import label
     from skimage.morphology import remove_small_objects
@@ -49,10 +64,10 @@ def plain_otsu(image):
     return remove_small_objects(lab, max_size=9)
 
 
-def ours(image):
+def ours(image, spacing=None):
     from napari_binseg import count_cells, threshold
 
-    return count_cells(threshold(image), image=image)[0]
+    return count_cells(threshold(image), image=image, spacing=spacing)[0]
 
 
 def main():
@@ -61,27 +76,31 @@ def main():
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--part", default="dev", choices=("dev", "held", "all"))
-    ap.add_argument("--set", default="both", choices=("bsst", "dsb", "both"))
+    ap.add_argument("--set", default="both", choices=("bsst", "dsb", "both", "stack", "all"))
     ap.add_argument("--only", default="both", choices=("ours", "plain", "both"))
     ap.add_argument("-v", action="store_true", help="per-image lines")
     args = ap.parse_args()
-    sets = ("bsst", "dsb") if args.set == "both" else (args.set,)
+    sets = {"both": ("bsst", "dsb"), "all": ("bsst", "dsb", "stack")}.get(args.set, (args.set,))
     methods = {"plain Otsu+CC": plain_otsu, "count_cells(threshold)": ours}
     if args.only == "ours":
         methods.pop("plain Otsu+CC")
     elif args.only == "plain":
         methods.pop("count_cells(threshold)")
     for which in sets:
-        data = list(images(which, args.part))
+        if which == "stack":
+            data = list(stacks(args.part))
+        else:
+            data = [(n, im, gt, None) for n, im, gt in images(which, args.part)]
         for label, fn in methods.items():
             tables, errors, t = [], [], 0.0
-            for name, image, truth in data:
+            for name, image, truth, spacing in data:
                 t0 = time.perf_counter()
-                pred = fn(image)
+                pred = fn(image, spacing)
                 t += time.perf_counter() - t0
                 tab = evaluate(truth, pred, thresholds=[0.5])
                 tables.append(tab)
-                n_true, n_pred = int(truth.max()), int(tab["n_pred"].iloc[0])
+                n_true = int(len(np.unique(truth)) - 1)
+                n_pred = int(tab["n_pred"].iloc[0])
                 errors.append(abs(n_pred - n_true) / n_true)
                 if args.v:
                     print(f"  {name}: true {n_true} pred {n_pred} f1 {tab['f1'].iloc[0]:.2f}")

@@ -234,7 +234,7 @@ def _split(
     if SMOOTH:
         # Smoothing at a fraction of the radius removes the ridges of a ragged outline at
         # any magnification (at least one pixel).
-        sigma = np.maximum(SMOOTH * radius / spacing, 1.0)
+        sigma = np.maximum(SMOOTH * radius, spacing.min()) / spacing
         value = ndi.gaussian_filter(value, sigma, truncate=3.0)
     if image is not None:
         weight = np.zeros(value.shape, np.float32)
