@@ -1,0 +1,213 @@
+"""Fine-tune the bundled nuclei U-Net on DSB 2018 plus s-bsst265 (more sources, issue 13).
+
+Not part of the installed package: a research script built on :func:`napari_binseg.train`.
+
+Data
+----
+- DSB 2018 (``dsb2018-train``): the bundled model's training images; its 55-image validation
+  split (``validation_names`` in the bundled ``config.json``, drawn by
+  ``scripts/train_bundled.py``, seed 0) is the validation set that chooses the checkpoint and
+  is never trained on. The two packaged sample images are left out. Images whose nuclei are
+  small are upsampled as ``segment(diameter="auto")`` does (``--upsample-small`` of
+  ``train_bundled.py``).
+- s-bsst265 (``s-bsst265-train``): split BEFORE anything by the rows of its ``index.csv``:
+  even rows (:data:`BSST_TRAIN`) are trained on, odd rows (:data:`BSST_HELD_OUT`) are held
+  out. It is the split of ``benchmarks/bench_scale_sweep.py`` (odd rows = its held-out half),
+  so numbers are comparable. Each training image is rescaled so its median nucleus is the
+  model's reference diameter (:data:`REFERENCE`, 19.3 px) times 0.8, 1.0 and 1.25 (three
+  copies: more s-bsst265 crops and a spread of sizes).
+
+The sampler of :func:`napari_binseg.train` adds random rescaling 0.6-1.6x to every crop.
+The exported model keeps ``postprocess.diameter`` = 19.3 (``train`` would otherwise record
+the median of the mixed training set).
+
+Run (CPU: one thread, in the background)::
+
+    OMP_NUM_THREADS=1 nice -n 15 python scripts/finetune_multisource.py --out RUN --minutes 45
+
+Then compare with ``benchmarks/eval_unet_sources.py --candidate RUN``.
+"""
+
+import argparse
+import csv
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+#: Images packaged with napari-binseg: never used for training or validation.
+EXCLUDED = ("175dbb364bfefc95", "003cee89357d9fe1")
+
+#: The bundled model's reference nucleus diameter (pixels), ``postprocess.diameter``.
+REFERENCE = 19.3
+
+#: s-bsst265-train split by the rows of index.csv (even: training, odd: held out), as
+#: ``benchmarks/bench_scale_sweep.py`` (``bsst_split``). Written out so it cannot drift.
+BSST_TRAIN = (
+    "Ganglioneuroblastoma_0", "Ganglioneuroblastoma_2", "Neuroblastoma_0", "Neuroblastoma_10",
+    "Neuroblastoma_2", "Neuroblastoma_4", "Neuroblastoma_6", "Neuroblastoma_8", "normal_0",
+    "normal_10", "normal_12", "normal_14", "normal_16", "normal_18", "normal_2", "normal_21",
+    "normal_23", "normal_25", "normal_4", "normal_6", "normal_8",
+)  # fmt: skip
+BSST_HELD_OUT = (
+    "Ganglioneuroblastoma_1", "Ganglioneuroblastoma_3", "Neuroblastoma_1", "Neuroblastoma_11",
+    "Neuroblastoma_3", "Neuroblastoma_5", "Neuroblastoma_7", "Neuroblastoma_9", "normal_1",
+    "normal_11", "normal_13", "normal_15", "normal_17", "normal_19", "normal_20", "normal_22",
+    "normal_24", "normal_3", "normal_5", "normal_7", "normal_9",
+)  # fmt: skip
+
+#: Copies of each s-bsst265 training image, median nucleus at REFERENCE times these.
+BSST_COPIES = (0.8, 1.0, 1.25)
+
+
+def check_split(folder):
+    """The written split must be the even/odd rows of the folder's index.csv."""
+    with open(Path(folder) / "index.csv") as f:
+        names = [row["name"] for row in csv.DictReader(f)]
+    if tuple(names[0::2]) != BSST_TRAIN or tuple(names[1::2]) != BSST_HELD_OUT:
+        raise SystemExit("s-bsst265 index.csv differs from the split written in this script")
+
+
+def read_pair(folder, name):
+    import tifffile
+
+    folder = Path(folder)
+    return (
+        tifffile.imread(folder / "images" / f"{name}.tif"),
+        tifffile.imread(folder / "labels" / f"{name}.tif"),
+    )
+
+
+def rescaled(image, labels, factor):
+    """Image (antialiased bilinear) and labels (nearest) rescaled by ``factor``."""
+    from napari_binseg.unet.scale import labels_resized, resize
+
+    if factor == 1.0:
+        return image, labels
+    shape = tuple(max(16, round(s * factor)) for s in image.shape)
+    return resize(image.astype(np.float32), shape), labels_resized(labels, shape)
+
+
+def bsst_training(folder, log):
+    """Rescaled copies of the s-bsst265 training half: (names, images, labels)."""
+    from napari_binseg.unet.scale import median_diameter
+
+    names, images, labels = [], [], []
+    for name in BSST_TRAIN:
+        image, lab = read_pair(folder, name)
+        d = median_diameter(lab)
+        for k in BSST_COPIES:
+            im2, lab2 = rescaled(image, lab, REFERENCE * k / d)
+            names.append(f"s-bsst265/{name}@{k}")
+            images.append(im2.astype(np.float32))
+            labels.append(lab2)
+        log(f"{name}: median diameter {d:.1f} px -> {REFERENCE} px ({lab.max()} nuclei)")
+    return names, images, labels
+
+
+def dsb_parts(folder, val_names):
+    """DSB training and validation parts, small nuclei upsampled as segment() does."""
+    from napari_binseg.unet.training.data import upsample_to
+
+    folder = Path(folder)
+    with open(folder / "index.csv") as f:
+        names = [row["name"] for row in csv.DictReader(f) if row["name"] not in EXCLUDED]
+    parts = {"train": ([], [], []), "val": ([], [], [])}
+    for name in names:
+        image, lab = read_pair(folder, name)
+        image, lab = upsample_to(image.astype(np.float32), lab, REFERENCE)
+        part = parts["val" if name in val_names else "train"]
+        for store, value in zip(part, (f"dsb/{name}", image, lab), strict=True):
+            store.append(value)
+    return parts
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--data", type=Path, default=DATA)
+    p.add_argument("--init", default="nuclei", help="model whose weights start the run")
+    p.add_argument("--out", required=True, help="run folder (best model, checkpoint)")
+    p.add_argument("--minutes", type=float, default=45.0)
+    p.add_argument("--steps", type=int, default=3000, help="upper bound; --minutes stops first")
+    p.add_argument("--val-every", type=int, default=40)
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--crop", type=int, default=256)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    a = p.parse_args(argv)
+
+    def log(msg):
+        print(time.strftime("%H:%M:%S"), msg, flush=True)
+
+    import napari_binseg as nb
+    from napari_binseg.unet.training import TrainConfig
+
+    bsst, dsb = a.data / "s-bsst265-train", a.data / "dsb2018-train"
+    check_split(bsst)
+    bundled = json.loads((Path(nb.__file__).parent / "models/nuclei/config.json").read_text())
+    val_names = set(bundled["training"]["validation_names"])
+    parts = dsb_parts(dsb, val_names)
+    b_names, b_images, b_labels = bsst_training(bsst, log)
+    names = parts["train"][0] + b_names
+    images = parts["train"][1] + b_images
+    labels = parts["train"][2] + b_labels
+    log(
+        f"data: {len(parts['train'][0])} DSB + {len(b_names)} s-bsst265 training planes, "
+        f"{len(parts['val'][0])} DSB validation images"
+    )
+    config = TrainConfig(
+        init=a.init,
+        architecture=None,
+        epochs=math.ceil(a.steps / a.val_every),
+        steps_per_epoch=a.val_every,
+        minutes=a.minutes,
+        lr=a.lr,
+        patch_size=a.crop,
+        batch_size=a.batch_size,
+        device="cpu",
+        seed=a.seed,
+        threads=a.threads,
+    )
+    t0 = time.time()
+    nb.train(
+        images,
+        labels,
+        config=config,
+        validation=(parts["val"][1], parts["val"][2]),
+        out=a.out,
+        log=log,
+    )
+    # What the generic run cannot know: the data, the split, the reference size, the command.
+    path = Path(a.out) / "config.json"
+    cfg = json.loads(path.read_text())
+    cfg["name"] = "nuclei"
+    cfg["postprocess"]["diameter"] = REFERENCE
+    tr = cfg["training"]
+    tr["data"]["sources"] = names
+    tr["validation"]["sources"] = parts["val"][0]
+    tr.update(
+        dataset=(
+            "DSB 2018 stage1_train fluorescence (BBBC038, corrected copy; CC0) + s-bsst265 "
+            "training half (Kromp et al. 2020, even rows of index.csv; CC0), rescaled copies"
+        ),
+        excluded=list(EXCLUDED),
+        validation_names=sorted(val_names),
+        bsst265_train=list(BSST_TRAIN),
+        bsst265_held_out=list(BSST_HELD_OUT),
+        bsst265_copies=list(BSST_COPIES),
+        upsample_small=True,
+        wall_minutes=round((time.time() - t0) / 60, 1),
+        command=" ".join(["python scripts/finetune_multisource.py", *sys.argv[1:]]),
+    )
+    path.write_text(json.dumps(cfg, indent=2) + "\n")
+    log(f"done: best step {tr.get('best_step')}, {tr.get('steps_done')} steps")
+
+
+if __name__ == "__main__":
+    main()
