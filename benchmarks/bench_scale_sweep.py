@@ -140,7 +140,13 @@ def main(argv=None):
         )
     table = pd.DataFrame(rows)
     print()
-    print(table.to_markdown(index=False) if args.markdown else table.to_string(index=False))
+    if args.markdown:
+        cells = [list(table.columns)] + table.astype(str).values.tolist()
+        print("\n".join("| " + " | ".join(map(str, row)) + " |" for row in cells[:1]))
+        print("|" + "---|" * len(table.columns))
+        print("\n".join("| " + " | ".join(row) + " |" for row in cells[1:]))
+    else:
+        print(table.to_string(index=False))
     print(f"\n{time.perf_counter() - t0:.0f} s")
     return 0
 

@@ -213,7 +213,7 @@ def test_progress_reports_and_cancels(small_model):
         segment(
             image, folder, device="cpu", tile_size=64, batch_size=2, progress=cancel, axes="TYX"
         )
-    assert seen == [1]  # stopped after the first batch: the 0.25x probe, one tile
+    assert seen == [2]  # stopped after the first batch of tiles
 
 
 def test_segment_returns_probabilities_of_same_pass(small_model, sample_images):

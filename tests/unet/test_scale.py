@@ -93,8 +93,8 @@ def test_downsample_factor_rule():
     ref = 19.3
     assert sc.downsample_factor(None, ref) == 1.0
     assert sc.downsample_factor(100.0, None) == 1.0
-    assert sc.downsample_factor(sc.NATIVE_MAX * ref, ref) == 1.0  # up to 58 px: full size
-    assert sc.downsample_factor(60.0, ref) == 0.5
+    assert sc.downsample_factor(sc.NATIVE_MAX * ref, ref) == 1.0  # up to 48 px: full size
+    assert sc.downsample_factor(50.0, ref) == 0.5
     assert sc.downsample_factor(80.0, ref) == 0.5  # 40 px is closer to 29 than 20 px
     assert sc.downsample_factor(90.0, ref) == 0.25
     assert sc.downsample_factor(400.0, ref) == 0.25

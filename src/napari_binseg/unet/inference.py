@@ -451,7 +451,7 @@ def segment(
         best (its ``postprocess.diameter``, the median nucleus of its training labels: 19.3
         pixels for the bundled model). ``"auto"``: each plane's nucleus size is estimated by
         a probe pass at 0.25x, which fragments of large nuclei cannot fool; planes of nuclei
-        over 3x the model's size (58 pixels) are segmented at 0.5x or 0.25x, the others at
+        over 2.5x the model's size (48 pixels) are segmented at 0.5x or 0.25x, the others at
         full size, and those whose nuclei there are at least 25% smaller than the model's
         are upsampled (at most 2x) and run again (see :mod:`napari_binseg.unet.scale`). A
         number: each plane is resized by the model's diameter over it, in one pass.
@@ -669,7 +669,7 @@ def estimate_diameter(
 ):
     """Typical nucleus diameter (pixels) as ``segment(diameter="auto")`` measures it.
 
-    Each plane goes through the 0.25x probe; planes of nuclei under 3x the model's diameter
+    Each plane goes through the 0.25x probe; planes of nuclei under 2.5x the model's diameter
     are measured again on the full-size pass (as :func:`segment` does), the others keep the
     probe's estimate. Costs 1/16 of a full pass for planes of large nuclei, one full pass
     otherwise. Parameters as in :func:`segment`.
