@@ -63,6 +63,40 @@ def _depth(value, limit):
     return True
 
 
+def _nesting(text):
+    """Deepest nesting of ``[``/``{`` in JSON text (outside strings), without parsing it."""
+    import re
+
+    depth = deepest = 0
+    # Strings first (with their escapes), so brackets inside them do not count.
+    for token in re.finditer(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', text):
+        char = token.group()
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def load_json(text, where):
+    """Parse JSON text of a settings or config file; refuse deep nesting before parsing.
+
+    Raises
+    ------
+    ValueError
+        Invalid JSON, or nesting deeper than a settings file ever needs (a JSON bomb would
+        otherwise recurse deep into the parser).
+    """
+    if _nesting(text) > 4 * _MAX_DEPTH:
+        raise ValueError(f"{where} is not valid JSON: nested too deeply")
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        reason = exc if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+        raise ValueError(f"{where} is not valid JSON: {reason}") from None
+
+
 def migrate_settings(data):
     """A settings dict of any supported version, brought to :data:`SETTINGS_VERSION`.
 
@@ -216,11 +250,7 @@ class PipelineSettings:
             except (OSError, UnicodeDecodeError) as exc:
                 reason = getattr(exc, "strerror", None) or str(exc)
                 raise ValueError(f"cannot read settings file {source}: {reason}") from None
-        try:
-            data = json.loads(text)
-        except (json.JSONDecodeError, RecursionError) as exc:
-            reason = exc if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
-            raise ValueError(f"{where} is not valid JSON: {reason}") from None
+        data = load_json(text, where)
         try:
             return cls.from_dict(data)
         except (TypeError, ValueError) as exc:

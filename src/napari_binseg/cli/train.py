@@ -1,6 +1,5 @@
 """``napari-binseg train``: train or fine-tune the U-Net (:func:`napari_binseg.train`)."""
 
-import json
 from pathlib import Path
 
 from ..options import AUGMENTATIONS, TrainOptions
@@ -9,13 +8,15 @@ from ._common import CliError
 
 
 def _read_config(path):
+    from ..settings import load_json
+
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        data = load_json(Path(path).read_text(encoding="utf-8"), f"--config {path}")
+    except (OSError, UnicodeDecodeError) as exc:
         reason = getattr(exc, "strerror", None) or exc
-        if isinstance(exc, RecursionError):
-            reason = "nested too deeply"
         raise CliError(f"--config: cannot read {path}: {reason}") from None
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
     if not isinstance(data, dict):
         raise CliError(
             f"--config {path} must hold a JSON object of training options, "
