@@ -143,7 +143,7 @@ def fill_holes(mask):
     return mask
 
 
-def fill_label_holes(labels):
+def fill_label_holes(labels, *, in_place=False):
     """Fill background regions enclosed by one object with that object's label.
 
     Background is connected through faces, as in :func:`fill_holes`; a hole bordered by two
@@ -152,12 +152,14 @@ def fill_label_holes(labels):
     Parameters
     ----------
     labels : (M, N) or (M, N, P) ndarray of int
-        Label image; never modified.
+        Label image; modified only with ``in_place``.
+    in_place : bool
+        Fill ``labels`` itself (no copy: the peak memory of a large image is lower).
 
     Returns
     -------
     filled : ndarray
-        A filled copy, or ``labels`` itself when it has no hole.
+        A filled copy, or ``labels`` itself when it has no hole or with ``in_place``.
 
     Examples
     --------
@@ -173,6 +175,7 @@ def fill_label_holes(labels):
     # indices, is the pixel +- the axis stride: the work is proportional to hole pixels only.
     index = np.flatnonzero(enclosed[regions])
     hole_id = regions.ravel()[index].astype(np.int64)
+    del regions, found  # the background regions (4 bytes per pixel) are no longer needed
     flat = labels.ravel()
     strides = np.cumprod((1,) + labels.shape[:0:-1])[::-1]
     ids, neighbours = [], []
@@ -189,9 +192,39 @@ def fill_label_holes(labels):
     fill = np.zeros(enclosed.size, np.int64)
     fill[single[0]] = single[1]
     value = fill[hole_id]
-    filled = labels.copy()
+    filled = labels if in_place else labels.copy()
     filled.ravel()[index[value != 0]] = value[value != 0]
     return filled
+
+
+def relabel(labels, lut, *, block=1 << 22):
+    """``lut[labels]`` written into ``labels`` itself, a block at a time (little memory).
+
+    Parameters
+    ----------
+    labels : C-contiguous ndarray of int
+        Label image, modified in place; its dtype must hold every value of ``lut``.
+    lut : (n,) ndarray of int
+        New value of every label value ``0 .. n - 1``.
+    block : int
+        Pixels per block: the temporary memory is one block.
+
+    Returns
+    -------
+    labels : the same array.
+
+    Examples
+    --------
+    >>> relabel(np.array([[0, 2, 2, 1]], np.int32), np.array([0, 0, 1])).tolist()
+    [[0, 1, 1, 0]]
+    """
+    if not labels.flags.c_contiguous:
+        raise ValueError("relabel works in place on a C-contiguous label image")
+    flat = labels.reshape(-1)  # a view
+    for start in range(0, flat.size, block):
+        part = flat[start : start + block]
+        part[...] = lut[part]
+    return labels
 
 
 def remove_small_objects(mask, min_size):
