@@ -214,36 +214,62 @@ def _upsample_impl(labels, pieces, owner, cut, f, offset, out):
     those (breadth first, faces). Other pixels keep their label. Pieces become ``offset + id``.
     """
     nz, ny, nx = labels.shape
-    assign = np.zeros((nz + 2, ny + 2, nx + 2), np.int32)
-    own = np.zeros((nz + 2, ny + 2, nx + 2), np.int32)
+    sy = nx + 2
+    sz = (ny + 2) * sy
+    assign = np.zeros((nz + 2) * sz, np.int32)
+    own = np.zeros((nz + 2) * sz, np.int32)
+    n_cut = 0
     column = np.arange(nx) // f
     for z in range(nz):
         for y in range(ny):
             row = labels[z, y]
             prow = pieces[z, y // f]
-            arow = assign[z + 1, y + 1]
-            orow = own[z + 1, y + 1]
             outrow = out[z, y]
+            base = (z + 1) * sz + (y + 1) * sy + 1
             for x in range(nx):
                 lab = row[x]
                 outrow[x] = lab
                 if lab != 0 and cut[lab]:
-                    orow[x + 1] = lab
+                    own[base + x] = lab
+                    n_cut += 1
+    # Seeds of the growth: pixels under a piece of their own object.
+    queue = np.empty(n_cut, np.int64)
+    n = 0
+    for z in range(nz):
+        for y in range(ny):
+            prow = pieces[z, y // f]
+            base = (z + 1) * sz + (y + 1) * sy + 1
+            for x in range(nx):
+                lab = own[base + x]
+                if lab != 0:
                     p = prow[column[x]]
                     if owner[p] == lab:
-                        arow[x + 1] = p
-    sy = nx + 2
-    sz = (ny + 2) * sy
+                        assign[base + x] = p
+                        queue[n] = base + x
+                        n += 1
     offsets = np.array([-sz, sz, -sy, sy, -1, 1], np.int64)
     if nz == 1:
         offsets = offsets[2:]
-    _grow(assign.ravel(), own.ravel(), offsets)
-    for z in range(nz):
-        for y in range(ny):
-            for x in range(nx):
-                p = assign[z + 1, y + 1, x + 1]
-                if p != 0:
-                    out[z, y, x] = offset + p
+    i = 0
+    while i < n:
+        p = queue[i]
+        i += 1
+        o = own[p]
+        a = assign[p]
+        for off in offsets:
+            q = p + off
+            if own[q] == o and assign[q] == 0:
+                assign[q] = a
+                queue[n] = q
+                n += 1
+    flat = out.reshape(-1)
+    for k in range(n):
+        p = queue[k]
+        z = p // sz - 1
+        rem = p % sz
+        y = rem // sy - 1
+        x = rem % sy - 1
+        flat[(z * ny + y) * nx + x] = offset + assign[p]
     return out
 
 

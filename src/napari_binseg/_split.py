@@ -78,17 +78,24 @@ def _merge(n, a, b, saddle, peak, ratio, min_peak, owner):
     return np.array([find(i) for i in range(n)])
 
 
-def _distance(labels, fg, spacing):
-    """Distance of each object pixel to the nearest pixel of another label or background."""
+def _distance(labels, fg, spacing, separate=False):
+    """Distance of each object pixel to the nearest pixel of another label or background.
+
+    ``separate``: no two labels touch (connected components of a mask), so the binary
+    transform of ``fg`` gives the same distances, twice as fast.
+    """
     try:
         import edt
     except ImportError:
         edt = None
     if edt is not None:
         # seung-lab's edt: multi-label aware and ~5x faster than scipy's feature transform.
-        data = np.ascontiguousarray(labels)
-        if data.dtype.kind == "i" or data.dtype.itemsize > 4:
-            data = data.astype(np.uint32)
+        if separate and fg.flags.c_contiguous:
+            data = fg.view(np.uint8)
+        else:
+            data = np.ascontiguousarray(labels)
+            if data.dtype.kind == "i" or data.dtype.itemsize > 4:
+                data = data.astype(np.uint32)
         return edt.edt(
             data, anisotropy=tuple(float(s) for s in spacing), black_border=False, parallel=1
         )
@@ -310,10 +317,14 @@ def _coarse_factor(labels, spacing):
     return max(1, int(median // COARSE_DIAMETER))
 
 
-def split_frame(labels, *, spacing, diameter, min_diameter, connectivity, image, ratio, split):
+def split_frame(
+    labels, *, spacing, diameter, min_diameter, connectivity, image, ratio, split, separate=False
+):
     """Estimate the nucleus diameter and (``split``) split the touching objects of one frame.
 
-    Returns (labels, diameter); labels consecutive int32 (the input when not split).
+    ``separate``: the labels are connected components of a mask (no two touch).
+    Returns (labels, diameter): int32 labels, not necessarily consecutive (the input itself
+    when nothing was split).
     """
     from .size import diameter_from_peaks, object_peaks
 
@@ -327,7 +338,8 @@ def split_frame(labels, *, spacing, diameter, min_diameter, connectivity, image,
         cspacing = spacing.copy()
         cspacing[-2:] *= f
         fg = coarse != 0
-        dist = _distance(coarse, fg, cspacing)
+        # Subsampling can bring two components into contact: binary distances at full scale only.
+        dist = _distance(coarse, fg, cspacing, separate=separate and f == 1)
         peak_count = object_peaks(coarse, dist)
         diameter = given
         if diameter is None:
@@ -368,7 +380,7 @@ def split_frame(labels, *, spacing, diameter, min_diameter, connectivity, image,
     cut = per_owner > 1
     cut[0] = False
     if not cut.any():
-        return _consecutive(labels.astype(np.int32, copy=True)), diameter
+        return labels, diameter
     from ._flood import upsample_pieces
 
     lab3 = labels.reshape((-1,) + labels.shape[-2:]).astype(np.int32, copy=False)
@@ -382,5 +394,5 @@ def split_frame(labels, *, spacing, diameter, min_diameter, connectivity, image,
         int(labels.max()),
         out,
     )
-    out = out.reshape(labels.shape)
-    return _consecutive(out), diameter
+    # Not renumbered: the count relabels 1..n after its size filter anyway.
+    return out.reshape(labels.shape), diameter

@@ -84,6 +84,7 @@ def _count_frame(
             image=image if split == "intensity" else None,
             ratio=NECK_RATIO,
             split=bool(split),
+            separate=not is_labels,
         )
         diameter = estimate if diameter is None else diameter
     if min_size is None:
