@@ -1,4 +1,5 @@
-"""Make docs/screenshot.png: the 2D sample in a viewer with the Threshold and Count widgets run.
+"""Make docs/screenshot.png: the demo viewer (2D sample, the widgets docked as tabs) after
+Threshold and Count ran, the Count tab in front with its measurement table.
 
 Run under a virtual display on a headless machine:
 
@@ -7,7 +8,6 @@ Run under a virtual display on a headless machine:
 
 from pathlib import Path
 
-import napari
 import numpy as np
 from qtpy.QtWidgets import QApplication
 
@@ -26,30 +26,30 @@ def wait_for(widget, app, timeout_s=120.0):
 
 
 def main():
-    viewer = napari.Viewer(show=True)
-    viewer.window._qt_window.resize(1700, 1150)
-    viewer.open_sample("napari-binseg", "nuclei_2d")
-    image = next(layer for layer in viewer.layers if isinstance(layer, napari.layers.Image))
-    app = QApplication.instance()
+    from napari_binseg.demo import open_viewer
 
-    _, thr = viewer.window.add_plugin_dock_widget("napari-binseg", "Threshold")
-    thr.image.value = image
-    thr.preview.value = False
-    thr.update_preview()  # draws the histogram with the threshold line
+    viewer, widgets = open_viewer(show=True)  # the demo: sample and the four widgets as tabs
+    viewer.window._qt_window.resize(1600, 1000)
+    app = QApplication.instance()
+    image = viewer.layers["nuclei_2d"]
+
+    thr = widgets["Threshold"]
+    thr.fill_holes.value = True
+    thr.update_preview()  # draws the histogram (intensity axis, threshold line)
     thr.run()
     wait_for(thr, app)
-    mask = thr.output
 
-    _, count = viewer.window.add_plugin_dock_widget("napari-binseg", "Count cells")
-    count.mask.value = mask
+    count = widgets["Count"]
+    assert count.mask.value is thr.output  # picked by role: the previous step's output
     count.image.value = image
     count.add_points.value = True
     count.run()
     wait_for(count, app)
-    mask.visible = False
+    thr.output.visible = False
     viewer.layers.selection.active = count.output
     viewer.reset_view()
-    for w in app.allWidgets():  # start-up toasts (e.g. the PyQt5 deprecation) hide the image
+    viewer.window._wrapped_dock_widgets["Count (napari-binseg)"].raise_()  # its table in front
+    for w in app.allWidgets():  # start-up toasts hide the image
         if type(w).__name__ == "NapariQtNotification":
             w.close()
     for _ in range(20):

@@ -35,13 +35,3 @@ def shared_data_dir() -> Path:
     if not (SHARED_DATA / "index.csv").is_file():
         pytest.skip("../shared/data/dsb2018-train is not present")
     return SHARED_DATA
-
-
-@pytest.fixture
-def errors(monkeypatch) -> list:
-    """Messages the widgets sent to napari's error notification."""
-    from napari_binseg._widgets import _common
-
-    shown = []
-    monkeypatch.setattr(_common, "show_error", lambda message: shown.append(message))
-    return shown

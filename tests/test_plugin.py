@@ -16,13 +16,7 @@ from napari_binseg._writer import write_labels
 from napari_binseg.io import imread, imwrite
 
 MANIFEST = Path(napari_binseg.__file__).parent / "napari.yaml"
-WIDGETS = {
-    "Threshold",
-    "U-Net predict",
-    "Train U-Net",
-    "Count cells",
-    "Evaluate segmentation",
-}
+WIDGETS = {"Threshold", "U-Net", "Train", "Count", "Evaluate"}
 SAMPLES = {"nuclei_2d", "nuclei_2d_small", "nuclei_3d"}
 
 
@@ -119,10 +113,30 @@ def test_writer_reader_round_trip(tmp_path, dtype, shape):
     assert written.endswith("out.tif")
     ((back, kwargs, layer_type),) = read_tiff(written)
     assert layer_type == "labels"  # marked in the file, not by its name
-    assert back.dtype == data.dtype
+    assert back.dtype == np.uint8  # the smallest unsigned type holding the labels (< 50)
     np.testing.assert_array_equal(back, data)
     assert kwargs["scale"] == pytest.approx(scale)
     assert kwargs["units"] == ("µm",) * len(shape)
+
+
+def test_writer_masks_and_label_types(tmp_path):
+    """Masks are written 0/255 (white in Fiji), labels in the smallest unsigned type."""
+    mask = np.zeros((6, 7), np.uint8)
+    mask[2:4, 3:5] = 1
+    for data in (mask, mask.astype(bool), mask.astype(np.int32)):
+        (path,) = write_labels(str(tmp_path / "m.tif"), data, {"scale": (1.0, 1.0)})
+        back, meta = imread(path)
+        assert back.dtype == np.uint8 and meta["is_labels"]
+        np.testing.assert_array_equal(back, mask * 255)
+    for high, dtype in ((255, np.uint8), (300, np.uint16), (70_000, np.uint32)):
+        labels = np.array([[0, 2], [high, 1]], np.int32)
+        (path,) = write_labels(str(tmp_path / "l.tif"), labels, {})
+        back, _ = imread(path)
+        assert back.dtype == dtype
+        np.testing.assert_array_equal(back, labels)
+    negative = np.array([[0, -1], [2, 3]], np.int32)  # not unsigned: kept as it is
+    (path,) = write_labels(str(tmp_path / "n.tif"), negative, {})
+    assert imread(path)[0].dtype == np.int32
 
 
 def test_writer_uses_axis_labels(tmp_path):
@@ -181,8 +195,51 @@ def test_viewer_open_and_save(make_napari_viewer, tmp_path):
     labels.save(str(out), plugin="napari-binseg")
     back, meta = imread(out)
     np.testing.assert_array_equal(back, truth)
-    assert back.dtype == truth.dtype
+    assert back.dtype == np.uint8  # 4 nuclei: the smallest unsigned type
     assert meta["scale"] == pytest.approx((2.0, 0.3, 0.3)) and meta["is_labels"]
+
+
+@pytest.fixture
+def reader_preferences(make_napari_viewer):
+    """napari's reader preferences (those of the test's settings), emptied, then restored."""
+    from napari.settings import get_settings
+
+    plugins = get_settings().plugins
+    saved = dict(plugins.extension2reader)
+    plugins.extension2reader = {}
+    yield plugins
+    plugins.extension2reader = saved
+
+
+def test_viewer_open_tiff_in_one_step(make_napari_viewer, tmp_path, reader_preferences):
+    """Opening a TIFF as the GUI does (File > Open, drag and drop: ``plugin=None``) raises
+    MultipleReaderError (the "which reader?" dialog) until a preference exists; once the
+    plugin is used it is one step with this reader. A preference the user chose is kept, and
+    napari's reader stays available (``viewer.open``'s default in napari 0.9 is
+    ``plugin="napari"``)."""
+    from napari.errors import MultipleReaderError
+
+    path = imwrite(tmp_path / "cells.tif", np.ones((8, 9), np.uint16), scale=(0.5, 0.5))
+    viewer = make_napari_viewer()
+    with pytest.raises(MultipleReaderError):
+        viewer.open(str(path), plugin=None)  # napari's own reader also claims *.tif
+    from napari_binseg._widgets.counting import CountWidget
+
+    CountWidget(viewer)  # docking any widget of the plugin (or a sample) records it
+    assert reader_preferences.extension2reader == {
+        "*.tif": "napari-binseg",
+        "*.tiff": "napari-binseg",
+    }
+    (layer,) = viewer.open(str(path), plugin=None)
+    np.testing.assert_allclose(layer.scale, (0.5, 0.5))  # our reader: the pixel size kept
+    (other,) = viewer.open(str(path), plugin="napari")
+    assert other.data.shape == (8, 9)
+
+    reader_preferences.extension2reader = {"*.tif": "napari"}  # the user's own choice
+    from napari_binseg._reader import prefer_for_tiff
+
+    prefer_for_tiff()
+    assert reader_preferences.extension2reader["*.tif"] == "napari"
 
 
 @pytest.mark.parametrize("key", sorted(SAMPLES))

@@ -2,6 +2,14 @@
 
 Only the file's metadata decides the layer type (see :func:`napari_binseg.io.imread`), so no
 pixels are read until napari asks for the layer data.
+
+napari's own reader also claims ``*.tif``; with two readers ``viewer.open("x.tif")`` raises
+``MultipleReaderError`` (the GUI asks which one) unless a reader preference exists
+(``napari.settings``: ``plugins.extension2reader``, what the dialog's "remember" sets).
+:func:`prefer_for_tiff` records this plugin for ``*.tif``/``*.tiff`` when the user has no
+preference for them, as soon as the plugin is used (a widget, a sample, this reader): a
+preference the user chose is never changed, and ``viewer.open(path, plugin="napari")``
+still reads with napari's reader.
 """
 
 from pathlib import Path
@@ -10,6 +18,28 @@ from .io import TIFF_EXTENSIONS, imread
 
 # Files larger than this open as lazy dask arrays (tifffile zarr store) instead of in memory.
 LAZY_BYTES = 1 << 30
+
+
+PLUGIN = "napari-binseg"
+TIFF_PATTERNS = ("*.tif", "*.tiff")
+
+
+def prefer_for_tiff() -> bool:
+    """Make this plugin napari's reader for TIFF files unless the user prefers another.
+
+    Returns True when a preference was added (False: the user has one, or no napari).
+    """
+    try:
+        from napari.settings import get_settings
+    except ImportError:  # pragma: no cover - napari is a dependency of the widgets only
+        return False
+    plugins = get_settings().plugins
+    current = dict(plugins.extension2reader)
+    missing = {p: PLUGIN for p in TIFF_PATTERNS if p not in current}
+    if not missing:
+        return False
+    plugins.extension2reader = current | missing
+    return True
 
 
 def napari_get_reader(path):
@@ -61,6 +91,7 @@ def read_tiff(path):
     layers : list of (data, kwargs, layer_type)
     """
     paths = [path] if isinstance(path, (str, Path)) else list(path)
+    prefer_for_tiff()  # chosen once (e.g. in napari's dialog): TIFFs open in one step after
     layers = []
     for p in paths:
         lazy = Path(p).stat().st_size > LAZY_BYTES

@@ -64,9 +64,18 @@ def load_sample(key):
 
 
 def _layers(key):
+    from ._reader import prefer_for_tiff
+
+    prefer_for_tiff()  # users of the plugin open TIFFs with its reader in one step
     image, labels, meta = load_sample(key)
     units = tuple(u or "pixel" for u in meta["units"])
-    common = {"scale": meta["scale"], "units": units, "metadata": {"source": meta["source"]}}
+    axis_labels = ("z", "y", "x")[-image.ndim :]  # the 3D sample is a z-stack
+    common = {
+        "scale": meta["scale"],
+        "units": units,
+        "axis_labels": axis_labels,
+        "metadata": {"source": meta["source"]},
+    }
     return [
         (image, {"name": key, **common}, "image"),
         (

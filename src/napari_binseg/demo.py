@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-WIDGETS = ("Threshold", "U-Net predict", "Count cells", "Evaluate segmentation")
+#: The widgets of the demo, in the order of the workflow (the first one is shown on start).
+WIDGETS = ("Threshold", "U-Net", "Count", "Evaluate")
 
 
 def has_display():
@@ -75,14 +76,27 @@ def run_headless(out_dir):
     return summary
 
 
+def open_viewer(show=True):
+    """napari with the 2D sample and the plugin's widgets docked as tabs, the first step of the
+    workflow (Threshold) in front. Returns the viewer and the docked widgets by name."""
+    import napari
+
+    viewer = napari.Viewer(title="napari-binseg demo", show=show)
+    viewer.open_sample("napari-binseg", "nuclei_2d")
+    docks, widgets = {}, {}
+    for name in WIDGETS:
+        docks[name], widgets[name] = viewer.window.add_plugin_dock_widget(
+            "napari-binseg", name, tabify=True
+        )
+    docks[WIDGETS[0]].raise_()  # tabified docks show the last one added otherwise
+    return viewer, widgets
+
+
 def run_viewer():
     """Open napari with the 2D sample and the plugin's widgets docked (blocks until closed)."""
     import napari
 
-    viewer = napari.Viewer(title="napari-binseg demo")
-    viewer.open_sample("napari-binseg", "nuclei_2d")
-    for name in WIDGETS:
-        viewer.window.add_plugin_dock_widget("napari-binseg", name, tabify=True)
+    open_viewer()
     napari.run()
 
 
@@ -90,6 +104,13 @@ def main(out_dir="demo_output", *, headless=None):
     """Run the demo in the viewer, or headless when there is no display."""
     if headless is None:
         headless = not has_display()
+        if headless:
+            print(
+                "napari-binseg demo: no display found (DISPLAY/WAYLAND_DISPLAY unset), so the "
+                "headless demo runs instead of napari; its outputs go to "
+                f"{Path(out_dir).resolve()}. On a desktop, run it there to see the viewer.",
+                file=sys.stderr,
+            )
     if not headless:
         run_viewer()
         return 0

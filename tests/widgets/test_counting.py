@@ -25,7 +25,7 @@ def counted(make_napari_viewer, sample_image, sample_labels):
         translate=(100.0, -50.0),
         units=("um", "um"),
     )
-    _, widget = viewer.window.add_plugin_dock_widget("napari-binseg", "Count cells")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-binseg", "Count")
     assert isinstance(widget, CountWidget)
     widget.mask.value = mask
     widget.image.value = image
@@ -66,7 +66,9 @@ def test_count_widget(counted, qtbot, sample_image, sample_labels, tmp_path, err
     np.testing.assert_allclose(points.scale, (1.0, 1.0))
     # Points land on their objects: napari's world -> data mapping of the labels layer gives
     # the object's own label at its centroid for (nearly) all nuclei, which are convex.
-    hits = [out.get_value(q, world=True) == pr.label for q, pr in zip(points.data, props)]
+    hits = [
+        out.get_value(q, world=True) == pr.label for q, pr in zip(points.data, props, strict=True)
+    ]
     assert np.mean(hits) > 0.95
 
     # CSV round-trip.
@@ -93,7 +95,8 @@ def test_count_widget_time_series(make_napari_viewer, qtbot, errors):
     mask = viewer.add_labels(stack, name="movie", scale=(5.0, 2.0, 2.0))
     widget = CountWidget(viewer)
     widget.mask.value = mask
-    widget.time_series.value = True
+    assert widget.stack.value == "ZYX"  # an unlabeled 3D stack is a z-stack
+    widget.stack.value = "TYX"
     widget.split_touching.value = False
     run_and_wait(qtbot, widget)
     assert errors == []
@@ -123,7 +126,57 @@ def test_count_widget_cancel(make_napari_viewer, qtbot, errors):
     mask = viewer.add_labels(stack, name="movie")
     widget = CountWidget(viewer)
     widget.mask.value = mask
-    widget.time_series.value = True
+    widget.stack.value = "TYX"
     calls = run_and_cancel(qtbot, widget)
     assert errors == [] and widget.status.text() == "Cancelled."
     assert len(calls) == 1 and output_layers(viewer, "count") == []
+
+
+def test_count_widget_units_and_role_defaults(make_napari_viewer, sample_labels):
+    """Labels carry the mask's units; the mask picked is the previous step's output, never a
+    preview; a label image of instances (U-Net output) is not split again by default."""
+    viewer = make_napari_viewer()
+    viewer.add_image(sample_labels.astype(np.uint8), name="nuclei")
+    mask = viewer.add_labels(
+        (sample_labels > 0).astype(np.uint8),
+        name="nuclei [otsu]",
+        scale=(0.5, 0.5),
+        units=("um", "um"),
+        metadata={"napari_binseg": {"widget": "threshold", "source": "nuclei"}},
+    )
+    viewer.add_labels((sample_labels > 0).astype(np.uint8), name="nuclei [preview]")
+    widget = CountWidget(viewer)
+    assert widget.mask.value is mask and widget.image.value is None
+    assert widget.min_size.label == "min size (µm²)" and widget.diameter.label == "diameter (µm)"
+    assert "auto" in widget.min_size.native.specialValueText()
+    assert widget.split_touching.value is True and widget.stack.native.isHidden()
+
+    unet = viewer.add_labels(
+        sample_labels,
+        name="nuclei [unet]",
+        metadata={"napari_binseg": {"widget": "predict", "source": "nuclei"}},
+    )
+    assert widget.mask.value is unet  # the newest output of the previous step
+    assert widget.split_touching.value is False  # instances already: not split again
+    assert widget.min_size.label == "min size (px²)"
+    widget.split_touching.value = "intensity"  # asked for: kept
+    widget.mask.value = mask
+    assert widget.split_touching.value == "intensity"
+
+
+def test_count_widget_does_not_resplit_unet_labels(make_napari_viewer, qtbot, errors):
+    viewer = make_napari_viewer()
+    labels = np.zeros((40, 60), np.int32)
+    yy, xx = np.mgrid[:40, :60]
+    labels[(yy - 20) ** 2 + (xx - 18) ** 2 < 100] = 1
+    labels[((yy - 20) ** 2 + (xx - 36) ** 2 < 100) & (labels == 0)] = 2  # touching
+    viewer.add_labels(
+        labels,
+        name="cells [unet]",
+        metadata={"napari_binseg": {"widget": "predict", "source": "cells"}},
+    )
+    widget = CountWidget(viewer)
+    run_and_wait(qtbot, widget)
+    assert errors == [] and len(widget.table) == 2
+    (out,) = output_layers(viewer, "count")
+    np.testing.assert_array_equal(out.data, labels)

@@ -4,8 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from napari_binseg._widgets.evaluation import MATCHED, EvaluateWidget
+from napari_binseg.evaluation import error_map
 from tests.widgets._helpers import output_layers, run_and_wait
-from napari_binseg._widgets.evaluation import EvaluateWidget, error_map
 
 
 @pytest.fixture
@@ -74,6 +75,11 @@ def test_evaluate_widget(make_napari_viewer, qtbot, truth_and_pred, tmp_path, er
     assert out.name == "pred [errors]"
     np.testing.assert_array_equal(out.data == 2, np.isin(truth, removed))
     np.testing.assert_array_equal(out.data == 1, pred == 1000)
+    # The rest of the prediction in one neutral colour under fixed error colours.
+    np.testing.assert_array_equal(out.data == MATCHED, (pred > 0) & (pred != 1000))
+    colors = {v: tuple(np.round(out.get_color(v), 3)) for v in (1, 2, MATCHED)}
+    assert colors[1] == (1.0, 0.0, 1.0, 1.0) and colors[2] == (0.0, 1.0, 1.0, 1.0)
+    assert colors[MATCHED][0] == colors[MATCHED][1] == colors[MATCHED][2]  # grey
     np.testing.assert_allclose(out.scale, (0.5, 0.5))
     np.testing.assert_allclose(out.translate, (3, 4))
     meta = out.metadata["napari_binseg"]
@@ -139,13 +145,37 @@ def test_evaluate_widget_time_series(make_napari_viewer, qtbot, errors):
     pred_layer = viewer.add_labels(pred, name="pred")
     widget = EvaluateWidget(viewer)
     assert widget.ground_truth.value is gt_layer and widget.prediction.value is pred_layer
-    widget.time_series.value = True
+    assert widget.stack.value == "ZYX" and not widget.stack.native.isHidden()
+    widget.stack.value = "TYX"
     run_and_wait(qtbot, widget)
     assert errors == []
     rows = widget.table[widget.table["threshold"] == 0.5]
     assert [str(f) for f in rows["frame"]] == ["0", "1", "all"]
     assert rows["fn"].tolist() == [0, 1, 1]
     (out,) = output_layers(viewer, "evaluate")
-    expected = np.zeros_like(truth, dtype=np.uint8)
+    expected = np.where(pred > 0, MATCHED, 0).astype(np.uint8)
     expected[1, 6:9, 6:9] = 2
     np.testing.assert_array_equal(out.data, expected)
+
+
+def test_evaluate_widget_defaults_by_role(make_napari_viewer, sample_labels):
+    """Never one layer for both; a Count (or U-Net, Threshold) output as prediction, never a
+    preview or an error map; ground truth by its name; (none) until a prediction exists."""
+    viewer = make_napari_viewer()
+    truth = viewer.add_labels(sample_labels, name="ground truth")
+    widget = EvaluateWidget(viewer)
+    assert widget.ground_truth.value is truth and widget.prediction.value is None
+    count = viewer.add_labels(
+        sample_labels,
+        name="mask [count]",
+        metadata={"napari_binseg": {"widget": "count", "source": "mask", "role": "main"}},
+    )
+    viewer.add_labels(sample_labels > 0, name="nuclei [preview]")
+    viewer.add_labels(
+        sample_labels > 0,
+        name="x [errors]",
+        metadata={"napari_binseg": {"widget": "evaluate", "source": "x"}},
+    )
+    assert widget.prediction.value is count and widget.ground_truth.value is truth
+    widget.prediction.value = truth  # the user's choice is kept...
+    assert widget.prediction.value is truth

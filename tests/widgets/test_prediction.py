@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from tests.widgets._helpers import output_layers, run_and_cancel, run_and_wait
 from napari_binseg._widgets.prediction import PredictWidget
+from tests.widgets._helpers import output_layers, run_and_cancel, run_and_wait
 
 SMALL = "nuclei_003cee89357d9fe1"
 
@@ -13,10 +13,10 @@ def test_all_widgets_dock_from_the_manifest(make_napari_viewer):
     viewer = make_napari_viewer()
     names = {
         "Threshold": "ThresholdWidget",
-        "U-Net predict": "PredictWidget",
-        "Train U-Net": "TrainWidget",
-        "Count cells": "CountWidget",
-        "Evaluate segmentation": "EvaluateWidget",
+        "U-Net": "PredictWidget",
+        "Train": "TrainWidget",
+        "Count": "CountWidget",
+        "Evaluate": "EvaluateWidget",
     }
     for display_name, cls in names.items():
         _, widget = viewer.window.add_plugin_dock_widget("napari-binseg", display_name)
@@ -102,8 +102,14 @@ def test_predict_widget_user_model(tiny_model, make_napari_viewer, qtbot, small_
     model = load_model(str(tiny_model), device="cpu")
     assert meta["model"] == model.name and meta["weights_sha256"] == model.sha256
     assert meta["model_path"] == str(tiny_model)
-    assert meta["parameters"] == {**options, "prob_threshold": 0.5, "diameter": "auto"}
+    expected_params = {**options, "prob_threshold": 0.5, "diameter": "auto", "axes": "YX"}
+    assert meta["parameters"].items() >= expected_params.items()
     assert meta["n_objects"] == len(np.unique(expected)) - 1
+    # The same measurement table as Count: one row per nucleus, keyed by its label.
+    assert len(out.features) == meta["n_objects"]
+    np.testing.assert_array_equal(out.features["index"], np.arange(1, meta["n_objects"] + 1))
+    assert {"area", "centroid_y", "equivalent_diameter", "mean_intensity"} <= set(out.features)
+    assert widget.stack.native.isHidden() and widget.mode.native.isHidden()  # 2D image
     (prob,) = output_layers(viewer, "predict", role="probability")
     assert prob.name == "nuclei [unet probability]"
     np.testing.assert_allclose(
@@ -177,3 +183,26 @@ def test_predict_widget_bundled_model(make_napari_viewer, qtbot, small_image, er
     assert out.data.max() > 5  # 36 nuclei in the full image; a trained model finds many here
     meta = out.metadata["napari_binseg"]
     assert meta["model"] == "nuclei" and meta["weights_sha256"] == model.sha256
+
+
+def test_predict_widget_z_stack(tiny_model, make_napari_viewer, qtbot, small_image, errors):
+    """A z-stack layer (axis labels z, y, x) is segmented as a volume and shown in 3D."""
+    from napari_binseg.unet import segment
+
+    viewer = make_napari_viewer()
+    stack = np.stack([small_image[:64, :64]] * 4)
+    layer = viewer.add_image(stack, name="stack", scale=(2.0, 1.0, 1.0), axis_labels="zyx")
+    widget = _widget_for(viewer, layer, tiny_model, tile_size=64, rescale="off")
+    assert widget.stack.value == "ZYX" and not widget.stack.native.isHidden()
+    assert not widget.mode.native.isHidden()
+    widget.mode.value = "fast"
+    run_and_wait(qtbot, widget, timeout=300_000)
+    assert errors == []
+    (out,) = output_layers(viewer, "predict")
+    expected = segment(
+        stack, str(tiny_model), device="cpu", tile_size=64, diameter=None, axes="ZYX",
+        spacing=(2.0, 1.0, 1.0), mode="fast",
+    )  # fmt: skip
+    np.testing.assert_array_equal(out.data, expected)
+    assert viewer.dims.ndisplay == 3
+    assert out.metadata["napari_binseg"]["parameters"]["mode"] == "fast"

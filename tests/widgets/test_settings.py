@@ -6,14 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.widgets._helpers import output_layers, run_and_wait
-
 from napari_binseg._widgets.counting import CountWidget
 from napari_binseg._widgets.prediction import PredictWidget
 from napari_binseg._widgets.thresholding import ThresholdWidget
 from napari_binseg.cli import main
 from napari_binseg.io import imread, imwrite
 from napari_binseg.pipeline import PipelineSettings
+from tests.widgets._helpers import output_layers, run_and_wait
 
 
 def test_threshold_then_count_settings_reproduce_through_cli(
@@ -109,12 +108,13 @@ def test_loading_a_bad_settings_file_is_reported(make_napari_viewer, tmp_path):
 def test_settings_the_form_cannot_show_leave_it_unchanged(make_napari_viewer, tmp_path):
     viewer = make_napari_viewer()
     widget = ThresholdWidget(viewer)
-    before = {w.name: w.value for w in widget.form if hasattr(w, "value")}
+    before = {w.name: w.value for w in widget.option_widgets()}
     path = tmp_path / "wide.json"
-    PipelineSettings("manual", threshold={"value": 3.0, "sigma": 500.0}).to_json(path)
+    # Allowed by the options (no upper bound) but beyond what a spin box holds.
+    PipelineSettings("manual", threshold={"value": 3.0, "min_size": 2**40}).to_json(path)
     with pytest.raises(ValueError, match="wide.json: this form cannot show these settings"):
         widget.load_settings(path)
-    assert {w.name: w.value for w in widget.form if hasattr(w, "value")} == before
+    assert {w.name: w.value for w in widget.option_widgets()} == before
 
 
 def test_widgets_load_a_params_json_of_the_command(make_napari_viewer, tmp_path):
@@ -125,3 +125,32 @@ def test_widgets_load_a_params_json_of_the_command(make_napari_viewer, tmp_path)
     widget = CountWidget(make_napari_viewer())
     widget.load_settings(path)
     assert widget.min_size.value == 7.0
+
+
+def test_forms_come_from_the_options(make_napari_viewer):
+    """Each widget's controls are built from napari_binseg.options: labels with units,
+    tooltips from the help text, ranges, "0 = auto", advanced options folded."""
+    from napari_binseg.options import CountOptions, ThresholdOptions, UNetOptions, options_of
+
+    viewer = make_napari_viewer()
+    count, threshold, predict = CountWidget(viewer), ThresholdWidget(viewer), PredictWidget(viewer)
+    for widget, cls in (
+        (count, CountOptions),
+        (threshold, ThresholdOptions),
+        (predict, UNetOptions),
+    ):
+        for opt in options_of(cls):
+            control = widget.options.widgets.get(opt.name)
+            if control is None:
+                continue
+            assert control.tooltip.startswith(opt.help)
+            in_advanced = control in list(widget.advanced)
+            assert in_advanced or not opt.advanced, opt.name
+    assert threshold.sigma.label == "sigma (px)" and threshold.sigma.max == 100
+    assert predict.tile_size.min == 32 and predict.tile_size in list(predict.advanced)
+    assert count.max_size.value == 0 and "0 = no limit" in count.max_size.tooltip
+    assert count.parameters(viewer.add_labels(np.zeros((4, 4), np.uint8)))["max_size"] is None
+    count.min_size.value = count.min_size.min  # the lowest value reads as "auto"
+    assert count.options.read().min_size is None
+    count.min_size.value = 0.0  # a real 0: keep every object
+    assert count.options.read().min_size == 0.0

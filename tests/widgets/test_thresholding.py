@@ -27,6 +27,7 @@ def viewer_and_widget(make_napari_viewer, sample_image):
     _, widget = viewer.window.add_plugin_dock_widget("napari-binseg", "Threshold")
     assert isinstance(widget, ThresholdWidget)
     widget.image.value = layer
+    assert not widget.preview.value and widget.run_button.text() == "Run"  # 2D: no "stack"
     return viewer, layer, widget
 
 
@@ -92,6 +93,7 @@ def test_preview_follows_parameters_and_slider(make_napari_viewer, qtbot, sample
     widget = ThresholdWidget(viewer)
     viewer.window.add_dock_widget(widget)
     widget.image.value = layer
+    widget.preview.value = True  # off by default: docking adds no layer
 
     def preview():
         found = output_layers(viewer, "threshold", role="preview")
@@ -241,6 +243,7 @@ def test_frame_scope_preview(make_napari_viewer, qtbot, sample_image):
     layer = viewer.add_image(movie.astype(np.uint8), name="movie")
     widget = ThresholdWidget(viewer)
     widget.image.value = layer
+    widget.preview.value = True
     widget.scope.value = "frame"
     viewer.dims.set_current_step(0, 1)
     viewer.dims.set_current_step(1, 0)
@@ -267,6 +270,7 @@ def test_stack_threshold_for_preview_computed_in_background(
     layer = viewer.add_image(stack, name="stack")
     widget = ThresholdWidget(viewer)
     widget.image.value = layer
+    widget.preview.value = True
     viewer.dims.set_current_step(0, 1)
     t = filters.threshold_otsu(stack)
 
@@ -288,3 +292,30 @@ def test_no_image_layer(make_napari_viewer, qtbot, errors):
     run_and_wait(qtbot, widget)
     assert len(errors) == 1 and "choose an Image layer" in errors[0]
     assert len(viewer.layers) == 1
+
+
+def test_docking_adds_no_layer_and_preview_uses_the_core(make_napari_viewer, qtbot, sample_image):
+    """Docking Threshold adds nothing; turning the preview on shows the displayed plane as the
+    core's apply_threshold makes it (float64 data with NaN included)."""
+    from napari_binseg.thresholding import apply_threshold, threshold_value
+
+    viewer = make_napari_viewer()
+    stack = np.stack([sample_image, sample_image // 2]).astype(np.float64)
+    stack[1, :5, :5] = np.nan
+    layer = viewer.add_image(stack, name="stack")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-binseg", "Threshold")
+    qtbot.wait(100)  # the preview timer fires: it must not add a layer
+    assert [lay.name for lay in viewer.layers] == ["stack"]
+    assert widget.image.value is layer and widget.run_button.text() == "Run on full stack"
+    widget.sigma.value = 1.5
+    widget.fill_holes.value = True
+    viewer.dims.set_current_step(0, 1)
+    widget.preview.value = True
+    t = threshold_value(stack, "otsu", sigma=1.5)
+    expected = apply_threshold(stack[1], t, sigma=1.5, fill_holes=True)
+
+    def shown():
+        found = output_layers(viewer, "threshold", role="preview")
+        return bool(found) and np.array_equal(found[0].data, expected)
+
+    qtbot.waitUntil(shown, timeout=10_000)

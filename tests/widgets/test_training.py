@@ -1,14 +1,15 @@
-"""The "Train U-Net" widget in a real viewer: start, stop keeping the best epoch, preview, and
+"""The "Train" widget in a real viewer: start, stop keeping the best epoch, preview, and
 clear messages for unusable layers (tiny network, CPU)."""
 
 import json
+import threading
 
 import numpy as np
 import pytest
 
-from tests.widgets._helpers import output_layers, run_and_cancel, run_and_wait
 from napari_binseg import synthetic_nuclei
 from napari_binseg._widgets.training import TrainWidget
+from tests.widgets._helpers import output_layers, run_and_cancel, run_and_wait
 
 
 @pytest.fixture
@@ -110,24 +111,86 @@ def test_train_widget_unusable_layers(
     assert not (tmp_path / "model").exists() and widget.history == []
 
 
+def _hold_first_report(widget):
+    """Hold the worker at its first progress report until ``gate`` is set; ``arrived`` tells
+    that it got there (training has started: torch loaded, one step done)."""
+    arrived, gate = threading.Event(), threading.Event()
+    original = widget.progress_callback
+
+    def held(done, total):
+        if not arrived.is_set():
+            arrived.set()
+            gate.wait(120)
+        original(done, total)
+
+    widget.progress_callback = held
+    return arrived, gate
+
+
+def _start_paused(widget):
+    """Run, press Pause while the worker is held at the report of step 1, then let it go on:
+    the paused report holds it there (no race with the epoch reported at step 5)."""
+    arrived, gate = _hold_first_report(widget)
+    widget.run()
+    assert arrived.wait(120)
+    widget.pause_button.setChecked(True)
+    gate.set()
+
+
 def test_train_widget_pause_holds_then_stop(make_napari_viewer, qtbot, tmp_path, stack, errors):
     pytest.importorskip("torch")
     viewer = make_napari_viewer()
     viewer.add_image(stack[0], name="cells")
     viewer.add_labels(stack[1], name="painted")
     widget = _widget(viewer, tmp_path)
-    widget.run()
-    # Training has started (torch loaded, a first step reported) before Pause is pressed.
-    qtbot.waitUntil(lambda: widget.progress_bar.value() >= 1, timeout=120_000)
-    widget.pause_button.setChecked(True)  # holds the worker at its next step report
-    qtbot.wait(1000)
-    assert widget.busy and widget.status.text() == "Paused."
-    held = widget.progress_bar.value()
+    _start_paused(widget)
     qtbot.wait(1000)  # ~10 steps of this tiny network would run unpaused
-    assert widget.progress_bar.value() == held < 15 and widget.history == []
-    widget.cancel()
+    assert widget.busy and widget.paused and widget.status.text() == "Paused."
+    assert widget.progress_bar.value() == 0 and widget.history == []
+    widget.cancel()  # Stop releases the paused worker
     qtbot.waitUntil(lambda: not widget.busy, timeout=120_000)
     assert errors == [] and len(widget.history) == 1
-    # The step held at its report is finished; Stop validates right after it.
-    assert held <= widget.history[0]["step"] <= held + 1
-    assert not widget.pause_button.isChecked()
+    # Step 1 (held at its report) is finished; Stop validates right after it.
+    assert widget.history[0]["step"] == 1 and widget.progress_bar.value() == 1
+    assert not widget.pause_button.isChecked() and "(stop)" in widget.status.text()
+
+
+def test_train_widget_epoch_report_keeps_paused_status(make_napari_viewer, tmp_path, stack):
+    viewer = make_napari_viewer()
+    widget = _widget(viewer, tmp_path)
+    widget.worker = object()  # as while a training run is held
+    widget._training = True
+    widget.pause_button.setEnabled(True)
+    widget.pause_button.setChecked(True)
+    record = {"epoch": 1, "step": 5, "train_loss": 0.5, "val_loss": 0.4, "val_f1": 0.3}
+    widget._on_epoch(record)  # an epoch queued before Pause was pressed arrives after it
+    assert widget.status.text().startswith("Paused.") and "epoch 1" in widget.status.text()
+    widget.worker = None
+
+
+@pytest.mark.parametrize("close", ["viewer", "widget"])
+def test_train_widget_closing_while_paused_stops_and_saves(
+    make_napari_viewer, qtbot, tmp_path, stack, errors, close
+):
+    """Closing napari (or the widget) while training is paused releases the worker: it ends
+    like Stop, the best epoch is saved, and nothing touches the deleted widget."""
+    pytest.importorskip("torch")
+    viewer = make_napari_viewer()
+    viewer.add_image(stack[0], name="cells")
+    viewer.add_labels(stack[1], name="painted")
+    widget = _widget(viewer, tmp_path)
+    if close == "viewer":
+        viewer.window.add_dock_widget(widget)
+    _start_paused(widget)
+    qtbot.wait(200)
+    control = widget._control
+    if close == "viewer":
+        viewer.close()
+    else:
+        widget.close()
+        widget.deleteLater()
+    assert control.idle.wait(120), "the paused worker was not released"
+    qtbot.wait(200)  # late signals of the worker are delivered (and ignored)
+    assert errors == []
+    cfg = json.loads((tmp_path / "model" / "config.json").read_text())["training"]
+    assert cfg["stopped_by"] == "stop" and cfg["steps_done"] == 1

@@ -60,9 +60,12 @@ class HistogramPlot(QWidget):
         self.edges = np.array([0.0, 1.0])
         self.thresholds: list[float] = []
         self.log = True
-        self.setMinimumHeight(110)
+        self.setMinimumHeight(100)
         self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
-        self.setToolTip("Intensity histogram; red lines mark the threshold(s)")
+        self.setToolTip(
+            "Intensity histogram of the displayed plane (or of the image for the image scope); "
+            "x: intensity in the image's grey values, red lines: the threshold(s)"
+        )
 
     def set_histogram(self, counts, edges):
         self.counts = np.asarray(counts)
@@ -90,10 +93,18 @@ class HistogramPlot(QWidget):
         lo, hi = self.edges[0], self.edges[-1]
         return (value - lo) / (hi - lo) * width if hi > lo else 0.0
 
+    def ticks(self, max_ticks: int = 6) -> np.ndarray:
+        """Intensity values of the axis ticks: round numbers (1, 2 or 5 x 10^k) in the range."""
+        lo, hi = float(self.edges[0]), float(self.edges[-1])
+        return nice_ticks(lo, hi, max_ticks)
+
     def paintEvent(self, event):
         painter = QPainter(self)
         try:
-            rect = QRectF(self.rect()).adjusted(2, 2, -2, -14)
+            metrics = painter.fontMetrics()
+            text_h = metrics.height()
+            # Bars between a line for the threshold text (top) and the intensity axis (bottom).
+            rect = QRectF(self.rect()).adjusted(4, text_h + 2, -4, -(text_h + 6))
             painter.fillRect(self.rect(), QColor(38, 41, 48))
             heights = self.heights()
             n = len(heights)
@@ -108,6 +119,23 @@ class HistogramPlot(QWidget):
                     painter.drawRect(
                         QRectF(rect.left() + i * bar_w, rect.bottom() - bh, max(bar_w, 1.0), bh)
                     )
+            # Intensity axis: ticks at round grey values, labelled in the image's units.
+            axis = QColor(200, 200, 200)
+            painter.setPen(axis)
+            painter.drawLine(
+                QPointF(rect.left(), rect.bottom()), QPointF(rect.right(), rect.bottom())
+            )
+            for value in self.ticks(max(2, int(rect.width() // 60))):
+                x = rect.left() + self.x_of(value, rect.width())
+                painter.drawLine(QPointF(x, rect.bottom()), QPointF(x, rect.bottom() + 4))
+                label = f"{value:.4g}"
+                w = (
+                    metrics.horizontalAdvance(label)
+                    if hasattr(metrics, "horizontalAdvance")
+                    else metrics.width(label)
+                )
+                left = min(max(x - w / 2, 0.0), self.width() - w)
+                painter.drawText(QPointF(left, self.height() - 3), label)
             pen = QPen(QColor(230, 60, 60))
             pen.setWidth(2)
             painter.setPen(pen)
@@ -115,11 +143,28 @@ class HistogramPlot(QWidget):
                 x = rect.left() + self.x_of(t, rect.width())
                 painter.drawLine(QPointF(x, rect.top()), QPointF(x, rect.bottom()))
             painter.setPen(QColor(220, 220, 220))
-            text = f"{self.edges[0]:.4g} .. {self.edges[-1]:.4g}"
+            text = "intensity"
             if self.thresholds:
-                text += "   t = " + ", ".join(f"{t:.4g}" for t in self.thresholds)
-            if self.log:
-                text += "   (log counts)"
-            painter.drawText(QPointF(rect.left() + 2, self.height() - 2), text)
+                text = "threshold " + ", ".join(f"{t:.4g}" for t in self.thresholds)
+            text += "   (log counts)" if self.log else "   (counts)"
+            painter.drawText(QPointF(rect.left(), text_h - 2), text)
         finally:
             painter.end()
+
+
+def nice_ticks(lo: float, hi: float, max_ticks: int = 6) -> np.ndarray:
+    """Round tick values (steps of 1, 2 or 5 x 10^k) inside ``[lo, hi]``, at most ``max_ticks``.
+
+    Examples
+    --------
+    >>> nice_ticks(-0.5, 186.5).tolist()
+    [0.0, 50.0, 100.0, 150.0]
+    """
+    if not (np.isfinite(lo) and np.isfinite(hi)) or hi <= lo:
+        return np.array([lo]) if np.isfinite(lo) else np.array([])
+    raw = (hi - lo) / max(int(max_ticks), 1)
+    power = 10.0 ** np.floor(np.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    first = np.ceil(lo / step) * step
+    ticks = np.arange(first, hi + step * 1e-9, step)
+    return ticks[(ticks >= lo) & (ticks <= hi)] + 0.0

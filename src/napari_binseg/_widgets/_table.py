@@ -56,7 +56,7 @@ class DataFrameTable(QTableView):
         self._model = DataFrameModel(parent=self)
         self.setModel(self._model)
         self.setEditTriggers(QAbstractItemView.NoEditTriggers)
-        self.setMinimumHeight(160)
+        self.setMinimumHeight(100)
         self.horizontalHeader().setResizeContentsPrecision(50)  # size columns on 50 rows
         self.verticalHeader().setDefaultSectionSize(22)
 

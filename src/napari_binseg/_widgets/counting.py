@@ -1,4 +1,4 @@
-"""The "Count cells" dock widget: a mask (Labels or Image layer) in, counted and measured
+"""The "Count" dock widget: a mask (Labels or Image layer) in, counted and measured
 objects out as a Labels layer whose ``features`` hold the measurement table."""
 
 from __future__ import annotations
@@ -6,29 +6,46 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox
-from qtpy.QtWidgets import QLabel, QPushButton
+from magicgui.widgets import CheckBox
+from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton
 
-from ._common import (
-    BinsegWidget,
-    ask_save_path,
-    image_data,
-    labels_data,
-    layer_combo,
-    save_table_csv,
-    upsert_layer,
-)
+from ._axes import axes_combo, length_unit, spatial_spacing, update_axes_combo
+from ._base import BinsegWidget
+from ._files import ask_save_path, save_table_csv
+from ._form import OptionForm
+from ._layers import image_data, labels_data, upsert_layer
 from ._table import DataFrameTable
 
 if TYPE_CHECKING:
     import napari
 
-CONNECTIVITY = (("full (8 / 26 neighbours)", None), ("faces (4 / 6 neighbours)", 1))
-SPLIT = (
-    ("no", False),
-    ("distance transform", True),
-    ("distance + intensity valleys", "intensity"),
+CONNECTIVITY_NAMES = {None: "full (8 / 26 neighbours)", 1: "faces (4 / 6 neighbours)"}
+SPLIT_NAMES = (
+    (False, "no"),
+    (True, "distance transform"),
+    ("intensity", "distance + intensity valleys"),
 )
+#: Count options folded away in the widget (besides those the options mark advanced).
+ADVANCED = ("min_diameter", "max_size", "exclude_border", "fill_holes", "connectivity")
+
+
+def is_instance_labels(layer) -> bool:
+    """A label image of instances already (U-Net or Count output, ground truth, or a Labels
+    layer holding more than one label value): counting it again should not split it."""
+    import napari.layers
+
+    from ._layers import layer_role
+
+    if not isinstance(layer, napari.layers.Labels):
+        return False
+    if layer_role(layer) in ("labels", "count", "truth"):
+        return True
+    if layer_role(layer) == "mask":
+        return False
+    data = layer.data[0] if layer.multiscale else layer.data
+    if not isinstance(data, np.ndarray) or data.size > 1 << 24:
+        return False  # a lazy or huge layer is not read on the GUI thread to find out
+    return int(data.max(initial=0)) > 1
 
 
 def centroid_columns(table, ndim: int) -> list[str]:
@@ -67,7 +84,12 @@ def centroid_points(table, *, translate, time_axis=None, frame_scale=1.0) -> np.
 
 
 class CountWidget(BinsegWidget):
-    """Count and measure the objects of a mask; results in a Labels layer ``"<mask> [count]"``."""
+    """Count and measure the objects of a mask; results in a Labels layer ``"<mask> [count]"``.
+
+    The options come from :class:`napari_binseg.options.CountOptions` (an
+    :class:`~._form.OptionForm`); sizes are in the mask layer's units (µm² when it is
+    calibrated, else px²).
+    """
 
     widget_id = "count"
     run_text = "Count"
@@ -77,98 +99,111 @@ class CountWidget(BinsegWidget):
         super().__init__(napari_viewer, parent)
         from napari.layers import Image, Labels
 
-        self.mask = layer_combo(napari_viewer, (Labels, Image), label="mask")
-        self.image = layer_combo(napari_viewer, Image, label="intensity image", optional=True)
-        self.connectivity = ComboBox(label="connectivity", choices=list(CONNECTIVITY), value=None)
-        self.split_touching = ComboBox(label="split touching", choices=list(SPLIT), value=True)
-        self.min_diameter = FloatSpinBox(
-            label="min diameter (0 = auto)", min=0.0, max=1e6, step=0.5, value=0.0
+        from napari_binseg.options import CountOptions
+
+        self.mask = self.layer_combo(
+            (Labels, Image),
+            label="mask",
+            prefer=(("mask", "labels"), "input", "truth"),
+            tooltip="The mask (Threshold's output) or label image (U-Net's) to count",
         )
-        self.min_size = FloatSpinBox(label="min size", min=0.0, max=1e12, step=1.0, value=0.0)
-        self.max_size = FloatSpinBox(
-            label="max size (0 = none)", min=0.0, max=1e12, step=1.0, value=0.0
+        self.image = self.layer_combo(
+            Image,
+            label="intensity image",
+            optional=True,
+            tooltip="Optional: the image measured inside each object (mean, min, max)",
         )
-        self.fill_holes = CheckBox(text="fill holes", value=True)
-        self.exclude_border = CheckBox(text="drop objects touching the border", value=False)
-        self.time_series = CheckBox(text="first axis is time (count per frame)", value=False)
-        self.add_points = CheckBox(text="add centroid points", value=False)
-        for name, w in (
-            ("mask", self.mask),
-            ("image", self.image),
-            ("connectivity", self.connectivity),
-            ("split_touching", self.split_touching),
-            ("min_diameter", self.min_diameter),
-            ("min_size", self.min_size),
-            ("max_size", self.max_size),
-            ("fill_holes", self.fill_holes),
-            ("exclude_border", self.exclude_border),
-            ("time_series", self.time_series),
-            ("add_points", self.add_points),
-        ):
-            w.name = name
-            self.form.append(w)
+        self.stack = axes_combo()
+        self.options = OptionForm(
+            CountOptions,
+            skip=("time_axis",),
+            choice_names={"split_touching": dict(SPLIT_NAMES), "connectivity": CONNECTIVITY_NAMES},
+        )
+        self.add_option("mask", self.mask)
+        self.add_option("image", self.image)
+        self.add_option("stack", self.stack)
+        self.options.add_to(self, advanced=ADVANCED)
+        self.add_points = self.add_option(
+            "add_points", CheckBox(text="add centroid points", value=False), advanced=True
+        )
+        for name, widget in self.options.widgets.items():
+            setattr(self, name, widget)
+        self._split_chosen = False
+        self.split_touching.changed.connect(self._split_changed)
+        self.mask.changed.connect(self._mask_changed)
+        self._mask_changed()
+
         self.count_label = QLabel("")
         self.count_label.setWordWrap(True)
         self.table_view = DataFrameTable()
         self.save_button = QPushButton("Save table as CSV")
         self.save_button.setEnabled(False)
         self.save_button.clicked.connect(self._save_dialog)
-        self._extra.addWidget(self.count_label)
+        row = QHBoxLayout()
+        row.addWidget(self.count_label, 1)
+        row.addWidget(self.save_button)
+        self._extra.addLayout(row)
         self._extra.addWidget(self.table_view)
-        self._extra.addWidget(self.save_button)
         self.table = None
         self.summary = None
         self.output = None
         self.points = None
 
+    # -- form --------------------------------------------------------------------------------
+    def _split_changed(self, *_):
+        if not self._setting_split:
+            self._split_chosen = True
+
+    _setting_split = False
+
+    def _mask_changed(self, *_):
+        """Axes and units follow the mask layer; a label image of instances is not split
+        again unless the user chose a split."""
+        layer = self.mask.value
+        update_axes_combo(self.stack, layer)
+        axes = self.stack.value if layer is not None else "YX"
+        self.options.set_calibration(
+            length_unit(layer) if layer is not None else None,
+            ndim=3 if "Z" in axes else 2,
+        )
+        if layer is not None and not self._split_chosen:
+            self._setting_split = True
+            try:
+                self.split_touching.value = not is_instance_labels(layer)
+            finally:
+                self._setting_split = False
+
+    def axes(self, mask_layer) -> str:
+        return self.stack.value if mask_layer.ndim > 2 else "YX"
+
     def parameters(self, mask_layer) -> dict:
         """The core's keyword arguments; spacing from the mask layer's scale."""
-        time_axis = 0 if self.time_series.value else None
-        scale = tuple(float(s) for s in mask_layer.scale)
-        spacing = scale[1:] if time_axis is not None else scale
-        return {
-            "spacing": spacing,
-            "connectivity": self.connectivity.value,
-            "min_size": float(self.min_size.value),
-            "max_size": float(self.max_size.value) or None,
-            "split_touching": self.split_touching.value,
-            "min_diameter": float(self.min_diameter.value) or None,
-            "exclude_border": bool(self.exclude_border.value),
-            "fill_holes": bool(self.fill_holes.value),
-            "time_axis": time_axis,
+        axes = self.axes(mask_layer)
+        return self.options.read().to_dict() | {
+            "spacing": spatial_spacing(mask_layer, axes),
+            "axes": axes,
+            "time_axis": None,
         }
 
     def settings(self, base):
         """``base`` with the counting options of the form (spacing comes from each image)."""
-        from dataclasses import replace
-
-        from napari_binseg.pipeline import CountSettings
-
-        count = CountSettings(
-            connectivity=self.connectivity.value,
-            split_touching=self.split_touching.value,
-            min_diameter=float(self.min_diameter.value) or None,
-            min_size=float(self.min_size.value),
-            max_size=float(self.max_size.value) or None,
-            exclude_border=bool(self.exclude_border.value),
-            fill_holes=bool(self.fill_holes.value),
-            time_axis=0 if self.time_series.value else None,
-        )
-        return replace(base, count=count)
+        layer = self.mask.value
+        axes = self.axes(layer) if layer is not None else None
+        return base.replace(count=self.options.read(), axes=axes if axes != "YX" else None)
 
     def apply_settings(self, settings):
-        """Set the counting options of the form."""
-        c = settings.count
-        if c.time_axis not in (None, 0):
-            raise ValueError(f"the widget counts time along axis 0, not {c.time_axis}")
-        self.connectivity.value = c.connectivity
-        self.split_touching.value = c.split_touching
-        self.min_diameter.value = c.min_diameter or 0.0
-        self.min_size.value = c.min_size
-        self.max_size.value = c.max_size or 0.0
-        self.exclude_border.value = c.exclude_border
-        self.fill_holes.value = c.fill_holes
-        self.time_series.value = c.time_axis == 0
+        """Set the counting options of the form (and the stack axes when the file has them)."""
+        self.options.set(settings.count)
+        self._split_chosen = True
+        if settings.count.time_axis not in (None, 0):
+            raise ValueError(
+                f"the widget counts time along axis 0, not {settings.count.time_axis}"
+            )
+        axes = getattr(settings, "axes", None)
+        if settings.count.time_axis == 0 and axes is None:
+            axes = "TYX"
+        if axes and axes in [v for _, v in self.stack.choices]:
+            self.stack.value = axes
 
     def run(self):
         mask_layer, image_layer = self.mask.value, self.image.value
@@ -199,7 +234,8 @@ class CountWidget(BinsegWidget):
             self.table, self.summary = table, summary
             n = int(len(table))
             per_frame = None
-            if params["time_axis"] is not None and "frame" in summary.columns:
+            time_axis = 0 if "T" in params["axes"] else None
+            if time_axis is not None and "frame" in summary.columns:
                 per_frame = [int(c) for c in summary["count"].to_numpy()]
             features = table.copy()
             if "label" in features.columns:
@@ -225,7 +261,7 @@ class CountWidget(BinsegWidget):
                 pts = centroid_points(
                     table,
                     translate=translate,
-                    time_axis=params["time_axis"],
+                    time_axis=time_axis,
                     frame_scale=float(mask_layer.scale[0]),
                 )
                 geometry = {
@@ -254,7 +290,9 @@ class CountWidget(BinsegWidget):
                 )
             self.table_view.set_dataframe(table)
             self.save_button.setEnabled(True)
-            text = f"{n} objects"
+            text = f"{n} objects" + size_text(
+                table.attrs, params["spacing"], length_unit(mask_layer)
+            )
             if per_frame is not None:
                 text += " | per frame: " + ", ".join(str(c) for c in per_frame[:50])
                 text += " ..." if len(per_frame) > 50 else ""
@@ -274,6 +312,24 @@ class CountWidget(BinsegWidget):
         path = ask_save_path(self, f"{mask.name if mask else 'count'}_objects.csv")
         if path:
             self.status.setText(f"Saved {self.save_csv(path)}")
+
+
+def size_text(attrs, spacing, unit) -> str:
+    """ ", nucleus diameter 8.1 µm (16.2 px), min size 5.2 µm²" from a count table's attrs
+    (the sizes the counter used, estimated when the form says auto)."""
+    diameter = attrs.get("diameter")
+    if not diameter:
+        return ""
+    pixel = float(np.mean(spacing[-2:])) if spacing else 1.0
+    if unit:
+        text = f", nucleus diameter {diameter:.3g} {unit} ({diameter / pixel:.1f} px)"
+    else:
+        text = f", nucleus diameter {diameter:.1f} px"
+    min_size = attrs.get("min_size")
+    if min_size is not None:
+        power = "³" if len(spacing) == 3 else "²"
+        text += f", min size {min_size:.3g} {unit or 'px'}{power}"
+    return text
 
 
 def _point_size(layer) -> float:

@@ -1,4 +1,4 @@
-"""The "Evaluate segmentation" dock widget: ground-truth Labels and prediction Labels in, the
+"""The "Evaluate" dock widget: ground-truth Labels and prediction Labels in, the
 score table in the widget, and a Labels layer marking false positives and false negatives."""
 
 from __future__ import annotations
@@ -6,60 +6,33 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import CheckBox, FloatSpinBox
+from magicgui.widgets import FloatSpinBox
 from qtpy.QtWidgets import QPushButton
 
-from ._common import (
-    BinsegWidget,
-    ask_save_path,
-    labels_data,
-    layer_combo,
-    save_table_csv,
-    upsert_layer,
-)
+from napari_binseg.evaluation import BOTH, FALSE_NEGATIVE, FALSE_POSITIVE
+from napari_binseg.options import EvaluateOptions
+
+from ._axes import axes_combo, update_axes_combo
+from ._base import BinsegWidget
+from ._files import ask_save_path, save_table_csv
+from ._form import OptionForm
+from ._layers import labels_data, upsert_layer
 from ._table import DataFrameTable
 
 if TYPE_CHECKING:
     import napari
 
-#: Values of the error layer.
-FALSE_POSITIVE, FALSE_NEGATIVE, BOTH = 1, 2, 3
+#: The matched prediction, drawn grey under the errors: a neutral rendering of the prediction,
+#: so the error colours never meet random label colours.
+MATCHED = 4
 ERROR_COLORS = {
     None: "transparent",
     0: "transparent",
     FALSE_POSITIVE: "magenta",
     FALSE_NEGATIVE: "cyan",
     BOTH: "yellow",
+    MATCHED: "#7f7f7f",
 }
-
-
-def error_map(ground_truth, prediction, *, iou_threshold=0.5):
-    """Mark unmatched objects: 1 = false positive, 2 = false negative, 3 = both overlap.
-
-    Uses the optimal one-to-one matching of :func:`napari_binseg.evaluation.match_objects`
-    (the one :func:`napari_binseg.evaluate` counts with), so the marked objects agree with the
-    table's ``fp`` and ``fn`` at that threshold.
-
-    Parameters
-    ----------
-    ground_truth, prediction : (M, N[, P]) arrays of int or bool, same shape
-        Instance labels (0 = background); 0/1 masks are split into connected components.
-    iou_threshold : float
-        In (0, 1].
-
-    Returns
-    -------
-    errors : (M, N[, P]) uint8 ndarray
-    n_fp, n_fn : int
-        Numbers of false-positive and false-negative objects.
-    """
-    from napari_binseg.evaluation import match_objects
-
-    m = match_objects(ground_truth, prediction, threshold=iou_threshold)
-    fp = np.isin(m["prediction"], m["false_positives"]).astype(np.uint8)
-    fn = np.isin(m["ground_truth"], m["false_negatives"]).astype(np.uint8)
-    errors = fp * FALSE_POSITIVE + fn * FALSE_NEGATIVE
-    return errors, int(len(m["false_positives"])), int(len(m["false_negatives"]))
 
 
 class EvaluateWidget(BinsegWidget):
@@ -72,19 +45,47 @@ class EvaluateWidget(BinsegWidget):
         super().__init__(napari_viewer, parent)
         from napari.layers import Labels
 
-        self.ground_truth = layer_combo(napari_viewer, Labels, label="ground truth")
-        self.prediction = layer_combo(napari_viewer, Labels, label="prediction")
-        self.iou = FloatSpinBox(label="IoU for error map", min=0.05, max=1.0, step=0.05, value=0.5)
-        self.time_series = CheckBox(text="first axis is time (score per frame)", value=False)
+        self.ground_truth = self.layer_combo(
+            Labels,
+            label="ground truth",
+            prefer=("truth", "input"),
+            avoid=lambda: [self.prediction.value] if hasattr(self, "prediction") else [],
+        )
+        self.prediction = self.layer_combo(
+            Labels,
+            label="prediction",
+            optional=True,
+            auto=True,
+            prefer=("count", ("labels", "mask"), "input"),
+            avoid=lambda: [self.ground_truth.value],
+        )
+        self.iou = FloatSpinBox(
+            label="IoU for error map",
+            min=0.05,
+            max=1.0,
+            step=0.05,
+            value=0.5,
+            tooltip="Intersection over union at which a predicted object matches a true one, "
+            "for the error map (the table scores 0.5 to 0.95)",
+        )
+        self.stack = axes_combo(
+            "z-stack: objects are 3D and scored as volumes; time series: each frame is scored "
+            "on its own (rows per frame, then all frames)"
+        )
+        self.options = OptionForm(EvaluateOptions, skip=("thresholds", "time_axis"))
         for name, w in (
             ("ground_truth", self.ground_truth),
             ("prediction", self.prediction),
+            ("stack", self.stack),
             ("iou", self.iou),
-            ("time_series", self.time_series),
         ):
-            w.name = name
-            self.form.append(w)
-        self._default_pair()
+            self.add_option(name, w)
+        self.options.add_to(self, advanced=("label_masks",))
+        self.ground_truth.changed.connect(
+            lambda *_: update_axes_combo(self.stack, self.ground_truth.value)
+        )
+        update_axes_combo(self.stack, self.ground_truth.value)
+        self.ground_truth.changed.connect(lambda *_: self.prediction.refresh_default())
         self.table_view = DataFrameTable()
         self.save_button = QPushButton("Save table as CSV")
         self.save_button.setEnabled(False)
@@ -93,19 +94,6 @@ class EvaluateWidget(BinsegWidget):
         self._extra.addWidget(self.save_button)
         self.table = None
         self.output = None
-
-    def _default_pair(self):
-        """Ground truth: a layer named like one ("truth", "gt", "ground"), else the oldest;
-        prediction: the newest other layer."""
-        layers = list(self.ground_truth.choices)  # newest first
-        if len(layers) < 2:
-            return
-        named = [
-            lay for lay in layers if any(k in lay.name.lower() for k in ("truth", "gt", "ground"))
-        ]
-        truth = named[0] if named else layers[-1]
-        self.ground_truth.value = truth
-        self.prediction.value = next(lay for lay in layers if lay is not truth)
 
     def run(self):
         gt_layer, pred_layer = self.ground_truth.value, self.prediction.value
@@ -118,23 +106,31 @@ class EvaluateWidget(BinsegWidget):
             self.report_error(exc)
             return None
         iou = float(self.iou.value)
-        time_axis = 0 if self.time_series.value else None
+        axes = self.stack.value if gt_layer.ndim > 2 else "YX"
+        time_axis = 0 if "T" in axes else None
+        label_masks = bool(self.options.read().label_masks)
         progress = self.progress_callback
 
         def work():
             from napari_binseg.evaluation import evaluate
+            from napari_binseg.options import DEFAULT_THRESHOLDS
 
-            progress(0, 2)
-            table = evaluate(truth, pred, time_axis=time_axis)
-            progress(1, 2)
-            t, p = np.asarray(truth), np.asarray(pred)
-            if time_axis is None:
-                errors, n_fp, n_fn = error_map(t, p, iou_threshold=iou)
-            else:
-                frames = [error_map(a, b, iou_threshold=iou) for a, b in zip(t, p)]
-                errors = np.stack([f[0] for f in frames])
-                n_fp, n_fn = sum(f[1] for f in frames), sum(f[2] for f in frames)
-            progress(2, 2)
+            progress(0, 1)
+            thresholds = tuple(sorted(set(DEFAULT_THRESHOLDS) | {round(iou, 4)}))
+            table, errors = evaluate(
+                truth,
+                pred,
+                thresholds=thresholds,
+                time_axis=time_axis,
+                label_masks=label_masks,
+                return_error_map=True,
+                error_threshold=iou,
+            )
+            row = _row_at(table, iou)
+            n_fp, n_fn = int(row["fp"]), int(row["fn"])
+            # Under the errors, the rest of the prediction in one neutral colour.
+            errors[(errors == 0) & (np.asarray(pred) != 0)] = MATCHED
+            progress(1, 1)
             return table, errors, n_fp, n_fn
 
         def done(result):
@@ -158,6 +154,7 @@ class EvaluateWidget(BinsegWidget):
                         "1": "false positive",
                         "2": "false negative",
                         "3": "false positive and false negative overlap",
+                        "4": "matched prediction",
                     },
                     "n_false_positive": n_fp,
                     "n_false_negative": n_fn,
@@ -185,14 +182,21 @@ class EvaluateWidget(BinsegWidget):
             self.status.setText(f"Saved {self.save_csv(path)}")
 
 
-def _summary(table, iou) -> dict:
-    """Scores at the row closest to ``iou`` (aggregated rows for time series)."""
+def _row_at(table, iou):
+    """The table row at the threshold closest to ``iou`` (aggregated rows for time series)."""
     rows = table
     if "frame" in table.columns:
         rows = table[table["frame"].astype(str) == "all"]
     if len(rows) == 0:
+        return None
+    return rows.iloc[int(np.argmin(np.abs(rows["threshold"].to_numpy(float) - iou)))]
+
+
+def _summary(table, iou) -> dict:
+    """Scores at the row closest to ``iou`` (aggregated rows for time series)."""
+    row = _row_at(table, iou)
+    if row is None:
         return {}
-    row = rows.iloc[int(np.argmin(np.abs(rows["threshold"].to_numpy(float) - iou)))]
     out = {
         k: float(row[k])
         for k in ("threshold", "tp", "fp", "fn", "precision", "recall", "f1", "ap")

@@ -1,4 +1,4 @@
-"""The "U-Net predict" dock widget: Image layer in, instance Labels (and optionally the
+"""The "U-Net" dock widget: Image layer in, instance Labels (and optionally the
 probability map) out.
 
 torch and monai are imported by the core inside the worker, on the first run: opening this
@@ -9,9 +9,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from magicgui.widgets import CheckBox, ComboBox, FileEdit, FloatSpinBox, SpinBox
+import numpy as np
+from magicgui.widgets import CheckBox, ComboBox, FileEdit, FloatSpinBox
 
-from ._common import BinsegWidget, image_data, layer_combo, upsert_layer
+from ._axes import axes_combo, length_unit, spatial_spacing, update_axes_combo
+from ._base import BinsegWidget
+from ._form import OptionForm
+from ._layers import image_data, upsert_layer
 
 if TYPE_CHECKING:
     import napari
@@ -21,9 +25,9 @@ MODEL_SOURCES = (
     ("model file", "file"),
     ("model folder (MONAI bundle)", "folder"),
 )
-DEVICES = ("auto", "cpu", "cuda", "mps")
+VOLUME_MODES = (("accurate (XY, XZ, YZ)", "accurate"), ("fast (XY planes)", "fast"))
 RESCALE_MODES = (
-    ("auto: upsample small nuclei", "auto"),
+    ("auto: measured per plane", "auto"),
     ("given nucleus diameter", "diameter"),
     ("off: pixel size as is", "off"),
 )
@@ -40,53 +44,80 @@ class PredictWidget(BinsegWidget):
         super().__init__(napari_viewer, parent)
         from napari.layers import Image
 
-        self.image = layer_combo(napari_viewer, Image, label="image")
-        self.model_source = ComboBox(label="model", choices=list(MODEL_SOURCES), value="nuclei")
-        self.model_path = FileEdit(label="model path", mode="r")
-        self.device = ComboBox(label="device", choices=list(DEVICES), value="auto")
-        self.tile_size = SpinBox(label="tile size", min=32, max=4096, step=32, value=1024)
-        self.overlap = FloatSpinBox(label="tile overlap", min=0.0, max=0.75, step=0.05, value=0.25)
-        self.batch_size = SpinBox(label="batch size", min=1, max=64, value=4)
-        self.prob_threshold = FloatSpinBox(
-            label="probability threshold", min=0.01, max=0.99, step=0.05, value=0.5
+        from napari_binseg.options import UNetOptions, options_of
+
+        help_of = {o.name: o.help for o in options_of(UNetOptions)}
+        self.image = self.layer_combo(Image, label="image", tooltip="The image to segment")
+        self.model_source = ComboBox(
+            label="model", choices=list(MODEL_SOURCES), value="nuclei", tooltip=help_of["model"]
         )
+        self.model_path = FileEdit(label="model path", mode="r")
         self.rescale = ComboBox(
-            label="rescale",
+            label="nucleus size",
             choices=list(RESCALE_MODES),
             value="auto",
-            tooltip="auto: planes whose nuclei are much smaller than the model's training nuclei "
-            "are upsampled and segmented again (slower on those planes, more accurate)",
+            tooltip="auto: the nucleus size is measured on each plane and the image is "
+            "resized to the model's nucleus size (large nuclei downsampled, small ones "
+            "upsampled); given: type the diameter; off: the pixel size as is",
         )
         self.diameter = FloatSpinBox(
-            label="nucleus diameter (pixels)",
+            label="nucleus diameter (px)",
             min=1.0,
             max=1000.0,
             step=1.0,
             value=20.0,
-            tooltip="typical nucleus diameter: the image is resized to the model's nucleus size",
+            tooltip=help_of["diameter"] + " In pixels of the image.",
         )
-        self.add_probability = CheckBox(text="also add probability map", value=False)
+        self.add_probability = CheckBox(
+            text="also add probability map",
+            value=False,
+            tooltip="Add the network's foreground probability as an image layer",
+        )
+        self.stack = axes_combo()
+        self.mode = ComboBox(
+            label="3D mode",
+            choices=list(VOLUME_MODES),
+            value="accurate",
+            tooltip="Z-stacks through the 2D model: accurate averages the XY, XZ and YZ "
+            "predictions of the near-isotropic stack (about 3x slower); fast grows 3D seeds "
+            "through the XY planes' predictions",
+        )
+        self.options = OptionForm(UNetOptions, skip=("model", "diameter"))
+        for name, widget in self.options.widgets.items():
+            setattr(self, name, widget)
         for name, w in (
             ("image", self.image),
+            ("stack", self.stack),
+            ("mode", self.mode),
             ("model_source", self.model_source),
             ("model_path", self.model_path),
-            ("device", self.device),
-            ("tile_size", self.tile_size),
-            ("overlap", self.overlap),
-            ("batch_size", self.batch_size),
-            ("prob_threshold", self.prob_threshold),
             ("rescale", self.rescale),
             ("diameter", self.diameter),
-            ("add_probability", self.add_probability),
         ):
-            w.name = name
-            self.form.append(w)
+            self.add_option(name, w)
+        self.options.add_to(self)
+        self.add_option("add_probability", self.add_probability, advanced=True)
+        self.image.changed.connect(self._image_changed)
+        self.stack.changed.connect(self._show_mode)
+        self._image_changed()
         self.model_source.changed.connect(self._show_model_path)
         self._show_model_path()
         self.rescale.changed.connect(self._show_diameter)
         self._show_diameter()
         self.output = None
         self.probability = None
+        self.table = None
+
+    def _image_changed(self, *_):
+        update_axes_combo(self.stack, self.image.value)
+        self._show_mode()
+
+    def _show_mode(self, *_):
+        layer = self.image.value
+        self.mode.visible = layer is not None and layer.ndim > 2 and "Z" in self.stack.value
+
+    def axes(self, layer) -> str:
+        return self.stack.value if layer.ndim > 2 else "YX"
 
     def _show_model_path(self, *_):
         source = self.model_source.value
@@ -106,25 +137,19 @@ class PredictWidget(BinsegWidget):
         return path
 
     def parameters(self) -> dict:
-        return {
-            "device": self.device.value,
-            "tile_size": int(self.tile_size.value),
-            "overlap": float(self.overlap.value),
-            "batch_size": int(self.batch_size.value),
-            "prob_threshold": float(self.prob_threshold.value),
-            "diameter": {"auto": "auto", "off": None}.get(
-                self.rescale.value, float(self.diameter.value)
-            ),
-        }
+        diameter = {"auto": "auto", "off": None}.get(self.rescale.value)
+        if self.rescale.value == "diameter":
+            diameter = float(self.diameter.value)
+        options = self.options.read(diameter=diameter).to_dict()
+        del options["model"]
+        return options
 
     def settings(self, base):
         """``base`` with method ``"unet"`` and the U-Net options of the form."""
-        from dataclasses import replace
+        from napari_binseg.options import UNetOptions
 
-        from napari_binseg.pipeline import UNetSettings
-
-        return replace(
-            base, method="unet", unet=UNetSettings(model=self.model(), **self.parameters())
+        return base.replace(
+            method="unet", unet=UNetOptions(model=self.model(), **self.parameters())
         )
 
     def apply_settings(self, settings):
@@ -137,11 +162,7 @@ class PredictWidget(BinsegWidget):
         else:
             self.model_source.value = "folder" if Path(u.model).is_dir() else "file"
             self.model_path.value = u.model
-        self.device.value = u.device
-        self.tile_size.value = u.tile_size
-        self.overlap.value = u.overlap
-        self.batch_size.value = u.batch_size
-        self.prob_threshold.value = u.prob_threshold
+        self.options.set(u)
         if u.diameter in ("auto", None):
             self.rescale.value = "auto" if u.diameter == "auto" else "off"
         else:
@@ -153,10 +174,17 @@ class PredictWidget(BinsegWidget):
         try:
             data = image_data(layer)
             model = self.model()
+            params = self.parameters()
         except ValueError as exc:
             self.report_error(exc)
             return None
-        params = self.parameters()
+        axes = self.axes(layer)
+        spacing = spatial_spacing(layer, axes)
+        unit = length_unit(layer)
+        # Z-stacks: the spacing also sets the accurate mode's resampling.
+        params |= {"axes": axes, "spacing": spacing if unit or "Z" in axes else None}
+        if "Z" in axes:
+            params["mode"] = self.mode.value
         want_probability = bool(self.add_probability.value)
         progress = self.progress_callback
 
@@ -170,20 +198,34 @@ class PredictWidget(BinsegWidget):
                 "weights_sha256": getattr(loaded, "sha256", None),
                 "model_config": getattr(loaded, "config", None),
             }
-            if want_probability:
-                labels, probability = segment(
-                    data, loaded, **params, progress=progress, return_probabilities=True
-                )
-            else:
-                labels = segment(data, loaded, **params, progress=progress)
-                probability = None
+            out = segment(
+                data,
+                loaded,
+                **params,
+                progress=progress,
+                return_probabilities=want_probability,
+                return_info=True,
+            )
+            labels, probability = out[0], (out[1] if want_probability else None)
+            run_info = out[-1]
+            # The same measurement table as Count cells gives (for napari's features).
+            table = measure_labels(labels, np.asarray(data), spacing=spacing, unit=unit, axes=axes)
             # segment numbers the nuclei 1..n, so the count is the maximum (no np.unique).
-            return labels, probability, info | {"n_objects": int(labels.max(initial=0))}
+            info |= {
+                "n_objects": int(labels.max(initial=0)),
+                "diameter": run_info.get("diameter"),
+                "diameter_um": run_info.get("diameter_um"),
+                "seconds": run_info.get("seconds"),
+            }
+            return labels, probability, info, table
 
         def done(result):
-            labels, probability, info = result
+            labels, probability, info, table = result
             n = info["n_objects"]
             metadata = {"method": "unet", "parameters": params} | info
+            features = table.copy()
+            features.insert(0, "index", features["label"].to_numpy())
+            self.table = table
             self.output = upsert_layer(
                 self.viewer,
                 labels,
@@ -192,6 +234,7 @@ class PredictWidget(BinsegWidget):
                 widget=self.widget_id,
                 name=f"{layer.name} [unet]",
                 metadata=metadata,
+                features=features,
             )
             if probability is not None:
                 self.probability = upsert_layer(
@@ -207,6 +250,43 @@ class PredictWidget(BinsegWidget):
                     contrast_limits=(0.0, 1.0),
                     blending="additive",
                 )
-            self.status.setText(f"{self.output.name}: {n} objects ({info['model']})")
+            if "Z" in axes:
+                show_in_3d(self.viewer)
+            size = diameter_text(info.get("diameter"), info.get("diameter_um"))
+            self.status.setText(f"{self.output.name}: {n} objects ({info['model']}){size}")
+            if info.get("diameter") and self.rescale.value != "diameter":
+                # Offer the estimate as the value to type (or keep) for a given diameter.
+                self.diameter.value = round(float(info["diameter"]), 1)
 
         return self.start(work, on_result=done, label=f"Predicting {layer.name}")
+
+
+def diameter_text(px, um=None) -> str:
+    """ ", nucleus diameter 18.2 px (4.1 µm)" for the status line; "" when unknown."""
+    if not px:
+        return ""
+    text = f", nucleus diameter {float(px):.1f} px"
+    return text + (f" ({float(um):.2f} µm)" if um else "")
+
+
+def measure_labels(labels, image, *, spacing, unit, axes):
+    """The measurement table of a label image (per frame with a time axis, as Count gives it)."""
+    import pandas as pd
+
+    from napari_binseg.measure import measure_objects
+
+    spacing = spacing if unit else None
+    if "T" not in axes:
+        return measure_objects(labels, image, spacing=spacing, unit=unit)
+    tables = []
+    for t in range(labels.shape[0]):
+        table = measure_objects(labels[t], image[t], spacing=spacing, unit=unit)
+        table.insert(1, "frame", t)
+        tables.append(table)
+    return pd.concat(tables, ignore_index=True)
+
+
+def show_in_3d(viewer):
+    """Volumes are seen in napari's 3D view: switch to it once (the user may switch back)."""
+    if viewer.dims.ndisplay != 3:
+        viewer.dims.ndisplay = 3

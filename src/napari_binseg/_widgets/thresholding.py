@@ -9,13 +9,14 @@ import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox, SpinBox
 from qtpy.QtCore import QTimer
 
-from ._common import BinsegWidget, current_index, image_data, layer_combo, upsert_layer
+from ._base import BinsegWidget
+from ._form import OptionForm
 from ._histogram import HistogramPlot, histogram
+from ._layers import current_index, find_output, image_data, upsert_layer
 
 if TYPE_CHECKING:
     import napari
 
-SCOPES = ("image", "slice", "frame")
 #: A mask from a dask image stays lazy (computed plane by plane as napari displays it) above
 #: this many bytes; smaller ones are computed in the worker.
 LAZY_ABOVE = 1 << 30
@@ -44,34 +45,54 @@ class ThresholdWidget(BinsegWidget):
         super().__init__(napari_viewer, parent)
         from napari.layers import Image
 
-        from napari_binseg.thresholding import THRESHOLD_METHODS
+        from napari_binseg.options import THRESHOLD_METHODS, ThresholdOptions, options_of
 
-        self.image = layer_combo(napari_viewer, Image, label="image")
-        self.method = ComboBox(label="method", choices=list(THRESHOLD_METHODS), value="otsu")
-        self.value = FloatSpinBox(label="value", min=-1e12, max=1e12, step=1.0, value=0.0)
-        self.classes = SpinBox(label="classes", min=2, max=5, value=3)
-        self.scope = ComboBox(label="scope", choices=list(SCOPES), value="image")
-        self.sigma = FloatSpinBox(label="sigma (px)", min=0.0, max=50.0, step=0.5, value=0.0)
-        self.invert = CheckBox(text="invert (dark objects)", value=False)
-        self.fill_holes = CheckBox(text="fill holes", value=False)
-        self.min_size = SpinBox(label="min size (px)", min=0, max=10**9, value=0)
-        self.preview = CheckBox(text="live preview (displayed plane)", value=True)
-        self.log_counts = CheckBox(text="log counts", value=True)
+        self.image = self.layer_combo(Image, label="image", tooltip="The image to threshold")
+        self.method = ComboBox(
+            label="method",
+            choices=list(THRESHOLD_METHODS),
+            value="otsu",
+            tooltip="Global threshold method (scikit-image's threshold_<method>); manual: "
+            "type the value; multiotsu: classes instead of a mask",
+        )
+        value_option = {o.name: o for o in options_of(ThresholdOptions)}["value"]
+        self.value = FloatSpinBox(
+            label="value (intensity)",
+            min=-1e12,
+            max=1e12,
+            step=1.0,
+            value=0.0,
+            tooltip=value_option.help,
+        )
+        self.classes = SpinBox(
+            label="classes",
+            min=2,
+            max=5,
+            value=3,
+            tooltip="Number of classes of multi-Otsu (the output holds classes 0..n-1)",
+        )
+        self.options = OptionForm(ThresholdOptions, skip=("value",))
+        for name, widget in self.options.widgets.items():
+            setattr(self, name, widget)
+        self.preview = CheckBox(
+            text="live preview (displayed plane)",
+            value=False,
+            tooltip="Threshold the plane on screen as you change the options, in a [preview] "
+            "layer; Run makes the result for the whole image",
+        )
+        self.log_counts = CheckBox(
+            text="log counts", value=True, tooltip="Histogram heights as log(1 + count)"
+        )
         for name, w in (
             ("image", self.image),
             ("method", self.method),
             ("value", self.value),
             ("classes", self.classes),
-            ("scope", self.scope),
-            ("sigma", self.sigma),
-            ("invert", self.invert),
-            ("fill_holes", self.fill_holes),
-            ("min_size", self.min_size),
-            ("preview", self.preview),
-            ("log_counts", self.log_counts),
         ):
-            w.name = name
-            self.form.append(w)
+            self.add_option(name, w)
+        self.options.add_to(self, advanced=("invert",))
+        self.add_option("preview", self.preview)
+        self.add_option("log_counts", self.log_counts, advanced=True)
         self.histogram = HistogramPlot()
         self._extra.addWidget(self.histogram)
 
@@ -102,51 +123,49 @@ class ThresholdWidget(BinsegWidget):
         self.log_counts.changed.connect(self.histogram.set_log)
         napari_viewer.dims.events.current_step.connect(self.schedule_preview)
         napari_viewer.layers.events.removed.connect(self._forget_removed)
+        self.image.changed.connect(self._show_run_text)
         self._show_method_options()
+        self._show_run_text()
         self.schedule_preview()
+
+    def _disconnect_viewer(self):
+        self._timer.stop()
+        self.viewer.dims.events.current_step.disconnect(self.schedule_preview)
+        self.viewer.layers.events.removed.disconnect(self._forget_removed)
+
+    def _show_run_text(self, *_):
+        """Run button text: "Run" for a 2D image, "Run on full stack" for a stack."""
+        layer = self.image.value
+        stack = layer is not None and layer.ndim - (3 if getattr(layer, "rgb", False) else 2) > 0
+        self.run_button.setText("Run on full stack" if stack else "Run")
 
     # -- parameters --------------------------------------------------------------------------
     def parameters(self) -> dict:
         """The core's keyword arguments as chosen in the form."""
         method = self.method.value
+        value = float(self.value.value) if method == "manual" else None
         return {
             "method": method,
-            "scope": self.scope.value,
-            "value": float(self.value.value) if method == "manual" else None,
             "classes": int(self.classes.value),
-            "sigma": float(self.sigma.value),
-            "invert": bool(self.invert.value),
-            "fill_holes": bool(self.fill_holes.value),
-            "min_size": int(self.min_size.value),
+            **self.options.read(value=value).to_dict(),
         }
 
     def settings(self, base):
         """``base`` with the method and threshold options of the form."""
-        from dataclasses import replace
-
-        from napari_binseg.pipeline import ThresholdSettings
-
-        params = self.parameters()
-        if params["method"] == "multiotsu":
+        method = self.method.value
+        if method == "multiotsu":
             raise ValueError("multi-Otsu gives classes, not a mask: choose a binary method")
-        threshold = ThresholdSettings(
-            **{k: params[k] for k in ("scope", "value", "sigma", "invert", "fill_holes")},
-            min_size=params["min_size"],
-        )
-        return replace(base, method=params["method"], threshold=threshold)
+        value = float(self.value.value) if method == "manual" else None
+        return base.replace(method=method, threshold=self.options.read(value=value))
 
     def apply_settings(self, settings):
         """Set the method (unless it is the U-Net) and the threshold options."""
         t = settings.threshold
+        self.options.set(t)
         if settings.method != "unet":
             self.method.value = settings.method
         if t.value is not None:
             self.value.value = t.value
-        self.scope.value = t.scope
-        self.sigma.value = t.sigma
-        self.invert.value = t.invert
-        self.fill_holes.value = t.fill_holes
-        self.min_size.value = t.min_size
 
     def _show_method_options(self, *_):
         self.value.visible = self.method.value == "manual"
@@ -209,8 +228,7 @@ class ThresholdWidget(BinsegWidget):
 
     def _compute_in_background(self, key, data, method, kwargs):
         """Compute a whole-stack threshold once in a worker, then refresh the preview."""
-        from napari.qt.threading import create_worker
-        from superqt.utils import FunctionWorker
+        from superqt.utils import FunctionWorker, create_worker
 
         from napari_binseg.thresholding import threshold_value
 
@@ -225,6 +243,8 @@ class ThresholdWidget(BinsegWidget):
         def failed(exc):
             self._pending.pop(key, None)
             self.status.setText(f"Preview: {exc}")
+
+        store, failed = self._gui_call(store), self._gui_call(failed)
 
         worker = create_worker(
             threshold_value,
@@ -304,19 +324,17 @@ class ThresholdWidget(BinsegWidget):
             self.status.setText("")
 
     def _threshold_plane(self, plane, t, params):
-        from napari_binseg.thresholding import threshold
+        """The displayed plane at the preview's threshold(s), made by the core exactly as the
+        run makes it (:func:`~napari_binseg.thresholding.apply_threshold`)."""
+        from napari_binseg.thresholding import apply_threshold, threshold
 
-        options = {k: params[k] for k in ("sigma", "invert", "fill_holes", "min_size")}
         if params["method"] != "multiotsu":
-            return threshold(plane, "manual", value=float(t), **options)
+            options = {k: params[k] for k in ("sigma", "invert", "fill_holes", "min_size")}
+            return apply_threshold(plane, float(t), **options)
         if params["scope"] == "slice" or self.image.value.ndim == 2:
             return threshold(plane, "multiotsu", classes=params["classes"], sigma=params["sigma"])
-        # Stack thresholds applied to this plane (smoothing is 2D in the core too).
-        if params["sigma"] > 0:
-            from scipy import ndimage
-
-            plane = ndimage.gaussian_filter(plane.astype(np.float32), params["sigma"])
-        return np.digitize(plane, np.atleast_1d(t)).astype(np.uint8)
+        # Stack thresholds applied to this plane.
+        return apply_threshold(plane, t, classes=True, sigma=params["sigma"])
 
     def _mark_run_thresholds(self, layer, thresholds, scope):
         """Draw the run's threshold(s) for the displayed plane on the histogram."""
@@ -325,8 +343,6 @@ class ThresholdWidget(BinsegWidget):
             self.histogram.set_thresholds(t)
 
     def _set_preview_visible(self, visible: bool):
-        from ._common import find_output
-
         layer = self.image.value
         if layer is None:
             return

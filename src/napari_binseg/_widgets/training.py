@@ -1,4 +1,4 @@
-"""The "Train U-Net" dock widget: fine-tune the bundled model (or train one from scratch) on
+"""The "Train" dock widget: fine-tune the bundled model (or train one from scratch) on
 (Image, Labels) layer pairs painted in napari, with live training curves.
 
 Training runs in a thread worker (:func:`napari_binseg.train`); Stop ends it after the current
@@ -8,24 +8,18 @@ by the core inside the worker: opening this widget never imports them.
 
 from __future__ import annotations
 
-import threading
 from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSpinBox, SpinBox
+from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit
 from qtpy.QtCore import QObject, Signal
 from qtpy.QtWidgets import QHBoxLayout, QPushButton
 
-from ..unet.training import ARCHITECTURES, AUGMENTATIONS, LOSSES, TrainConfig, annotated_planes
-from ._common import (
-    BinsegWidget,
-    current_index,
-    image_data,
-    labels_data,
-    layer_combo,
-    upsert_layer,
-)
+from ..unet.training import ARCHITECTURES, TrainConfig, annotated_planes
+from ._base import BinsegWidget
 from ._curves import TrainingCurves
+from ._form import OptionForm
+from ._layers import current_index, image_data, labels_data, upsert_layer
 
 if TYPE_CHECKING:
     import napari
@@ -35,7 +29,6 @@ STARTS = (
     ("fine-tune a model folder", "folder"),
     ("train from scratch", "scratch"),
 )
-DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 class _EpochRelay(QObject):
@@ -76,66 +69,48 @@ class TrainWidget(BinsegWidget):
         super().__init__(napari_viewer, parent)
         from napari.layers import Image, Labels
 
-        defaults = TrainConfig()
+        from napari_binseg.options import TrainOptions
+
         self._layer_types = (Image, (Labels, Image))
         self.pairs: list[tuple[ComboBox, ComboBox]] = []
         self.pairs_box = Container(labels=True)
         self.add_pair()
-        self.val_image = layer_combo(napari_viewer, Image, label="validation image", optional=True)
-        self.val_labels = layer_combo(
-            napari_viewer, Labels, label="validation labels", optional=True
+        self.val_image = self.layer_combo(Image, label="validation image", optional=True)
+        self.val_labels = self.layer_combo(
+            Labels, label="validation labels", optional=True, prefer=("truth", "input")
         )
-        self.val_fraction = FloatSpinBox(
-            label="validation share", min=0.0, max=0.9, step=0.05, value=defaults.val_fraction
+        self.start_from = ComboBox(
+            label="start",
+            choices=list(STARTS),
+            value="nuclei",
+            tooltip="Fine-tune the bundled nuclei model (fastest), a model of yours, or train "
+            "a new network from scratch",
         )
-        self.start_from = ComboBox(label="start", choices=list(STARTS), value="nuclei")
         self.init_path = FileEdit(label="model folder", mode="d")
         self.architecture = ComboBox(
-            label="architecture", choices=list(ARCHITECTURES), value="default"
+            label="architecture",
+            choices=list(ARCHITECTURES),
+            value="default",
+            tooltip="Network preset of a new network (mobile: smallest and fastest)",
         )
-        self.loss = ComboBox(label="loss", choices=list(LOSSES), value=defaults.loss)
-        self.epochs = SpinBox(label="epochs", min=1, max=10_000, value=defaults.epochs)
-        self.steps_per_epoch = SpinBox(
-            label="steps per epoch", min=1, max=10_000, value=defaults.steps_per_epoch
-        )
-        self.lr = FloatSpinBox(
-            label="learning rate", min=1e-6, max=0.5, step=1e-4, value=defaults.lr
-        )
-        self.lr.native.setDecimals(6)
-        self.patch_size = SpinBox(
-            label="patch size", min=32, max=1024, step=32, value=defaults.patch_size
-        )
-        self.batch_size = SpinBox(label="batch size", min=1, max=64, value=defaults.batch_size)
-        self.augment = {name: CheckBox(text=name, value=True) for name in AUGMENTATIONS}
-        augment_box = Container(
-            label="augment", layout="horizontal", labels=False, widgets=list(self.augment.values())
-        )
-        self.device = ComboBox(label="device", choices=list(DEVICES), value="auto")
-        self.seed = SpinBox(label="seed", min=0, max=2**31 - 1, value=0)
+        self.options = OptionForm(TrainOptions, skip=("init", "architecture"))
+        for name, widget in self.options.widgets.items():
+            setattr(self, name, widget)
         self.save_to = FileEdit(label="save model to", mode="d")
+        self.save_to.tooltip = "Folder the trained model is written to (napari-binseg reads it)"
         self.export_bundle = CheckBox(text="also export a MONAI bundle", value=False)
         for name, w in (
             ("pairs", self.pairs_box),
-            ("val_image", self.val_image),
-            ("val_labels", self.val_labels),
-            ("val_fraction", self.val_fraction),
             ("start_from", self.start_from),
             ("init_path", self.init_path),
             ("architecture", self.architecture),
-            ("loss", self.loss),
-            ("epochs", self.epochs),
-            ("steps_per_epoch", self.steps_per_epoch),
-            ("lr", self.lr),
-            ("patch_size", self.patch_size),
-            ("batch_size", self.batch_size),
-            ("augment", augment_box),
-            ("device", self.device),
-            ("seed", self.seed),
             ("save_to", self.save_to),
-            ("export_bundle", self.export_bundle),
         ):
-            w.name = name
-            self.form.append(w)
+            self.add_option(name, w)
+        self.add_option("val_image", self.val_image, advanced=True)
+        self.add_option("val_labels", self.val_labels, advanced=True)
+        self.options.add_to(self, advanced=("steps_per_epoch", "minutes", "device"))
+        self.add_option("export_bundle", self.export_bundle, advanced=True)
         self.start_from.changed.connect(self._show_start)
         self._show_start()
 
@@ -152,19 +127,22 @@ class TrainWidget(BinsegWidget):
         self.pause_button = QPushButton("Pause")
         self.pause_button.setCheckable(True)
         self.pause_button.setEnabled(False)
+        self.pause_button.setToolTip("Hold training between steps (Stop keeps the best epoch)")
         self.pause_button.toggled.connect(self._pause)
-        self.preview_button = QPushButton("Preview on the visible plane")
+        self.preview_button = QPushButton("Preview")
+        self.preview_button.setToolTip(
+            "Segment the visible plane of the first image with the trained model"
+        )
         self.preview_button.setEnabled(False)
         self.preview_button.clicked.connect(self.preview)
-        self._extra.addWidget(self.pause_button)
-        self._extra.addWidget(self.preview_button)
+        self.button_row.addWidget(self.pause_button)
+        pair_buttons.addWidget(self.preview_button)
         self.cancel_button.setText("Stop")
 
-        self._stop = threading.Event()
-        self._running = threading.Event()  # cleared while paused
-        self._running.set()
-        self._epochs = _EpochRelay(self)
-        self._epochs.epoch.connect(self._on_epoch)
+        # No Qt parent: a late epoch report from the worker never hits a deleted object.
+        self._epochs = _EpochRelay()
+        self._epochs.epoch.connect(self._gui("_on_epoch"))
+        self._training = False
         self.history: list[dict] = []
         self.model = None
         self.model_folder: str | None = None
@@ -175,14 +153,18 @@ class TrainWidget(BinsegWidget):
         image_type, labels_types = self._layer_types
         n = len(self.pairs) + 1
         suffix = "" if n == 1 else f" {n}"
-        image = layer_combo(self.viewer, image_type, label=f"image{suffix}")
-        labels = layer_combo(self.viewer, labels_types, label=f"labels{suffix}")
+        image = self.layer_combo(image_type, label=f"image{suffix}")
+        labels = self.layer_combo(
+            labels_types, label=f"labels{suffix}", prefer=("truth", "input", "count", "labels")
+        )
         self.pairs.append((image, labels))
         self.pairs_box.extend([image, labels])
 
     def remove_pair(self, *_):
         if len(self.pairs) > 1:
             for w in self.pairs.pop():
+                w.disconnect_viewer()
+                self._disconnects.remove(w.disconnect_viewer)
                 self.pairs_box.remove(w)
 
     def _show_start(self, *_):
@@ -198,20 +180,8 @@ class TrainWidget(BinsegWidget):
             init = str(self.init_path.value or "")
             if init in ("", "."):
                 raise ValueError("model folder: choose the model to fine-tune")
-        return TrainConfig(
-            init=init,
-            architecture=self.architecture.value if start == "scratch" else None,
-            loss=self.loss.value,
-            epochs=int(self.epochs.value),
-            steps_per_epoch=int(self.steps_per_epoch.value),
-            lr=float(self.lr.value),
-            patch_size=int(self.patch_size.value),
-            batch_size=int(self.batch_size.value),
-            augment=tuple(name for name, box in self.augment.items() if box.value),
-            val_fraction=float(self.val_fraction.value),
-            device=self.device.value,
-            seed=int(self.seed.value),
-        )
+        architecture = self.architecture.value if start == "scratch" else None
+        return TrainConfig(init=init, architecture=architecture, **self.options.values())
 
     def training_layers(self):
         """The chosen (image, labels) layer pairs and the optional validation pair."""
@@ -240,16 +210,16 @@ class TrainWidget(BinsegWidget):
             self.report_error(exc)
             return None
         bundle = out.rstrip("/\\") + "_bundle" if self.export_bundle.value else None
-        self._stop.clear()
-        self._running.set()
         self.history = []
         self.curves.set_history([])
+        control = self._control
+        # The core's progress callback holds while paused (RunControl.resume).
         progress = self.progress_callback
-        running = self._running
+        epochs = self._epochs
 
-        def paused_progress(done, total):
-            running.wait()
-            progress(done, total)
+        def on_epoch(record):
+            if not control.closed:
+                epochs.epoch.emit(record)
 
         def work():
             from napari_binseg.unet.training import export_bundle, train
@@ -261,9 +231,9 @@ class TrainWidget(BinsegWidget):
                 config=config,
                 validation=validation,
                 out=out,
-                progress=paused_progress,
-                on_epoch=self._epochs.epoch.emit,
-                stop=self._stop.is_set,
+                progress=progress,
+                on_epoch=on_epoch,
+                stop=control.stop.is_set,
             )
             if bundle:
                 export_bundle(out, bundle)
@@ -271,40 +241,63 @@ class TrainWidget(BinsegWidget):
 
         worker = self.start(work, on_result=self._trained, label="Training")
         if worker is not None:
+            self._training = True
             self.pause_button.setEnabled(True)
             self.preview_button.setEnabled(False)
-            worker.finished.connect(self._training_finished)
+            worker.finished.connect(self._gui("_training_finished"))
         return worker
 
     def cancel(self):
-        """Stop training after the current step, keeping the best epoch (a preview: cancel it)."""
+        """Stop training after the current step, keeping the best epoch (a preview: cancel it).
+
+        A paused run is released at once.
+        """
         if self.worker is None:
             return
-        if not self.pause_button.isEnabled():  # a preview, not a training run
+        if not self._training:  # a preview, not a training run
             super().cancel()
             return
-        self._stop.set()
-        self._running.set()
+        self._control.stop.set()
+        self._control.resume.set()
         self.status.setText("Stopping (keeping the best epoch)...")
 
+    def _close_gracefully(self) -> bool:
+        # Closing during training stops it like Stop: the best epoch so far is saved.
+        return self._training
+
     def _pause(self, paused):
+        if not self.busy or not self._training:
+            paused = False
         if paused:
-            self._running.clear()
+            self._control.resume.clear()
             self.pause_button.setText("Resume")
             self.status.setText("Paused.")
         else:
-            self._running.set()
+            if self.busy:
+                self._control.resume.set()
             self.pause_button.setText("Pause")
-            self.status.setText("Training...")
+            if self.busy and self._training and not self._control.stop.is_set():
+                self.status.setText("Training...")
+
+    @property
+    def paused(self) -> bool:
+        return self.busy and not self._control.resume.is_set()
 
     def _on_epoch(self, record):
         self.history.append(record)
         self.curves.set_history(self.history)
-        self.status.setText(
+        text = (
             f"epoch {record['epoch']} (step {record['step']}): train loss "
             f"{record['train_loss']:.3f}, val loss {record['val_loss']:.3f}, "
-            f"val F1 {record['val_f1']:.3f}..."
+            f"val F1 {record['val_f1']:.3f}"
         )
+        # An epoch reported just before Pause (or Stop) was pressed must not hide that state.
+        if self.paused:
+            self.status.setText(f"Paused. Last {text}.")
+        elif self._control.stop.is_set():
+            self.status.setText(f"Stopping (keeping the best epoch)... Last {text}.")
+        else:
+            self.status.setText(f"{text}...")
 
     def _trained(self, result):
         model, history, out = result
@@ -316,6 +309,7 @@ class TrainWidget(BinsegWidget):
         )
 
     def _training_finished(self):
+        self._training = False
         self.pause_button.setChecked(False)
         self.pause_button.setEnabled(False)
         self.preview_button.setEnabled(self.model is not None)

@@ -1,0 +1,258 @@
+"""Widget forms built from the option objects of :mod:`napari_binseg.options`.
+
+Each option is declared once, in its stage class (default, range, choices, units, help, "0 =
+auto", advanced or not); :class:`OptionForm` turns those declarations into magicgui controls
+(label with units, tooltip from the help, range, choices) and reads the controls back into
+the stage class, whose checks give the same messages as the core and the command line.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+
+from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, SpinBox
+
+from napari_binseg.options import Option, options_of
+
+#: Largest value a number control allows when its option has no upper bound.
+_BIG = 1e12
+
+
+def _display(value, opt: Option, names: Mapping | None) -> str:
+    if names and value in names:
+        return str(names[value])
+    if value is None:
+        return opt.none_label or "none"
+    if value is True:
+        return "yes"
+    if value is False:
+        return "no"
+    return str(value)
+
+
+def is_size(opt: Option) -> bool:
+    """An area (2D) or volume (3D) that follows the calibration: its units are squared or
+    cubed (a plain pixel count stays ``px``)."""
+    return opt.name.endswith("_size") and "|" in (opt.units or "")
+
+
+def unit_text(opt: Option, *, calibrated: str | None = None, ndim: int = 2) -> str:
+    """Units of ``opt`` as the form shows them: ``px``, ``µm``, ``px²``, ``µm³``...
+
+    ``"px|µm"`` options follow the calibration: ``calibrated`` is the layer's length unit
+    as shown (``"µm"``), or None for pixels.
+    """
+    if not opt.units:
+        return ""
+    unit = opt.units
+    if "|" in unit:
+        pixel, _physical = unit.split("|", 1)
+        unit = calibrated or pixel
+    if is_size(opt) and not unit.endswith(("²", "³")):
+        unit += "³" if ndim == 3 else "²"
+    return unit
+
+
+def tooltip_text(opt: Option, units: str = "") -> str:
+    """The option's help, with its range, units and what 0 or "auto" means."""
+    parts = [opt.help]
+    if opt.kind in (int, float) and not opt.choices:
+        lo = "" if opt.low is None else f"{'>' if opt.low_open else '>='} {opt.low:g}"
+        hi = "" if opt.high is None else f"{'<' if opt.high_open else '<='} {opt.high:g}"
+        span = ", ".join(p for p in (lo, hi) if p)
+        if span:
+            parts.append(f"Range: {span}{' ' + units if units else ''}.")
+        elif units:
+            parts.append(f"In {units}.")
+    if opt.nullable and opt.zero_is_none and "0 =" not in opt.help:
+        parts.append(f"0 = {opt.none_label or 'none'}.")
+    elif opt.nullable and not opt.zero_is_none and opt.kind in (int, float):
+        parts.append(f"Lowest value: {opt.none_label or 'none'}.")
+    return " ".join(parts)
+
+
+class OptionForm:
+    """magicgui controls for the options of a stage class, and the way back.
+
+    Parameters
+    ----------
+    cls : type
+        A stage class of :mod:`napari_binseg.options` (``ThresholdOptions``...).
+    skip : iterable of str
+        Options the widget shows its own way (or not at all); :meth:`read` takes them from
+        ``extra``.
+    choice_names : mapping, optional
+        ``{option name: {value: display text}}`` for choices that read better in words.
+    labels : mapping, optional
+        ``{option name: label}`` replacing the option's short label.
+
+    Attributes
+    ----------
+    widgets : dict
+        Option name -> magicgui control, in declaration order.
+    """
+
+    def __init__(
+        self,
+        cls,
+        *,
+        skip: Iterable[str] = (),
+        choice_names: Mapping | None = None,
+        labels: Mapping | None = None,
+    ):
+        self.cls = cls
+        self.skip = set(skip)
+        self.options = {o.name: o for o in options_of(cls) if o.name not in self.skip}
+        self._choice_names = dict(choice_names or {})
+        self._labels = dict(labels or {})
+        self._calibrated: str | None = None
+        self._ndim = 2
+        self.widgets = {name: self._make(opt) for name, opt in self.options.items()}
+        self._label_all()
+
+    # -- building ----------------------------------------------------------------------------
+    def _make(self, opt: Option):
+        names = self._choice_names.get(opt.name)
+        if opt.multiple:
+            boxes = [
+                CheckBox(text=str(c), value=c in (opt.default or ())) for c in opt.choices or ()
+            ]
+            # One per line: a row of them would make the dock wide.
+            box = Container(layout="vertical", labels=False, widgets=boxes)
+            box.margins = (0, 0, 0, 0)
+            return box
+        if opt.kind is bool and not opt.choices:
+            return CheckBox(value=bool(opt.default))
+        if opt.choices and (opt.kind not in (int, float) or not opt.special):
+            values = list(opt.choices)
+            if opt.nullable and None not in values:
+                values = [None, *values]
+            choices = [(_display(v, opt, names), v) for v in values]
+            return ComboBox(choices=choices, value=opt.default)
+        if opt.kind in (int, float):
+            return self._number(opt)
+        raise TypeError(f"{self.cls.__name__}.{opt.name}: no form control for {opt.kind}")
+
+    def _number(self, opt: Option):
+        is_int = opt.kind is int
+        step = 1 if is_int else _step(opt)
+        decimals = 0 if is_int else _decimals(step)
+        tiny = 1 if is_int else 10.0**-decimals  # the smallest change the control shows
+        low = 0.0 if opt.low is None and opt.zero_is_none else opt.low
+        low = -_BIG if low is None else low
+        if opt.low_open and not (opt.zero_is_none and low == 0):
+            low = low + tiny
+        high = _BIG if opt.high is None else opt.high
+        if opt.high_open:
+            high = high - tiny
+        if opt.nullable and not opt.zero_is_none:
+            low = low - step  # one step below the range: the "auto"/"none" value
+        if opt.zero_is_none:
+            low = min(low, 0)
+        if is_int:
+            widget = SpinBox(step=1, min=int(low), max=int(min(high, 2**31 - 1)))
+        else:
+            widget = FloatSpinBox(step=step, min=low, max=high)
+            widget.native.setDecimals(decimals)
+        if opt.nullable:
+            widget.native.setSpecialValueText(opt.none_label or "none")
+        self._set_number(widget, opt, opt.default)
+        return widget
+
+    def _label_all(self):
+        for name, widget in self.widgets.items():
+            opt = self.options[name]
+            units = unit_text(opt, calibrated=self._calibrated, ndim=self._ndim)
+            label = self._labels.get(name, opt.label)
+            if units:
+                label = f"{label} ({units})"
+            if isinstance(widget, CheckBox):
+                widget.text = label
+                widget.label = ""
+            else:
+                widget.label = label
+            widget.tooltip = tooltip_text(opt, units)
+
+    def set_calibration(self, unit: str | None, ndim: int = 2):
+        """Units of the ``px|µm`` options: ``unit`` (e.g. ``"µm"``) or None for pixels;
+        ``ndim`` 3 shows sizes as volumes."""
+        self._calibrated = unit
+        self._ndim = ndim
+        self._label_all()
+
+    def add_to(self, host, order: Iterable[str] | None = None, advanced: Iterable[str] = ()):
+        """Put the controls in ``host`` (a :class:`~._base.BinsegWidget`): the options marked
+        advanced, and those named in ``advanced``, in its folded section."""
+        advanced = set(advanced)
+        for name in order or self.widgets:
+            folded = self.options[name].advanced or name in advanced
+            host.add_option(name, self.widgets[name], advanced=folded)
+
+    # -- values ------------------------------------------------------------------------------
+    def values(self) -> dict:
+        """The options as the stage class takes them (None where the form shows "auto")."""
+        return {name: self._get(name) for name in self.widgets}
+
+    def read(self, **extra):
+        """The stage options of the form (``extra`` for the skipped ones); ValueError as the
+        stage class raises it."""
+        return self.cls(**(self.values() | extra))
+
+    def set(self, options) -> None:
+        """Set the controls from a stage instance (or a dict); ValueError for a value a
+        control cannot show, naming the option."""
+        get = options.get if isinstance(options, Mapping) else lambda k: getattr(options, k)
+        for name, widget in self.widgets.items():
+            opt = self.options[name]
+            value = get(name)
+            if opt.multiple:
+                for box in widget:
+                    box.value = box.text in {str(v) for v in value or ()}
+            elif isinstance(widget, (SpinBox, FloatSpinBox)):
+                self._set_number(widget, opt, value)
+            else:
+                if isinstance(widget, ComboBox) and value not in [v for v in widget.choices]:
+                    raise ValueError(f"{opt.name}: the form has no choice {value!r}")
+                widget.value = value
+
+    def _get(self, name):
+        opt, widget = self.options[name], self.widgets[name]
+        if opt.multiple:
+            return tuple(box.text for box in widget if box.value)
+        value = widget.value
+        if isinstance(widget, (SpinBox, FloatSpinBox)):
+            if opt.nullable and value <= widget.min and not opt.zero_is_none:
+                return None
+            if opt.zero_is_none and value == 0:
+                return None
+            return int(value) if opt.kind is int else float(value)
+        return value
+
+    def _set_number(self, widget, opt, value):
+        if value is None:
+            widget.value = 0 if opt.zero_is_none else widget.min
+            return
+        if isinstance(value, str) or not (widget.min <= value <= widget.max):
+            raise ValueError(
+                f"{opt.name}: {value!r} is outside what the form shows "
+                f"({widget.min:g} .. {widget.max:g})"
+            )
+        widget.value = value
+
+
+def _step(opt: Option) -> float:
+    """A spin box step for a float option: about a twentieth of its range, or of its default
+    when that is smaller (a learning rate), 0.5 when unbounded."""
+    step = 0.5
+    if opt.low is not None and opt.high is not None and opt.high > opt.low:
+        step = float(10 ** math.floor(math.log10((opt.high - opt.low) / 20)))
+    default = opt.default if isinstance(opt.default, (int, float)) else 0
+    if 0 < abs(default) < step:
+        step = float(10 ** math.floor(math.log10(abs(default))))
+    return step
+
+
+def _decimals(step: float) -> int:
+    """Decimals that show a tenth of ``step``."""
+    return max(2, -math.floor(math.log10(step)) + 2) if step < 1 else 2

@@ -1,0 +1,68 @@
+"""The widgets fit a laptop screen: minimum heights, all five docked as tabs, short names, and
+the demo opening on the first step of the workflow without an unasked-for layer."""
+
+import numpy as np
+import pytest
+from qtpy.QtWidgets import QTabBar
+
+from napari_binseg import synthetic_nuclei
+from napari_binseg._widgets._base import MAX_MIN_HEIGHT
+
+NAMES = ("Threshold", "U-Net", "Count", "Evaluate", "Train")
+
+
+@pytest.fixture
+def viewer_with_layers(make_napari_viewer):
+    viewer = make_napari_viewer()
+    image, labels = synthetic_nuclei((128, 128), radius=6, seed=0)
+    viewer.add_image(image, name="cells")
+    viewer.add_labels(labels, name="ground truth")
+    return viewer
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_minimum_height(viewer_with_layers, name):
+    """Usable at <= 450 px: the form with its advanced options folded fits without scrolling,
+    and the dock itself can be shorter still (everything sits in a scroll area)."""
+    _, widget = viewer_with_layers.window.add_plugin_dock_widget("napari-binseg", name)
+    assert widget.minimumSizeHint().height() <= MAX_MIN_HEIGHT
+    assert widget.content.minimumSizeHint().height() <= MAX_MIN_HEIGHT
+    assert widget.content.minimumSizeHint().width() <= 460
+    assert not widget.advanced_section.isExpanded()
+
+
+def test_five_docked_as_tabs_fit_full_hd(viewer_with_layers):
+    viewer = viewer_with_layers
+    for name in NAMES:
+        viewer.window.add_plugin_dock_widget("napari-binseg", name, tabify=True)
+    window = viewer.window._qt_window
+    hint = window.minimumSizeHint()
+    assert hint.height() <= 1080 - 60 and hint.width() <= 1920  # with the OS's title bar
+    titles = [bar.tabText(i) for bar in window.findChildren(QTabBar) for i in range(bar.count())]
+    assert {f"{n} (napari-binseg)" for n in NAMES} <= set(titles)
+
+
+def test_demo_opens_on_the_first_step_without_a_preview(make_napari_viewer, monkeypatch):
+    import napari
+
+    from napari_binseg import demo
+
+    made = []
+
+    def viewer_factory(*args, show=False, **kwargs):
+        made.append(make_napari_viewer(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(napari, "Viewer", viewer_factory)
+    viewer, widgets = demo.open_viewer(show=False)
+    assert [layer.name for layer in viewer.layers] == ["nuclei_2d", "nuclei_2d ground truth"]
+    assert set(widgets) == set(demo.WIDGETS) and demo.WIDGETS[0] == "Threshold"
+    bars = [b for b in viewer.window._qt_window.findChildren(QTabBar) if b.count() >= 4]
+    assert bars and bars[0].tabText(bars[0].currentIndex()).startswith("Threshold")
+    # Role defaults in the demo: the image, not the ground truth, is the input; Evaluate
+    # has no prediction yet rather than the ground truth twice.
+    assert widgets["Threshold"].image.value is viewer.layers["nuclei_2d"]
+    evaluate = widgets["Evaluate"]
+    assert evaluate.ground_truth.value is viewer.layers["nuclei_2d ground truth"]
+    assert evaluate.prediction.value is None
+    np.testing.assert_array_equal(widgets["Count"].table_view.rowCount(), 0)
