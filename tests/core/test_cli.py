@@ -115,7 +115,7 @@ def test_binary_mask_prediction(tmp_path):
         ("empty", "no .tif/.tiff files"),
         ("float_labels", "floating point"),
         ("bad_threshold", "not a number"),
-        ("threshold_range", "must lie in"),
+        ("threshold_range", "thresholds must be <= 1"),
     ],
 )
 def test_errors_exit_2_with_message(folders, tmp_path, capsys, setup, message):
@@ -174,3 +174,90 @@ def test_console_script_entry_point():
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     assert "PRED" in out and "--csv" in out
+
+
+# ---------------------------------------------------------------- flags from the options
+
+
+def _help(command, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    return capsys.readouterr().out
+
+
+def test_every_option_has_a_flag_with_its_help(capsys):
+    from napari_binseg.cli._flags import flag_name
+    from napari_binseg.options import (
+        BatchOptions,
+        CountOptions,
+        EvaluateOptions,
+        ThresholdOptions,
+        TrainOptions,
+        UNetOptions,
+        options_of,
+    )
+
+    commands = {
+        "segment": [(ThresholdOptions, "threshold-"), (UNetOptions, ""), (CountOptions, ""),
+                    (BatchOptions, "")],
+        "evaluate": [(EvaluateOptions, "")],
+        "train": [(TrainOptions, "")],
+    }  # fmt: skip
+    own = {"thresholds", "augment", "init"}  # flags of their own (0.1's syntax)
+    for command, stages in commands.items():
+        text = " ".join(_help(command, capsys).split())
+        for cls, prefix in stages:
+            for opt in options_of(cls):
+                if opt.name in own or (cls is CountOptions and opt.name == "diameter"):
+                    continue
+                shared = prefix if opt.name in ("fill_holes", "min_size") else ""
+                flag = flag_name(opt, shared.replace("-", "_"))
+                assert flag in text, (command, flag)
+                assert " ".join(opt.help.rstrip(".").split()[:4]) in text, (command, opt.name)
+
+
+@pytest.mark.parametrize(
+    ("flags", "section", "expected"),
+    [
+        (["--min-size", "auto"], "count", {"min_size": None}),
+        (["--max-size", "0"], "count", {"max_size": None}),
+        (["--connectivity", "8", "--split-touching", "intensity"], "count",
+         {"connectivity": 8, "split_touching": "intensity"}),
+        (["--no-split", "--no-fill-holes", "--exclude-border"], "count",
+         {"split_touching": False, "fill_holes": False, "exclude_border": True}),
+        (["--precision", "float32", "--tile-size", "256", "--diameter", "none"], "unet",
+         {"precision": "float32", "tile_size": 256, "diameter": None}),
+        (["--threshold-min-size", "5", "--invert", "--sigma", "2"], "threshold",
+         {"min_size": 5, "invert": True, "sigma": 2.0}),
+    ],
+)  # fmt: skip
+def test_flags_set_their_options(flags, section, expected):
+    from napari_binseg.cli import _settings_from_args, build_parser
+
+    args = build_parser().parse_args(["segment", "x.tif", "--out", "o", *flags])
+    got = getattr(_settings_from_args(args), section)
+    assert {k: getattr(got, k) for k in expected} == expected
+
+
+def test_flags_left_out_keep_the_settings_file(tmp_path):
+    from napari_binseg.cli import _settings_from_args, build_parser
+    from napari_binseg.settings import PipelineSettings
+
+    path = tmp_path / "s.json"
+    PipelineSettings("li", count={"max_size": 90.0, "min_size": 4.0}).to_json(path)
+    args = build_parser().parse_args(["segment", "x", "--out", "o", "--settings", str(path),
+                                      "--min-size", "6"])  # fmt: skip
+    s = _settings_from_args(args)
+    assert (s.method, s.count.min_size, s.count.max_size) == ("li", 6.0, 90.0)
+
+
+def test_bad_flag_values_exit_2_naming_the_flag(tmp_path, capsys):
+    for flags, message in [
+        (["--tile-size", "12.5"], "argument --tile-size: expected an integer"),
+        (["--min-size", "big"], "argument --min-size: expected none or a size"),
+        (["--split-touching", "maybe"], "expected true, false or intensity"),
+    ]:
+        with pytest.raises(SystemExit) as info:
+            main(["segment", str(tmp_path), "--out", str(tmp_path / "o"), *flags])
+        assert info.value.code == 2
+        assert message in capsys.readouterr().err

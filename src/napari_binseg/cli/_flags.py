@@ -37,7 +37,9 @@ def _words(opt):
 def number_type(opt):
     """An argparse ``type`` for a number option: numbers, its words, and 0 as None."""
     words = _words(opt)
-    noun = _UNIT_WORDS.get(opt.units, "an integer" if opt.kind is int else "a number")
+    noun = _UNIT_WORDS.get(opt.units, "a number")
+    if opt.kind is int:
+        noun = "an integer" + (f" ({noun})" if opt.units in _UNIT_WORDS else "")
 
     def convert(text):
         low = text.strip().lower()
