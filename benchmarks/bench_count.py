@@ -113,7 +113,7 @@ def default_count_case(repeats, sizes=((1024, 1024, 10.0), (1024, 1024, 40.0))):
     from napari_binseg import count_cells, threshold
     from napari_binseg.synthetic import synthetic_nuclei
 
-    print("default classic count vs plain Otsu + label + regionprops_table (ratio > 1: ours faster)")
+    print("default count vs plain Otsu + label + regionprops_table (ratio > 1: ours faster)")
     for h, w, radius in sizes:
         image, truth = synthetic_nuclei((h, w), radius=radius, seed=0)
 

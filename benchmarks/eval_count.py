@@ -38,8 +38,10 @@ def images(which, part, dsb_every=4):
     for name in names:
         if part != "all" and part_of(name) != part:
             continue
-        yield name, tifffile.imread(root / "images" / f"{name}.tif"), tifffile.imread(
-            root / "labels" / f"{name}.tif"
+        yield (
+            name,
+            tifffile.imread(root / "images" / f"{name}.tif"),
+            tifffile.imread(root / "labels" / f"{name}.tif"),
         )
 
 

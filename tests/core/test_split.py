@@ -13,8 +13,7 @@ def ellipsoid(shape, center, radii, spacing):
     grid = np.indices(shape, dtype=float)
     return (
         sum(
-            ((g * s - c) / r) ** 2
-            for g, c, r, s in zip(grid, center, radii, spacing, strict=True)
+            ((g * s - c) / r) ** 2 for g, c, r, s in zip(grid, center, radii, spacing, strict=True)
         )
         <= 1
     )
