@@ -9,6 +9,8 @@ _API = {
     "predict": "inference",
     "predict_channels": "inference",
     "segment": "inference",
+    "estimate_diameter": "inference",
+    "probabilities_at_scale": "inference",
     "load_model": "network",
     "LoadedModel": "network",
     "train": "training",
