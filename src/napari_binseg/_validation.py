@@ -2,7 +2,8 @@
 
 Every public function validates its arrays here first, so a user gets one precise
 ``ValueError`` naming the argument instead of a traceback from deep inside numpy or torch.
-Checks never copy the data and keep dask arrays lazy (only metadata is inspected).
+Checks never copy the data (except big-endian data, converted to native byte order) and keep
+dask arrays lazy (only metadata is inspected).
 """
 
 import numpy as np
@@ -28,6 +29,15 @@ def as_array(data, *, name):
         raise TypeError(f"{name} must be an array, got {type(data).__name__}") from exc
 
 
+def native(array):
+    """``array`` in the machine's byte order: big-endian data (from a file or another machine)
+    is converted (a copy), everything else returned as it is. Compiled kernels (numba, cc3d)
+    read raw bytes and would get wrong values, or fail to compile, on swapped data."""
+    if array.dtype.isnative:
+        return array
+    return array.astype(array.dtype.newbyteorder("="))
+
+
 def check_image(image, *, name="image", min_ndim=2, max_ndim=4):
     """Validate an intensity image: numeric, non-empty, single channel.
 
@@ -43,7 +53,7 @@ def check_image(image, *, name="image", min_ndim=2, max_ndim=4):
     Returns
     -------
     image : ndarray or dask array
-        The input, not copied.
+        The input, not copied (unless in a non-native byte order: converted).
 
     Raises
     ------
@@ -59,7 +69,7 @@ def check_image(image, *, name="image", min_ndim=2, max_ndim=4):
         raise ValueError(
             f"{name} must have {min_ndim} to {max_ndim} dimensions, got shape {image.shape}"
         )
-    return image
+    return native(image)
 
 
 def check_rgb(image, *, name="image", rgb=False):
@@ -95,4 +105,4 @@ def check_labels(labels, *, name="labels"):
         raise ValueError(f"{name} must be an integer or boolean array, got dtype {labels.dtype}")
     if labels.ndim < 2:
         raise ValueError(f"{name} must have at least 2 dimensions, got shape {labels.shape}")
-    return labels
+    return native(labels)

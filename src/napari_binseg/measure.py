@@ -7,7 +7,7 @@ One pass of ``np.bincount`` over the foreground replaces scikit-image's per-regi
 import numpy as np
 import pandas as pd
 
-from ._validation import check_labels
+from ._validation import check_labels, native
 
 AXES = ("z", "y", "x")
 
@@ -80,7 +80,7 @@ def measure_objects(labels, image=None, *, spacing=None, unit=None):
         raise ValueError(f"labels must be 2D or 3D, got shape {labels.shape}")
     spacing = check_spacing(spacing, ndim)
     if image is not None:
-        image = np.asarray(image)
+        image = native(np.asarray(image))
         if image.shape != labels.shape:
             raise ValueError(
                 f"image shape {image.shape} does not match labels shape {labels.shape}"

@@ -464,3 +464,16 @@ def test_settings_objects_refuse_runaway_values():
     for bad in ({"threshold": {"sigma": 1e5}}, {"unet": {"batch_size": 0}}):
         with pytest.raises(ValueError, match=r"\w+\.\w+ must be"):
             PipelineSettings.from_dict(bad)
+
+
+@pytest.mark.parametrize("dtype", [">u2", ">i4"])
+def test_big_endian_labels_count_and_measure_like_native(cells, dtype):
+    labels, table = nb.count_cells(nb.threshold(cells), cells)
+    swapped = labels.astype(dtype)
+    measured = nb.measure_objects(swapped, cells.astype(">f4"))
+    np.testing.assert_allclose(
+        measured["mean_intensity"], nb.measure_objects(labels, cells)["mean_intensity"]
+    )
+    again, _ = nb.count_cells(swapped, cells.astype(">u2"))
+    np.testing.assert_array_equal(again, labels)
+    assert nb.evaluate(swapped, labels)["f1"].iloc[0] == 1.0
