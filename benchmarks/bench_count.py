@@ -133,7 +133,7 @@ def default_count_case(repeats, sizes=((1024, 1024, 10.0), (1024, 1024, 40.0))):
         print(
             f"  {h}x{w}, nuclei radius {radius:g} px: ours {t_ours * 1e3:.0f} ms "
             f"({mp / t_ours:.1f} MP/s, {len(table)} objects for {int(truth.max())} nuclei, "
-            f"diameter {table.attrs['diameter']:.1f} px), plain {t_plain * 1e3:.0f} ms "
+            f"diameter {table.attrs.get('diameter') or 0:.1f} px), plain {t_plain * 1e3:.0f} ms "
             f"({mp / t_plain:.1f} MP/s, {len(ref['label'])} objects): ratio {t_plain / t_ours:.2f}"
         )
 
