@@ -24,6 +24,8 @@ _API = {
     "count_summary": "counting",
     "measure_objects": "measure",
     "split_touching": "_split",
+    "estimate_diameter": "size",
+    "subtract_background": "background",
     "PipelineSettings": "pipeline",
     "ThresholdSettings": "pipeline",
     "UNetSettings": "pipeline",
