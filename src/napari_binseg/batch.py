@@ -26,10 +26,11 @@ import numpy as np
 from .io import TIFF_EXTENSIONS, source_name
 from .options import BatchOptions
 
-#: Peak bytes per pixel of an in-memory run beyond the input itself (measured on 2D uint16:
-#: threshold + count with splitting ~40 B/px, issue 15; the U-Net holds a float32 copy,
-#: probabilities and labels). Above ``max_memory`` a threshold run goes to chunks.
-PEAK_BYTES_PER_PIXEL = {"threshold": 40, "unet": 48}
+#: Peak bytes per pixel of an in-memory run beyond the input itself, measured with
+#: ``ru_maxrss`` on a 4096 x 4096 uint16 image (``run_pipeline``, Otsu): 40 B/px with
+#: splitting and hole filling, 16 without; the U-Net holds a float32 copy, its probabilities
+#: and labels. Above ``max_memory`` a threshold run goes to chunks (see issue 15).
+PEAK_BYTES_PER_PIXEL = {"split": 40, "threshold": 16, "unet": 48}
 _LOCK_NAME = ".napari-binseg.lock"
 _OUTPUT_SUFFIXES = ("_labels.tif", "_labels.zarr", "_objects.csv", "_counts.csv")
 
@@ -91,11 +92,24 @@ def output_names(name):
     }
 
 
-def peak_bytes(shape, dtype, method):
-    """Estimated peak memory of an in-memory pipeline run on an image (input included)."""
+def peak_bytes(shape, dtype, settings):
+    """Estimated peak memory of an in-memory pipeline run on an image (input included).
+
+    Parameters
+    ----------
+    shape, dtype
+        Of the input image.
+    settings : PipelineSettings
+        The path (U-Net, threshold with or without splitting) decides the working arrays.
+    """
+    if settings.method == "unet":
+        path = "unet"
+    elif settings.count.split_touching or settings.count.fill_holes:
+        path = "split"
+    else:
+        path = "threshold"
     pixels = int(np.prod(shape, dtype=np.float64))
-    per_pixel = PEAK_BYTES_PER_PIXEL["unet" if method == "unet" else "threshold"]
-    return pixels * (np.dtype(dtype).itemsize + per_pixel)
+    return pixels * (np.dtype(dtype).itemsize + PEAK_BYTES_PER_PIXEL[path])
 
 
 def _remove(path):
@@ -166,7 +180,7 @@ def segment_file(
     axes, time_axis = resolve_image_axes(settings, data.ndim, _file_axes(meta, given, data.ndim))
     if spacing is None:
         spacing = [s for a, s in enumerate(meta["scale"]) if a != time_axis]
-    estimate = peak_bytes(data.shape, data.dtype, settings.method)
+    estimate = peak_bytes(data.shape, data.dtype, settings)
     large = estimate > max_memory
     if large and settings.method == "unet":
         raise ValueError(
