@@ -1,0 +1,252 @@
+"""One plane through the network: normalization, resize, tiles, and labels at a scale.
+
+The per-unit building blocks of :mod:`.inference` (``predict``, ``segment``) and of the 3D
+volume modes: :func:`probabilities_at_scale` is the documented entry point; ``_auto_unit`` is
+``segment(diameter="auto")`` on one plane (the rule itself lives in :mod:`.scale`).
+"""
+
+import time
+
+import numpy as np
+
+from .._validation import is_dask
+from ._postprocess import probabilities_to_labels, remove_small
+from .backends import _Runner
+from .normalize import nonfinite_mask, normalize_plane
+from .scale import (
+    PROBE_SCALE,
+    _labels_resized,
+    _resize,
+    _scaled_shape,
+    downsample_factor,
+    median_diameter,
+    upsample_factor,
+)
+from .tiling import _infer_unit, _plan
+
+
+def _check_options(**options):
+    """Validate keyword options through :class:`napari_binseg.options.UNetOptions`."""
+    from ..options import UNetOptions
+
+    UNetOptions(**options)
+
+
+def _units(image, lm):
+    """Leading index tuples of the units (planes for 2D networks, volumes for 3D ones)."""
+    dims = lm.spatial_dims
+    if image.ndim < dims:
+        raise ValueError(
+            f"image has shape {image.shape} but the model {lm.name!r} is {dims}D: "
+            f"it needs at least {dims} dimensions"
+        )
+    lead = image.shape[: image.ndim - dims]
+    return list(np.ndindex(*lead)) if lead else [()]
+
+
+def _normalized_units(image, lm):
+    """Yield (index, normalized float32 unit, mask of its non-finite pixels or None)."""
+    norm = lm.config["normalization"]
+    for idx in _units(image, lm):
+        unit = image[idx] if idx else image
+        if is_dask(unit):
+            unit = unit.compute()
+        unit = np.asarray(unit)
+        bad = nonfinite_mask(unit)
+        yield idx, normalize_plane(unit, norm, bad), bad
+
+
+def _tiles(shape, lm, scale, tile_size, overlap):
+    return _plan(_scaled_shape(shape, scale), lm, tile_size, overlap)[2]
+
+
+def _infer_pass(unit, lm, runner, scale, *, tile_size, overlap, batch_size, extra=False):
+    """Probabilities of a normalized unit resized by ``scale`` (at the resized shape).
+
+    ``runner.done`` ends at exactly the pass's planned tiles; an ``extra`` pass (one that
+    was not counted in ``runner.total`` in advance) first adds them to ``runner.total``.
+    """
+    shape = _scaled_shape(unit.shape, scale)
+    tiles = _plan(shape, lm, tile_size, overlap)[2]
+    if extra:
+        runner.total += tiles
+    done = runner.done + tiles
+    probs = _infer_unit(
+        unit if scale == 1.0 else _resize(unit, shape),
+        lm,
+        runner,
+        tile_size=tile_size,
+        overlap=overlap,
+        batch_size=batch_size,
+    )
+    runner.done = done
+    return probs
+
+
+def probabilities_at_scale(
+    plane,
+    model="nuclei",
+    scale=1.0,
+    *,
+    device="auto",
+    tile_size=1024,
+    overlap=0.25,
+    batch_size=4,
+    precision="auto",
+    backend="auto",
+    runner=None,
+):
+    """Channel probabilities of one plane (or volume) run through the network at ``scale``.
+
+    The building block of :func:`predict` and :func:`segment`, for callers that choose the
+    scale themselves (3D volume modes, benchmarks): the plane is normalized like every plane
+    of :func:`segment` (its own percentiles; NaN/inf pixels as background), resized by
+    ``scale`` (bilinear, antialiased when shrinking) and run in one pass or in tiles.
+
+    Parameters
+    ----------
+    plane : (Y, X) array-like (or (Z, Y, X) for a 3D model)
+        One unit of intensities, any numeric dtype.
+    model : str, path-like or LoadedModel
+        As in :func:`predict`.
+    scale : float
+        Resize factor (1.0: the plane's own pixel size; 2D models only otherwise).
+    device, tile_size, overlap, batch_size, precision, backend
+        As in :func:`predict`.
+    runner : backends._Runner, optional
+        Reuse one runner (its compiled network and tile count) over many calls.
+
+    Returns
+    -------
+    probabilities : (C, Y', X') ndarray of float32
+        The model's output channels at the resized shape ``round(Y * scale), round(X *
+        scale)`` (foreground and centre for the bundled model); resize them back with
+        :func:`napari_binseg.unet.scale.resize`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> probabilities_at_scale(np.zeros((64, 64), np.uint8), scale=0.5).shape  # doctest: +SKIP
+    (2, 32, 32)
+    """
+    from .network import load_model
+
+    _check_options(
+        tile_size=tile_size,
+        overlap=overlap,
+        batch_size=batch_size,
+        precision=precision,
+        backend=backend,
+    )
+    lm = load_model(model, device=device)
+    plane = np.asarray(plane)
+    if plane.ndim != lm.spatial_dims:
+        raise ValueError(f"plane must be {lm.spatial_dims}D for {lm.name!r}, got {plane.shape}")
+    if not (isinstance(scale, (int, float, np.number)) and 0 < scale <= 16):
+        raise ValueError(f"scale must be a number in (0, 16], got {scale!r}")
+    if scale != 1.0 and lm.spatial_dims != 2:
+        raise ValueError("scale applies to 2D models only")
+    if runner is None:
+        runner = _Runner(lm, precision=precision, progress=None, total=0, backend=backend)
+    unit = normalize_plane(plane, lm.config["normalization"])
+    return _infer_pass(
+        unit,
+        lm,
+        runner,
+        float(scale),
+        tile_size=tile_size,
+        overlap=overlap,
+        batch_size=batch_size,
+        extra=True,
+    )
+
+
+def _labels_at_scale(probs, lm, scale, shape, prob_threshold, resize=True):
+    """Instances from probabilities computed at ``scale``, as a label plane of ``shape``
+    (``resize=False``: at the probabilities' own shape, objects under the model's
+    ``min_size`` times ``scale**2`` removed)."""
+    if scale == 1.0:
+        return labels_from_probabilities(probs, lm, prob_threshold=prob_threshold)
+    min_size = lm.config["postprocess"]["min_size"] * scale**2
+    labels = labels_from_probabilities(probs, lm, prob_threshold=prob_threshold, min_size=min_size)
+    return _labels_resized(labels, shape) if resize else labels
+
+
+def _foreground(probs, lm):
+    fg = lm.config["foreground_channel"]
+    if fg == -1:
+        return 1.0 - probs[0]
+    return probs[fg]
+
+
+def labels_from_probabilities(
+    probs, lm, *, prob_threshold=0.5, seed_threshold=None, min_size=None
+):
+    """Instances of one unit from its channel probabilities (centres if the model has them)."""
+    post = lm.config["postprocess"]
+    seed_threshold = post["seed_threshold"] if seed_threshold is None else seed_threshold
+    min_size = post["min_size"] if min_size is None else min_size
+    fg = _foreground(probs, lm)
+    if lm.has_centres and probs.ndim == 3:
+        centre = probs[lm.outputs.index("centre")]
+        return probabilities_to_labels(
+            fg,
+            centre,
+            prob_threshold=prob_threshold,
+            seed_threshold=seed_threshold,
+            min_size=min_size,
+        )
+    import cc3d
+
+    from ..morphology import face_connectivity
+
+    labels = cc3d.connected_components(
+        fg > prob_threshold, connectivity=face_connectivity(fg.ndim)
+    ).astype(np.int32)
+    return remove_small(labels, min_size)
+
+
+def _auto_unit(unit, lm, runner, prob_threshold, probing, info, **kw):
+    """``diameter="auto"`` on one plane: (labels, probabilities, scale, estimated diameter).
+
+    The probe (0.25x) estimates the nucleus diameter; above ``NATIVE_MAX`` times the model's
+    the plane is segmented at 0.5x or at 0.25x (the probe itself). Otherwise the full-size
+    pass measures the nuclei and small ones are upsampled (the rule before the probe).
+    Network time that only served the estimate is added to ``info["estimate_seconds"]``.
+    """
+    post = lm.config["postprocess"]
+    reference = post.get("diameter")
+    native_tiles = _tiles(unit.shape, lm, 1.0, kw["tile_size"], kw["overlap"])
+    if probing:
+        t = time.perf_counter()
+        small, probs, found = _probe(unit, lm, runner, prob_threshold, **kw)
+        scale = downsample_factor(found, reference)
+        if scale == PROBE_SCALE:
+            runner.total -= native_tiles
+            return _labels_resized(small, unit.shape), probs, scale, found
+        info["probe_seconds"] += time.perf_counter() - t
+        info["estimate_seconds"] += time.perf_counter() - t
+        if scale != 1.0:
+            runner.total -= native_tiles
+            probs = _infer_pass(unit, lm, runner, scale, extra=True, **kw)
+            labels = _labels_at_scale(probs, lm, scale, unit.shape, prob_threshold)
+            return labels, probs, scale, found
+    t = time.perf_counter()
+    probs = _infer_pass(unit, lm, runner, 1.0, **kw)
+    labels = _labels_at_scale(probs, lm, 1.0, unit.shape, prob_threshold)
+    found = median_diameter(labels)
+    scale = upsample_factor(found, reference, post.get("max_scale", 2.0))
+    if scale != 1.0:
+        info["estimate_seconds"] += time.perf_counter() - t
+        probs = _infer_pass(unit, lm, runner, scale, extra=True, **kw)
+        labels = _labels_at_scale(probs, lm, scale, unit.shape, prob_threshold)
+    return labels, probs, scale, found
+
+
+def _probe(unit, lm, runner, prob_threshold, extra=False, **kw):
+    """The 0.25x pass of a plane: (labels at 0.25x, probabilities, estimated diameter or
+    None in the plane's pixels)."""
+    probs = _infer_pass(unit, lm, runner, PROBE_SCALE, extra=extra, **kw)
+    small = _labels_at_scale(probs, lm, PROBE_SCALE, None, prob_threshold, resize=False)
+    found = median_diameter(small)
+    return small, probs, None if found is None else found / PROBE_SCALE
