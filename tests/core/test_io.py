@@ -7,7 +7,7 @@ import pytest
 import tifffile
 
 import napari_binseg
-from napari_binseg.io import imread, imwrite, is_labels_path, normalize_unit
+from napari_binseg.io import imread, imwrite, is_labels_path, normalize_unit, read_zarr, write_zarr
 from napari_binseg.synthetic import synthetic_nuclei
 
 DATA = Path(napari_binseg.__file__).parent / "data"
@@ -47,7 +47,7 @@ def test_round_trip_keeps_dtype_axes_scale(tmp_path, dtype, shape, axes, scale):
     np.testing.assert_array_equal(out, data)
     assert meta["axes"] == (axes or {2: "YX", 3: "ZYX"}[len(shape)])
     assert meta["scale"] == pytest.approx(scale)
-    spatial = [u for a, u in zip(meta["axes"], meta["units"]) if a in "ZYX"]
+    spatial = [u for a, u in zip(meta["axes"], meta["units"], strict=True) if a in "ZYX"]
     assert spatial == ["µm"] * len(spatial)
     assert meta["format"] == EXPECTED_FORMAT[dtype]
     assert meta["is_labels"] is False
@@ -249,3 +249,40 @@ def test_synthetic_bad_arguments(kwargs, match):
     kwargs = {"shape": (16, 16), **kwargs}
     with pytest.raises(ValueError, match=match):
         synthetic_nuclei(**kwargs)
+
+
+def test_damaged_tiffs_are_one_error_naming_the_file(tmp_path):
+    path = tmp_path / "good.tif"
+    imwrite(path, np.arange(64 * 64, dtype=np.uint16).reshape(64, 64))
+    data = path.read_bytes()
+    (tmp_path / "header.tif").write_bytes(data[:8])
+    with pytest.raises(ValueError, match="header.tif holds no image"):
+        imread(tmp_path / "header.tif")
+    (tmp_path / "cut.tif").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="cut.tif is truncated or damaged"):
+        imread(tmp_path / "cut.tif")
+    with pytest.raises(ValueError, match="has 1 image series, not 3"):
+        imread(path, series=2)
+
+
+def test_declared_size_is_checked_before_reading():
+    from napari_binseg.io import check_fits_in_memory
+
+    check_fits_in_memory((100, 100), np.uint16, available=20_000)
+    with pytest.raises(ValueError, match=r"big.tif declares 200000 x 200000 uint8 .*37.3 GiB"):
+        check_fits_in_memory((200000, 200000), np.uint8, name="big.tif", available=2**30)
+
+
+def test_zarr_stores_every_chunk_and_refuses_missing_ones(tmp_path):
+    import dask.array as da
+
+    image = np.zeros((64, 64), np.uint16)
+    image[:8, :8] = 7
+    store = write_zarr(tmp_path / "s.zarr", da.from_array(image, chunks=32))
+    chunks = sorted(p for p in store.rglob("*") if p.is_file() and p.parent.name.isdigit())
+    assert len(chunks) == 4  # empty chunks stored too
+    chunks[0].unlink()
+    with pytest.raises(ValueError, match="s.zarr is missing 1 of its 4 chunks"):
+        read_zarr(store)
+    data, _ = read_zarr(store, allow_missing_chunks=True)
+    assert int(data.sum().compute()) == 0  # the chunk holding the 7s reads as zeros
