@@ -391,7 +391,8 @@ class BatchResult:
     skipped: list = field(default_factory=list)
     #: ``(path, message)`` of every input that failed.
     failed: list = field(default_factory=list)
-    #: Estimated nucleus diameter per finished input (None where the count gives none).
+    #: ``(diameter, unit)`` of the estimated nucleus size per finished input (diameter None
+    #: where the count gives none).
     diameters: dict = field(default_factory=dict)
 
 
@@ -536,7 +537,8 @@ def segment_files(
                 result.failed.append((path, message))
                 continue
             result.done.append(path)
-            result.diameters[path] = table.attrs.get("diameter")
+            diameter = table.attrs.get("diameter")
+            result.diameters[path] = (diameter, table.attrs.get("unit") or "px")
         if progress is not None:
             progress(len(inputs), len(inputs), "done")
         collect_tables(inputs, out)

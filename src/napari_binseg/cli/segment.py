@@ -112,9 +112,9 @@ def run(args):
             print(file=sys.stderr)
     for path, message in result.failed:
         print(f"napari-binseg segment: {path.name}: error: {message}", file=sys.stderr)
-    for path, diameter in result.diameters.items():
+    for path, (diameter, unit) in result.diameters.items():
         if diameter is not None and not args.quiet:
-            print(f"{path.name}: nucleus diameter {diameter:.1f} (estimated)")
+            print(f"{path.name}: nucleus diameter {diameter:.1f} {unit} (estimated)")
     n, failed = len(result.inputs), result.failed
     print(
         f"segmented {n - len(failed)} of {n} files into {result.out}"
