@@ -68,13 +68,15 @@ def test_grow_seeds_3d_exact():
         grow_seeds_3d(seeds[0], mask[0])
 
 
-def test_centre_saddle_along_z_gives_two_objects():
+@pytest.mark.parametrize("diameter", [10, 16])  # 16: peaks searched on the 2x coarser grid
+def test_centre_saddle_along_z_gives_two_objects(diameter):
     z = np.arange(30)[:, None, None]
     centre = np.exp(-(((z - 8) / 4.0) ** 2)) + np.exp(-(((z - 22) / 4.0) ** 2))
-    centre = centre * np.ones((1, 5, 5)) * 0.9
-    labels = probabilities_to_labels_3d(np.ones((30, 5, 5)), centre, min_size=1, diameter=12)
+    centre = centre * np.ones((1, 6, 6)) * 0.9
+    labels = probabilities_to_labels_3d(np.ones((30, 6, 6)), centre, min_size=1, diameter=diameter)
     assert labels.max() == 2
-    assert (labels[:15] == 1).all() and (labels[16:] == 2).all()  # z = 15: equally far
+    # The border lies halfway between the seeds (z = 15 for seeds at the peaks).
+    assert (labels[:14] == 1).all() and (labels[18:] == 2).all()
 
 
 def test_stitch_planes_links_by_overlap():

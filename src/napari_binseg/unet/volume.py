@@ -163,37 +163,76 @@ def probabilities_to_labels_3d(
     True
     """
     import cc3d
-    from scipy import ndimage
 
     mask = foreground > prob_threshold
     diameter = np.broadcast_to(np.asarray(diameter, float), (3,))
-    sigma = tuple(max(d / 10, 0.3) for d in diameter)
-    size = tuple(max(3, int(round(d / 3)) | 1) for d in diameter)
-    smooth = ndimage.gaussian_filter(np.asarray(centre, np.float32), sigma)
-    peaks = (ndimage.maximum_filter(smooth, size=size) == smooth) & (smooth > seed_threshold)
-    seeds = cc3d.connected_components(peaks & mask, connectivity=26)
-    del smooth, peaks
-    n_seeds = int(seeds.max()) if seeds.size else 0
-    labels = grow_seeds_3d(seeds, mask) if n_seeds else np.zeros(mask.shape, np.int32)
+    coords, values = _centre_peaks(centre, diameter, seed_threshold)
+    inside = mask[coords]
+    coords = tuple(c[inside] for c in coords)
+    values = values[inside]
+
+    def grow(values):
+        seeds = np.zeros(mask.shape, np.int32)
+        seeds[coords] = values
+        return grow_seeds_3d(seeds, mask)
+
+    n_seeds = int(values.max()) if values.size else 0
+    labels = grow(values) if n_seeds else np.zeros(mask.shape, np.int32)
     least = 4 / 3 * math.pi * float(np.prod(0.2 * diameter))
     if n_seeds:
         # A seed whose region stays under a ball of 0.4 diameters is a side peak of a
         # nucleus's centre map (a flat or textured nucleus has several): drop it and grow
         # again, so its neighbours take its voxels.
         sizes = np.bincount(labels.ravel(), minlength=n_seeds + 1)
-        small = sizes < least
-        small[0] = False
-        if small.any():
-            seeds[small[seeds]] = 0
-            seeds = remove_small(seeds, 1)
-            n_seeds = int(seeds.max())
-            labels = grow_seeds_3d(seeds, mask) if n_seeds else np.zeros(mask.shape, np.int32)
+        keep = sizes >= least
+        keep[0] = False
+        if not keep[np.unique(values)].all():
+            lut = np.zeros(n_seeds + 1, np.int32)
+            lut[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
+            values = lut[values]
+            n_seeds = int(keep.sum())
+            labels = grow(values) if n_seeds else np.zeros(mask.shape, np.int32)
     rest = mask & (labels == 0)
     if rest.any():
         extra = cc3d.connected_components(rest, connectivity=6).astype(np.int32)
         labels[rest] = extra[rest] + n_seeds
     # Seedless specks that small are rims and halos of the three views, not nuclei.
     return remove_small(labels, max(min_size, least))
+
+
+def _centre_peaks(centre, diameter, threshold):
+    """Voxel coordinates and seed numbers of the local maxima of the smoothed centre map.
+
+    Where nuclei span 12 voxels or more along every axis (the near-isotropic stack of the
+    accurate mode), maxima are searched on a grid twice as coarse (2x2x2 block means: 8x
+    fewer voxels to smooth and filter), each coarse peak seeding the fine voxel at its block's
+    centre. Connected maxima (plateaus) share a number.
+    """
+    import cc3d
+    from scipy import ndimage
+
+    centre = np.asarray(centre, np.float32)
+    coarse = min(diameter) >= 12 and min(centre.shape) >= 4
+    factor = (2, 2, 2) if coarse else (1, 1, 1)
+    if any(f > 1 for f in factor):
+        crop = tuple(n // f * f for n, f in zip(centre.shape, factor, strict=True))
+        block = centre[tuple(slice(0, c) for c in crop)]
+        shape = []
+        for c, f in zip(crop, factor, strict=True):
+            shape += [c // f, f]
+        centre = block.reshape(shape).mean(axis=(1, 3, 5), dtype=np.float32)
+    d = np.asarray(diameter, float) / np.asarray(factor)
+    sigma = tuple(max(x / 10, 0.3) for x in d)
+    size = tuple(max(3, int(round(x / 3)) | 1) for x in d)
+    smooth = ndimage.gaussian_filter(centre, sigma, truncate=3.0)
+    peaks = ndimage.maximum_filter(smooth, size=size) == smooth
+    peaks &= smooth > threshold
+    del smooth
+    numbers = cc3d.connected_components(peaks, connectivity=26)
+    coarse = np.nonzero(numbers)
+    values = numbers[coarse].astype(np.int32)
+    coords = tuple((c * f + f // 2).astype(np.intp) for c, f in zip(coarse, factor, strict=True))
+    return coords, values
 
 
 def stitch_planes(labels, stitch_threshold=0.25):
@@ -353,30 +392,30 @@ def _labels_to_grid(labels, shape):
 def estimate_diameter(volume, lm, spacing, *, options, progress=None):
     """Typical nucleus diameter of a normalized stack in physical units (once per stack).
 
-    A few XY planes (the middle one and those a quarter of the stack above and below) are
-    segmented by :func:`napari_binseg.unet.inference.segment` with ``diameter="auto"`` (its
-    size estimate chooses the scale per plane), and the median object is measured; since a
-    plane cuts a nucleus below its equator on average, the median section is divided by
-    0.87 to give the nucleus diameter.
+    :func:`napari_binseg.unet.inference.estimate_diameter` (the size ``segment`` finds with
+    ``diameter="auto"``: a 0.25x probe, then the full-size pass where nuclei are not large)
+    measures a few XY planes: the middle one and those a quarter of the stack above and
+    below. A plane cuts a ball at a uniformly distributed height, so the median section has
+    0.87 of the nucleus diameter: the planes' median is divided by it.
 
     Returns
     -------
     diameter : float or None
-        ``None`` when the planes hold no object.
+        In the units of ``spacing``; ``None`` when the planes hold no nucleus.
     """
     inf = _inference()
     nz = volume.shape[0]
-    picks = sorted({nz // 2, nz // 4, (3 * nz) // 4})
     plain = _unnormalized(lm)
-    labels = []
-    for z in picks:
-        labels.append(inf.segment(volume[z], plain, diameter="auto", **options))
+    found = []
+    for z in sorted({nz // 2, nz // 4, (3 * nz) // 4}):
+        d = inf.estimate_diameter(volume[z], plain, **options)
+        if d:
+            found.append(d)
         if progress is not None:
             progress.step(1)
-    found = inf.median_diameter(labels)
     if not found:
         return None
-    return found / _SECTION * float(np.sqrt(spacing[1] * spacing[2]))
+    return float(np.median(found)) / _SECTION * float(np.sqrt(spacing[1] * spacing[2]))
 
 
 def _scale_of(diameter, lm, spacing):
@@ -391,6 +430,14 @@ def _scale_of(diameter, lm, spacing):
     return 1.0 if 0.8 < scale < 1.25 else round(4 * scale) / 4
 
 
+def _positions(n, step):
+    """Sampled planes of an axis of ``n`` planes: every ``step``-th and the last."""
+    positions = list(range(0, n, step))
+    if positions[-1] != n - 1:
+        positions.append(n - 1)
+    return positions
+
+
 def _view_pass(volume, axis, step, lm, options, fg_sum, centre_sum, progress):
     """Add the foreground and centre maps of the planes normal to ``axis`` into the sums.
 
@@ -400,36 +447,41 @@ def _view_pass(volume, axis, step, lm, options, fg_sum, centre_sum, progress):
     """
     inf = _inference()
     n = volume.shape[axis]
-    positions = list(range(0, n, step))
-    if positions[-1] != n - 1:
-        positions.append(n - 1)
+    positions = _positions(n, step)
     plane_pixels = volume.size // n
     chunk = max(1, _CHUNK_PIXELS // max(plane_pixels, 1))
-    prev = None
-
-    def add(index, fg, centre):
-        where = (slice(None),) * axis + (index,)
-        fg_sum[where] += fg
-        centre_sum[where] += centre
-
+    prev = None  # the last sampled plane of the previous chunk: (position, fg, centre)
+    fg_view = np.moveaxis(fg_sum, axis, 0)
+    centre_view = np.moveaxis(centre_sum, axis, 0)
     for start in range(0, len(positions), chunk):
         pos = positions[start : start + chunk]
         planes = np.ascontiguousarray(np.moveaxis(np.take(volume, pos, axis=axis), axis, 0))
         base = progress.done
         probs = inf.predict_channels(planes, lm, progress=progress.within(len(pos)), **options)
         fg_all, centre_all = _channels(probs, lm)
-        for j, p in enumerate(pos):
-            fg, centre = fg_all[j], centre_all[j]
-            if prev is None:
-                add(p, fg, centre)
-            else:
-                q, pfg, pcentre = prev
-                for i in range(q + 1, p + 1):
-                    w = np.float32((i - q) / (p - q))
-                    add(i, pfg + w * (fg - pfg), pcentre + w * (centre - pcentre))
-            prev = (p, fg, centre)
+        if prev is not None:
+            pos = [prev[0], *pos]
+            fg_all = np.concatenate([prev[1][None], fg_all])
+            centre_all = np.concatenate([prev[2][None], centre_all])
+        first = pos[0] + 1 if prev is not None else pos[0]
+        out = np.arange(first, pos[-1] + 1)
+        # Linear interpolation between the sampled planes around each output plane.
+        j = np.clip(np.searchsorted(pos, out, side="right") - 1, 0, max(len(pos) - 2, 0))
+        if len(pos) > 1:
+            gap = np.asarray(pos)[j + 1] - np.asarray(pos)[j]
+            w = ((out - np.asarray(pos)[j]) / gap).astype(np.float32)[:, None, None]
+            for total, maps in ((fg_view, fg_all), (centre_view, centre_all)):
+                left = maps[j]
+                left += w * (maps[j + 1] - left)
+                total[first : pos[-1] + 1] += left
+                del left
+        else:
+            fg_view[first : pos[-1] + 1] += fg_all[j]
+            centre_view[first : pos[-1] + 1] += centre_all[j]
+        prev = (pos[-1], fg_all[-1].copy(), centre_all[-1].copy())
+        del probs, fg_all, centre_all
         progress.done = base
-        progress.step(len(pos))
+        progress.step(len(planes))
     return len(positions)
 
 
@@ -639,9 +691,11 @@ def segment_volume(
     frames = list(iter_frames(image, axes))
     nz, ny, nx = image.shape[-3:]
     if mode == "accurate":
-        zoom_hint = max(1.0, spacing[0] / float(np.sqrt(spacing[1] * spacing[2])))
-        step = plane_step or max(1, int(math.floor(zoom_hint)))
-        per_frame = 3 + math.ceil(nz * zoom_hint / step) + 2 * math.ceil(max(ny, nx) / step)
+        # Planes of the three views at scale 1 (a resized stack moves the bar unevenly).
+        lateral = float(np.sqrt(spacing[1] * spacing[2]))
+        iso = (max(1, round(nz * spacing[0] / lateral)), ny, nx)
+        step = plane_step or max(1, int(math.floor(iso[0] / nz)))
+        per_frame = 3 + sum(len(_positions(n, step)) for n in iso)
     else:
         per_frame = 3 + nz
     tracker = _Progress(progress, per_frame * len(frames))
@@ -696,7 +750,7 @@ def segment_volume(
         out[index] = labels
         offset += n
         start += per_frame
-        tracker.done = min(start, tracker.total)
+        tracker.done = max(tracker.done, min(start, tracker.total))
     tracker.finish()
     result = (out, prob) if return_probabilities else (out,)
     if return_info:
