@@ -117,3 +117,16 @@ def test_chunked_table_equals_in_memory(shape):
     expected = expected.assign(label=lut[expected["label"].to_numpy()])
     expected = expected.sort_values("label").reset_index(drop=True)
     pd.testing.assert_frame_equal(got, expected, check_exact=True)
+
+
+def test_big_endian_and_float_nan_intensities():
+    labels = np.zeros((6, 6), ">u2")
+    labels[1:3, 1:3] = 2
+    image = np.arange(36, dtype=">f4").reshape(6, 6)
+    native = measure_objects(labels.astype("u2"), image.astype("f4"))
+    pd.testing.assert_frame_equal(measure_objects(labels, image), native)
+    image = image.astype("f4")
+    image[1, 2] = np.nan  # NaN propagates into mean, min and max, as numpy does
+    row = measure_objects(labels, image).iloc[0]
+    assert np.isnan(row["mean_intensity"]) and np.isnan(row["min_intensity"])
+    assert np.isnan(row["max_intensity"])
