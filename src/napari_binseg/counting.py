@@ -114,6 +114,8 @@ def _count_frame(
     table = table[keep].reset_index(drop=True)
     table["label"] = new.astype(np.int64)
     attrs["diameter"] = None if diameter is None else float(diameter)
+    # The same in lateral pixels (x), for a display in px and µm.
+    attrs["diameter_px"] = None if diameter is None else float(diameter) / float(spacing[-1])
     attrs["min_size"] = float(min_size)
     table.attrs.update(attrs)
     step()
@@ -199,8 +201,8 @@ def count_cells(
         ``volume``, ``equivalent_diameter``, intensities, ``bbox_min_*``/``bbox_max_*``
         (see :func:`napari_binseg.measure_objects`). ``table.attrs`` holds ``spacing``,
         ``unit``, ``diameter`` (the typical nucleus diameter used, physical units with
-        ``spacing``; None when neither estimated nor given), ``min_size`` and, for a time
-        series, ``n_frames`` and ``frame_diameters``.
+        ``spacing``; None when neither estimated nor given), ``diameter_px`` (the same in x
+        pixels), ``min_size`` and, for a time series, ``n_frames`` and ``frame_diameters``.
 
     Raises
     ------
@@ -321,6 +323,8 @@ def count_cells(
     attrs = dict(tables[0].attrs)
     diameters = [t.attrs["diameter"] for t in tables if t.attrs.get("diameter")]
     attrs["diameter"] = float(np.median(diameters)) if diameters else None
+    dx = float(spacing[-1])
+    attrs["diameter_px"] = None if attrs["diameter"] is None else attrs["diameter"] / dx
     attrs["frame_diameters"] = [t.attrs.get("diameter") for t in tables]
     attrs.pop("min_size", None)
     table = pd.concat(tables, ignore_index=True)

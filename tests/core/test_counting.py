@@ -504,7 +504,12 @@ def test_min_size_auto_drops_specks_and_is_recorded():
 def test_diameter_given_in_physical_units():
     mask = two_touching(2)
     _, t = count_cells(mask, spacing=(0.5, 0.5), diameter=10.0)
-    assert len(t) == 2 and t.attrs["diameter"] == 10.0
+    assert len(t) == 2 and t.attrs["diameter"] == 10.0 and t.attrs["diameter_px"] == 20.0
+    # Estimated: the same nuclei measure the same in pixels, whatever the calibration.
+    _, px = count_cells(mask)
+    _, um = count_cells(mask, spacing=(0.5, 0.5))
+    assert um.attrs["diameter"] == pytest.approx(px.attrs["diameter"] / 2)
+    assert um.attrs["diameter_px"] == pytest.approx(px.attrs["diameter"])
     with pytest.raises(ValueError, match="count.diameter must be > 0"):
         count_cells(mask, diameter=-1.0)
 
