@@ -35,7 +35,7 @@ def diameter_from_peaks(peak, size, ndim):
     size : (n,) ndarray of float
         Area or volume of each object (the weights).
     ndim : int
-        2 or 3 (unused; kept so the rule can differ in 3D).
+        2 or 3.
 
     Returns
     -------
@@ -47,6 +47,12 @@ def diameter_from_peaks(peak, size, ndim):
     keep = (peak > 0) & (size > 0)
     if not keep.any():
         return 0.0
+    if not np.isfinite(peak[keep]).any():
+        # No background anywhere (the mask is all foreground): the largest object's
+        # equivalent diameter is all there is to go by.
+        big = float(size[keep].max())
+        return float(np.sqrt(4 * big / np.pi) if ndim == 2 else np.cbrt(6 * big / np.pi))
+    keep &= np.isfinite(peak)
     peak, size = peak[keep], size[keep]
     order = np.argsort(peak, kind="stable")
     cum = np.cumsum(size[order])

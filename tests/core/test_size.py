@@ -53,3 +53,14 @@ def test_empty_and_bad_inputs():
         estimate_diameter(np.zeros((2, 2, 2, 2), bool))
     with pytest.raises(ValueError, match="spacing"):
         estimate_diameter(np.ones((4, 4), bool), spacing=(1.0, -1.0))
+
+
+@pytest.mark.parametrize("shape", [(50, 50), (1, 40), (5, 30, 30), (1, 20, 20)])
+def test_all_foreground_has_a_finite_size_and_counts_one(shape):
+    from napari_binseg import count_cells
+
+    mask = np.ones(shape, bool)  # no background: every distance is infinite
+    d = estimate_diameter(mask)
+    assert np.isfinite(d) and d > 0
+    labels, table = count_cells(mask)
+    assert len(table) == 1 and labels.min() == 1
