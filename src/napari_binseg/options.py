@@ -56,6 +56,8 @@ PIPELINE_METHODS = tuple(m for m in THRESHOLD_METHODS if m != "multiotsu") + ("u
 PRECISIONS = ("auto", "float32", "bfloat16")
 #: U-Net backends ("auto": OpenVINO on the CPU when installed, else torch).
 BACKENDS = ("auto", "torch", "openvino")
+#: How the 2D U-Net segments a z-stack (``napari_binseg.unet.volume``).
+VOLUME_MODES = ("accurate", "fast")
 #: Network presets of training (``unet.training.ARCHITECTURES`` holds their definitions).
 ARCHITECTURES = ("mobile", "compact", "default", "large", "efficientnet-b0")
 #: Training losses.
@@ -414,6 +416,13 @@ class UNetOptions(StageOptions):
         low=0,
         low_open=True,
         units="px",
+    )
+    mode: str = option(
+        "accurate",
+        "How a z-stack is segmented: accurate runs the network on the XY, XZ and YZ planes "
+        "of near-isotropic voxels; fast runs it plane by plane and links the planes.",
+        label="3D mode",
+        choices=VOLUME_MODES,
     )
     precision: str = option(
         "auto",

@@ -24,6 +24,7 @@ from .options import (
 
 #: Version of the settings JSON. 1: napari-binseg 0.1 (method, threshold, unet, count);
 #: 2: adds ``axes``, ``unet.precision``/``unet.backend`` (their defaults are what 0.1 did),
+#: ``unet.mode`` (z-stacks as volumes),
 #: ``count.diameter``, and ``count.min_size`` null = automatic (from the nucleus size).
 SETTINGS_VERSION = 2
 

@@ -41,6 +41,7 @@ BAD = [
     (UNetOptions, "prob_threshold", 0, "unet.prob_threshold must be > 0"),
     (UNetOptions, "diameter", "big", r"unet.diameter \('auto', null or px\) must be a number"),
     (UNetOptions, "diameter", -3, r"unet.diameter .* must be > 0"),
+    (UNetOptions, "mode", "slow", "unet.mode must be one of"),
     (UNetOptions, "precision", "half", "unet.precision must be one of"),
     (UNetOptions, "backend", "tvm", "unet.backend must be one of"),
     (CountOptions, "connectivity", 5, "count.connectivity must be one of"),
