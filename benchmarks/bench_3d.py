@@ -4,7 +4,8 @@ Each run (plane by plane ``segment(axes="TYX")`` with the default ``diameter="au
 with one pass per plane, ``diameter=None``; ``mode="fast"``; ``mode="accurate"``) goes in its
 own process on the same synthetic anisotropic stack (``synthetic_stack``, dense touching
 nuclei, z step 2x the pixel), after a warm-up call (model load, OpenVINO conversion). Printed:
-seconds, ratio to plane by plane (default), peak resident memory above the process's peak
+wall and CPU seconds (CPU time is steadier on a shared machine), ratios to plane by plane
+(default), peak resident memory above the process's peak
 before the call (input, model and warm-up) and in all, object F1 at IoU 0.5 and the count
 error against the exact labels.
 
@@ -28,6 +29,11 @@ def _rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _cpu_s():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def child(run, shape, spacing, seed, device):
     import numpy as np
 
@@ -42,9 +48,9 @@ def child(run, shape, spacing, seed, device):
         "planes_1pass": {"axes": "TYX", "diameter": None},  # one pass per plane, no resizing
     }.get(run, {"mode": run, "spacing": spacing})
     before = _rss_mb()
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), _cpu_s()
     labels = segment(image, lm, **kw)
-    seconds = time.perf_counter() - t
+    seconds, cpu = time.perf_counter() - t, _cpu_s() - cpu
     peak = _rss_mb() - before
     row = nb.evaluate(truth, labels, thresholds=[0.5]).iloc[0]
     n_true, n_pred = int(row["n_true"]), int(row["n_pred"])
@@ -53,6 +59,7 @@ def child(run, shape, spacing, seed, device):
             {
                 "run": run,
                 "seconds": seconds,
+                "cpu_seconds": cpu,
                 "peak_mb": peak,
                 "peak_total_mb": _rss_mb(),
                 "input_mb": image.nbytes / 2**20,
@@ -90,14 +97,17 @@ def main():
         )  # fmt: skip
         results[run] = json.loads(out.stdout.strip().splitlines()[-1])
     base = results["planes"]["seconds"]
+    base_cpu = results["planes"]["cpu_seconds"]
     print(f"stack {args.shape} spacing {spacing} seed {args.seed} device {args.device}")
     print(
-        f"{'run':12s} {'s':>8s} {'ratio':>6s} {'+peak MB':>8s} {'peak MB':>8s} {'F1@0.5':>7s} "
+        f"{'run':12s} {'s':>8s} {'ratio':>6s} {'cpu s':>7s} {'ratio':>6s} {'+peak MB':>8s} "
+        f"{'peak MB':>8s} {'F1@0.5':>7s} "
         f"{'count':>12s}"
     )
     for run, r in results.items():
         print(
-            f"{run:12s} {r['seconds']:8.2f} {r['seconds'] / base:6.2f} {r['peak_mb']:8.0f} "
+            f"{run:12s} {r['seconds']:8.2f} {r['seconds'] / base:6.2f} {r['cpu_seconds']:7.1f} "
+            f"{r['cpu_seconds'] / base_cpu:6.2f} {r['peak_mb']:8.0f} "
             f"{r['peak_total_mb']:8.0f} "
             f"{r['f1']:7.3f} {r['n_pred']:5d}/{r['n_true']:<5d} ({100 * r['count_error']:+.1f}%)"
         )

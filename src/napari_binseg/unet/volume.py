@@ -2,17 +2,23 @@
 
 *accurate* (Cellpose's ``do_3D`` [1]_ with this model's outputs): the stack is resampled to
 near-isotropic voxels at the size the model segments best, the 2D network runs on the XY, XZ
-and YZ planes, the three foreground and centre probability maps are averaged, and 3D centre
-seeds grow through the 3D foreground; labels are resampled back to the stack's grid.
+and YZ planes (every ``plane_step``-th plane, the maps between interpolated), the three
+foreground and centre probability maps are averaged, and 3D centre seeds (local maxima) grow
+through the 3D foreground; labels are resampled back to the stack's grid.
 
-*fast* (Cellpose's ``stitch_threshold``): every XY plane is segmented on its own, then objects
-of neighbouring planes are linked when their overlap (IoU) is high enough.
+*fast*: one pass of the XY planes; their foreground and centre maps, stacked, are turned into
+3D objects the same way on the stack's own grid. Linking each plane's 2D objects by overlap
+(Cellpose's ``stitch_threshold``) is available with ``stitch_threshold=``, but merges nuclei
+stacked along z: on dense synthetic stacks (``synthetic_stack``, z step 2x the pixel) it
+scores F1@0.5 0.58 where the 3D seeds score 0.97.
 
 Both normalize the stack once (its own intensity percentiles, so a plane above the tissue stays
-dark instead of being stretched to full contrast) and estimate the nucleus size once per stack.
-Memory is bounded by the resampled volume, two probability accumulators and one chunk of
-planes; ``progress(done, total)`` counts planes over all passes, and an exception raised by it
-stops the work between chunks of planes (cancel).
+dark instead of being stretched to full contrast) and estimate the nucleus size once per stack
+(:func:`estimate_diameter`). Memory: the network sees one chunk of planes at a time; the
+accurate mode holds the resampled stack and two probability sums (3 float32 copies of the
+stack at isotropic voxels), the fast mode two float32 maps at the stack's size.
+``progress(done, total)`` counts planes over all passes and frames; an exception raised by it
+stops the work between planes (cancel).
 
 References
 ----------
