@@ -56,7 +56,7 @@ def _flood_impl(value, owner, pixels, offsets, flood_offsets, n_levels):
             n_basins += 1
             basin[p] = n_basins
             peaks.append(v)
-            lv = int(v * scale)
+            lv = min(max(int(v * scale), 0), n_levels - 1)
             if tail[lv] < 0:
                 head[lv] = p
             else:
@@ -80,7 +80,7 @@ def _flood_impl(value, owner, pixels, offsets, flood_offsets, n_levels):
                 bq = basin[q]
                 if bq == 0:
                     basin[q] = b
-                    lq = min(int(value[q] * scale), level)
+                    lq = min(max(int(value[q] * scale), 0), level)
                     if tail[lq] < 0:
                         head[lq] = q
                     else:
@@ -153,6 +153,8 @@ def flood_padded(value, owner, connectivity):
         For every pair of adjacent basins (a < b), the highest saddle between them.
     """
     ndim = value.ndim
+    if not np.isfinite(value).all():  # NaN intensities, no background: never index with them
+        value = np.nan_to_num(value, nan=0.0, posinf=0.0, neginf=0.0)
     flat_owner = owner.ravel()
     pixels = np.flatnonzero(flat_owner)
     full = _offsets(value.shape, ndim)

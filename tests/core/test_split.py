@@ -82,3 +82,12 @@ def test_split_touching_takes_a_diameter():
     assert split_touching(two.astype(np.int32)).max() == 2
     # A typical diameter of 80 px: pieces of radius 10 are too small to be nuclei.
     assert split_touching(two.astype(np.int32), diameter=80).max() == 1
+
+
+def test_intensity_split_with_nan_pixels():
+    yy, xx = np.mgrid[:40, :60]
+    two = ((yy - 20) ** 2 + (xx - 18) ** 2 < 100) | ((yy - 20) ** 2 + (xx - 36) ** 2 < 100)
+    image = np.random.default_rng(0).random((40, 60)).astype(np.float32)
+    image[20, 20:30] = np.nan  # NaN must never reach the flood's bucket index
+    _, table = count_cells(two, image=image, split_touching="intensity")
+    assert len(table) == 2
