@@ -169,6 +169,8 @@ def predict(
         Single-channel intensity image (numpy, dask or array-like), any numeric dtype. Stacks
         and time series go plane by plane through a 2D network (volume by volume through a
         3D one). Dask arrays are read one plane at a time.
+        NaN and infinite pixels are left out of the normalization and count as background
+        (probability 0, label 0).
     model : str, path-like or LoadedModel
         ``"nuclei"`` (bundled, trained on DSB 2018 fluorescence nuclei) or a user model, see
         :func:`napari_binseg.unet.network.load_model`.
