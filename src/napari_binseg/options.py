@@ -464,7 +464,7 @@ class CountOptions(StageOptions):
     min_diameter: float | None = option(
         None,
         "Smallest nucleus diameter: split pieces narrower than this are merged back "
-        "(0 = a fifth of the typical nucleus diameter).",
+        "(auto: a fifth of the typical nucleus diameter).",
         kind=float,
         nullable=True,
         none_label="auto",
@@ -476,7 +476,7 @@ class CountOptions(StageOptions):
     diameter: float | None = option(
         None,
         "Typical nucleus diameter; the minimum size and the split follow it "
-        "(0 = estimate it from the mask).",
+        "(auto: estimated from the mask).",
         kind=float,
         nullable=True,
         none_label="auto",
@@ -497,7 +497,7 @@ class CountOptions(StageOptions):
     )
     max_size: float | None = option(
         None,
-        "Largest object kept, area (2D) or volume (3D) (0 = no limit).",
+        "Largest object kept, area (2D) or volume (3D).",
         kind=float,
         nullable=True,
         none_label="no limit",
@@ -589,7 +589,7 @@ class TrainOptions(StageOptions):
     steps_per_epoch: int = option(25, "Batches per epoch.", low=1)
     minutes: float | None = option(
         None,
-        "Time budget: training stops at it (0 = none).",
+        "Time budget in minutes: training stops at it.",
         kind=float,
         nullable=True,
         none_label="none",
@@ -638,7 +638,7 @@ class TrainOptions(StageOptions):
     seed: int = option(0, "Random seed.", low=0, advanced=True)
     threads: int | None = option(
         None,
-        "torch CPU threads (0 = torch's setting).",
+        "torch CPU threads.",
         kind=int,
         nullable=True,
         none_label="torch's setting",

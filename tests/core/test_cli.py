@@ -254,7 +254,7 @@ def test_flags_left_out_keep_the_settings_file(tmp_path):
 def test_bad_flag_values_exit_2_naming_the_flag(tmp_path, capsys):
     for flags, message in [
         (["--tile-size", "12.5"], "argument --tile-size: expected an integer"),
-        (["--min-size", "big"], "argument --min-size: expected none or a size"),
+        (["--min-size", "big"], "argument --min-size: expected auto or a size"),
         (["--split-touching", "maybe"], "expected true, false or intensity"),
     ]:
         with pytest.raises(SystemExit) as info:

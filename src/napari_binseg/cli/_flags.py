@@ -29,8 +29,10 @@ def dest(section, name):
 def _words(opt):
     """What a number option's flag accepts besides numbers, in order, for messages."""
     words = list(opt.special)
-    if opt.nullable and opt.none_label not in words:
-        words.append("none")
+    label = opt.none_label or "none"
+    word = label if label.isalpha() else "none"  # "auto", "none"; "no limit" reads as none
+    if opt.nullable and word not in words:
+        words.append(word)
     return words
 
 
@@ -97,6 +99,8 @@ def help_text(opt):
         if isinstance(default, tuple):
             default = " ".join(map(str, default))
         extra.append(f"default {default}")
+    if opt.kind is bool and not opt.special and opt.default is True:
+        extra.append("on by default; this flag turns it off")
     text = parts[0] + (f" ({'; '.join(extra)})" if extra else "")
     return text.replace("%", "%%")
 
