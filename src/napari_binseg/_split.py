@@ -172,7 +172,13 @@ def split_touching(
     >>> int(split_touching(two.astype(np.int32)).max())
     2
     """
-    labels = np.asarray(labels)
+    from ._validation import check_labels
+
+    labels = np.asarray(check_labels(labels, name="labels"))
+    if labels.ndim not in (2, 3):
+        raise ValueError(f"labels must be 2D or 3D, got shape {labels.shape}")
+    if labels.min() < 0:  # the kernels index by label: a negative one writes out of bounds
+        raise ValueError("labels holds negative values; labels must be >= 0")
     spacing = np.ones(labels.ndim) if spacing is None else np.asarray(spacing, dtype=float)
     fg = labels != 0
     if not fg.any():

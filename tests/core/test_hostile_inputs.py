@@ -62,11 +62,7 @@ LABEL_FUNCTIONS = {
 }
 
 #: Cases another engineer owns that are not fixed yet: (function, input id) -> reason.
-#: Run in their own process: split_touching on negative labels writes out of bounds (numba) and
-#: the process crashes later, in an unrelated garbage collection.
-_SPLIT = "split_touching (C2, _split.py) does not validate its labels yet"
 KNOWN = {
-    **{("split_touching", case): _SPLIT for case in ("empty", "1d", "float", "text", "negative")},
     ("count_summary", "negative"): "count_summary (C2) takes negative labels",
     ("pixel_scores", "negative"): "pixel_scores (C1) takes negative labels; evaluate refuses",
 }
