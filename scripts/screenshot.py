@@ -40,7 +40,7 @@ def main():
     wait_for(thr, app)
 
     count = widgets["Count"]
-    assert count.mask.value is thr.output  # picked by role: the previous step's output
+    assert count.mask.value.name == thr.output.name  # by role: the previous step's output
     count.image.value = image
     count.add_points.value = True
     count.run()

@@ -194,3 +194,26 @@ def test_train_widget_closing_while_paused_stops_and_saves(
     assert errors == []
     cfg = json.loads((tmp_path / "model" / "config.json").read_text())["training"]
     assert cfg["stopped_by"] == "stop" and cfg["steps_done"] == 1
+
+
+def test_train_widget_defaults_by_role(make_napari_viewer, tmp_path, stack):
+    """The pair is the image and the painted labels, never the U-Net probability map or an
+    error map made later; the optional validation pair stays empty."""
+    viewer = make_napari_viewer()
+    image = viewer.add_image(stack[0], name="cells")
+    painted = viewer.add_labels(stack[1], name="painted")
+    viewer.add_image(
+        stack[0].astype(np.float32),
+        name="cells [unet probability]",
+        metadata={
+            "napari_binseg": {"widget": "predict", "source": "cells", "role": "probability"}
+        },
+    )
+    viewer.add_labels(
+        stack[1] > 0,
+        name="painted [errors]",
+        metadata={"napari_binseg": {"widget": "evaluate", "source": "painted"}},
+    )
+    widget = TrainWidget(viewer)
+    assert widget.pairs[0][0].value is image and widget.pairs[0][1].value is painted
+    assert widget.val_image.value is None and widget.val_labels.value is None

@@ -95,6 +95,23 @@ def _release_all():
             pass
 
 
+def _narrow(widget):
+    """Choice lists as narrow as a few characters (the open list shows them in full) and a
+    short file button: long choices and layer names must not widen the dock."""
+    from qtpy.QtWidgets import QComboBox
+
+    button = getattr(widget, "choose_btn", None)  # a FileEdit's "Choose directory" button
+    if button is not None:
+        button.text = "Browse..."
+        button.tooltip = "Choose a file or folder"
+    native = getattr(widget, "native", None)
+    if isinstance(native, QComboBox):
+        native.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        native.setMinimumContentsLength(6)
+
+
 class BinsegWidget(QWidget):
     """Base dock widget: a parameter form, Run / Cancel buttons, a progress bar, a status line.
 
@@ -105,6 +122,8 @@ class BinsegWidget(QWidget):
     """
 
     widget_id = "base"
+    #: Tab title when docked (napari's "<name> (napari-binseg)" is cut in a tab).
+    title = "napari-binseg"
     run_text = "Run"
     #: Widgets whose parameters are a part of the pipeline settings get Save/Load buttons and
     #: implement ``settings(base)`` (``base`` with their part set from the form) and
@@ -153,8 +172,10 @@ class BinsegWidget(QWidget):
         self._extra = QVBoxLayout()
         layout.addLayout(self._extra)
         layout.addLayout(buttons)
+        progress_row = QHBoxLayout()
+        progress_row.addWidget(self.progress_bar, 1)
         if self.has_settings:
-            # Next to Run: a settings file holds what decides the result.
+            # Beside the progress bar (a row of four buttons would widen the dock).
             self.save_settings_button = QPushButton("Save...")
             self.load_settings_button = QPushButton("Load...")
             self.save_settings_button.setToolTip(
@@ -163,9 +184,9 @@ class BinsegWidget(QWidget):
             self.load_settings_button.setToolTip("Load settings from a JSON file")
             self.save_settings_button.clicked.connect(self._save_settings_dialog)
             self.load_settings_button.clicked.connect(self._load_settings_dialog)
-            buttons.addWidget(self.save_settings_button)
-            buttons.addWidget(self.load_settings_button)
-        layout.addWidget(self.progress_bar)
+            progress_row.addWidget(self.save_settings_button)
+            progress_row.addWidget(self.load_settings_button)
+        layout.addLayout(progress_row)
         layout.addWidget(self.status)
         layout.addStretch(1)
         scroll = QScrollArea()
@@ -198,6 +219,7 @@ class BinsegWidget(QWidget):
     def add_option(self, name: str, widget, *, advanced: bool = False):
         """Put ``widget`` in the main form or in the folded "Advanced options" section."""
         widget.name = name
+        _narrow(widget)
         if advanced:
             self.advanced.append(widget)
             self.advanced_section.setVisible(True)
@@ -212,6 +234,7 @@ class BinsegWidget(QWidget):
     def layer_combo(self, layer_types, **kwargs):
         """A layer picker (:func:`._layers.layer_combo`) disconnected from the viewer on close."""
         combo = layer_combo(self.viewer, layer_types, **kwargs)
+        _narrow(combo)
         self._disconnects.append(combo.disconnect_viewer)
         return combo
 
@@ -412,6 +435,21 @@ class BinsegWidget(QWidget):
 
     def _disconnect_viewer(self):
         """Disconnect the subclass's own viewer events (the pickers are done by the base)."""
+
+    def _title_dock(self):
+        """Tabified docks show their window title: the short name fits a tab."""
+        from qtpy.QtWidgets import QDockWidget
+
+        parent = self.parentWidget()
+        while parent is not None and not isinstance(parent, QDockWidget):
+            parent = parent.parentWidget()
+        if parent is not None and parent.windowTitle() != self.title:
+            parent.setWindowTitle(self.title)
+
+    def event(self, event):
+        if event.type() in (QEvent.ParentChange, QEvent.Show):
+            self._title_dock()
+        return super().event(event)
 
     def closeEvent(self, event):
         self.shutdown()

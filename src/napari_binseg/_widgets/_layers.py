@@ -26,6 +26,17 @@ _NAME_ROLES = (
 _TRUTH_WORDS = re.compile(r"(truth|ground|\bgt\b|annotat)", re.IGNORECASE)
 
 
+def unwrap(layer):
+    """The layer itself: a widget docked from the manifest sees napari's public-only proxies,
+    a new one for each access, so layers are compared through this."""
+    return getattr(layer, "__wrapped__", layer)
+
+
+def same_layer(a, b) -> bool:
+    """Whether ``a`` and ``b`` are the same layer (proxied or not)."""
+    return a is not None and b is not None and unwrap(a) is unwrap(b)
+
+
 def layer_role(layer) -> str:
     """What a layer is to the workflow.
 
@@ -62,11 +73,11 @@ def best_layer(layers: Sequence, prefer: Sequence, avoid: Sequence = ()):
     for i, item in enumerate(prefer):
         for role in (item,) if isinstance(item, str) else item:
             ranks.setdefault(role, i)
-    avoid_ids = {id(a) for a in avoid if a is not None}
+    avoid_ids = {id(unwrap(a)) for a in avoid if a is not None}
 
     def rank(layer):
         role = layer_role(layer)
-        if id(layer) in avoid_ids:
+        if id(unwrap(layer)) in avoid_ids:
             return len(prefer) + 2
         if role in UNWANTED_ROLES and role not in ranks:
             return len(prefer) + 1
@@ -87,6 +98,7 @@ def layer_combo(
     prefer: Sequence = ("input",),
     avoid: Callable[[], Sequence] | None = None,
     auto: bool | None = None,
+    types_first: bool = False,
     tooltip: str | None = None,
 ) -> ComboBox:
     """A ComboBox listing the viewer's layers of ``layer_types``, kept in sync with the viewer.
@@ -96,7 +108,8 @@ def layer_combo(
     :func:`best_layer` (``prefer``, ``avoid()``): a new output of the previous step is chosen,
     a preview or probability layer is not. An optional picker starts at ``(none)`` unless
     ``auto`` is true; then it shows ``(none)`` only when no layer fits (rather than a layer to
-    avoid).
+    avoid). With ``types_first``, a layer of the first type (Labels, for a mask) wins over any
+    layer of the next (an Image).
     """
     auto = not optional if auto is None else auto
     layer_types = layer_types if isinstance(layer_types, tuple) else (layer_types,)
@@ -110,13 +123,20 @@ def layer_combo(
             if isinstance(layer, kind)
         ]
         seen = set()
-        return [lay for lay in found if not (id(lay) in seen or seen.add(id(lay)))]
+        return [lay for lay in found if not (id(unwrap(lay)) in seen or seen.add(id(unwrap(lay))))]
 
     def choices(_widget=None):
         found = [(layer.name, layer) for layer in layers()]
         return ([("(none)", None)] if optional else []) + found
 
     combo = ComboBox(label=label, choices=choices, nullable=optional)
+    # Long layer names must not widen the dock (the list shows them in full).
+    from qtpy.QtWidgets import QComboBox
+
+    combo.native.setSizeAdjustPolicy(
+        QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+    )
+    combo.native.setMinimumContentsLength(12)
     if tooltip:
         combo.tooltip = tooltip
     state = {"user": False, "auto": False}
@@ -130,8 +150,20 @@ def layer_combo(
             found = [
                 lay
                 for lay in found
-                if lay not in avoided and layer_role(lay) not in UNWANTED_ROLES
+                if not any(same_layer(lay, a) for a in avoided)
+                and layer_role(lay) not in UNWANTED_ROLES
             ]
+        if types_first:
+            for kind in layer_types:
+                group = [
+                    lay
+                    for lay in found
+                    if isinstance(lay, kind)
+                    and layer_role(lay) not in UNWANTED_ROLES
+                    and not any(same_layer(lay, a) for a in avoided)
+                ]
+                if group:
+                    return best_layer(group, prefer, avoided)
         return best_layer(found, prefer, avoided)
 
     def set_auto(value):

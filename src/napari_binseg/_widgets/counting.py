@@ -11,7 +11,7 @@ from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton
 
 from ._axes import axes_combo, length_unit, spatial_spacing, update_axes_combo
 from ._base import BinsegWidget
-from ._files import ask_save_path, save_table_csv
+from ._files import ask_save_path, columns_with_units, save_table_csv
 from ._form import OptionForm
 from ._layers import image_data, labels_data, upsert_layer
 from ._table import DataFrameTable
@@ -92,6 +92,7 @@ class CountWidget(BinsegWidget):
     """
 
     widget_id = "count"
+    title = "Count"
     run_text = "Count"
     has_settings = True
 
@@ -105,6 +106,7 @@ class CountWidget(BinsegWidget):
             (Labels, Image),
             label="mask",
             prefer=(("mask", "labels"), "input", "truth"),
+            types_first=True,
             tooltip="The mask (Threshold's output) or label image (U-Net's) to count",
         )
         self.image = self.layer_combo(
@@ -136,7 +138,7 @@ class CountWidget(BinsegWidget):
         self.count_label = QLabel("")
         self.count_label.setWordWrap(True)
         self.table_view = DataFrameTable()
-        self.save_button = QPushButton("Save table as CSV")
+        self.save_button = QPushButton("Save CSV...")
         self.save_button.setEnabled(False)
         self.save_button.clicked.connect(self._save_dialog)
         row = QHBoxLayout()
@@ -145,6 +147,7 @@ class CountWidget(BinsegWidget):
         self._extra.addLayout(row)
         self._extra.addWidget(self.table_view)
         self.table = None
+        self.table_unit = None
         self.summary = None
         self.output = None
         self.points = None
@@ -288,7 +291,8 @@ class CountWidget(BinsegWidget):
                     features=table.reset_index(drop=True),
                     size=_point_size(mask_layer),
                 )
-            self.table_view.set_dataframe(table)
+            self.table_unit = length_unit(mask_layer)
+            self.table_view.set_dataframe(columns_with_units(table, self.table_unit))
             self.save_button.setEnabled(True)
             text = f"{n} objects" + size_text(
                 table.attrs, params["spacing"], length_unit(mask_layer)
@@ -302,10 +306,11 @@ class CountWidget(BinsegWidget):
         return self.start(work, on_result=done, label=f"Counting {mask_layer.name}")
 
     def save_csv(self, path) -> str:
-        """Write the last table to ``path`` (the dialog-free part of "Save table as CSV")."""
+        """Write the last table to ``path`` (the dialog-free part of "Save CSV..."), its
+        columns named with their units (``area_um2``, ``centroid_y_um``...)."""
         if self.table is None:
             raise ValueError("nothing to save yet: run the counter first")
-        return save_table_csv(self.table, path)
+        return save_table_csv(columns_with_units(self.table, self.table_unit), path)
 
     def _save_dialog(self):
         mask = self.mask.value

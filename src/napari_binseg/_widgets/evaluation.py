@@ -16,7 +16,7 @@ from ._axes import axes_combo, update_axes_combo
 from ._base import BinsegWidget
 from ._files import ask_save_path, save_table_csv
 from ._form import OptionForm
-from ._layers import labels_data, upsert_layer
+from ._layers import labels_data, same_layer, upsert_layer
 from ._table import DataFrameTable
 
 if TYPE_CHECKING:
@@ -39,6 +39,7 @@ class EvaluateWidget(BinsegWidget):
     """Score a prediction Labels layer against a ground-truth Labels layer."""
 
     widget_id = "evaluate"
+    title = "Evaluate"
     run_text = "Evaluate"
 
     def __init__(self, napari_viewer: napari.viewer.Viewer, parent=None):
@@ -87,7 +88,7 @@ class EvaluateWidget(BinsegWidget):
         update_axes_combo(self.stack, self.ground_truth.value)
         self.ground_truth.changed.connect(lambda *_: self.prediction.refresh_default())
         self.table_view = DataFrameTable()
-        self.save_button = QPushButton("Save table as CSV")
+        self.save_button = QPushButton("Save CSV...")
         self.save_button.setEnabled(False)
         self.save_button.clicked.connect(self._save_dialog)
         self._extra.addWidget(self.table_view)
@@ -100,7 +101,7 @@ class EvaluateWidget(BinsegWidget):
         try:
             truth = labels_data(gt_layer, name="ground truth")
             pred = labels_data(pred_layer, name="prediction")
-            if gt_layer is pred_layer:
+            if same_layer(gt_layer, pred_layer):
                 raise ValueError("choose two different layers for ground truth and prediction")
         except ValueError as exc:
             self.report_error(exc)

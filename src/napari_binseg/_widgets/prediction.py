@@ -37,6 +37,7 @@ class PredictWidget(BinsegWidget):
     """Segment nuclei with a U-Net; outputs ``"<image> [unet]"`` (and ``[unet probability]``)."""
 
     widget_id = "predict"
+    title = "U-Net"
     run_text = "Predict"
     has_settings = True
 
@@ -123,6 +124,7 @@ class PredictWidget(BinsegWidget):
         source = self.model_source.value
         self.model_path.visible = source != "nuclei"
         self.model_path.mode = "d" if source == "folder" else "r"
+        self.model_path.choose_btn.text = "Browse..."  # the mode resets it
 
     def _show_diameter(self, *_):
         self.diameter.visible = self.rescale.value == "diameter"

@@ -12,7 +12,7 @@ from qtpy.QtCore import QTimer
 from ._base import BinsegWidget
 from ._form import OptionForm
 from ._histogram import HistogramPlot, histogram
-from ._layers import current_index, find_output, image_data, upsert_layer
+from ._layers import current_index, find_output, image_data, same_layer, unwrap, upsert_layer
 
 if TYPE_CHECKING:
     import napari
@@ -38,6 +38,7 @@ class ThresholdWidget(BinsegWidget):
     """
 
     widget_id = "threshold"
+    title = "Threshold"
     run_text = "Run on full stack"
     has_settings = True
 
@@ -183,8 +184,8 @@ class ThresholdWidget(BinsegWidget):
 
     def _forget_removed(self, event):
         layer = event.value
-        self._cache = {k: v for k, v in self._cache.items() if k[0] != id(layer)}
-        self._hist_cache = {k: v for k, v in self._hist_cache.items() if k[0] != id(layer)}
+        self._cache = {k: v for k, v in self._cache.items() if k[0] != id(unwrap(layer))}
+        self._hist_cache = {k: v for k, v in self._hist_cache.items() if k[0] != id(unwrap(layer))}
 
     # -- preview -----------------------------------------------------------------------------
     def schedule_preview(self, *_):
@@ -207,7 +208,7 @@ class ThresholdWidget(BinsegWidget):
             if data.ndim < 3:
                 return threshold_value(np.asarray(data), method, **kwargs)
             key = (
-                id(layer),
+                id(unwrap(layer)),
                 id(data),
                 method,
                 "frame",
@@ -218,7 +219,7 @@ class ThresholdWidget(BinsegWidget):
             if key not in self._cache:
                 self._cache[key] = threshold_value(np.asarray(data[index[0]]), method, **kwargs)
             return self._cache[key]
-        key = (id(layer), id(data), method, "image", params["classes"], params["sigma"])
+        key = (id(unwrap(layer)), id(data), method, "image", params["classes"], params["sigma"])
         if key not in self._cache:
             if data.size > PREVIEW_SYNC_LIMIT:
                 self._compute_in_background(key, data, method, kwargs)
@@ -260,7 +261,7 @@ class ThresholdWidget(BinsegWidget):
 
     def _histogram_for(self, layer, data, index, scope):
         if scope == "image" and data.ndim > 2:
-            key = (id(layer), id(data), "image")
+            key = (id(unwrap(layer)), id(data), "image")
             if key not in self._hist_cache:
                 self._hist_cache[key] = histogram(_sample(data))
             return self._hist_cache[key]
@@ -338,7 +339,7 @@ class ThresholdWidget(BinsegWidget):
 
     def _mark_run_thresholds(self, layer, thresholds, scope):
         """Draw the run's threshold(s) for the displayed plane on the histogram."""
-        if self.image.value is layer:
+        if same_layer(self.image.value, layer):
             t = _unit_thresholds(thresholds, scope, current_index(self.viewer, layer))
             self.histogram.set_thresholds(t)
 

@@ -63,6 +63,7 @@ class TrainWidget(BinsegWidget):
     """Train a U-Net on annotated layers; the model is saved to the chosen folder."""
 
     widget_id = "train"
+    title = "Train"
     run_text = "Train"
 
     def __init__(self, napari_viewer: napari.viewer.Viewer, parent=None):
@@ -116,7 +117,7 @@ class TrainWidget(BinsegWidget):
 
         pair_buttons = QHBoxLayout()
         self.add_pair_button = QPushButton("Add pair")
-        self.remove_pair_button = QPushButton("Remove pair")
+        self.remove_pair_button = QPushButton("Remove")
         self.add_pair_button.clicked.connect(self.add_pair)
         self.remove_pair_button.clicked.connect(self.remove_pair)
         pair_buttons.addWidget(self.add_pair_button)
