@@ -350,3 +350,22 @@ def test_otsu_pipeline_and_command_never_load_torch(tmp_path, stack):
         [sys.executable, "-c", code, str(tmp_path / "in.tif"), str(tmp_path / "out")], check=True
     )
     assert (tmp_path / "out" / "in_labels.tif").is_file()
+
+
+def test_axes_decide_what_a_stack_is(series):
+    s = PipelineSettings("otsu", count=NO_SPLIT | {"min_size": 0.0})
+    as_time, table = run_pipeline(series, s, axes="TYX")
+    per_frame = nb.count_summary(table)["count"].tolist()
+    _, legacy = run_pipeline(series, s.replace(count={"time_axis": 0}))
+    assert per_frame == nb.count_summary(legacy)["count"].tolist() and len(per_frame) == 6
+    _, volume = run_pipeline(series, s)  # an unlabeled 3D array is a z-stack
+    assert "frame" not in volume
+    four_d = np.stack([series[:3], series[3:]])  # (T, Z, Y, X) by default
+    _, table = run_pipeline(four_d, s)
+    assert nb.count_summary(table)["frame"].tolist() == [0, 1]
+    _, same = run_pipeline(series, PipelineSettings("otsu", count=s.count, axes="TYX"))
+    assert nb.count_summary(same)["count"].tolist() == per_frame
+    with pytest.raises(ValueError, match="count.time_axis 1 contradicts axes 'TYX'"):
+        run_pipeline(series, s.replace(count={"time_axis": 1}), axes="TYX")
+    with pytest.raises(ValueError, match="axes 'TZYX' names 4 dimensions, the image has 3"):
+        run_pipeline(series, s, axes="TZYX")
