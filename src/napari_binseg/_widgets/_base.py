@@ -192,7 +192,7 @@ class BinsegWidget(QWidget):
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAsNeeded)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)  # only vertical
         scroll.setWidget(self.content)
         self.scroll_area = scroll
         outer = QVBoxLayout(self)
@@ -215,6 +215,19 @@ class BinsegWidget(QWidget):
             # viewer alive): it is installed on that window only.
             window.installEventFilter(self)
 
+    def minimumSizeHint(self):
+        """As wide as the content (it scrolls vertically only), as short as a few rows."""
+        hint = super().minimumSizeHint()
+        bar = self.scroll_area.verticalScrollBar().sizeHint().width()
+        hint.setWidth(self.content.minimumSizeHint().width() + bar + 2)
+        return hint
+
+    def sizeHint(self):
+        hint = super().sizeHint()
+        hint.setWidth(self.minimumSizeHint().width())
+        hint.setHeight(min(self.content.sizeHint().height(), MAX_MIN_HEIGHT))
+        return hint
+
     # -- form --------------------------------------------------------------------------------
     def add_option(self, name: str, widget, *, advanced: bool = False):
         """Put ``widget`` in the main form or in the folded "Advanced options" section."""
@@ -230,6 +243,14 @@ class BinsegWidget(QWidget):
     def option_widgets(self):
         """Every value widget of the form and of the advanced section."""
         return [w for box in (self.form, self.advanced) for w in box if hasattr(w, "value")]
+
+    def grow_extra(self):
+        """Give the extra widgets (a table) the height the dock has to spare."""
+        layout = self.content.layout()
+        last = layout.itemAt(layout.count() - 1)
+        if last is not None and last.spacerItem() is not None:
+            layout.takeAt(layout.count() - 1)  # the trailing stretch
+        layout.setStretchFactor(self._extra, 1)
 
     def layer_combo(self, layer_types, **kwargs):
         """A layer picker (:func:`._layers.layer_combo`) disconnected from the viewer on close."""

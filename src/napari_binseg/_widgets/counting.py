@@ -146,6 +146,7 @@ class CountWidget(BinsegWidget):
         row.addWidget(self.save_button)
         self._extra.addLayout(row)
         self._extra.addWidget(self.table_view)
+        self.grow_extra()
         self.table = None
         self.table_unit = None
         self.summary = None

@@ -92,6 +92,7 @@ class EvaluateWidget(BinsegWidget):
         self.save_button.setEnabled(False)
         self.save_button.clicked.connect(self._save_dialog)
         self._extra.addWidget(self.table_view)
+        self.grow_extra()
         self._extra.addWidget(self.save_button)
         self.table = None
         self.output = None
