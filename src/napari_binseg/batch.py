@@ -31,6 +31,8 @@ from .options import BatchOptions
 #: splitting and hole filling, 16 without; the U-Net holds a float32 copy, its probabilities
 #: and labels. Above ``max_memory`` a threshold run goes to chunks (see issue 15).
 PEAK_BYTES_PER_PIXEL = {"split": 40, "threshold": 16, "unet": 48}
+#: Smallest processing chunk (bytes of input) a memory limit may ask for.
+MIN_CHUNK_BYTES = 4096
 _LOCK_NAME = ".napari-binseg.lock"
 _OUTPUT_SUFFIXES = ("_labels.tif", "_labels.zarr", "_objects.csv", "_counts.csv")
 
@@ -112,6 +114,19 @@ def peak_bytes(shape, dtype, settings):
     return pixels * (np.dtype(dtype).itemsize + PEAK_BYTES_PER_PIXEL[path])
 
 
+def chunk_limit(chunk_bytes, max_memory, dtype, threads=None):
+    """Input bytes per chunk so that chunks processed at once stay under ``max_memory``.
+
+    Every thread of dask's scheduler works on one chunk, holding its working arrays
+    (:data:`PEAK_BYTES_PER_PIXEL` of the chunked threshold path); chunks never go below
+    :data:`MIN_CHUNK_BYTES`, where the per-chunk overhead would dominate.
+    """
+    threads = threads or os.cpu_count() or 1
+    itemsize = np.dtype(dtype).itemsize
+    share = max_memory / threads * itemsize / (itemsize + PEAK_BYTES_PER_PIXEL["threshold"])
+    return int(min(chunk_bytes, max(share, MIN_CHUNK_BYTES)))
+
+
 def _remove(path):
     if path.is_dir():
         shutil.rmtree(path)
@@ -158,7 +173,8 @@ def segment_file(
         Output folder.
     settings : PipelineSettings
     max_memory, chunk_bytes : int
-        Peak bytes of an in-memory run; bytes of input per chunk above that.
+        Peak bytes of the run; bytes of input per chunk above that (smaller when the
+        chunks processed at once would exceed ``max_memory``, :func:`chunk_limit`).
     axes : str, optional
         What the axes are (``"ZYX"``, ``"TYX"``, ...); default ``settings.axes``, else the
         file's ImageJ/OME axes, else the default for its dimensions.
@@ -190,6 +206,7 @@ def segment_file(
             "(--max-memory-mb) or use a threshold method"
         )
     if large:
+        chunk_bytes = chunk_limit(chunk_bytes, max_memory, data.dtype)
         data = data.rechunk(processing_chunks(data.chunksize, data.shape, data.dtype, chunk_bytes))
     else:
         data = np.asarray(data.compute())

@@ -9,6 +9,7 @@ import pytest
 
 import napari_binseg as nb
 from napari_binseg.batch import (
+    chunk_limit,
     find_inputs,
     output_lock,
     peak_bytes,
@@ -173,3 +174,11 @@ def test_the_command_prints_the_estimated_diameter(folder, tmp_path, capsys):
     table = pd.read_csv(tmp_path / "out" / "per_file" / "cells1_objects.csv")
     assert len(table) > 0
     assert "cells1.tif: nucleus diameter" in out and "(estimated)" in out
+
+
+def test_chunks_processed_at_once_stay_under_the_limit():
+    mb = 2**20
+    assert chunk_limit(64 * mb, 1024 * mb, np.uint16, threads=1) == 64 * mb
+    small = chunk_limit(64 * mb, 1024 * mb, np.uint16, threads=16)
+    assert small * 16 * (2 + 16) / 2 <= 1024 * mb < 64 * mb * 16 * 9
+    assert chunk_limit(64 * mb, 1, np.uint8, threads=4) == 4096  # never absurdly small
