@@ -662,7 +662,9 @@ def write_zarr(path, data, *, scale=None, units=None, axes=None, labels=False):
 
     # Every chunk is stored, zeros too: a missing chunk then means damage (read_zarr refuses
     # it) instead of zarr's silent fill value.
-    da.to_zarr(data, str(path), overwrite=False, config={"write_empty_chunks": True})
+    major = int(zarr.__version__.split(".")[0])
+    every_chunk = {"config": {"write_empty_chunks": True}} if major >= 3 else {}
+    da.to_zarr(data, str(path), overwrite=False, **every_chunk)  # zarr 2 stores them all
 
     stored = zarr.open(str(path), mode="r+")
     stored.attrs.update(

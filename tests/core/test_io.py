@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import dask.array as da
 import numpy as np
 import pytest
 import tifffile
@@ -168,7 +169,6 @@ def test_bool_written_as_uint8(tmp_path):
 
 
 def test_dask_input(tmp_path):
-    da = pytest.importorskip("dask.array")
     data = ramp((4, 6, 7), "uint16")
     out = imread(imwrite(tmp_path / "d.tif", da.from_array(data, chunks=2)))[0]
     np.testing.assert_array_equal(out, data)
@@ -274,8 +274,6 @@ def test_declared_size_is_checked_before_reading():
 
 
 def test_zarr_stores_every_chunk_and_refuses_missing_ones(tmp_path):
-    import dask.array as da
-
     image = np.zeros((64, 64), np.uint16)
     image[:8, :8] = 7
     store = write_zarr(tmp_path / "s.zarr", da.from_array(image, chunks=32))
