@@ -233,3 +233,16 @@ def test_segment_defaults_to_volumes_for_3d_arrays(lm):
     assert planes.max() >= 9
     with pytest.raises(ValueError, match="axes"):
         segment(image, lm, axes="ZY", **CPU)
+
+
+@needs_bundled
+def test_dask_stack_equals_numpy(lm):
+    import dask.array as da
+
+    spacing = (2.0, 1.0, 1.0)
+    image, _ = synthetic_stack((2, 8, 48, 48), spacing=spacing, radius=7, seed=3)
+    lazy = da.from_array(image, chunks=(1, 4, 48, 48))
+    np.testing.assert_array_equal(
+        segment_volume(lazy, lm, axes="TZYX", spacing=spacing, **CPU),
+        segment_volume(image, lm, axes="TZYX", spacing=spacing, **CPU),
+    )
