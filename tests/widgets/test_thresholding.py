@@ -306,6 +306,8 @@ def test_docking_adds_no_layer_and_preview_uses_the_core(make_napari_viewer, qtb
     _, widget = viewer.window.add_plugin_dock_widget("napari-binseg", "Threshold")
     qtbot.wait(100)  # the preview timer fires: it must not add a layer
     assert [lay.name for lay in viewer.layers] == ["stack"]
+    assert len(widget.histogram.thresholds) == 1  # the threshold line, without a layer
+    assert widget.histogram.ticks().size >= 2  # an intensity axis with ticks
     assert widget.image.value is layer and widget.run_button.text() == "Run on full stack"
     widget.sigma.value = 1.5
     widget.fill_holes.value = True

@@ -270,7 +270,8 @@ class ThresholdWidget(BinsegWidget):
         return histogram(np.asarray(data[index]))
 
     def update_preview(self):
-        """Threshold the displayed plane into the preview layer and redraw the histogram."""
+        """Redraw the histogram with the threshold(s) and, with the live preview on, threshold
+        the displayed plane into the preview layer."""
         layer = self.image.value
         if layer is None:
             return
@@ -281,12 +282,13 @@ class ThresholdWidget(BinsegWidget):
             counts, edges = self._histogram_for(layer, data, index, params["scope"])
             self.histogram.set_histogram(counts, edges)
             self.histogram.set_log(self.log_counts.value)
-            if not self.preview.value:
-                self._set_preview_visible(False)
-                return
+            # The threshold line is drawn even without the preview layer.
             t = self._thresholds_for(layer, data, index, params)
             self.preview_thresholds = np.asarray(t, dtype=np.float64)
             self.histogram.set_thresholds(self.preview_thresholds)
+            if not self.preview.value:
+                self._set_preview_visible(False)
+                return
             plane = np.asarray(data[index])
             mask = self._threshold_plane(plane, t, params)
         except _Pending:
