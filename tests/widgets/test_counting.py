@@ -185,3 +185,21 @@ def test_count_widget_does_not_resplit_unet_labels(make_napari_viewer, qtbot, er
     assert errors == [] and len(widget.table) == 2
     (out,) = output_layers(viewer, "count")
     np.testing.assert_array_equal(out.data, labels)
+
+
+def test_count_widget_z_stack_is_3d(make_napari_viewer, qtbot, errors):
+    """A z-stack (axis labels z, y, x) is counted as volumes: a nucleus spanning ten planes
+    is one object, sizes are volumes, and the result shows in napari's 3D view."""
+    zz, yy, xx = np.mgrid[:12, :24, :24]
+    ball = ((zz - 6) / 2.0) ** 2 + ((yy - 12) / 5.0) ** 2 + ((xx - 12) / 5.0) ** 2 < 1
+    viewer = make_napari_viewer()
+    viewer_mask = viewer.add_labels(
+        ball.astype(np.uint8), name="stack", scale=(2.0, 0.5, 0.5), axis_labels=("z", "y", "x")
+    )
+    widget = CountWidget(viewer)
+    assert widget.mask.value is viewer_mask and widget.stack.value == "ZYX"
+    assert widget.min_size.label == "min size (px³)"
+    widget.split_touching.value = False
+    run_and_wait(qtbot, widget)
+    assert errors == [] and len(widget.table) == 1 and "volume" in widget.table.columns
+    assert viewer.dims.ndisplay == 3

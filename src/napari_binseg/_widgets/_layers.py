@@ -377,3 +377,9 @@ def labels_data(layer, *, name="labels"):
     if getattr(layer, "rgb", False):
         raise ValueError(f"{name}: layer {layer.name!r} is RGB(A); choose a mask layer")
     return data
+
+
+def show_in_3d(viewer):
+    """Volumes are seen in napari's 3D view: switch to it (the user may switch back)."""
+    if viewer.dims.ndisplay != 3:
+        viewer.dims.ndisplay = 3

@@ -13,7 +13,7 @@ from ._axes import axes_combo, length_unit, spatial_spacing, update_axes_combo
 from ._base import BinsegWidget
 from ._files import ask_save_path, columns_with_units, save_table_csv
 from ._form import OptionForm
-from ._layers import image_data, labels_data, upsert_layer
+from ._layers import image_data, labels_data, show_in_3d, upsert_layer
 from ._table import DataFrameTable
 
 if TYPE_CHECKING:
@@ -292,6 +292,8 @@ class CountWidget(BinsegWidget):
                     features=table.reset_index(drop=True),
                     size=_point_size(mask_layer),
                 )
+            if "Z" in params["axes"]:
+                show_in_3d(self.viewer)  # 3D objects
             self.table_unit = length_unit(mask_layer)
             self.table_view.set_dataframe(columns_with_units(table, self.table_unit))
             self.save_button.setEnabled(True)

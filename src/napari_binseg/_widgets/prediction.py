@@ -15,7 +15,7 @@ from magicgui.widgets import CheckBox, ComboBox, FileEdit, FloatSpinBox
 from ._axes import axes_combo, length_unit, spatial_spacing, update_axes_combo
 from ._base import BinsegWidget
 from ._form import OptionForm
-from ._layers import image_data, upsert_layer
+from ._layers import image_data, show_in_3d, upsert_layer
 
 if TYPE_CHECKING:
     import napari
@@ -286,9 +286,3 @@ def measure_labels(labels, image, *, spacing, unit, axes):
         table.insert(1, "frame", t)
         tables.append(table)
     return pd.concat(tables, ignore_index=True)
-
-
-def show_in_3d(viewer):
-    """Volumes are seen in napari's 3D view: switch to it once (the user may switch back)."""
-    if viewer.dims.ndisplay != 3:
-        viewer.dims.ndisplay = 3

@@ -309,6 +309,13 @@ class TrainWidget(BinsegWidget):
             f"{tr['best_step']} of {tr['steps_done']} ({tr['stopped_by']})."
         )
 
+    def _on_errored(self, exc):
+        # A diverged run (non-finite loss) saved its best epoch: keep it for Preview.
+        model = getattr(exc, "model", None)
+        if model is not None and self._training:
+            self.model, self.model_folder = model, str(self.save_to.value)
+        super()._on_errored(exc)
+
     def _training_finished(self):
         self._training = False
         self.pause_button.setChecked(False)
