@@ -14,8 +14,12 @@ def test_resolve_axes(axes, ndim, expected):
 
 @pytest.mark.parametrize(
     ("axes", "ndim", "match"),
-    [("ZYX", 2, "names 3 dimensions"), ("XY", 2, "must be one of"), (None, 5, "2 to 4"),
-     (3, 3, "must be one of")],
+    [
+        ("ZYX", 2, "names 3 dimensions"),
+        ("XY", 2, "must be one of"),
+        (None, 5, "2 to 4"),
+        (3, 3, "must be one of"),
+    ],
 )
 def test_resolve_axes_errors(axes, ndim, match):
     with pytest.raises(ValueError, match=match):
@@ -38,6 +42,6 @@ def test_iter_frames():
     frames = list(iter_frames(image, "TZYX"))
     assert [i for i, _ in frames] == [(0,), (1,)]
     np.testing.assert_array_equal(frames[1][1], image[1])
-    (index, frame), = iter_frames(image[0], "ZYX")
+    ((index, frame),) = iter_frames(image[0], "ZYX")
     assert index == ()
     np.testing.assert_array_equal(frame, image[0])
