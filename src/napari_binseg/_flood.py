@@ -276,3 +276,40 @@ def _upsample_impl(labels, pieces, owner, cut, f, offset, out):
 
 
 upsample_pieces = _jit(_upsample_impl)
+
+
+def _boxes_impl(labels, candidate, boxes):
+    """Bounding boxes (y0, y1, x0, x1, inclusive) of the ``candidate`` labels of a 2D image."""
+    ny, nx = labels.shape
+    for y in range(ny):
+        row = labels[y]
+        for x in range(nx):
+            k = row[x]
+            if k != 0 and candidate[k]:
+                if y < boxes[k, 0]:
+                    boxes[k, 0] = y
+                if y > boxes[k, 1]:
+                    boxes[k, 1] = y
+                if x < boxes[k, 2]:
+                    boxes[k, 2] = x
+                if x > boxes[k, 3]:
+                    boxes[k, 3] = x
+    return boxes
+
+
+def _pack_impl(labels, dist, candidate, oy, ox, value, owner):
+    """Copy the pixels of the ``candidate`` labels to ``value`` / ``owner`` at ``+ (oy, ox)``."""
+    ny, nx = labels.shape
+    for y in range(ny):
+        row = labels[y]
+        drow = dist[y]
+        for x in range(nx):
+            k = row[x]
+            if k != 0 and candidate[k]:
+                value[y + oy[k], x + ox[k]] = drow[x]
+                owner[y + oy[k], x + ox[k]] = k
+    return value
+
+
+label_boxes = _jit(_boxes_impl)
+pack_objects = _jit(_pack_impl)

@@ -184,7 +184,7 @@ def split_touching(
     if not fg.any():
         return np.zeros(labels.shape, np.int32)
     dist = _distance(labels, fg, spacing)
-    return _split(
+    split = _split(
         labels,
         fg,
         dist,
@@ -195,6 +195,7 @@ def split_touching(
         image=image,
         ratio=ratio,
     )[0]
+    return _consecutive(split)
 
 
 def _split(
@@ -209,8 +210,13 @@ def _split(
     image,
     ratio,
     peak_count=None,
+    in_place=False,
 ):
-    """:func:`split_touching` on a precomputed distance map; returns (labels, diameter)."""
+    """:func:`split_touching` on a precomputed distance map; returns (labels, diameter).
+
+    The labels are int32 and not consecutive (pieces get ids above ``labels.max()``);
+    ``in_place``: written into ``labels`` itself when it is C-contiguous (u)int32.
+    """
     from .size import diameter_from_peaks, object_peaks
 
     ndim = labels.ndim
@@ -224,30 +230,41 @@ def _split(
     ball = np.pi * peak**2 if ndim == 2 else 4.0 / 3.0 * np.pi * peak**3
     candidate = (size > ROUND * ball) & (peak >= min_peak)
     candidate[0] = False
-    out = labels.astype(np.int32, copy=True) if labels.dtype != np.int32 else labels.copy()
+    if in_place and labels.dtype in (np.int32, np.uint32) and labels.flags.c_contiguous:
+        out = labels.view(np.int32)
+    else:
+        out = labels.astype(np.int32, copy=True) if labels.dtype != np.int32 else labels.copy()
     if not candidate.any():
-        return _consecutive(out), diameter
-    flood = candidate[labels]
-    # Work inside the bounding box of the clumps only.
-    box = tuple(
-        slice(int(i.min()), int(i.max()) + 1)
-        for i in (
-            np.flatnonzero(flood.any(axis=tuple(a for a in range(ndim) if a != ax)))
-            for ax in range(ndim)
+        return out, diameter
+    sigma = np.maximum(SMOOTH * radius, spacing.min()) / spacing if SMOOTH else None
+    if ndim == 2 and image is None:
+        # The clumps' own boxes, packed side by side: smoothing and flooding then cost in
+        # proportion to the clumps, not to the bounding box of all of them (most of a dense
+        # image). The margins keep the smoothing of one clump from reaching another.
+        halo = [1 + (int(3.0 * s + 0.5) if SMOOTH else 0) for s in np.broadcast_to(sigma, 2)]
+        value, owner_img, oy, ox = _atlas(labels, dist, candidate, halo)
+        box = None
+    else:
+        flood = candidate[labels]
+        # Work inside the bounding box of the clumps only.
+        box = tuple(
+            slice(int(i.min()), int(i.max()) + 1)
+            for i in (
+                np.flatnonzero(flood.any(axis=tuple(a for a in range(ndim) if a != ax)))
+                for ax in range(ndim)
+            )
         )
-    )
-    flood = flood[box]
-    # Zero-padded value and owner arrays: the flood kernel needs no bounds checks.
-    inner = (slice(1, -1),) * ndim
-    value = np.zeros(tuple(s.stop - s.start + 2 for s in box), np.float32)
-    owner_img = np.zeros(value.shape, np.int32)
-    lab_sub = labels[box]
-    np.copyto(owner_img[inner], lab_sub, where=flood)
-    np.copyto(value[inner], dist[box], where=flood)
+        flood = flood[box]
+        # Zero-padded value and owner arrays: the flood kernel needs no bounds checks.
+        inner = (slice(1, -1),) * ndim
+        value = np.zeros(tuple(s.stop - s.start + 2 for s in box), np.float32)
+        owner_img = np.zeros(value.shape, np.int32)
+        np.copyto(owner_img[inner], labels[box], where=flood)
+        np.copyto(value[inner], dist[box], where=flood)
+    raw = value
     if SMOOTH:
         # Smoothing at a fraction of the radius removes the ridges of a ragged outline at
         # any magnification (at least one pixel).
-        sigma = np.maximum(SMOOTH * radius, spacing.min()) / spacing
         value = ndi.gaussian_filter(value, sigma, truncate=3.0)
     if image is not None:
         weight = np.zeros(value.shape, np.float32)
@@ -261,21 +278,27 @@ def _split(
     from ._flood import flood_padded
 
     seg, region_peak, a, b, saddle = flood_padded(value, owner_img, conn)
+    index = np.flatnonzero(owner_img)  # the flooded pixels, in the order of ``seg``
     n = region_peak.size
     owner = np.zeros(n, np.int64)
-    owner[seg] = owner_img.ravel()[owner_img.ravel() != 0]
+    owner[seg] = owner_img.ravel()[index]
     roots = _merge(n, a, b, saddle, region_peak, ratio, min_peak, owner)
     roots[0] = 0
-    # Pieces get ids after the last input label; renumbering makes them consecutive.
+    # Pieces get ids after the last input label (not consecutive: callers renumber).
     new_id = np.zeros(n, np.int64)
     new_id[1:] = int(labels.max()) + roots[1:]
-    region = out[box]
-    region[flood] = new_id[seg]
+    coords = np.unravel_index(index, value.shape)
+    if box is None:
+        k = owner_img.ravel()[index]
+        coords = (coords[0] - oy[k], coords[1] - ox[k])
+    else:
+        coords = tuple(c + (s.start - 1) for c, s in zip(coords, box, strict=True))
+    out[coords] = new_id[seg]
     # The clumps inflate the first estimate (an inscribed ball can straddle two overlapping
     # nuclei): the recorded diameter comes from the pieces and the objects left whole.
     from ._flood import label_max
 
-    piece_peak, piece_count = label_max(roots[seg], dist[box][flood], n)
+    piece_peak, piece_count = label_max(roots[seg], raw.ravel()[index], n)
     whole = ~candidate
     whole[0] = False
     refined = diameter_from_peaks(
@@ -283,7 +306,45 @@ def _split(
         np.concatenate([size[whole], piece_count[1:] * voxel]),
         ndim,
     )
-    return _consecutive(out), refined if refined > 0 else diameter
+    return out, refined if refined > 0 else diameter
+
+
+def _atlas(labels, dist, candidate, halo):
+    """The candidate objects of a 2D image packed, shelf by shelf, into one small image.
+
+    Each object's bounding box, with ``halo`` = (hy, hx) zero pixels around it, is placed in
+    rows of the image's width. Returns ``(value, owner, oy, ox)``: float32 distances and int32
+    labels of the packed pixels (0 elsewhere); a pixel (y, x) of object k sits at
+    ``(y + oy[k], x + ox[k])``.
+    """
+    from ._flood import label_boxes, pack_objects
+
+    n = candidate.size
+    boxes = np.empty((n, 4), np.int64)
+    boxes[:, 0::2] = np.iinfo(np.int64).max
+    boxes[:, 1::2] = -1
+    label_boxes(labels, candidate, boxes)
+    ids = np.flatnonzero(candidate)
+    hy, hx = halo
+    heights = (boxes[ids, 1] - boxes[ids, 0] + 1 + 2 * hy).tolist()
+    widths = (boxes[ids, 3] - boxes[ids, 2] + 1 + 2 * hx).tolist()
+    width = max(labels.shape[1] + 2 * hx, max(widths))
+    ay, ax = [0] * ids.size, [0] * ids.size
+    y = x = shelf = 0
+    for i in sorted(range(ids.size), key=lambda i: -heights[i]):
+        if x + widths[i] > width:
+            y, x, shelf = y + shelf, 0, 0
+        ay[i], ax[i] = y, x
+        x += widths[i]
+        shelf = max(shelf, heights[i])
+    oy = np.zeros(n, np.int64)
+    ox = np.zeros(n, np.int64)
+    oy[ids] = np.asarray(ay) - boxes[ids, 0] + hy
+    ox[ids] = np.asarray(ax) - boxes[ids, 2] + hx
+    value = np.zeros((y + shelf, width), np.float32)
+    owner = np.zeros(value.shape, np.int32)
+    pack_objects(labels, np.asarray(dist, np.float32), candidate, oy, ox, value, owner)
+    return value, owner, oy, ox
 
 
 def _consecutive(labels):
@@ -330,8 +391,8 @@ def split_frame(
     """Estimate the nucleus diameter and (``split``) split the touching objects of one frame.
 
     ``separate``: the labels are connected components of a mask (no two touch).
-    Returns (labels, diameter): int32 labels, not necessarily consecutive (the input itself
-    when nothing was split).
+    Returns (labels, diameter): int32 labels, not necessarily consecutive. ``labels`` must be
+    the caller's own array: at full resolution the pieces are written into it.
     """
     from .size import diameter_from_peaks, object_peaks
 
@@ -372,6 +433,7 @@ def split_frame(
         image=None if image is None else np.asarray(image)[step],
         ratio=ratio,
         peak_count=peak_count,
+        in_place=f == 1,  # ``coarse`` is then ``labels``, the caller's own array
     )
     if given is None:
         diameter = refined
