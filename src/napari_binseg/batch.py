@@ -284,6 +284,8 @@ def find_inputs(items, *, out=None):
     import glob
 
     out = None if out is None else Path(out)
+    if isinstance(items, (str, os.PathLike)):
+        items = [items]
 
     def usable(p):
         kind = (p.is_file() and p.suffix.lower() in TIFF_EXTENSIONS) or (

@@ -64,6 +64,7 @@ def test_output_inside_the_input_folder_is_never_an_input(folder, capsys):
         "cells1.tif",
         "cells2.tif",
     ]
+    assert [p.name for p in find_inputs(str(folder / "cells1.tif"))] == ["cells1.tif"]
     # named on its own, a file is an input whatever its name
     assert find_inputs([folder / "old_labels.tif"], out=out)[0].name == "old_labels.tif"
 
