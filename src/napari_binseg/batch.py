@@ -437,7 +437,7 @@ def check_model(settings):
 def segment_files(
     inputs,
     out,
-    settings,
+    settings=None,
     *,
     batch=None,
     axes=None,
@@ -456,7 +456,8 @@ def segment_files(
     out : str or Path
         Output folder: ``NAME_labels.tif`` (``.zarr`` for chunked runs), ``per_file/``,
         ``objects.csv``, ``counts.csv`` and ``params.json``.
-    settings : PipelineSettings
+    settings : PipelineSettings or dict, optional
+        Default ``PipelineSettings()``.
     batch : BatchOptions, optional
         Memory limit and chunk size.
     axes, spacing : optional
@@ -481,7 +482,12 @@ def segment_files(
         results of other settings; nothing is written then.
     """
     from . import __version__
+    from .settings import PipelineSettings
 
+    if settings is None or isinstance(settings, dict):
+        settings = PipelineSettings.from_dict(settings or {})
+    if not isinstance(settings, PipelineSettings):
+        raise ValueError(f"settings must be PipelineSettings, got {type(settings).__name__}")
     batch = BatchOptions() if batch is None else batch
     if not isinstance(batch, BatchOptions):
         raise ValueError(f"batch must be BatchOptions, got {type(batch).__name__}")
@@ -511,8 +517,6 @@ def segment_files(
             except (ValueError, AttributeError, RecursionError):
                 previous = None
             if previous != settings.to_dict():
-                from .settings import PipelineSettings
-
                 try:
                     same = PipelineSettings.from_dict(previous) == settings
                 except (TypeError, ValueError):
