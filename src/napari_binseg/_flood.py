@@ -218,8 +218,9 @@ def _upsample_impl(labels, pieces, owner, cut, f, offset, out):
     nz, ny, nx = labels.shape
     sy = nx + 2
     sz = (ny + 2) * sy
-    assign = np.zeros((nz + 2) * sz, np.int32)
-    own = np.zeros((nz + 2) * sz, np.int32)
+    zp = 1 if nz > 1 else 0  # a single plane needs no z padding (a third of the memory)
+    assign = np.zeros((nz + 2 * zp) * sz, np.int32)
+    own = np.zeros((nz + 2 * zp) * sz, np.int32)
     n_cut = 0
     column = np.arange(nx) // f
     for z in range(nz):
@@ -227,7 +228,7 @@ def _upsample_impl(labels, pieces, owner, cut, f, offset, out):
             row = labels[z, y]
             prow = pieces[z, y // f]
             outrow = out[z, y]
-            base = (z + 1) * sz + (y + 1) * sy + 1
+            base = (z + zp) * sz + (y + 1) * sy + 1
             for x in range(nx):
                 lab = row[x]
                 outrow[x] = lab
@@ -240,7 +241,7 @@ def _upsample_impl(labels, pieces, owner, cut, f, offset, out):
     for z in range(nz):
         for y in range(ny):
             prow = pieces[z, y // f]
-            base = (z + 1) * sz + (y + 1) * sy + 1
+            base = (z + zp) * sz + (y + 1) * sy + 1
             for x in range(nx):
                 lab = own[base + x]
                 if lab != 0:
@@ -267,7 +268,7 @@ def _upsample_impl(labels, pieces, owner, cut, f, offset, out):
     flat = out.reshape(-1)
     for k in range(n):
         p = queue[k]
-        z = p // sz - 1
+        z = p // sz - zp
         rem = p % sz
         y = rem // sy - 1
         x = rem % sy - 1
