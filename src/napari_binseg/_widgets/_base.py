@@ -9,16 +9,14 @@ object.
 
 from __future__ import annotations
 
-import atexit
 import os
-import threading
 import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from magicgui.widgets import Container
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtCore import QEvent, QObject, Qt, Signal
+from qtpy.QtCore import QEvent, QObject, Qt
 from qtpy.QtWidgets import (
     QApplication,
     QFrame,
@@ -34,6 +32,7 @@ from superqt import QCollapsible
 from superqt.utils import FunctionWorker, create_worker
 
 from ._layers import layer_combo
+from ._worker import LIVE, Cancelled, RunControl, _ProgressRelay
 
 if TYPE_CHECKING:
     import napari
@@ -43,56 +42,6 @@ if TYPE_CHECKING:
 MAX_MIN_HEIGHT = 450
 #: How long closing a widget waits for its worker to end (it goes on in the background after).
 CLOSE_WAIT_S = 5.0
-
-
-class Cancelled(Exception):
-    """Raised from the progress callback when the user pressed Cancel or closed the widget."""
-
-
-class _ProgressRelay(QObject):
-    """Carries ``progress(done, total)`` calls from the worker thread to the GUI thread.
-
-    It has no Qt parent: the worker's reference keeps it alive even after the widget is
-    deleted, so a late report never hits a deleted C++ object.
-    """
-
-    progressed = Signal(int, int)
-
-
-class RunControl:
-    """Flags shared between a widget and its worker thread (plain Python, so they stay safe to
-    use from the worker after the widget's Qt object is gone)."""
-
-    def __init__(self):
-        self.cancel = threading.Event()  # Cancel pressed or widget closed: abort at next report
-        self.stop = threading.Event()  # finish early but cleanly (training keeps its best epoch)
-        self.resume = threading.Event()  # cleared while paused
-        self.resume.set()
-        self.idle = threading.Event()  # no worker running
-        self.idle.set()
-        self.closed = False  # the widget or its viewer was closed
-        self.graceful = False  # closing stops (``stop``) rather than cancels this run
-
-    def release(self, *_):
-        """Closing: let a paused worker go and make it end at its next report."""
-        self.closed = True
-        self.stop.set()
-        if not self.graceful:
-            self.cancel.set()
-        self.resume.set()
-
-
-_LIVE: weakref.WeakSet = weakref.WeakSet()
-
-
-@atexit.register
-def _release_all():
-    """At interpreter or application exit no worker stays paused (the process would hang)."""
-    for widget in list(_LIVE):
-        try:
-            widget._control.release()
-        except RuntimeError:  # pragma: no cover - already deleted
-            pass
 
 
 def _narrow(widget):
@@ -205,7 +154,7 @@ class BinsegWidget(QWidget):
         # Closing: the widget (closeEvent), its Qt object (destroyed), the viewer's window, or
         # the application all release the worker.
         self.destroyed.connect(self._control.release)
-        _LIVE.add(self)
+        LIVE.add(self)
         app = QApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(self._control.release)
