@@ -1,4 +1,4 @@
-"""Helpers shared by the widget tests (tests/test_widget_*.py)."""
+"""Helpers shared by the widget tests (tests/widgets/test_*.py)."""
 
 import threading
 
