@@ -197,8 +197,12 @@ def from_values(method, data):
 # ------------------------------------------------------------------------- units, pieces
 
 
-def unit_threshold(method, hist_state, result, values, classes, nbins, where):
-    """Threshold(s) of one unit once its histogram is complete."""
+def unit_threshold(method, hist_state, result, values, classes, nbins, where, clip=None):
+    """Threshold(s) of one unit once its histogram is complete.
+
+    ``clip``: a percentile; for the methods of ``background.CLIP_METHODS`` the histogram is
+    clipped there first (:func:`napari_binseg.background.clip_histogram`).
+    """
     if result is None:
         if hist_state.lo > hist_state.hi:
             raise ValueError(f"{where} has only NaN values: there is nothing to threshold")
@@ -208,6 +212,11 @@ def unit_threshold(method, hist_state, result, values, classes, nbins, where):
     float_data = hist_state.mode == "float"
     if method in ("li", "mean") and float_data:
         return from_values(method, values())
+    if clip is not None:
+        from .background import CLIP_METHODS, clip_histogram
+
+        if method in CLIP_METHODS:
+            result = clip_histogram(*result, clip)
     try:
         return from_histogram(method, result, classes, nbins)
     except ValueError as exc:

@@ -75,7 +75,7 @@ class Progress:
 # ----------------------------------------------------------------------------- core work
 
 
-def unit_thresholds(unit, index, method, scope, classes, nbins, serial, step):
+def unit_thresholds(unit, index, method, scope, classes, nbins, serial, step, clip=None):
     """Threshold(s) of one numpy unit, as a (k,) array; ``step()`` after each piece read."""
     k = classes - 1 if method == "multiotsu" else 1
     state = UnitHistogram(unit.dtype, nbins, serial)
@@ -97,7 +97,7 @@ def unit_thresholds(unit, index, method, scope, classes, nbins, serial, step):
         # Otsu returns the constant value itself.
         return np.full(k, state.lo if state.lo <= state.hi else np.nan)
     where = where_text(scope, index)
-    t = unit_threshold(method, state, result, lambda: unit, classes, nbins, where)
+    t = unit_threshold(method, state, result, lambda: unit, classes, nbins, where, clip)
     return np.reshape(np.asarray(t, np.float64), -1)
 
 
@@ -132,7 +132,7 @@ def run_units(work, indices, progress):
     return results
 
 
-def thresholds_numpy(image, method, scope, classes, nbins, progress, per_unit=None):
+def thresholds_numpy(image, method, scope, classes, nbins, progress, per_unit=None, clip=None):
     """Thresholds of every unit of a numpy image; ``per_unit(index, unit, t, serial)`` after each.
 
     The whole array runs as pieces through parallel kernels; planes and frames run as units
@@ -142,14 +142,16 @@ def thresholds_numpy(image, method, scope, classes, nbins, progress, per_unit=No
     k = classes - 1 if method == "multiotsu" else 1
     out = np.empty(units + (k,), np.float64)
     if scope == "image":
-        out[()] = unit_thresholds(image, (), method, scope, classes, nbins, False, progress.step)
+        out[()] = unit_thresholds(
+            image, (), method, scope, classes, nbins, False, progress.step, clip
+        )
         if per_unit is not None:
             per_unit((), image, out[()], False)
         return out
 
     def work(index):
         unit = image[index]
-        t = unit_thresholds(unit, index, method, scope, classes, nbins, True, lambda: None)
+        t = unit_thresholds(unit, index, method, scope, classes, nbins, True, lambda: None, clip)
         if per_unit is not None:
             per_unit(index, unit, t, True)
         return t
@@ -165,7 +167,7 @@ def dask_passes(image):
     return 1 if UnitHistogram(image.dtype, 2).mode == "fixed" else 2
 
 
-def thresholds_dask(image, method, scope, classes, nbins, progress):
+def thresholds_dask(image, method, scope, classes, nbins, progress, clip=None):
     """Thresholds of every unit of a dask image, reading it chunk by chunk.
 
     ``progress`` steps once per chunk and pass (``dask_passes``), then once at the end.
@@ -192,7 +194,7 @@ def thresholds_dask(image, method, scope, classes, nbins, progress):
             # li and mean of float data need the values: this loads one unit (documented).
             values = lambda index=index: np.asarray(image[index])  # noqa: E731
             t = unit_threshold(
-                method, state, result, values, classes, nbins, where_text(scope, index)
+                method, state, result, values, classes, nbins, where_text(scope, index), clip
             )
         out[index] = np.reshape(t, -1)
     progress.finish()

@@ -363,6 +363,32 @@ class ThresholdOptions(StageOptions):
         units="px",
         advanced=True,
     )
+    clip: float | None = option(
+        None,
+        "Percentile above which intensities count as that percentile for Otsu, multi-Otsu and "
+        "ISODATA, so a few saturated particles cannot pull the threshold up (e.g. 99).",
+        kind=float,
+        nullable=True,
+        none_label="off",
+        zero_is_none=True,
+        low=50,
+        high=100,
+        units="%",
+        advanced=True,
+    )
+    background: str | float | None = option(
+        None,
+        "Subtract an uneven background first (grey opening by a disc of this radius; auto: "
+        "1.5 nucleus diameters, estimated).",
+        kind=float,
+        choices=("auto",),
+        nullable=True,
+        none_label="off",
+        low=0,
+        low_open=True,
+        units="px",
+        advanced=True,
+    )
 
 
 @dataclass(frozen=True)

@@ -103,7 +103,9 @@ def _smooth(image, sigma):
 # --------------------------------------------------------------------------- public API
 
 
-def threshold_value(image, method="otsu", *, scope="image", classes=3, sigma=0.0, nbins=256):
+def threshold_value(
+    image, method="otsu", *, scope="image", classes=3, sigma=0.0, nbins=256, clip=None
+):
     """Global threshold(s) of an image, equal to scikit-image's ``threshold_<method>``.
 
     Parameters
@@ -122,6 +124,10 @@ def threshold_value(image, method="otsu", *, scope="image", classes=3, sigma=0.0
         Integer images are smoothed into float32.
     nbins : int
         Histogram bins for float images (integer images use one bin per grey level).
+    clip : float, optional
+        A percentile (e.g. 99): for Otsu, multi-Otsu and ISODATA, intensities above it count
+        as that percentile, so a few saturated particles cannot pull the threshold above the
+        nuclei. Works on the histogram (no extra pass). None (default): off.
 
     Returns
     -------
@@ -160,14 +166,18 @@ def threshold_value(image, method="otsu", *, scope="image", classes=3, sigma=0.0
     >>> threshold_value(image)
     20.0
     """
-    image = _check_options(image, method, scope, classes, None, sigma, nbins)
+    image = _check_options(image, method, scope, classes, None, sigma, nbins, clip=clip)
     if method == "manual":
         raise ValueError("method='manual' has no threshold to compute; pass value= to threshold()")
     image = _smooth(image, sigma)
     if is_dask(image):
-        thresholds = thresholds_dask(image, method, scope, classes, nbins, Progress(None, 1))
+        thresholds = thresholds_dask(
+            image, method, scope, classes, nbins, Progress(None, 1), clip=clip
+        )
     else:
-        thresholds = thresholds_numpy(image, method, scope, classes, nbins, Progress(None, 1))
+        thresholds = thresholds_numpy(
+            image, method, scope, classes, nbins, Progress(None, 1), clip=clip
+        )
     return format_thresholds(thresholds, method, scope)
 
 
@@ -198,6 +208,8 @@ def threshold(
     invert=False,
     fill_holes=False,
     min_size=0,
+    clip=None,
+    background=None,
     return_thresholds=False,
     progress=None,
 ):
@@ -225,6 +237,16 @@ def threshold(
         Fill background regions enclosed by foreground (face connectivity).
     min_size : int
         Remove foreground objects (face connectivity) of fewer than ``min_size`` pixels.
+    clip : float, optional
+        A percentile (e.g. 99): for Otsu, multi-Otsu and ISODATA, intensities above it count
+        as that percentile, so a few saturated particles cannot pull the threshold above the
+        nuclei. Works on the histogram (no extra pass). None (default): off.
+    background : "auto" or float, optional
+        Subtract an uneven background first (numpy images): a grey opening by a disc
+        (:func:`napari_binseg.background.remove_background`), plane by plane; ``"auto"`` sizes
+        the disc at 1.5 nucleus diameters estimated on a first Otsu mask, a number is its
+        radius in pixels. The threshold (``return_thresholds``) is then one of the corrected
+        image. None (default): off.
     return_thresholds : bool
         Also return the threshold(s), as ``threshold_value`` gives them.
     progress : callable, optional
@@ -268,7 +290,16 @@ def threshold(
         invert=invert,
         fill_holes=fill_holes,
         min_size=min_size,
+        clip=clip,
+        background=background,
     )
+    if background is not None:
+        if is_dask(image):
+            raise ValueError("background subtraction needs a numpy image; load the dask array")
+        from .background import remove_background
+
+        image = remove_background(image, background, invert=invert)
+        invert = False  # bright objects now
     if method == "multiotsu" and (fill_holes or min_size):
         raise ValueError("fill_holes and min_size apply to binary masks, not multiotsu classes")
     mode = 2 if method == "multiotsu" else (1 if invert else 0)
@@ -283,7 +314,7 @@ def threshold(
         if method == "manual":
             thresholds = np.full(units + (1,), float(value))
         else:
-            thresholds = thresholds_dask(data, method, scope, classes, 256, progress_)
+            thresholds = thresholds_dask(data, method, scope, classes, 256, progress_, clip=clip)
         mask = data.map_blocks(mask_block, thresholds, scope, mode, dtype=np.uint8)
         if not post and mask.chunks != image.chunks:  # smoothing worked on whole planes
             mask = mask.rechunk(image.chunks)
@@ -322,7 +353,7 @@ def threshold(
                 run_units(lambda i: per_unit(i, data[i], thresholds[i], True), indices, progress_)
         else:
             thresholds = thresholds_numpy(
-                data, method, scope, classes, 256, progress_, per_unit=per_unit
+                data, method, scope, classes, 256, progress_, per_unit=per_unit, clip=clip
             )
         progress_.finish()
         result = mask

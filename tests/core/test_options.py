@@ -32,6 +32,8 @@ BAD = [
     (ThresholdOptions, "fill_holes", "yes", "threshold.fill_holes must be true or false"),
     (ThresholdOptions, "min_size", 2.5, "threshold.min_size must be an integer"),
     (ThresholdOptions, "min_size", -1, "threshold.min_size must be an integer >= 0"),
+    (ThresholdOptions, "clip", 10, r"threshold.clip must be >= 50 \(%\)"),
+    (ThresholdOptions, "background", -1, r"threshold.background .* must be > 0 \(px\)"),
     (UNetOptions, "model", "", "unet.model must be 'nuclei' or a model path"),
     (UNetOptions, "model", 3, "unet.model must be"),
     (UNetOptions, "device", "tpu", "unet.device must be one of"),
@@ -111,7 +113,14 @@ def test_defaults_check_and_round_trip_through_json(cls):
 
 def test_defaults_are_those_of_version_0_1():
     assert ThresholdOptions().to_dict() == dict(
-        scope="image", value=None, sigma=0.0, invert=False, fill_holes=False, min_size=0
+        scope="image",
+        value=None,
+        sigma=0.0,
+        invert=False,
+        fill_holes=False,
+        min_size=0,
+        clip=None,
+        background=None,
     )
     u = UNetOptions()
     assert (u.model, u.device, u.tile_size, u.overlap, u.batch_size) == (
