@@ -314,3 +314,32 @@ def _pack_impl(labels, dist, candidate, oy, ox, value, owner):
 
 label_boxes = _jit(_boxes_impl)
 pack_objects = _jit(_pack_impl)
+
+
+def _relabel_impl(flat, lut):
+    """``flat[i] = lut[flat[i]]`` where ``flat[i] != 0``, in place (background skipped)."""
+    for i in range(flat.size):
+        v = flat[i]
+        if v != 0:
+            flat[i] = lut[v]
+    return flat
+
+
+def _select_impl(values, lut):
+    """Flat indices ``i`` where ``lut[values[i]]`` is True (``np.flatnonzero(lut[values])``
+    without the full-size temporary)."""
+    n = 0
+    for i in range(values.size):
+        if lut[values[i]]:
+            n += 1
+    out = np.empty(n, np.int64)
+    j = 0
+    for i in range(values.size):
+        if lut[values[i]]:
+            out[j] = i
+            j += 1
+    return out
+
+
+relabel_nonzero = _jit(_relabel_impl)
+select_where = _jit(_select_impl)

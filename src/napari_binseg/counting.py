@@ -11,7 +11,7 @@ import pandas as pd
 
 from ._validation import check_image, check_labels, check_rgb, is_dask
 from .measure import check_spacing, measure_labels
-from .morphology import fill_label_holes, relabel, resolve_connectivity
+from .morphology import fill_label_holes, resolve_connectivity
 
 
 def _border_labels(labels):
@@ -109,7 +109,9 @@ def _count_frame(
         labels = labels.view(np.int32)
     else:
         labels = labels.astype(np.int32)
-    relabel(labels, lut)
+    from ._flood import relabel_nonzero
+
+    relabel_nonzero(labels.reshape(-1), lut)  # background (most pixels) skipped
     attrs = dict(table.attrs)
     table = table[keep].reset_index(drop=True)
     table["label"] = new.astype(np.int64)

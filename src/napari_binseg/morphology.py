@@ -173,7 +173,12 @@ def fill_label_holes(labels, *, in_place=False):
     regions, enclosed = found
     # Holes never touch a face, so every face neighbour of a hole pixel exists and, in flat
     # indices, is the pixel +- the axis stride: the work is proportional to hole pixels only.
-    index = np.flatnonzero(enclosed[regions])
+    if regions.flags.c_contiguous:
+        from ._flood import select_where  # numba: one pass, no full-size temporary
+
+        index = select_where(regions.reshape(-1), enclosed)
+    else:
+        index = np.flatnonzero(enclosed[regions])
     hole_id = regions.ravel()[index].astype(np.int64)
     del regions, found  # the background regions (4 bytes per pixel) are no longer needed
     flat = labels.ravel()
