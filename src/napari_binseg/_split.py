@@ -387,6 +387,52 @@ def _object_atlas(labels):
     return _atlas(labels, None, every, (1, 1))
 
 
+def _border_distances(labels, dist, atlas, spacing, separate):
+    """Exact distances, in the atlas ``dist``, of the objects touching the image border.
+
+    The image border is not background (``black_border=False``), but an object's margin in
+    the atlas is: these objects are measured again on a strip along their side of the image
+    (their boxes and margins lie inside it, and its own edges are not background either).
+    """
+    from ._flood import pack_objects
+
+    owner, oy, ox, boxes = atlas[1:]
+    n = oy.size
+    done = np.zeros(n, bool)
+    done[0] = True
+    ny, nx = labels.shape
+    edges = {"top": labels[0], "bottom": labels[-1], "left": labels[:, 0], "right": labels[:, -1]}
+    for side, edge in edges.items():
+        ids = np.unique(edge)
+        ids = ids[~done[ids]]
+        if ids.size == 0:
+            continue
+        done[ids] = True
+        rows, cols = slice(0, ny), slice(0, nx)
+        if side == "top":
+            rows = slice(0, min(ny, int(boxes[ids, 1].max()) + 2))
+        elif side == "bottom":
+            rows = slice(max(0, int(boxes[ids, 0].min()) - 1), ny)
+        elif side == "left":
+            cols = slice(0, min(nx, int(boxes[ids, 3].max()) + 2))
+        else:
+            cols = slice(max(0, int(boxes[ids, 2].min()) - 1), nx)
+        part = np.ascontiguousarray(labels[rows, cols])
+        strip = _distance(part, part != 0, spacing, separate=separate)
+        select = np.zeros(n, bool)
+        select[ids] = True
+        pack_objects(
+            part,
+            np.asarray(strip, np.float32),
+            select,
+            oy + rows.start,
+            ox + cols.start,
+            dist,
+            owner,
+        )
+    return dist
+
+
 def _consecutive(labels):
     import fastremap
 
@@ -453,6 +499,7 @@ def split_frame(
             atlas = _object_atlas(coarse)
             # One object per box, boxes apart: the binary transform (twice as fast) is exact.
             dist = _distance(atlas[1], atlas[1] != 0, cspacing, separate=True)
+            _border_distances(coarse, dist, atlas, cspacing, separate)
             peak_count = object_peaks(atlas[1], dist)
         else:
             # Subsampling can bring two components into contact: binary distances at full
@@ -503,8 +550,12 @@ def split_frame(
         return labels, diameter
     from ._flood import upsample_pieces
 
-    lab3 = labels.reshape((-1,) + labels.shape[-2:]).astype(np.int32, copy=False)
-    out = np.empty(lab3.shape, np.int32)
+    lab3 = labels.reshape((-1,) + labels.shape[-2:])
+    if lab3.dtype in (np.int32, np.uint32) and lab3.flags.c_contiguous:
+        out = lab3 = lab3.view(np.int32)  # in place: ``labels`` is the caller's own array
+    else:
+        lab3 = lab3.astype(np.int32)
+        out = np.empty(lab3.shape, np.int32)
     upsample_pieces(
         lab3,
         pieces.reshape((-1,) + pieces.shape[-2:]),
