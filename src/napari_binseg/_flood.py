@@ -343,18 +343,3 @@ def _select_impl(values, lut):
 
 relabel_nonzero = _jit(_relabel_impl)
 select_where = _jit(_select_impl)
-
-
-def _pack_owner_impl(labels, candidate, oy, ox, owner):
-    """Copy the ``candidate`` labels of a 2D image to ``owner`` at ``+ (oy, ox)``."""
-    ny, nx = labels.shape
-    for y in range(ny):
-        row = labels[y]
-        for x in range(nx):
-            k = row[x]
-            if k != 0 and candidate[k]:
-                owner[y + oy[k], x + ox[k]] = k
-    return owner
-
-
-pack_owner = _jit(_pack_owner_impl)

@@ -211,14 +211,11 @@ def _split(
     ratio,
     peak_count=None,
     in_place=False,
-    atlas=None,
 ):
     """:func:`split_touching` on a precomputed distance map; returns (labels, diameter).
 
     The labels are int32 and not consecutive (pieces get ids above ``labels.max()``);
     ``in_place``: written into ``labels`` itself when it is C-contiguous (u)int32.
-    ``atlas``: ``(value, owner, oy, ox, boxes)`` of :func:`_object_atlas` (2D, no image);
-    ``dist`` is then that atlas's distance map, not one of the image.
     """
     from .size import diameter_from_peaks, object_peaks
 
@@ -245,12 +242,7 @@ def _split(
         # proportion to the clumps, not to the bounding box of all of them (most of a dense
         # image). The margins keep the smoothing of one clump from reaching another.
         halo = [1 + (int(3.0 * s + 0.5) if SMOOTH else 0) for s in np.broadcast_to(sigma, 2)]
-        if atlas is None:
-            value, owner_img, oy, ox, _ = _atlas(labels, dist, candidate, halo)
-        else:
-            value, owner_img, oy, ox, _ = _atlas(
-                atlas[1], dist, candidate, halo, boxes=atlas[4], shift=atlas[2:4]
-            )
+        value, owner_img, oy, ox = _atlas(labels, dist, candidate, halo)
         box = None
     else:
         flood = candidate[labels]
@@ -317,26 +309,21 @@ def _split(
     return out, refined if refined > 0 else diameter
 
 
-def _atlas(labels, dist, candidate, halo, boxes=None, shift=None):
+def _atlas(labels, dist, candidate, halo):
     """The candidate objects of a 2D image packed, shelf by shelf, into one small image.
 
     Each object's bounding box, with ``halo`` = (hy, hx) zero pixels around it, is placed in
     rows of the image's width. Returns ``(value, owner, oy, ox)``: float32 distances and int32
     labels of the packed pixels (0 elsewhere); a pixel (y, x) of object k sits at
-    ``(y + oy[k], x + ox[k])``. ``dist`` may be None (``value`` then stays 0).
-
-    ``boxes`` and ``shift``: ``labels`` and ``dist`` are themselves an atlas of the image
-    whose object k lies at ``+ shift[k]``, with the image's ``boxes``; the result is still
-    addressed from the image.
+    ``(y + oy[k], x + ox[k])``.
     """
-    from ._flood import label_boxes, pack_objects, pack_owner
+    from ._flood import label_boxes, pack_objects
 
     n = candidate.size
-    if boxes is None:
-        boxes = np.empty((n, 4), np.int64)
-        boxes[:, 0::2] = np.iinfo(np.int64).max
-        boxes[:, 1::2] = -1
-        label_boxes(labels, candidate, boxes)
+    boxes = np.empty((n, 4), np.int64)
+    boxes[:, 0::2] = np.iinfo(np.int64).max
+    boxes[:, 1::2] = -1
+    label_boxes(labels, candidate, boxes)
     ids = np.flatnonzero(candidate)
     hy, hx = halo
     heights = (boxes[ids, 1] - boxes[ids, 0] + 1 + 2 * hy).tolist()
@@ -356,81 +343,8 @@ def _atlas(labels, dist, candidate, halo, boxes=None, shift=None):
     ox[ids] = np.asarray(ax) - boxes[ids, 2] + hx
     value = np.zeros((y + shelf, width), np.float32)
     owner = np.zeros(value.shape, np.int32)
-    sy, sx = (oy, ox) if shift is None else (oy - shift[0], ox - shift[1])
-    if dist is None:
-        pack_owner(labels, candidate, sy, sx, owner)
-    else:
-        pack_objects(labels, np.asarray(dist, np.float32), candidate, sy, sx, value, owner)
-    return value, owner, oy, ox, boxes
-
-
-def _has_edt():
-    try:
-        import edt  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def _object_atlas(labels):
-    """All objects of a 2D label image packed with a one-pixel margin: ``(value, owner, oy,
-    ox, boxes)`` as :func:`_atlas` gives them (``value`` unused, zeros).
-
-    An object pixel's nearest background pixel lies within the object's box and margin
-    (the first non-object pixel on the way there is background: objects of a mask do not
-    touch, and a given label's neighbours are other labels, a boundary too), so distances
-    computed in the packed image are those of the image.
-    """
-    n = int(labels.max()) + 1
-    every = np.ones(n, bool)
-    every[0] = False
-    return _atlas(labels, None, every, (1, 1))
-
-
-def _border_distances(labels, dist, atlas, spacing, separate):
-    """Exact distances, in the atlas ``dist``, of the objects touching the image border.
-
-    The image border is not background (``black_border=False``), but an object's margin in
-    the atlas is: these objects are measured again on a strip along their side of the image
-    (their boxes and margins lie inside it, and its own edges are not background either).
-    """
-    from ._flood import pack_objects
-
-    owner, oy, ox, boxes = atlas[1:]
-    n = oy.size
-    done = np.zeros(n, bool)
-    done[0] = True
-    ny, nx = labels.shape
-    edges = {"top": labels[0], "bottom": labels[-1], "left": labels[:, 0], "right": labels[:, -1]}
-    for side, edge in edges.items():
-        ids = np.unique(edge)
-        ids = ids[~done[ids]]
-        if ids.size == 0:
-            continue
-        done[ids] = True
-        rows, cols = slice(0, ny), slice(0, nx)
-        if side == "top":
-            rows = slice(0, min(ny, int(boxes[ids, 1].max()) + 2))
-        elif side == "bottom":
-            rows = slice(max(0, int(boxes[ids, 0].min()) - 1), ny)
-        elif side == "left":
-            cols = slice(0, min(nx, int(boxes[ids, 3].max()) + 2))
-        else:
-            cols = slice(max(0, int(boxes[ids, 2].min()) - 1), nx)
-        part = np.ascontiguousarray(labels[rows, cols])
-        strip = _distance(part, part != 0, spacing, separate=separate)
-        select = np.zeros(n, bool)
-        select[ids] = True
-        pack_objects(
-            part,
-            np.asarray(strip, np.float32),
-            select,
-            oy + rows.start,
-            ox + cols.start,
-            dist,
-            owner,
-        )
-    return dist
+    pack_objects(labels, np.asarray(dist, np.float32), candidate, oy, ox, value, owner)
+    return value, owner, oy, ox
 
 
 def _consecutive(labels):
@@ -492,20 +406,9 @@ def split_frame(
         cspacing = spacing.copy()
         cspacing[-2:] *= f
         fg = coarse != 0
-        atlas = None
-        if f == 1 and ndim == 2 and image is None and _has_edt():
-            # Every object in its own box, packed side by side: the distance transform and
-            # the per-object peaks then cover the objects, not the whole (mostly empty) image.
-            atlas = _object_atlas(coarse)
-            # One object per box, boxes apart: the binary transform (twice as fast) is exact.
-            dist = _distance(atlas[1], atlas[1] != 0, cspacing, separate=True)
-            _border_distances(coarse, dist, atlas, cspacing, separate)
-            peak_count = object_peaks(atlas[1], dist)
-        else:
-            # Subsampling can bring two components into contact: binary distances at full
-            # scale only.
-            dist = _distance(coarse, fg, cspacing, separate=separate and f == 1)
-            peak_count = object_peaks(coarse, dist)
+        # Subsampling can bring two components into contact: binary distances at full scale only.
+        dist = _distance(coarse, fg, cspacing, separate=separate and f == 1)
+        peak_count = object_peaks(coarse, dist)
         diameter = given
         if diameter is None:
             diameter = diameter_from_peaks(
@@ -531,7 +434,6 @@ def split_frame(
         ratio=ratio,
         peak_count=peak_count,
         in_place=f == 1,  # ``coarse`` is then ``labels``, the caller's own array
-        atlas=atlas,
     )
     if given is None:
         diameter = refined

@@ -91,31 +91,3 @@ def test_intensity_split_with_nan_pixels():
     image[20, 20:30] = np.nan  # NaN must never reach the flood's bucket index
     _, table = count_cells(two, image=image, split_touching="intensity")
     assert len(table) == 2
-
-
-def test_packed_distance_map_equals_the_full_image_one_at_the_border():
-    """The split's distance transform runs on the objects packed in their boxes: the peaks
-    must be those of the whole image, border-touching objects included (the image border
-    is not background)."""
-    from scipy import ndimage as ndi
-
-    from napari_binseg import _split
-    from napari_binseg.size import object_peaks
-
-    rng = np.random.default_rng(5)
-    seeds = np.ones((200, 300), bool)
-    seeds[rng.integers(0, 200, 60), rng.integers(0, 300, 60)] = False
-    mask = ndi.distance_transform_edt(seeds) <= rng.uniform(4, 14)
-    labels = ndi.label(mask, structure=np.ones((3, 3)))[0].astype(np.uint32)
-    edges = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
-    assert np.count_nonzero(np.unique(edges)) >= 3  # objects cut by the border
-    for spacing in ((1.0, 1.0), (0.5, 0.8)):
-        spacing = np.asarray(spacing)
-        full = _split._distance(labels, labels != 0, spacing, separate=True)
-        atlas = _split._object_atlas(labels)
-        packed = _split._distance(atlas[1], atlas[1] != 0, spacing, separate=True)
-        _split._border_distances(labels, packed, atlas, spacing, True)
-        p_full, c_full = object_peaks(labels, full)
-        p_packed, c_packed = object_peaks(atlas[1], packed)
-        np.testing.assert_array_equal(c_full, c_packed)
-        np.testing.assert_allclose(p_full, p_packed, rtol=1e-6)
