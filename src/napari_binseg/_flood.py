@@ -298,22 +298,7 @@ def _boxes_impl(labels, candidate, boxes):
     return boxes
 
 
-def _pack_impl(labels, dist, candidate, oy, ox, value, owner):
-    """Copy the pixels of the ``candidate`` labels to ``value`` / ``owner`` at ``+ (oy, ox)``."""
-    ny, nx = labels.shape
-    for y in range(ny):
-        row = labels[y]
-        drow = dist[y]
-        for x in range(nx):
-            k = row[x]
-            if k != 0 and candidate[k]:
-                value[y + oy[k], x + ox[k]] = drow[x]
-                owner[y + oy[k], x + ox[k]] = k
-    return value
-
-
 label_boxes = _jit(_boxes_impl)
-pack_objects = _jit(_pack_impl)
 
 
 def _relabel_impl(flat, lut):
@@ -343,3 +328,26 @@ def _select_impl(values, lut):
 
 relabel_nonzero = _jit(_relabel_impl)
 select_where = _jit(_select_impl)
+
+
+def _pack_boxes_impl(labels, dist, candidate, ids, boxes, hy, hx, oy, ox, value, owner):
+    """Copy, for each object k of ``ids``, its box grown by (hy, hx) to ``+ (oy[k], ox[k])``:
+    the distances of every ``candidate`` pixel there (neighbouring clumps included, as a
+    smoothing of the whole image would see them) and ``owner`` k on k's own pixels."""
+    ny, nx = labels.shape
+    for i in range(ids.size):
+        k = ids[i]
+        for y in range(max(0, boxes[k, 0] - hy), min(ny, boxes[k, 1] + hy + 1)):
+            row = labels[y]
+            drow = dist[y]
+            ty = y + oy[k]
+            for x in range(max(0, boxes[k, 2] - hx), min(nx, boxes[k, 3] + hx + 1)):
+                lab = row[x]
+                if lab != 0 and candidate[lab]:
+                    value[ty, x + ox[k]] = drow[x]
+                    if lab == k:
+                        owner[ty, x + ox[k]] = k
+    return value
+
+
+pack_boxes = _jit(_pack_boxes_impl)

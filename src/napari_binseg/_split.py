@@ -312,12 +312,14 @@ def _split(
 def _atlas(labels, dist, candidate, halo):
     """The candidate objects of a 2D image packed, shelf by shelf, into one small image.
 
-    Each object's bounding box, with ``halo`` = (hy, hx) zero pixels around it, is placed in
-    rows of the image's width. Returns ``(value, owner, oy, ox)``: float32 distances and int32
+    Each object's bounding box, grown by ``halo`` = (hy, hx) pixels, is placed in rows of the
+    image's width; it holds the distances of all candidate pixels there (a neighbouring
+    clump's too, so smoothing sees what it would see on the whole image) and the object's
+    own label. Returns ``(value, owner, oy, ox)``: float32 distances and int32
     labels of the packed pixels (0 elsewhere); a pixel (y, x) of object k sits at
     ``(y + oy[k], x + ox[k])``.
     """
-    from ._flood import label_boxes, pack_objects
+    from ._flood import label_boxes, pack_boxes
 
     n = candidate.size
     boxes = np.empty((n, 4), np.int64)
@@ -343,7 +345,9 @@ def _atlas(labels, dist, candidate, halo):
     ox[ids] = np.asarray(ax) - boxes[ids, 2] + hx
     value = np.zeros((y + shelf, width), np.float32)
     owner = np.zeros(value.shape, np.int32)
-    pack_objects(labels, np.asarray(dist, np.float32), candidate, oy, ox, value, owner)
+    pack_boxes(
+        labels, np.asarray(dist, np.float32), candidate, ids, boxes, hy, hx, oy, ox, value, owner
+    )
     return value, owner, oy, ox
 
 
