@@ -23,7 +23,7 @@ import time
 import numpy as np
 
 from .._validation import check_image, check_rgb
-from ._postprocess import remove_small
+from ._postprocess import continue_numbering, remove_small
 from .backends import BACKENDS, PRECISIONS, _openvino, _resolve_backend, _Runner, _use_bf16
 from .normalize import nonfinite_mask, normalize_plane, percentile_range
 from .passes import (
@@ -435,15 +435,12 @@ def segment(
             info["nonfinite_pixels"] += int(bad.sum())
             labels[bad] = 0
             labels = remove_small(labels, 1)
-        n = int(labels.max())
-        if offset and n:
-            labels[labels > 0] += offset
+        offset = continue_numbering(labels, offset)
         out[idx] = labels
         if prob is not None:
             fg = _foreground(probs, lm)
             fg = fg if scale == 1.0 else _resize(fg, unit.shape)
             prob[idx] = fg if bad is None else np.where(bad, np.float32(0), fg)
-        offset += n
         info["diameters"].append(None if found is None else float(found))
         info["scales"].append(float(scale))
         if progress is not None:

@@ -33,7 +33,7 @@ import numpy as np
 
 from .._validation import is_dask
 from ..axes import iter_frames, resolve_spacing
-from ._postprocess import remove_small
+from ._postprocess import add_seedless, continue_numbering, grow_seeds_3d, remove_small
 
 #: Modes of :func:`segment_volume`.
 MODES = ("accurate", "fast")
@@ -47,84 +47,6 @@ _SECTION = math.sqrt(3) / 2
 
 #: Smallest peak of the averaged centre probability that seeds a 3D nucleus.
 _PEAK_MIN = 0.3
-
-_GROW = None
-
-
-def _grow_kernel():
-    """Numba kernel: breadth-first growth of 3D seeds through a mask (6-connected)."""
-    global _GROW
-    if _GROW is None:
-        import numba
-
-        def grow(labels, mask):
-            nz, ny, nx = labels.shape
-            plane = ny * nx
-            flat = labels.ravel()
-            m = mask.ravel()
-            queue = np.empty(flat.size, np.int64)
-            tail = 0
-            for i in range(flat.size):
-                if flat[i] != 0:
-                    queue[tail] = i
-                    tail += 1
-            head = 0
-            while head < tail:
-                p = queue[head]
-                head += 1
-                lab = flat[p]
-                z = p // plane
-                r = p - z * plane
-                y = r // nx
-                x = r - y * nx
-                for ok, q in (
-                    (x > 0, p - 1),
-                    (x < nx - 1, p + 1),
-                    (y > 0, p - nx),
-                    (y < ny - 1, p + nx),
-                    (z > 0, p - plane),
-                    (z < nz - 1, p + plane),
-                ):
-                    if ok and m[q] and flat[q] == 0:
-                        flat[q] = lab
-                        queue[tail] = q
-                        tail += 1
-
-        try:
-            _GROW = numba.njit(nogil=True, cache=True)(grow)
-        except RuntimeError:  # no writable cache location
-            _GROW = numba.njit(nogil=True, cache=False)(grow)
-    return _GROW
-
-
-def grow_seeds_3d(seeds, mask):
-    """Grow labelled 3D seeds through ``mask`` (6-connected breadth-first flood).
-
-    Parameters
-    ----------
-    seeds : (P, M, N) ndarray of int
-        0 = no seed.
-    mask : (P, M, N) ndarray of bool
-        Where seeds may grow.
-
-    Returns
-    -------
-    labels : (P, M, N) ndarray of int32
-        Every mask voxel connected to a seed carries the label of the seed it reaches first.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> seeds = np.zeros((5, 1, 1), np.int32); seeds[0] = 1; seeds[4] = 2
-    >>> grow_seeds_3d(seeds, np.ones((5, 1, 1), bool)).ravel()
-    array([1, 1, 1, 2, 2], dtype=int32)
-    """
-    labels = np.array(seeds, dtype=np.int32, order="C", copy=True)
-    mask = np.ascontiguousarray(mask, dtype=bool)
-    if labels.ndim != 3 or labels.shape != mask.shape:
-        raise ValueError(f"seeds {labels.shape} and mask {mask.shape} must be equal 3D shapes")
-    _grow_kernel()(labels, mask)
-    return labels
 
 
 def probabilities_to_labels_3d(
@@ -168,8 +90,6 @@ def probabilities_to_labels_3d(
     >>> labels[:, 1, 1].tolist() == [1] * 12 + [2] * 12
     True
     """
-    import cc3d
-
     mask = foreground > prob_threshold
     diameter = np.broadcast_to(np.asarray(diameter, float), (3,))
     coords, values = _centre_peaks(centre, diameter, seed_threshold)
@@ -198,12 +118,8 @@ def probabilities_to_labels_3d(
             values = lut[values]
             n_seeds = int(keep.sum())
             labels = grow(values) if n_seeds else np.zeros(mask.shape, np.int32)
-    rest = mask & (labels == 0)
-    if rest.any():
-        extra = cc3d.connected_components(rest, connectivity=6).astype(np.int32)
-        labels[rest] = extra[rest] + n_seeds
     # Seedless specks that small are rims and halos of the three views, not nuclei.
-    return remove_small(labels, max(min_size, least))
+    return remove_small(add_seedless(labels, mask, n_seeds), max(min_size, least))
 
 
 def _centre_peaks(centre, diameter, threshold):
@@ -566,10 +482,7 @@ def _fast(volume, lm, spacing, diameter, *, options, prob_threshold, stitch_thre
                 return_probabilities=True,
                 **options,
             )
-            n = int(lab.max())
-            if n:
-                lab[lab > 0] += offset
-            offset += n
+            offset = continue_numbering(lab, offset)
             labels[z] = lab
             prob[z] = p
             progress.step(1)
@@ -750,11 +663,8 @@ def segment_volume(
             if prob is not None:
                 prob[index] = fg
         del fg
-        n = int(labels.max())
-        if offset and n:
-            labels[labels > 0] += offset
+        offset = continue_numbering(labels, offset)
         out[index] = labels
-        offset += n
         start += per_frame
         tracker.done = max(tracker.done, min(start, tracker.total))
     tracker.finish()
