@@ -87,6 +87,9 @@ def test_labels_resized_keeps_objects_and_renumbers():
     expected[0:2, 0:2] = 1
     expected[2:4, 2:4] = 2
     np.testing.assert_array_equal(small, expected)
+    # A volume: every axis resampled the same way (here 2 planes become 4).
+    volume = sc.labels_resized(np.stack([big, big]), (4, 4, 4))
+    np.testing.assert_array_equal(volume, np.stack([expected] * 4))
 
 
 def test_downsample_factor_rule():

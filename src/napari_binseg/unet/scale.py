@@ -170,16 +170,12 @@ def resize(array, shape):
 
 
 def labels_resized(labels, shape):
-    """Nearest-neighbour resize of a label plane (pixel centres), renumbered 1..n."""
-    rows = np.minimum(
-        ((np.arange(shape[0]) + 0.5) * labels.shape[0] / shape[0]).astype(np.intp),
-        labels.shape[0] - 1,
-    )
-    cols = np.minimum(
-        ((np.arange(shape[1]) + 0.5) * labels.shape[1] / shape[1]).astype(np.intp),
-        labels.shape[1] - 1,
-    )
-    return remove_small(labels[np.ix_(rows, cols)], 1)
+    """Nearest-neighbour resize of a label plane or volume (pixel centres), renumbered 1..n."""
+    index = [
+        np.minimum(((np.arange(n_out) + 0.5) * n_in / n_out).astype(np.intp), n_in - 1)
+        for n_out, n_in in zip(shape, labels.shape, strict=True)
+    ]
+    return remove_small(labels[np.ix_(*index)], 1)
 
 
 # Names used before the split (training, benchmarks, tests).

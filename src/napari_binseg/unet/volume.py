@@ -34,6 +34,11 @@ import numpy as np
 from .._validation import is_dask
 from ..axes import iter_frames, resolve_spacing
 from ._postprocess import add_seedless, continue_numbering, grow_seeds_3d, remove_small
+from .inference import estimate_diameter as _plane_diameter
+from .inference import predict_channels, segment
+from .normalize import normalize_plane
+from .passes import _foreground
+from .scale import labels_resized, resize
 
 #: Modes of :func:`segment_volume`.
 MODES = ("accurate", "fast")
@@ -233,12 +238,6 @@ def stitch_planes(labels, stitch_threshold=0.25):
     return remove_small(out, 1)
 
 
-def _inference():
-    from . import inference
-
-    return inference
-
-
 def _unnormalized(lm):
     """The model with normalization turned off (the stack is normalized once, as a whole);
     it shares the network and the compiled backends."""
@@ -249,8 +248,7 @@ def _unnormalized(lm):
 
 def _channels(probs, lm):
     """Foreground and centre maps of ``(C, ...)`` probabilities."""
-    fg_channel = lm.config["foreground_channel"]
-    fg = 1.0 - probs[0] if fg_channel == -1 else probs[fg_channel]
+    fg = _foreground(probs, lm)
     centre = probs[lm.outputs.index("centre")] if lm.has_centres else fg
     return fg, centre
 
@@ -299,18 +297,6 @@ def _resize3d(volume, shape):
     return F.interpolate(x, size=tuple(shape), mode="trilinear", align_corners=False)[0, 0].numpy()
 
 
-def _nearest_index(n_out, n_in):
-    return np.minimum(((np.arange(n_out) + 0.5) * n_in / n_out).astype(np.intp), n_in - 1)
-
-
-def _labels_to_grid(labels, shape):
-    """Nearest-neighbour resampling of 3D labels to ``shape`` (voxel centres), renumbered."""
-    if labels.shape == tuple(shape):
-        return labels
-    idx = [_nearest_index(o, i) for o, i in zip(shape, labels.shape, strict=True)]
-    return remove_small(labels[np.ix_(*idx)], 1)
-
-
 def estimate_diameter(volume, lm, spacing, *, options, progress=None):
     """Typical nucleus diameter of a normalized stack in physical units (once per stack).
 
@@ -325,12 +311,11 @@ def estimate_diameter(volume, lm, spacing, *, options, progress=None):
     diameter : float or None
         In the units of ``spacing``; ``None`` when the planes hold no nucleus.
     """
-    inf = _inference()
     nz = volume.shape[0]
     plain = _unnormalized(lm)
     found = []
     for z in sorted({nz // 2, nz // 4, (3 * nz) // 4}):
-        d = inf.estimate_diameter(volume[z], plain, **options)
+        d = _plane_diameter(volume[z], plain, **options)
         if d:
             found.append(d)
         if progress is not None:
@@ -367,7 +352,6 @@ def _view_pass(volume, axis, step, lm, options, fg_sum, centre_sum, progress):
     interpolated linearly (the planes normal to y and x of a stack upsampled in z carry
     ``step``-fold redundant detail across them).
     """
-    inf = _inference()
     n = volume.shape[axis]
     positions = _positions(n, step)
     plane_pixels = volume.size // n
@@ -379,7 +363,7 @@ def _view_pass(volume, axis, step, lm, options, fg_sum, centre_sum, progress):
         pos = positions[start : start + chunk]
         planes = np.ascontiguousarray(np.moveaxis(np.take(volume, pos, axis=axis), axis, 0))
         base = progress.done
-        probs = inf.predict_channels(planes, lm, progress=progress.within(len(pos)), **options)
+        probs = predict_channels(planes, lm, progress=progress.within(len(pos)), **options)
         fg_all, centre_all = _channels(probs, lm)
         if prev is not None:
             pos = [prev[0], *pos]
@@ -443,25 +427,19 @@ def _accurate(volume, lm, spacing, diameter, *, options, prob_threshold, plane_s
         diameter=nucleus,
     )
     del centre_sum
-    return _labels_to_grid(labels, volume.shape), fg_sum
+    if labels.shape != volume.shape:
+        labels = labels_resized(labels, volume.shape)
+    return labels, fg_sum
 
 
 def _resize_planes(planes, shape):
     """Bilinear resize of the last two axes of a float32 ``(K, M, N)`` stack."""
-    import torch
-    import torch.nn.functional as F
-
-    if tuple(planes.shape[1:]) == tuple(shape):
-        return planes
-    x = torch.from_numpy(np.ascontiguousarray(planes, dtype=np.float32))[None]
-    shrink = any(t < s for t, s in zip(shape, planes.shape[1:], strict=True))
-    return F.interpolate(x, size=tuple(shape), mode="bilinear", antialias=shrink)[0].numpy()
+    return planes if tuple(planes.shape[1:]) == tuple(shape) else resize(planes, shape)
 
 
 def _fast(volume, lm, spacing, diameter, *, options, prob_threshold, stitch_threshold, progress):
     """One pass of XY planes; 3D seeds grown through the stacked maps, or (with a
     ``stitch_threshold``) plane labels linked by overlap. Labels and foreground probability."""
-    inf = _inference()
     plain = _unnormalized(lm)
     scale = _scale_of(diameter, lm, spacing)
     lateral = float(np.sqrt(spacing[1] * spacing[2]))
@@ -474,7 +452,7 @@ def _fast(volume, lm, spacing, diameter, *, options, prob_threshold, stitch_thre
         prob = np.zeros(volume.shape, np.float32)
         offset = 0
         for z in range(nz):
-            lab, p = inf.segment(
+            lab, p = segment(
                 volume[z],
                 plain,
                 diameter=None if scale == 1.0 else pixels,
@@ -494,7 +472,7 @@ def _fast(volume, lm, spacing, diameter, *, options, prob_threshold, stitch_thre
     for start in range(0, nz, chunk):
         stop = min(start + chunk, nz)
         base = progress.done
-        probs = inf.predict_channels(
+        probs = predict_channels(
             _resize_planes(volume[start:stop], shape),
             plain,
             progress=progress.within(stop - start),
@@ -621,7 +599,6 @@ def segment_volume(
     lateral = float(np.sqrt(spacing[1] * spacing[2]))
     diameters = []
     options = {k: v for k, v in options.items() if v is not None}
-    inf = _inference()
     out = np.zeros(tuple(image.shape), np.int32)
     prob = np.zeros(tuple(image.shape), np.float32) if return_probabilities else None
     offset = 0
@@ -629,7 +606,7 @@ def segment_volume(
     for index, frame in frames:
         if is_dask(frame):
             frame = frame.compute()
-        volume = inf.normalize_plane(np.asarray(frame), lm.config["normalization"])
+        volume = normalize_plane(np.asarray(frame), lm.config["normalization"])
         if diameter == "auto":
             found = estimate_diameter(volume, lm, spacing, options=options, progress=tracker)
         else:
