@@ -18,28 +18,27 @@ def _jit(func):
         return numba.njit(nogil=True, cache=False)(func)
 
 
-def _flood_impl(value, owner, pixels, offsets, flood_offsets, n_levels):
+def _flood_impl(value, owner, pixels, offsets, flood_offsets, n_levels, nxt):
     """Watershed of ``-value`` from its local maxima, within each ``owner`` object.
 
     ``value``, ``owner``: flat, zero-padded arrays (so every neighbour offset of a pixel in
     ``pixels`` is inside); ``owner`` 0 is outside. ``offsets``: flat offsets of the full
     neighbourhood (maxima); ``flood_offsets``: those of the flooding connectivity. Values are
     quantized to ``n_levels`` levels for a bucket queue (Meyer's hierarchical queue): linear
-    time instead of a heap's n log n.
+    time instead of a heap's n log n. ``nxt``: the queue's links, one per pixel of ``value``,
+    filled with -1 (int32 when the flat size allows: half the memory of int64).
 
     Returns (basin of each pixel of ``pixels`` (1..n), peak per basin (index 0 unused),
     pair a, pair b, saddle) where a saddle is min(value) of two adjacent pixels of two basins.
     """
     n = pixels.size
-    size = value.size
-    basin = np.zeros(size, np.int32)
+    basin = np.zeros(value.size, np.int32)
     vmax = 0.0
     for i in range(n):
         vmax = max(vmax, value[pixels[i]])
     scale = (n_levels - 1) / vmax if vmax > 0 else 0.0
     head = np.full(n_levels, -1, np.int64)
     tail = np.full(n_levels, -1, np.int64)
-    nxt = np.full(size, -1, np.int64)
     peaks = [0.0]
     n_basins = 0
     for i in range(n):
@@ -147,6 +146,8 @@ def flood_padded(value, owner, connectivity):
     -------
     basins : (K,) ndarray of int32
         Basin id (1..n) of each owned pixel, in raster order (``owner.ravel() != 0``).
+    pixels : (K,) ndarray of int32 or int64
+        Flat index of each owned pixel (``np.flatnonzero(owner)``, int32 when it fits).
     peak : (n + 1,) ndarray
         Value at each basin's seed (index 0 unused).
     a, b, saddle : ndarrays
@@ -156,17 +157,74 @@ def flood_padded(value, owner, connectivity):
     if not np.isfinite(value).all():  # NaN intensities, no background: never index with them
         value = np.nan_to_num(value, nan=0.0, posinf=0.0, neginf=0.0)
     flat_owner = owner.ravel()
-    pixels = np.flatnonzero(flat_owner)
+    # Flat indices in int32 where they fit: the flood's per-pixel arrays are half as large.
+    itype = np.int32 if value.size < 2**31 else np.int64
+    pixels = np.empty(np.count_nonzero(flat_owner), itype)
+    _nonzero(flat_owner, pixels)
     full = _offsets(value.shape, ndim)
     face = _offsets(value.shape, connectivity)
-    basin, peak, a, b, s = _flood(value.ravel(), flat_owner, pixels, full, face, 1024)
+    nxt = np.full(value.size, -1, itype)
+    basin, peak, a, b, s = _flood(value.ravel(), flat_owner, pixels, full, face, 1024, nxt)
+    del nxt
     if a.size:
         n = int(peak.size)
         key, inverse = np.unique(a.astype(np.int64) * n + b, return_inverse=True)
         best = np.full(key.size, -np.inf)
         np.maximum.at(best, inverse, s)
         a, b, s = key // n, key % n, best
-    return basin, peak, a, b, s
+    return basin, pixels, peak, a, b, s
+
+
+def _nonzero_impl(values, out):
+    """``out[:] = np.flatnonzero(values)`` (``out`` sized by ``np.count_nonzero``)."""
+    j = 0
+    for i in range(values.size):
+        if values[i] != 0:
+            out[j] = i
+            j += 1
+    return out
+
+
+_nonzero = _jit(_nonzero_impl)
+
+
+def _write_pieces_impl(pixels, seg, flat_owner, width, oy, ox, piece_id, roots, dist, out):
+    """Write the pieces of a packed 2D atlas back to the image, and measure them.
+
+    Pixel ``pixels[i]`` of the atlas (row width ``width``), owned by object
+    ``k = flat_owner[pixels[i]]``, is image pixel ``(row - oy[k], col - ox[k])``; it gets
+    ``piece_id[seg[i]]``. Returns the peak of ``dist`` and the pixel count per merged piece
+    (``roots[seg]``), as ``label_max`` over the same pixels.
+    """
+    n = roots.size
+    peak = np.zeros(n, np.float64)
+    counts = np.zeros(n, np.int64)
+    for i in range(pixels.size):
+        p = pixels[i]
+        k = flat_owner[p]
+        y = p // width - oy[k]
+        x = p % width - ox[k]
+        s = seg[i]
+        out[y, x] = piece_id[s]
+        r = roots[s]
+        counts[r] += 1
+        v = dist[y, x]
+        if v > peak[r]:
+            peak[r] = v
+    return peak, counts
+
+
+write_pieces = _jit(_write_pieces_impl)
+
+
+def _basin_owner_impl(pixels, seg, flat_owner, owner):
+    """``owner[seg[i]] = flat_owner[pixels[i]]``: the object of each basin."""
+    for i in range(pixels.size):
+        owner[seg[i]] = flat_owner[pixels[i]]
+    return owner
+
+
+basin_owner = _jit(_basin_owner_impl)
 
 
 def _grow_impl(assign, owner, offsets):

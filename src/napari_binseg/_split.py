@@ -261,11 +261,13 @@ def _split(
         owner_img = np.zeros(value.shape, np.int32)
         np.copyto(owner_img[inner], labels[box], where=flood)
         np.copyto(value[inner], dist[box], where=flood)
-    raw = value
+    raw = value if box is not None else None  # the atlas path measures pieces on ``dist``
     if SMOOTH:
         # Smoothing at a fraction of the radius removes the ridges of a ragged outline at
-        # any magnification (at least one pixel).
-        value = ndi.gaussian_filter(value, sigma, truncate=3.0)
+        # any magnification (at least one pixel). In place on the atlas (its own array).
+        value = ndi.gaussian_filter(
+            value, sigma, truncate=3.0, output=value if box is None else None
+        )
     if image is not None:
         weight = np.zeros(value.shape, np.float32)
         weight[inner] = ndi.gaussian_filter(np.asarray(image, dtype=np.float32)[box], 2.0)
@@ -275,30 +277,39 @@ def _split(
             value *= 0.5 + 0.5 * (weight - lo_val) / (hi_val - lo_val)
     value[owner_img == 0] = 0
     conn = ndim if connectivity is None else connectivity
-    from ._flood import flood_padded
+    from ._flood import basin_owner, flood_padded, label_max, write_pieces
 
-    seg, region_peak, a, b, saddle = flood_padded(value, owner_img, conn)
-    index = np.flatnonzero(owner_img)  # the flooded pixels, in the order of ``seg``
+    # ``index``: the flooded pixels, in the order of ``seg``.
+    seg, index, region_peak, a, b, saddle = flood_padded(value, owner_img, conn)
+    del value
     n = region_peak.size
-    owner = np.zeros(n, np.int64)
-    owner[seg] = owner_img.ravel()[index]
+    owner = basin_owner(index, seg, owner_img.ravel(), np.zeros(n, np.int64))
     roots = _merge(n, a, b, saddle, region_peak, ratio, min_peak, owner)
     roots[0] = 0
     # Pieces get ids after the last input label (not consecutive: callers renumber).
     new_id = np.zeros(n, np.int64)
     new_id[1:] = int(labels.max()) + roots[1:]
-    coords = np.unravel_index(index, value.shape)
     if box is None:
-        k = owner_img.ravel()[index]
-        coords = (coords[0] - oy[k], coords[1] - ox[k])
+        # Written back and measured pixel by pixel: no coordinate arrays.
+        piece_peak, piece_count = write_pieces(
+            index,
+            seg,
+            owner_img.ravel(),
+            owner_img.shape[1],
+            oy,
+            ox,
+            new_id,
+            roots,
+            np.asarray(dist, np.float32),
+            out,
+        )
     else:
+        coords = np.unravel_index(index, owner_img.shape)
         coords = tuple(c + (s.start - 1) for c, s in zip(coords, box, strict=True))
-    out[coords] = new_id[seg]
+        out[coords] = new_id[seg]
+        piece_peak, piece_count = label_max(roots[seg], raw.ravel()[index], n)
     # The clumps inflate the first estimate (an inscribed ball can straddle two overlapping
     # nuclei): the recorded diameter comes from the pieces and the objects left whole.
-    from ._flood import label_max
-
-    piece_peak, piece_count = label_max(roots[seg], raw.ravel()[index], n)
     whole = ~candidate
     whole[0] = False
     refined = diameter_from_peaks(
@@ -426,9 +437,11 @@ def split_frame(
         f = needed
     if not split:
         return labels, diameter
+    if f == 1:
+        del fg  # only the upsampling of a coarse split needs it (1 byte per pixel)
     pieces, refined = _split(
         coarse,
-        fg,
+        None,
         dist,
         spacing=cspacing,
         diameter=diameter,
