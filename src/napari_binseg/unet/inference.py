@@ -24,7 +24,7 @@ import numpy as np
 
 from .._validation import check_image, check_rgb
 from ._postprocess import continue_numbering, remove_small
-from .backends import BACKENDS, PRECISIONS, _openvino, _resolve_backend, _Runner, _use_bf16
+from .backends import BACKENDS, PRECISIONS, _openvino, _Runner
 from .normalize import nonfinite_mask, normalize_plane, percentile_range
 from .passes import (
     _auto_unit,
@@ -34,6 +34,7 @@ from .passes import (
     _labels_at_scale,
     _normalized_units,
     _probe,
+    _probing,
     _tiles,
     _units,
     labels_from_probabilities,
@@ -43,15 +44,13 @@ from .scale import (
     PROBE_SCALE,
     _labels_resized,
     _resize,
-    _scaled_shape,
     check_diameter,
     downsample_factor,
     median_diameter,
-    probe_shape_ok,
     rescale_factor,
     upsample_factor,
 )
-from .tiling import _infer_unit, _n_windows, _pad_to, _plan, _roi
+from .tiling import _n_windows, _plan
 
 __all__ = [
     "BACKENDS",
@@ -69,23 +68,12 @@ __all__ = [
     "upsample_factor",
 ]
 
-# Kept importable from here (training, benchmarks and tests used them before the split).
-_KEEP = (
-    _openvino,
-    _resolve_backend,
-    _use_bf16,
-    _n_windows,
-    _pad_to,
-    _roi,
-    _plan,
-    _infer_unit,
-    _labels_resized,
-    _scaled_shape,
-    nonfinite_mask,
-)
+# Importable from here since before the split (training, benchmarks and tests use them).
+_KEEP = (_openvino, _n_windows, _plan, _labels_resized, nonfinite_mask)
 
 
-def _prepare(image, model, device):
+def _prepare(image, model, device, **options):
+    """The checked image and the loaded model; ``options`` checked by ``UNetOptions``."""
     from .network import load_model
 
     image = check_image(image, min_ndim=2, max_ndim=5)
@@ -94,6 +82,7 @@ def _prepare(image, model, device):
         raise ValueError(f"image must have 2 to 4 dimensions, got shape {image.shape}")
     if image.ndim == 3 and image.shape[-1] in (3, 4) and min(image.shape[:2]) > 4:
         check_rgb(image)
+    _check_options(**options)
     return image, lm
 
 
@@ -126,25 +115,11 @@ def predict_channels(
     >>> predict_channels(np.zeros((64, 64), np.uint8)).shape  # doctest: +SKIP
     (2, 64, 64)
     """
-    image, lm = _prepare(image, model, device)
-    _check_options(
-        tile_size=tile_size,
-        overlap=overlap,
-        batch_size=batch_size,
-        precision=precision,
-        backend=backend,
+    image, lm, passes = _full_size_passes(
+        image, model, device, tile_size, overlap, batch_size, precision, backend, progress
     )
     out = np.empty((lm.out_channels,) + tuple(image.shape), np.float32)
-    for idx, probs, _ in _full_size_passes(
-        image,
-        lm,
-        tile_size=tile_size,
-        overlap=overlap,
-        batch_size=batch_size,
-        precision=precision,
-        progress=progress,
-        backend=backend,
-    ):
+    for idx, probs, _ in passes:
         out[(slice(None),) + idx] = probs
     return out
 
@@ -222,32 +197,24 @@ def predict(
     >>> prob.shape, prob.dtype  # doctest: +SKIP
     ((256, 256), dtype('float32'))
     """
-    image, lm = _prepare(image, model, device)
-    _check_options(
-        tile_size=tile_size,
-        overlap=overlap,
-        batch_size=batch_size,
-        precision=precision,
-        backend=backend,
+    image, lm, passes = _full_size_passes(
+        image, model, device, tile_size, overlap, batch_size, precision, backend, progress
     )
     out = np.empty(tuple(image.shape), np.float32)
-    for idx, probs, bad in _full_size_passes(
-        image,
-        lm,
-        tile_size=tile_size,
-        overlap=overlap,
-        batch_size=batch_size,
-        precision=precision,
-        progress=progress,
-        backend=backend,
-    ):
+    for idx, probs, bad in passes:
         fg = _foreground(probs, lm)
         out[idx] = fg if bad is None else np.where(bad, np.float32(0), fg)
     return out
 
 
-def _full_size_passes(image, lm, *, tile_size, overlap, batch_size, precision, progress, backend):
-    """Yield (index, channel probabilities, non-finite mask) of each unit at its own size."""
+def _full_size_passes(
+    image, model, device, tile_size, overlap, batch_size, precision, backend, progress
+):
+    """The checked image, the model and an iterator of (index, channel probabilities,
+    non-finite mask) of each unit at its own size, for :func:`predict` and
+    :func:`predict_channels` (their arguments, in their order)."""
+    kw = dict(tile_size=tile_size, overlap=overlap, batch_size=batch_size)
+    image, lm = _prepare(image, model, device, precision=precision, backend=backend, **kw)
     units = _units(image, lm)
     spatial = image.shape[image.ndim - lm.spatial_dims :]
     runner = _Runner(
@@ -257,13 +224,15 @@ def _full_size_passes(image, lm, *, tile_size, overlap, batch_size, precision, p
         total=_tiles(spatial, lm, 1.0, tile_size, overlap) * len(units),
         backend=backend,
     )
-    for idx, unit, bad in _normalized_units(image, lm):
-        probs = _infer_pass(
-            unit, lm, runner, 1.0, tile_size=tile_size, overlap=overlap, batch_size=batch_size
-        )
-        if progress is not None:
-            progress(runner.done, runner.total)
-        yield idx, probs, bad
+
+    def passes():
+        for idx, unit, bad in _normalized_units(image, lm):
+            probs = _infer_pass(unit, lm, runner, 1.0, **kw)
+            if progress is not None:
+                progress(runner.done, runner.total)
+            yield idx, probs, bad
+
+    return image, lm, passes()
 
 
 def segment(
@@ -368,8 +337,10 @@ def segment(
     >>> int(labels.max()) > 20  # doctest: +SKIP
     True
     """
-    image, lm = _prepare(image, model, device)
-    _check_options(
+    image, lm = _prepare(
+        image,
+        model,
+        device,
         tile_size=tile_size,
         overlap=overlap,
         batch_size=batch_size,
@@ -400,11 +371,7 @@ def segment(
     spatial = image.shape[image.ndim - lm.spatial_dims :]
     auto = diameter == "auto" and lm.spatial_dims == 2
     fixed = 1.0 if auto else rescale_factor(diameter, lm)
-    probing = (
-        auto
-        and lm.config["postprocess"].get("diameter") is not None
-        and probe_shape_ok(spatial, lm.config["divisor"])
-    )
+    probing = auto and _probing(lm, spatial)
     per_unit = _tiles(spatial, lm, fixed, tile_size, overlap)
     if probing:
         per_unit += _tiles(spatial, lm, PROBE_SCALE, tile_size, overlap)
@@ -449,8 +416,13 @@ def segment(
     info["diameter"] = float(np.median(known)) if known else None
     info["diameter_um"] = info["diameter"] * pixel if pixel is not None and known else None
     info["seconds"] = time.perf_counter() - t0
-    result = (out,) + ((prob,) if return_probabilities else ()) + ((info,) if return_info else ())
-    return result if len(result) > 1 else out
+    return _returned(out, prob, info if return_info else None)
+
+
+def _returned(labels, prob, info):
+    """``labels`` alone, or with the probability map and the info that are not None."""
+    result = (labels,) + tuple(x for x in (prob, info) if x is not None)
+    return result if len(result) > 1 else labels
 
 
 def estimate_diameter(
@@ -486,23 +458,18 @@ def estimate_diameter(
     >>> round(estimate_diameter(load_sample("nuclei_2d_small")[0]))  # doctest: +SKIP
     28
     """
-    image, lm = _prepare(image, model, device)
-    _check_options(
-        tile_size=tile_size,
-        overlap=overlap,
-        batch_size=batch_size,
+    kw = dict(tile_size=tile_size, overlap=overlap, batch_size=batch_size)
+    image, lm = _prepare(
+        image,
+        model,
+        device,
         prob_threshold=prob_threshold,
         precision=precision,
         backend=backend,
+        **kw,
     )
-    kw = dict(tile_size=tile_size, overlap=overlap, batch_size=batch_size)
     reference = lm.config["postprocess"].get("diameter")
-    spatial = image.shape[image.ndim - lm.spatial_dims :]
-    probing = (
-        lm.spatial_dims == 2
-        and reference is not None
-        and probe_shape_ok(spatial, lm.config["divisor"])
-    )
+    probing = _probing(lm, image.shape[image.ndim - lm.spatial_dims :])
     runner = _Runner(lm, precision=precision, progress=None, total=0, backend=backend)
     found = []
     for _, unit, _ in _normalized_units(image, lm):

@@ -20,6 +20,7 @@ from .scale import (
     _scaled_shape,
     downsample_factor,
     median_diameter,
+    probe_shape_ok,
     upsample_factor,
 )
 from .tiling import _infer_unit, _plan
@@ -54,6 +55,16 @@ def _normalized_units(image, lm):
         unit = np.asarray(unit)
         bad = nonfinite_mask(unit)
         yield idx, normalize_plane(unit, norm, bad), bad
+
+
+def _probing(lm, spatial):
+    """Whether ``diameter="auto"`` probes units of shape ``spatial`` (a 2D model with a
+    reference diameter, planes large enough for the 0.25x pass)."""
+    return (
+        lm.spatial_dims == 2
+        and lm.config["postprocess"].get("diameter") is not None
+        and probe_shape_ok(spatial, lm.config["divisor"])
+    )
 
 
 def _tiles(shape, lm, scale, tile_size, overlap):

@@ -27,15 +27,17 @@ References
 """
 
 import copy
+import functools
 import math
+import time
 
 import numpy as np
 
 from .._validation import is_dask
 from ..axes import iter_frames, resolve_spacing
 from ._postprocess import add_seedless, continue_numbering, grow_seeds_3d, remove_small
+from .inference import _returned, predict_channels, segment
 from .inference import estimate_diameter as _plane_diameter
-from .inference import predict_channels, segment
 from .normalize import normalize_plane
 from .passes import _foreground
 from .scale import labels_resized, resize
@@ -544,8 +546,8 @@ def segment_volume(
         mode and the units of ``diameter``.
     mode : {"accurate", "fast"}
         ``"accurate"``: XY, XZ and YZ predictions of the near-isotropic stack averaged, 3D
-        seeds grown in 3D (about 3 plane-by-plane passes). ``"fast"``: plane by plane, objects
-        linked across planes by IoU (about one pass); nuclei touching only along z may merge.
+        seeds grown in 3D (about 3 plane-by-plane passes). ``"fast"``: the XY planes' maps
+        stacked and 3D seeds grown through them (about one pass; see ``stitch_threshold``).
     diameter : "auto", float or None
         Typical nucleus diameter in lateral pixels; ``"auto"`` estimates it once per stack
         (:func:`estimate_diameter`); ``None`` keeps the pixel size as it is.
@@ -580,23 +582,22 @@ def segment_volume(
     info : dict
         Only with ``return_info=True`` (last).
     """
-    import time
-
     t0 = time.perf_counter()
     _check(mode, stitch_threshold, plane_step)
     spacing = resolve_spacing(spacing, axes)
     frames = list(iter_frames(image, axes))
     nz, ny, nx = image.shape[-3:]
+    lateral = float(np.sqrt(spacing[1] * spacing[2]))
     if mode == "accurate":
         # Planes of the three views at scale 1 (a resized stack moves the bar unevenly).
-        lateral = float(np.sqrt(spacing[1] * spacing[2]))
         iso = (max(1, round(nz * spacing[0] / lateral)), ny, nx)
         step = plane_step or max(1, int(math.floor(iso[0] / nz)))
         per_frame = 3 + sum(len(_positions(n, step)) for n in iso)
+        run = functools.partial(_accurate, plane_step=plane_step)
     else:
         per_frame = 3 + nz
+        run = functools.partial(_fast, stitch_threshold=stitch_threshold)
     tracker = _Progress(progress, per_frame * len(frames))
-    lateral = float(np.sqrt(spacing[1] * spacing[2]))
     diameters = []
     options = {k: v for k, v in options.items() if v is not None}
     out = np.zeros(tuple(image.shape), np.int32)
@@ -613,39 +614,25 @@ def segment_volume(
             found = None if diameter is None else float(diameter) * lateral
             tracker.step(3)
         diameters.append(None if found is None else found / lateral)
-        if mode == "accurate":
-            labels, fg = _accurate(
-                volume,
-                lm,
-                spacing,
-                found,
-                options=options,
-                prob_threshold=prob_threshold,
-                plane_step=plane_step,
-                progress=tracker,
-            )
-            if prob is not None:
-                prob[index] = _resize3d(fg, volume.shape)
-        else:
-            labels, fg = _fast(
-                volume,
-                lm,
-                spacing,
-                found,
-                options=options,
-                prob_threshold=prob_threshold,
-                stitch_threshold=stitch_threshold,
-                progress=tracker,
-            )
-            if prob is not None:
-                prob[index] = fg
+        labels, fg = run(
+            volume,
+            lm,
+            spacing,
+            found,
+            options=options,
+            prob_threshold=prob_threshold,
+            progress=tracker,
+        )
+        if prob is not None:
+            # The accurate mode's map is on the isotropic grid, the fast mode's on the stack's.
+            prob[index] = _resize3d(fg, volume.shape)
         del fg
         offset = continue_numbering(labels, offset)
         out[index] = labels
         start += per_frame
         tracker.done = max(tracker.done, min(start, tracker.total))
     tracker.finish()
-    result = (out, prob) if return_probabilities else (out,)
+    info = None
     if return_info:
         first = diameters[0] if diameters else None
         info = {
@@ -655,5 +642,4 @@ def segment_volume(
             "mode": mode,
             "seconds": time.perf_counter() - t0,
         }
-        result = (*result, info)
-    return result if len(result) > 1 else result[0]
+    return _returned(out, prob, info)
