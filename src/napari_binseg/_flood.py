@@ -130,7 +130,7 @@ def _offsets(shape, rank):
     return np.asarray(out, np.int64)
 
 
-def flood_padded(value, owner, connectivity):
+def flood_padded(value, owner, connectivity, pixels=None):
     """Basins of ``value`` (local maxima flooded downwards) inside each ``owner`` object.
 
     Parameters
@@ -141,6 +141,8 @@ def flood_padded(value, owner, connectivity):
         Object of each pixel (0: not flooded, and on the border); basins never cross objects.
     connectivity : int
         Rank of the flooding neighbourhood, 1..ndim.
+    pixels : ndarray, optional
+        ``nonzero_index(owner.ravel())``, when the caller has it already.
 
     Returns
     -------
@@ -159,8 +161,8 @@ def flood_padded(value, owner, connectivity):
     flat_owner = owner.ravel()
     # Flat indices in int32 where they fit: the flood's per-pixel arrays are half as large.
     itype = np.int32 if value.size < 2**31 else np.int64
-    pixels = np.empty(np.count_nonzero(flat_owner), itype)
-    _nonzero(flat_owner, pixels)
+    if pixels is None:
+        pixels = nonzero_index(flat_owner)
     full = _offsets(value.shape, ndim)
     face = _offsets(value.shape, connectivity)
     nxt = np.full(value.size, -1, itype)
@@ -188,13 +190,19 @@ def _nonzero_impl(values, out):
 _nonzero = _jit(_nonzero_impl)
 
 
-def _write_pieces_impl(pixels, seg, flat_owner, width, oy, ox, piece_id, roots, dist, out):
+def nonzero_index(values):
+    """``np.flatnonzero(values)`` of a flat array, int32 when its size allows (half the memory)."""
+    out = np.empty(np.count_nonzero(values), np.int32 if values.size < 2**31 else np.int64)
+    return _nonzero(values, out)
+
+
+def _write_pieces_impl(pixels, seg, flat_owner, width, oy, ox, piece_id, roots, raw, out):
     """Write the pieces of a packed 2D atlas back to the image, and measure them.
 
     Pixel ``pixels[i]`` of the atlas (row width ``width``), owned by object
     ``k = flat_owner[pixels[i]]``, is image pixel ``(row - oy[k], col - ox[k])``; it gets
-    ``piece_id[seg[i]]``. Returns the peak of ``dist`` and the pixel count per merged piece
-    (``roots[seg]``), as ``label_max`` over the same pixels.
+    ``piece_id[seg[i]]``. Returns the peak of ``raw`` (a value per pixel of ``pixels``) and the
+    pixel count per merged piece (``roots[seg]``), as ``label_max`` over the same pixels.
     """
     n = roots.size
     peak = np.zeros(n, np.float64)
@@ -208,7 +216,7 @@ def _write_pieces_impl(pixels, seg, flat_owner, width, oy, ox, piece_id, roots, 
         out[y, x] = piece_id[s]
         r = roots[s]
         counts[r] += 1
-        v = dist[y, x]
+        v = raw[i]
         if v > peak[r]:
             peak[r] = v
     return peak, counts

@@ -215,10 +215,14 @@ def _split(
     """:func:`split_touching` on a precomputed distance map; returns (labels, diameter).
 
     The labels are int32 and not consecutive (pieces get ids above ``labels.max()``);
-    ``in_place``: written into ``labels`` itself when it is C-contiguous (u)int32.
+    ``in_place``: written into ``labels`` itself when it is C-contiguous (u)int32. ``dist``
+    may come in a one-item list, which is emptied: the map is then freed once the clumps'
+    distances are copied out (a full-size float array less at the flood).
     """
     from .size import diameter_from_peaks, object_peaks
 
+    if isinstance(dist, list):
+        dist = dist.pop()
     ndim = labels.ndim
     voxel = float(np.prod(spacing))
     peak, count = object_peaks(labels, dist) if peak_count is None else peak_count
@@ -243,7 +247,13 @@ def _split(
         # image). The margins keep the smoothing of one clump from reaching another.
         halo = [1 + (int(3.0 * s + 0.5) if SMOOTH else 0) for s in np.broadcast_to(sigma, 2)]
         value, owner_img, oy, ox = _atlas(labels, dist, candidate, halo)
+        del dist  # the caller's reference is gone too when it passed a list
         box = None
+        from ._flood import nonzero_index
+
+        # The flooded pixels, and their distances before smoothing (to measure the pieces).
+        index = nonzero_index(owner_img.ravel())
+        raw = value.ravel()[index]
     else:
         flood = candidate[labels]
         # Work inside the bounding box of the clumps only.
@@ -261,7 +271,8 @@ def _split(
         owner_img = np.zeros(value.shape, np.int32)
         np.copyto(owner_img[inner], labels[box], where=flood)
         np.copyto(value[inner], dist[box], where=flood)
-    raw = value if box is not None else None  # the atlas path measures pieces on ``dist``
+        raw = value
+        index = None
     if SMOOTH:
         # Smoothing at a fraction of the radius removes the ridges of a ragged outline at
         # any magnification (at least one pixel). In place on the atlas (its own array).
@@ -280,7 +291,7 @@ def _split(
     from ._flood import basin_owner, flood_padded, label_max, write_pieces
 
     # ``index``: the flooded pixels, in the order of ``seg``.
-    seg, index, region_peak, a, b, saddle = flood_padded(value, owner_img, conn)
+    seg, index, region_peak, a, b, saddle = flood_padded(value, owner_img, conn, index)
     del value
     n = region_peak.size
     owner = basin_owner(index, seg, owner_img.ravel(), np.zeros(n, np.int64))
@@ -300,7 +311,7 @@ def _split(
             ox,
             new_id,
             roots,
-            np.asarray(dist, np.float32),
+            raw,
             out,
         )
     else:
@@ -439,6 +450,7 @@ def split_frame(
         return labels, diameter
     if f == 1:
         del fg  # only the upsampling of a coarse split needs it (1 byte per pixel)
+    dist = [dist]  # emptied by ``_split``: the map is freed before the flood
     pieces, refined = _split(
         coarse,
         None,
