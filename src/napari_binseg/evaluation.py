@@ -174,9 +174,9 @@ def match_objects(ground_truth, prediction, *, threshold=0.5, label_masks=True):
     """
     truth, pred = _pair_inputs(ground_truth, prediction)
     (t,) = _check_thresholds(threshold, label_masks=label_masks)
-    truth, n_true = _to_instances(truth, label_masks=label_masks, name="ground_truth")
-    pred, n_pred = _to_instances(pred, label_masks=label_masks, name="prediction")
-    rows, cols, iou, _, _ = _pair_table(truth, pred, n_true, n_pred)
+    truth, pred, n_true, n_pred, (rows, cols, iou, _, _) = _paired_instances(
+        truth, pred, label_masks
+    )
     mr, mc, miou = _match_at(rows, cols, iou, t, n_true, n_pred)
     return {
         "ground_truth": truth,
@@ -247,8 +247,8 @@ def _check_thresholds(thresholds, **options):
     return values
 
 
-def _pair_inputs(ground_truth, prediction):
-    """Both label images checked (integer, same shape) and in memory."""
+def _checked_pair(ground_truth, prediction):
+    """Both label images checked (integer, same shape), dask arrays left lazy."""
     truth = check_labels(ground_truth, name="ground_truth")
     pred = check_labels(prediction, name="prediction")
     if truth.shape != pred.shape:
@@ -256,9 +256,36 @@ def _pair_inputs(ground_truth, prediction):
             f"ground_truth and prediction must have the same shape, got {truth.shape} and "
             f"{pred.shape}"
         )
+    return truth, pred
+
+
+def _pair_inputs(ground_truth, prediction):
+    """Both label images checked (integer, same shape) and in memory."""
+    truth, pred = _checked_pair(ground_truth, prediction)
     truth = np.asarray(truth.compute() if is_dask(truth) else truth)
     pred = np.asarray(pred.compute() if is_dask(pred) else pred)
     return truth, pred
+
+
+def _frames(truth, pred, time_axis):
+    """(truth, prediction) pairs of the frames along ``time_axis`` (one pair when None)."""
+    if time_axis is None:
+        return [(truth, pred)]
+    if not -truth.ndim <= time_axis < truth.ndim or truth.ndim < 3:
+        raise ValueError(
+            f"time_axis={time_axis} needs an axis of a 3D or 4D array, got shape {truth.shape}"
+        )
+    return list(
+        zip(np.moveaxis(truth, time_axis, 0), np.moveaxis(pred, time_axis, 0), strict=True)
+    )
+
+
+def _paired_instances(truth, pred, label_masks):
+    """Instance images, object counts and overlapping pairs of one frame: ``(truth, pred,
+    n_true, n_pred, (rows, cols, iou, areas_true, areas_pred))`` (see :func:`_pair_table`)."""
+    truth, n_true = _to_instances(truth, label_masks=label_masks, name="ground_truth")
+    pred, n_pred = _to_instances(pred, label_masks=label_masks, name="prediction")
+    return truth, pred, n_true, n_pred, _pair_table(truth, pred, n_true, n_pred)
 
 
 def _match_at(rows, cols, iou, threshold, n_true, n_pred):
@@ -282,9 +309,8 @@ def _errors(truth, pred, matched_true, matched_pred, n_true, n_pred):
 
 def _evaluate_one(truth, pred, thresholds, label_masks, error_threshold=None):
     """Table of one image; with ``error_threshold`` also ``(errors, n_fp, n_fn)`` there."""
-    truth, n_true = _to_instances(truth, label_masks=label_masks, name="ground_truth")
-    pred, n_pred = _to_instances(pred, label_masks=label_masks, name="prediction")
-    rows, cols, iou, areas_true, areas_pred = _pair_table(truth, pred, n_true, n_pred)
+    truth, pred, n_true, n_pred, pairs = _paired_instances(truth, pred, label_masks)
+    rows, cols, iou, areas_true, areas_pred = pairs
     tp = np.zeros(len(thresholds), np.int64)
     sum_iou = np.zeros(len(thresholds))
     for i, t in enumerate(thresholds):
@@ -443,15 +469,9 @@ def evaluate(
 
     import pandas as pd
 
-    if not -truth.ndim <= time_axis < truth.ndim or truth.ndim < 3:
-        raise ValueError(
-            f"time_axis={time_axis} needs an axis of a 3D or 4D array, got shape {truth.shape}"
-        )
-    truth = np.moveaxis(truth, time_axis, 0)
-    pred = np.moveaxis(pred, time_axis, 0)
     frames = [
         _evaluate_one(t, p, values, label_masks, error_at)
-        for t, p in zip(truth, pred, strict=True)
+        for t, p in _frames(truth, pred, time_axis)
     ]
     tables = [f[0] for f in frames] if return_error_map else frames
     total = aggregate(tables)
@@ -501,22 +521,9 @@ def error_map(ground_truth, prediction, *, iou_threshold=0.5, time_axis=None, la
     """
     truth, pred = _pair_inputs(ground_truth, prediction)
     (t,) = _check_thresholds(iou_threshold, time_axis=time_axis, label_masks=label_masks)
-    if time_axis is not None and (not -truth.ndim <= time_axis < truth.ndim or truth.ndim < 3):
-        raise ValueError(
-            f"time_axis={time_axis} needs an axis of a 3D or 4D array, got shape {truth.shape}"
-        )
-    pairs = (
-        [(truth, pred)]
-        if time_axis is None
-        else list(
-            zip(np.moveaxis(truth, time_axis, 0), np.moveaxis(pred, time_axis, 0), strict=True)
-        )
-    )
     frames = []
-    for a, b in pairs:
-        a, n_true = _to_instances(a, label_masks=label_masks, name="ground_truth")
-        b, n_pred = _to_instances(b, label_masks=label_masks, name="prediction")
-        rows, cols, iou, _, _ = _pair_table(a, b, n_true, n_pred)
+    for a, b in _frames(truth, pred, time_axis):
+        a, b, n_true, n_pred, (rows, cols, iou, _, _) = _paired_instances(a, b, label_masks)
         mr, mc, _ = _match_at(rows, cols, iou, t, n_true, n_pred)
         frames.append(_errors(a, b, mr, mc, n_true, n_pred))
     if time_axis is None:
@@ -553,13 +560,7 @@ def pixel_scores(ground_truth, prediction):
     >>> float(scores["dice"]), round(float(scores["iou"]), 4)
     (0.5, 0.3333)
     """
-    truth = check_labels(ground_truth, name="ground_truth")
-    pred = check_labels(prediction, name="prediction")
-    if truth.shape != pred.shape:
-        raise ValueError(
-            f"ground_truth and prediction must have the same shape, got {truth.shape} and "
-            f"{pred.shape}"
-        )
+    truth, pred = _checked_pair(ground_truth, prediction)
     g = as_array(truth, name="ground_truth") != 0
     p = as_array(pred, name="prediction") != 0
     counts = [(g & p).sum(), g.sum(), p.sum()]

@@ -33,13 +33,6 @@ def counts(df, threshold):
     return int(r["tp"]), int(r["fp"]), int(r["fn"])
 
 
-def square(shape, y, x, size, value, out=None, ndim=2):
-    out = np.zeros(shape, np.int64) if out is None else out
-    sl = tuple(slice(c, c + size) for c in (y, x)) if ndim == 2 else None
-    out[sl] = value
-    return out
-
-
 def embed(a, ndim):
     """A 2D case as 3D: repeat it over 4 planes (IoUs unchanged, objects become prisms)."""
     return a if ndim == 2 else np.repeat(a[None], 4, axis=0)
@@ -440,6 +433,12 @@ def test_evaluate_returns_the_error_map_per_frame():
     plain, errors_2d = evaluate(truth, pred, return_error_map=True, error_threshold=0.2)
     np.testing.assert_array_equal(errors_2d, errors[:, 0])
     pd.testing.assert_frame_equal(plain, evaluate(truth, pred))
+
+
+@pytest.mark.parametrize("func", [evaluate, match_objects, error_map, pixel_scores])
+def test_different_shapes_are_refused(func):
+    with pytest.raises(ValueError, match=r"same shape, got \(4, 4\) and \(4, 5\)"):
+        func(np.zeros((4, 4), np.uint8), np.zeros((4, 5), np.uint8))
 
 
 @pytest.mark.parametrize("func", [evaluate, match_objects, error_map])
