@@ -417,3 +417,150 @@ def _pack_boxes_impl(labels, dist, candidate, ids, boxes, hy, hx, oy, ox, value,
 
 
 pack_boxes = _jit(_pack_boxes_impl)
+
+
+def _find(parent, x):
+    while parent[x] != x:
+        parent[x] = parent[parent[x]]
+        x = parent[x]
+    return x
+
+
+_find = _jit(_find)
+
+
+def _hole_runs_impl(labels, z_faces):
+    """Background holes of a (P, M, N) label image as runs along x, and the label to fill.
+
+    Background (0) is connected through faces; a region is a hole when it touches no face
+    of the array (the z faces only with ``z_faces``). Runs of one row are merged with the
+    overlapping runs of the row above (y - 1) and of the plane before (z - 1) by union-find.
+    Returns ``(row, start, stop, fill)`` of the hole runs: ``fill`` is the label of the one
+    object bordering the run's hole through faces, 0 when two or more do. Memory is in
+    proportion to the runs, not to the pixels.
+    """
+    nz, ny, nx = labels.shape
+    n_rows = nz * ny
+    row_ptr = np.zeros(n_rows + 1, np.int64)
+    for r in range(n_rows):
+        row = labels[r // ny, r % ny]
+        k = 0
+        prev = 1
+        for x in range(nx):
+            v = row[x]
+            if v == 0 and prev != 0:
+                k += 1
+            prev = v
+        row_ptr[r + 1] = row_ptr[r] + k
+    n = row_ptr[n_rows]
+    start = np.empty(n, np.int32)
+    stop = np.empty(n, np.int32)
+    for r in range(n_rows):
+        row = labels[r // ny, r % ny]
+        j = row_ptr[r]
+        x = 0
+        while x < nx:
+            if row[x] == 0:
+                s = x
+                while x < nx and row[x] == 0:
+                    x += 1
+                start[j] = s
+                stop[j] = x
+                j += 1
+            else:
+                x += 1
+    parent = np.arange(n).astype(np.int64)
+    for r in range(n_rows):
+        z = r // ny
+        y = r % ny
+        for other in (r - 1 if y > 0 else -1, r - ny if z > 0 else -1):
+            if other < 0:
+                continue
+            i, i_end = row_ptr[r], row_ptr[r + 1]
+            j, j_end = row_ptr[other], row_ptr[other + 1]
+            while i < i_end and j < j_end:
+                if start[i] < stop[j] and start[j] < stop[i]:
+                    a = _find(parent, i)
+                    b = _find(parent, j)
+                    if a != b:
+                        if a < b:
+                            parent[b] = a
+                        else:
+                            parent[a] = b
+                if stop[i] < stop[j]:
+                    i += 1
+                else:
+                    j += 1
+    outside = np.zeros(n, np.bool_)
+    for r in range(n_rows):
+        z = r // ny
+        y = r % ny
+        face_row = y == 0 or y == ny - 1 or (z_faces and (z == 0 or z == nz - 1))
+        for i in range(row_ptr[r], row_ptr[r + 1]):
+            if face_row or start[i] == 0 or stop[i] == nx:
+                outside[_find(parent, i)] = True
+    n_holes = 0
+    for i in range(n):
+        if not outside[_find(parent, i)]:
+            n_holes += 1
+    hole_row = np.empty(n_holes, np.int64)
+    hole_run = np.empty(n_holes, np.int64)
+    # The one bordering label of each hole's root (0: none yet), and whether it has two.
+    first = np.zeros(n, np.int64)
+    multi = np.zeros(n, np.bool_)
+    h = 0
+    for r in range(n_rows):
+        z = r // ny
+        y = r % ny
+        row = labels[z, y]
+        for i in range(row_ptr[r], row_ptr[r + 1]):
+            root = _find(parent, i)
+            if outside[root]:
+                continue
+            hole_row[h] = r
+            hole_run[h] = i
+            h += 1
+            if multi[root]:
+                continue
+            # A hole touches no face: its row neighbours and both run ends exist.
+            for x in (np.int64(start[i]) - 1, np.int64(stop[i])):
+                v = np.int64(row[x])
+                if first[root] == 0:
+                    first[root] = v
+                elif first[root] != v:
+                    multi[root] = True
+            for zz, yy in ((z, y - 1), (z, y + 1), (z - 1, y), (z + 1, y)):
+                if zz < 0 or zz >= nz:
+                    continue
+                nrow = labels[zz, yy]
+                for x in range(start[i], stop[i]):
+                    v = np.int64(nrow[x])
+                    if v != 0:
+                        if first[root] == 0:
+                            first[root] = v
+                        elif first[root] != v:
+                            multi[root] = True
+                            break
+    fill = np.zeros(n_holes, np.int64)
+    for h in range(n_holes):
+        root = _find(parent, hole_run[h])
+        if not multi[root]:
+            fill[h] = first[root]
+    return hole_row, start[hole_run], stop[hole_run], fill
+
+
+hole_runs = _jit(_hole_runs_impl)
+
+
+def _fill_runs_impl(labels, row, start, stop, fill):
+    """``labels[z, y, start:stop] = fill`` for every run with a non-zero ``fill``."""
+    ny = labels.shape[1]
+    for h in range(row.size):
+        if fill[h] != 0:
+            line = labels[row[h] // ny, row[h] % ny]
+            for x in range(start[h], stop[h]):
+                line[x] = fill[h]
+    return labels
+
+
+fill_runs = _jit(_fill_runs_impl)

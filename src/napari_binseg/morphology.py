@@ -167,6 +167,18 @@ def fill_label_holes(labels, *, in_place=False):
     >>> fill_label_holes(labels)[1, 1]
     np.int64(1)
     """
+    if labels.ndim in (2, 3):
+        from ._flood import fill_runs, hole_runs  # numba
+
+        # Background runs along x, merged by union-find: no full-size temporary (the labeled
+        # background would be 4-5 bytes per pixel).
+        lab3 = labels.reshape((-1,) + labels.shape[-2:])
+        runs = hole_runs(lab3, labels.ndim == 3)
+        if runs[0].size == 0:
+            return labels
+        filled = labels if in_place else labels.copy()
+        fill_runs(filled.reshape(lab3.shape), *runs)
+        return filled
     found = _enclosed(labels)
     if found is None:
         return labels
