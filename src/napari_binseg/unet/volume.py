@@ -248,11 +248,31 @@ def _unnormalized(lm):
     return clone
 
 
-def _channels(probs, lm):
-    """Foreground and centre maps of ``(C, ...)`` probabilities."""
+def _chunk_maps(planes, lm, options, progress):
+    """Foreground and centre maps of a ``(K, M, N)`` chunk of normalized planes (through
+    ``lm`` without normalization); the progress moves one plane at a time."""
+    base = progress.done
+    probs = predict_channels(planes, lm, progress=progress.within(len(planes)), **options)
+    progress.done = base
+    progress.step(len(planes))
     fg = _foreground(probs, lm)
     centre = probs[lm.outputs.index("centre")] if lm.has_centres else fg
     return fg, centre
+
+
+def _chunk(plane_pixels):
+    """Planes per network call for planes of ``plane_pixels`` pixels."""
+    return max(1, _CHUNK_PIXELS // max(plane_pixels, 1))
+
+
+def _lateral(spacing):
+    """In-plane pixel size of ``(dz, dy, dx)``: the geometric mean of dy and dx."""
+    return float(np.sqrt(spacing[1] * spacing[2]))
+
+
+def _reference(lm):
+    """The model's nucleus diameter in pixels (the bundled model's for a model without one)."""
+    return float(lm.config["postprocess"].get("diameter") or 19.3)
 
 
 class _Progress:
@@ -324,7 +344,7 @@ def estimate_diameter(volume, lm, spacing, *, options, progress=None):
             progress.step(1)
     if not found:
         return None
-    return float(np.median(found)) / _SECTION * float(np.sqrt(spacing[1] * spacing[2]))
+    return float(np.median(found)) / _SECTION * _lateral(spacing)
 
 
 def _scale_of(diameter, lm, spacing):
@@ -333,7 +353,7 @@ def _scale_of(diameter, lm, spacing):
     reference = post.get("diameter")
     if diameter is None or reference is None:
         return 1.0
-    pixels = diameter / float(np.sqrt(spacing[1] * spacing[2]))
+    pixels = diameter / _lateral(spacing)
     scale = float(np.clip(reference / pixels, 0.25, post.get("max_scale", 2.0)))
     # Within 25% of the model's size the plane is kept as it is, as segment(diameter="auto").
     return 1.0 if 0.8 < scale < 1.25 else round(4 * scale) / 4
@@ -356,17 +376,14 @@ def _view_pass(volume, axis, step, lm, options, fg_sum, centre_sum, progress):
     """
     n = volume.shape[axis]
     positions = _positions(n, step)
-    plane_pixels = volume.size // n
-    chunk = max(1, _CHUNK_PIXELS // max(plane_pixels, 1))
+    chunk = _chunk(volume.size // n)
     prev = None  # the last sampled plane of the previous chunk: (position, fg, centre)
     fg_view = np.moveaxis(fg_sum, axis, 0)
     centre_view = np.moveaxis(centre_sum, axis, 0)
     for start in range(0, len(positions), chunk):
         pos = positions[start : start + chunk]
         planes = np.ascontiguousarray(np.moveaxis(np.take(volume, pos, axis=axis), axis, 0))
-        base = progress.done
-        probs = predict_channels(planes, lm, progress=progress.within(len(pos)), **options)
-        fg_all, centre_all = _channels(probs, lm)
+        fg_all, centre_all = _chunk_maps(planes, lm, options, progress)
         if prev is not None:
             pos = [prev[0], *pos]
             fg_all = np.concatenate([prev[1][None], fg_all])
@@ -387,20 +404,16 @@ def _view_pass(volume, axis, step, lm, options, fg_sum, centre_sum, progress):
             fg_view[first : pos[-1] + 1] += fg_all[j]
             centre_view[first : pos[-1] + 1] += centre_all[j]
         prev = (pos[-1], fg_all[-1].copy(), centre_all[-1].copy())
-        del probs, fg_all, centre_all
-        progress.done = base
-        progress.step(len(planes))
-    return len(positions)
+        del fg_all, centre_all
 
 
 def _accurate(volume, lm, spacing, diameter, *, options, prob_threshold, plane_step, progress):
     """Labels (at the input grid) and foreground probability of one normalized stack."""
     scale = _scale_of(diameter, lm, spacing)
-    reference = float(lm.config["postprocess"].get("diameter") or 19.3)
-    lateral = float(np.sqrt(spacing[1] * spacing[2]))
+    lateral = _lateral(spacing)
     # Nucleus diameter in voxels of the resampled stack.
-    nucleus = diameter / lateral * scale if diameter else reference
-    voxel = float(np.sqrt(spacing[1] * spacing[2])) / scale  # target isotropic voxel
+    nucleus = diameter / lateral * scale if diameter else _reference(lm)
+    voxel = lateral / scale  # target isotropic voxel
     shape = tuple(
         max(1, round(s * sp / voxel)) for s, sp in zip(volume.shape, spacing, strict=True)
     )
@@ -444,9 +457,8 @@ def _fast(volume, lm, spacing, diameter, *, options, prob_threshold, stitch_thre
     ``stitch_threshold``) plane labels linked by overlap. Labels and foreground probability."""
     plain = _unnormalized(lm)
     scale = _scale_of(diameter, lm, spacing)
-    lateral = float(np.sqrt(spacing[1] * spacing[2]))
-    reference = float(lm.config["postprocess"].get("diameter") or 19.3)
-    pixels = diameter / lateral if diameter else reference / scale
+    lateral = _lateral(spacing)
+    pixels = diameter / lateral if diameter else _reference(lm) / scale
     post = lm.config["postprocess"]
     nz, ny, nx = volume.shape
     if stitch_threshold is not None:
@@ -468,24 +480,17 @@ def _fast(volume, lm, spacing, diameter, *, options, prob_threshold, stitch_thre
             progress.step(1)
         return stitch_planes(labels, stitch_threshold), prob
     shape = (max(1, round(ny * scale)), max(1, round(nx * scale)))
-    chunk = max(1, _CHUNK_PIXELS // max(shape[0] * shape[1], 1))
+    chunk = _chunk(shape[0] * shape[1])
     fg_vol = np.empty(volume.shape, np.float32)
     centre_vol = np.empty(volume.shape, np.float32)
     for start in range(0, nz, chunk):
         stop = min(start + chunk, nz)
-        base = progress.done
-        probs = predict_channels(
-            _resize_planes(volume[start:stop], shape),
-            plain,
-            progress=progress.within(stop - start),
-            **options,
+        fg, centre = _chunk_maps(
+            _resize_planes(volume[start:stop], shape), plain, options, progress
         )
-        fg, centre = _channels(probs, lm)
         fg_vol[start:stop] = _resize_planes(fg, (ny, nx))
         centre_vol[start:stop] = _resize_planes(centre, (ny, nx))
-        del probs, fg, centre
-        progress.done = base
-        progress.step(stop - start)
+        del fg, centre
     voxels = tuple(pixels * lateral / sp for sp in spacing)
     radius = math.sqrt(post["min_size"] / math.pi) / scale  # at the input's lateral pixels
     labels = probabilities_to_labels_3d(
@@ -587,7 +592,7 @@ def segment_volume(
     spacing = resolve_spacing(spacing, axes)
     frames = list(iter_frames(image, axes))
     nz, ny, nx = image.shape[-3:]
-    lateral = float(np.sqrt(spacing[1] * spacing[2]))
+    lateral = _lateral(spacing)
     if mode == "accurate":
         # Planes of the three views at scale 1 (a resized stack moves the bar unevenly).
         iso = (max(1, round(nz * spacing[0] / lateral)), ny, nx)
