@@ -18,21 +18,22 @@ def _jit(func):
         return numba.njit(nogil=True, cache=False)(func)
 
 
-def _flood_impl(value, owner, pixels, offsets, flood_offsets, n_levels, nxt):
-    """Watershed of ``-value`` from its local maxima, within each ``owner`` object.
+def _flood_impl(value, pos, owner, pixels, offsets, flood_offsets, n_levels, nxt, basin):
+    """Watershed of ``-value`` from its local maxima, within each object.
 
-    ``value``, ``owner``: flat, zero-padded arrays (so every neighbour offset of a pixel in
-    ``pixels`` is inside); ``owner`` 0 is outside. ``offsets``: flat offsets of the full
-    neighbourhood (maxima); ``flood_offsets``: those of the flooding connectivity. Values are
-    quantized to ``n_levels`` levels for a bucket queue (Meyer's hierarchical queue): linear
-    time instead of a heap's n log n. ``nxt``: the queue's links, one per pixel of ``value``,
-    filled with -1 (int32 when the flat size allows: half the memory of int64).
+    The flooded pixels are numbered ``i = 0..K-1``: ``pixels[i]`` is the flat index of pixel
+    i in ``value`` and ``pos`` (flat, zero-padded arrays, so every neighbour offset of a
+    flooded pixel is inside), ``pos[pixels[i]] == i + 1`` (0: not flooded), ``owner[i]`` its
+    object. ``offsets``: flat offsets of the full neighbourhood (maxima); ``flood_offsets``:
+    those of the flooding connectivity. Values are quantized to ``n_levels`` levels for a
+    bucket queue (Meyer's hierarchical queue): linear time instead of a heap's n log n.
+    ``nxt`` (filled with -1) and ``basin`` (zeros) hold a value per flooded pixel: the queue's
+    links and the result, so the memory is in proportion to the flooded pixels.
 
     Returns (basin of each pixel of ``pixels`` (1..n), peak per basin (index 0 unused),
     pair a, pair b, saddle) where a saddle is min(value) of two adjacent pixels of two basins.
     """
     n = pixels.size
-    basin = np.zeros(value.size, np.int32)
     vmax = 0.0
     for i in range(n):
         vmax = max(vmax, value[pixels[i]])
@@ -44,23 +45,24 @@ def _flood_impl(value, owner, pixels, offsets, flood_offsets, n_levels, nxt):
     for i in range(n):
         p = pixels[i]
         v = value[p]
-        o = owner[p]
+        o = owner[i]
         is_max = True
         for off in offsets:
             q = p + off
-            if owner[q] == o and value[q] > v:
+            j = pos[q] - 1
+            if j >= 0 and owner[j] == o and value[q] > v:
                 is_max = False
                 break
         if is_max:
             n_basins += 1
-            basin[p] = n_basins
+            basin[i] = n_basins
             peaks.append(v)
             lv = min(max(int(v * scale), 0), n_levels - 1)
             if tail[lv] < 0:
-                head[lv] = p
+                head[lv] = i
             else:
-                nxt[tail[lv]] = p
-            tail[lv] = p
+                nxt[tail[lv]] = i
+            tail[lv] = i
     pa = [np.int32(0)]
     pb = [np.int32(0)]
     ps = [0.0]
@@ -68,38 +70,49 @@ def _flood_impl(value, owner, pixels, offsets, flood_offsets, n_levels, nxt):
     pb.pop()
     ps.pop()
     for level in range(n_levels - 1, -1, -1):
-        p = head[level]
-        while p >= 0:
-            b = basin[p]
-            o = owner[p]
+        i = head[level]
+        while i >= 0:
+            b = basin[i]
+            o = owner[i]
+            p = pixels[i]
             for off in flood_offsets:
                 q = p + off
-                if owner[q] != o:
+                j = pos[q] - 1
+                if j < 0 or owner[j] != o:
                     continue
-                bq = basin[q]
+                bq = basin[j]
                 if bq == 0:
-                    basin[q] = b
+                    basin[j] = b
                     lq = min(max(int(value[q] * scale), 0), level)
                     if tail[lq] < 0:
-                        head[lq] = q
+                        head[lq] = j
                     else:
-                        nxt[tail[lq]] = q
-                    tail[lq] = q
+                        nxt[tail[lq]] = j
+                    tail[lq] = j
                 elif bq != b:
                     pa.append(min(b, bq))
                     pb.append(max(b, bq))
                     ps.append(min(value[p], value[q]))
-            p = nxt[p]
-    out = np.empty(n, np.int32)
-    for i in range(n):
-        out[i] = basin[pixels[i]]
+            i = nxt[i]
     return (
-        out,
+        basin,
         np.array(peaks),
         np.array(pa, dtype=np.int32),
         np.array(pb, dtype=np.int32),
         np.array(ps),
     )
+
+
+def _positions_impl(flat_owner, pixels, owner):
+    """``owner[i] = flat_owner[p]``, then ``flat_owner[p] = i + 1``, for ``p = pixels[i]``."""
+    for i in range(pixels.size):
+        p = pixels[i]
+        owner[i] = flat_owner[p]
+        flat_owner[p] = i + 1
+    return owner
+
+
+_positions = _jit(_positions_impl)
 
 
 def _label_max_impl(lab, values, n):
@@ -130,7 +143,7 @@ def _offsets(shape, rank):
     return np.asarray(out, np.int64)
 
 
-def flood_padded(value, owner, connectivity, pixels=None):
+def flood_padded(value, owner, connectivity, pixels=None, *, in_place=False):
     """Basins of ``value`` (local maxima flooded downwards) inside each ``owner`` object.
 
     Parameters
@@ -143,6 +156,9 @@ def flood_padded(value, owner, connectivity, pixels=None):
         Rank of the flooding neighbourhood, 1..ndim.
     pixels : ndarray, optional
         ``nonzero_index(owner.ravel())``, when the caller has it already.
+    in_place : bool
+        ``owner`` (C-contiguous) may be overwritten (with the flood's pixel numbers): no
+        full-size int32 array of its own.
 
     Returns
     -------
@@ -150,6 +166,8 @@ def flood_padded(value, owner, connectivity, pixels=None):
         Basin id (1..n) of each owned pixel, in raster order (``owner.ravel() != 0``).
     pixels : (K,) ndarray of int32 or int64
         Flat index of each owned pixel (``np.flatnonzero(owner)``, int32 when it fits).
+    owners : (K,) ndarray of int32
+        ``owner`` of each owned pixel.
     peak : (n + 1,) ndarray
         Value at each basin's seed (index 0 unused).
     a, b, saddle : ndarrays
@@ -165,16 +183,23 @@ def flood_padded(value, owner, connectivity, pixels=None):
         pixels = nonzero_index(flat_owner)
     full = _offsets(value.shape, ndim)
     face = _offsets(value.shape, connectivity)
-    nxt = np.full(value.size, -1, itype)
-    basin, peak, a, b, s = _flood(value.ravel(), flat_owner, pixels, full, face, 1024, nxt)
-    del nxt
+    # Flooded pixels by number: a map of those numbers (in ``owner``'s place when allowed)
+    # and arrays per flooded pixel, not per pixel of the padded box.
+    pos = flat_owner if in_place and owner.flags.c_contiguous else flat_owner.copy()
+    owners = _positions(pos, pixels, np.empty(pixels.size, np.int32))
+    nxt = np.full(pixels.size, -1, itype)
+    basin = np.zeros(pixels.size, np.int32)
+    basin, peak, a, b, s = _flood(
+        value.ravel(), pos, owners, pixels, full, face, 1024, nxt, basin
+    )
+    del nxt, pos
     if a.size:
         n = int(peak.size)
         key, inverse = np.unique(a.astype(np.int64) * n + b, return_inverse=True)
         best = np.full(key.size, -np.inf)
         np.maximum.at(best, inverse, s)
         a, b, s = key // n, key % n, best
-    return basin, pixels, peak, a, b, s
+    return basin, pixels, owners, peak, a, b, s
 
 
 def _nonzero_impl(values, out):
@@ -196,11 +221,11 @@ def nonzero_index(values):
     return _nonzero(values, out)
 
 
-def _write_pieces_impl(pixels, seg, flat_owner, width, oy, ox, piece_id, roots, raw, out):
+def _write_pieces_impl(pixels, seg, owners, width, oy, ox, piece_id, roots, raw, out):
     """Write the pieces of a packed 2D atlas back to the image, and measure them.
 
     Pixel ``pixels[i]`` of the atlas (row width ``width``), owned by object
-    ``k = flat_owner[pixels[i]]``, is image pixel ``(row - oy[k], col - ox[k])``; it gets
+    ``k = owners[i]``, is image pixel ``(row - oy[k], col - ox[k])``; it gets
     ``piece_id[seg[i]]``. Returns the peak of ``raw`` (a value per pixel of ``pixels``) and the
     pixel count per merged piece (``roots[seg]``), as ``label_max`` over the same pixels.
     """
@@ -209,7 +234,7 @@ def _write_pieces_impl(pixels, seg, flat_owner, width, oy, ox, piece_id, roots, 
     counts = np.zeros(n, np.int64)
     for i in range(pixels.size):
         p = pixels[i]
-        k = flat_owner[p]
+        k = owners[i]
         y = p // width - oy[k]
         x = p % width - ox[k]
         s = seg[i]
@@ -225,10 +250,10 @@ def _write_pieces_impl(pixels, seg, flat_owner, width, oy, ox, piece_id, roots, 
 write_pieces = _jit(_write_pieces_impl)
 
 
-def _basin_owner_impl(pixels, seg, flat_owner, owner):
-    """``owner[seg[i]] = flat_owner[pixels[i]]``: the object of each basin."""
-    for i in range(pixels.size):
-        owner[seg[i]] = flat_owner[pixels[i]]
+def _basin_owner_impl(seg, owners, owner):
+    """``owner[seg[i]] = owners[i]``: the object of each basin."""
+    for i in range(seg.size):
+        owner[seg[i]] = owners[i]
     return owner
 
 

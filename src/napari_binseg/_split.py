@@ -291,10 +291,14 @@ def _split(
     from ._flood import basin_owner, flood_padded, label_max, write_pieces
 
     # ``index``: the flooded pixels, in the order of ``seg``.
-    seg, index, region_peak, a, b, saddle = flood_padded(value, owner_img, conn, index)
-    del value
+    # The atlas's owner image becomes the flood's pixel map (its own array, not needed after).
+    seg, index, owners, region_peak, a, b, saddle = flood_padded(
+        value, owner_img, conn, index, in_place=box is None
+    )
+    shape = owner_img.shape
+    del value, owner_img
     n = region_peak.size
-    owner = basin_owner(index, seg, owner_img.ravel(), np.zeros(n, np.int64))
+    owner = basin_owner(seg, owners, np.zeros(n, np.int64))
     roots = _merge(n, a, b, saddle, region_peak, ratio, min_peak, owner)
     roots[0] = 0
     # Pieces get ids after the last input label (not consecutive: callers renumber).
@@ -305,8 +309,8 @@ def _split(
         piece_peak, piece_count = write_pieces(
             index,
             seg,
-            owner_img.ravel(),
-            owner_img.shape[1],
+            owners,
+            shape[1],
             oy,
             ox,
             new_id,
@@ -315,7 +319,7 @@ def _split(
             out,
         )
     else:
-        coords = np.unravel_index(index, owner_img.shape)
+        coords = np.unravel_index(index, shape)
         coords = tuple(c + (s.start - 1) for c, s in zip(coords, box, strict=True))
         out[coords] = new_id[seg]
         piece_peak, piece_count = label_max(roots[seg], raw.ravel()[index], n)
