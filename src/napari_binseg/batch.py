@@ -27,10 +27,11 @@ from .io import TIFF_EXTENSIONS, source_name
 from .options import BatchOptions
 
 #: Peak bytes per pixel of an in-memory run beyond the input itself, measured with
-#: ``ru_maxrss`` on a 4096 x 4096 uint16 image (``run_pipeline``, Otsu): 40 B/px with
-#: splitting and hole filling, 16 without; the U-Net holds a float32 copy, its probabilities
-#: and labels. Above ``max_memory`` a threshold run goes to chunks (see issue 15).
-PEAK_BYTES_PER_PIXEL = {"split": 40, "threshold": 16, "unet": 48}
+#: ``ru_maxrss`` on a 4096 x 4096 uint16 image (``run_pipeline``, Otsu, rounded up): 18 B/px
+#: with or without splitting and hole filling since their memory cuts (40 before); the
+#: U-Net holds a float32 copy, its probabilities and labels. Above ``max_memory`` a
+#: threshold run goes to chunks (see issue 15).
+PEAK_BYTES_PER_PIXEL = {"split": 20, "threshold": 20, "unet": 48}
 #: Smallest processing chunk (bytes of input) a memory limit may ask for.
 MIN_CHUNK_BYTES = 4096
 _LOCK_NAME = ".napari-binseg.lock"
