@@ -3,7 +3,8 @@
 The growth is a breadth-first flood from all seeds at once inside the foreground mask (each
 pixel joins the seed it reaches first), compiled with numba: linear in the number of pixels,
 about 10x faster than a priority-queue watershed, which keeps post-processing a small share
-of the U-Net's end-to-end time.
+of the U-Net's end-to-end time. One kernel serves planes (4-connected) and volumes
+(6-connected, :mod:`.volume`).
 
 Numba is imported when the growth first runs, so importing this module stays light.
 """

@@ -298,6 +298,7 @@ def segment(
         Z-stacks through a 2D model: ``"accurate"`` averages XY, XZ and YZ predictions of the
         near-isotropic stack and grows 3D seeds; ``"fast"`` grows 3D seeds through the XY
         planes' predictions (one pass).
+
     Returns
     -------
     labels : ndarray of int32

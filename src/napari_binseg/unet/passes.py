@@ -235,8 +235,9 @@ def _auto_unit(unit, lm, runner, prob_threshold, probing, info, **kw):
         if scale == PROBE_SCALE:
             runner.total -= native_tiles
             return _labels_resized(small, unit.shape), probs, scale, found
-        info["probe_seconds"] += time.perf_counter() - t
-        info["estimate_seconds"] += time.perf_counter() - t
+        seconds = time.perf_counter() - t
+        info["probe_seconds"] += seconds
+        info["estimate_seconds"] += seconds
         if scale != 1.0:
             runner.total -= native_tiles
             probs = _infer_pass(unit, lm, runner, scale, extra=True, **kw)

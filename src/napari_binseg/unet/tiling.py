@@ -10,12 +10,12 @@ import math
 import numpy as np
 
 
-def _pad_to(x, divisor, min_size):
-    """Pad the spatial dims of (1, 1, *S) up to a multiple of ``divisor`` (and >= min_size)."""
+def _pad_to(x, target):
+    """Pad the spatial dims of (1, 1, *S) at their ends up to ``target`` (mirrored where the
+    padding is shorter than the side, else the edge repeated)."""
     import torch.nn.functional as F
 
     spatial = x.shape[2:]
-    target = [max(math.ceil(s / divisor) * divisor, min_size) for s in spatial]
     pads = []
     for s, t in zip(reversed(spatial), reversed(target), strict=True):
         pads += [0, t - s]
@@ -71,7 +71,7 @@ def _infer_unit(unit, lm, runner, *, tile_size, overlap, batch_size):
     spatial = unit.shape
     padded, roi, _ = _plan(spatial, lm, tile_size, overlap)
     x = torch.from_numpy(np.ascontiguousarray(unit))[None, None].to(lm.device)
-    x = _pad_to(x, lm.config["divisor"], 1)
+    x = _pad_to(x, padded)
     with torch.inference_mode():
         if roi is None:
             y = runner(x)
