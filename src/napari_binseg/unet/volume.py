@@ -143,7 +143,7 @@ def _centre_peaks(centre, diameter, threshold):
     centre = np.asarray(centre, np.float32)
     coarse = min(diameter) >= 12 and min(centre.shape) >= 4
     factor = (2, 2, 2) if coarse else (1, 1, 1)
-    if any(f > 1 for f in factor):
+    if coarse:
         crop = tuple(n // f * f for n, f in zip(centre.shape, factor, strict=True))
         block = centre[tuple(slice(0, c) for c in crop)]
         shape = []
@@ -158,9 +158,9 @@ def _centre_peaks(centre, diameter, threshold):
     peaks &= smooth > threshold
     del smooth
     numbers = cc3d.connected_components(peaks, connectivity=26)
-    coarse = np.nonzero(numbers)
-    values = numbers[coarse].astype(np.int32)
-    coords = tuple((c * f + f // 2).astype(np.intp) for c, f in zip(coarse, factor, strict=True))
+    at = np.nonzero(numbers)
+    values = numbers[at].astype(np.int32)
+    coords = tuple((c * f + f // 2).astype(np.intp) for c, f in zip(at, factor, strict=True))
     return coords, values
 
 
