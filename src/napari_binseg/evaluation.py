@@ -9,7 +9,7 @@ which the optimal assignment does not.
 
 import numpy as np
 
-from ._validation import as_array, check_labels, is_dask
+from ._validation import check_labels, is_dask
 from .options import DEFAULT_THRESHOLDS, EvaluateOptions
 
 #: Values of :func:`error_map`.
@@ -561,14 +561,18 @@ def pixel_scores(ground_truth, prediction):
     (0.5, 0.3333)
     """
     truth, pred = _checked_pair(ground_truth, prediction)
-    g = as_array(truth, name="ground_truth") != 0
-    p = as_array(pred, name="prediction") != 0
-    counts = [(g & p).sum(), g.sum(), p.sum()]
+    g = truth != 0
+    p = pred != 0
+    stats = [(g & p).sum(), g.sum(), p.sum(), truth.min(), pred.min()]
     if is_dask(g) or is_dask(p):
         import dask
 
-        counts = dask.compute(*counts)
-    d = _pixel_dict(*(int(c) for c in counts))
+        stats = dask.compute(*stats)
+    both, n_true, n_pred, *lows = (int(v) for v in stats)
+    for name, low in zip(("ground_truth", "prediction"), lows, strict=True):
+        if low < 0:  # as evaluate and count_cells: a negative id is not an object
+            raise ValueError(f"{name} holds negative values; labels must be >= 0")
+    d = _pixel_dict(both, n_true, n_pred)
     return {
         "dice": d["pixel_dice"],
         "iou": d["pixel_iou"],
