@@ -589,3 +589,64 @@ def _fill_runs_impl(labels, row, start, stop, fill):
 
 
 fill_runs = _jit(_fill_runs_impl)
+
+
+def _gather_impl(labels, dist, out, j, row_off, y0):
+    """Append ``dist`` at the object pixels of ``labels`` (raster order) to ``out`` from
+    ``j``; ``row_off[y0 + y]``: the number of object pixels before row ``y``. Returns the
+    next ``j``."""
+    ny, nx = labels.shape
+    for y in range(ny):
+        row_off[y0 + y] = j
+        row = labels[y]
+        drow = dist[y]
+        for x in range(nx):
+            if row[x] != 0:
+                out[j] = drow[x]
+                j += 1
+    return j
+
+
+gather_objects = _jit(_gather_impl)
+
+
+def _pack_rows_impl(labels, values, row_off, candidate, ids, boxes, hy, hx, oy, ox, value, owner):
+    """:func:`pack_boxes` from the distances of the object pixels only (``values``, raster
+    order, ``row_off`` per row), in one sweep over the rows; ``ids`` sorted by first row."""
+    ny, nx = labels.shape
+    rank = np.empty(nx, np.int64)
+    active = np.empty(ids.size, np.int64)
+    n_active = 0
+    t_next = 0
+    for y in range(ny):
+        while t_next < ids.size and max(0, boxes[ids[t_next], 0] - hy) <= y:
+            active[n_active] = ids[t_next]
+            n_active += 1
+            t_next += 1
+        if n_active == 0:
+            continue
+        row = labels[y]
+        c = row_off[y]
+        for x in range(nx):
+            rank[x] = c
+            if row[x] != 0:
+                c += 1
+        kept = 0
+        for t in range(n_active):
+            k = active[t]
+            if y > boxes[k, 1] + hy:
+                continue
+            active[kept] = k
+            kept += 1
+            ty = y + oy[k]
+            for x in range(max(0, boxes[k, 2] - hx), min(nx, boxes[k, 3] + hx + 1)):
+                lab = row[x]
+                if lab != 0 and candidate[lab]:
+                    value[ty, x + ox[k]] = values[rank[x]]
+                    if lab == k:
+                        owner[ty, x + ox[k]] = k
+        n_active = kept
+    return value
+
+
+pack_rows = _jit(_pack_rows_impl)

@@ -114,6 +114,73 @@ def _distance(labels, fg, spacing, separate=False):
     return ndi.distance_transform_edt(inner, sampling=spacing)
 
 
+class _ObjectDistances:
+    """The distance map of a 2D mask's components, kept at the object pixels only.
+
+    ``values``: float32 distances of the non-zero pixels of ``labels`` in raster order;
+    ``row_off``: the index in ``values`` of each row's first one.
+    """
+
+    def __init__(self, values, row_off):
+        self.values = values
+        self.row_off = row_off
+
+
+#: Rows per band of the banded distance transform (and its first margin above and below).
+BAND_PIXELS = 1 << 22
+BAND_HALO = 32
+BAND_ROWS = 64
+
+
+def _banded_distance(labels, keep):
+    """Per-label peak and count of the binary distance map of a 2D label image whose labels
+    never touch (unit spacing), computed in bands of rows: no full-size float array.
+
+    A band is transformed with ``h`` rows above and below; its distances are exact where they
+    are at most ``h`` (the nearest background lies within ``h`` rows), and the band is redone
+    with a margin of its largest distance otherwise. Unit spacing keeps every squared distance
+    an integer, so the values equal those of the whole image's transform bit for bit.
+    Returns ``((peak, count), distances)``: ``distances`` an :class:`_ObjectDistances` when
+    ``keep``, else None.
+    """
+    import edt
+
+    from ._flood import gather_objects, label_max
+
+    ny, nx = labels.shape
+    n = int(labels.max()) + 1
+    peak = np.zeros(n, np.float64)
+    count = np.zeros(n, np.int64)
+    values = np.empty(np.count_nonzero(labels), np.float32) if keep else None
+    row_off = np.zeros(ny + 1, np.int64)
+    rows = max(BAND_ROWS, BAND_PIXELS // max(nx, 1))
+    halo = BAND_HALO
+    j = 0
+    for a in range(0, ny, rows):
+        b = min(a + rows, ny)
+        while True:
+            lo, hi = max(0, a - halo), min(ny, b + halo)
+            band = (labels[lo:hi] != 0).view(np.uint8)
+            dist = edt.edt(band, anisotropy=(1.0, 1.0), black_border=False, parallel=1)
+            del band
+            core = dist[a - lo : b - lo]
+            top = float(core.max())
+            if top <= halo or (lo == 0 and hi == ny):
+                break
+            halo = min(int(np.ceil(top)) + 1, ny) if np.isfinite(top) else ny
+        lab = labels[a:b]
+        p, c = label_max(lab.ravel(), core.ravel(), n)
+        np.maximum(peak, p, out=peak)
+        count += c
+        if keep:
+            j = gather_objects(lab, core, values, j, row_off, a)
+        del dist, core
+    row_off[ny] = j
+    peak[0] = 0
+    count[0] = 0
+    return (peak, count), (_ObjectDistances(values, row_off) if keep else None)
+
+
 def split_touching(
     labels,
     *,
@@ -345,7 +412,7 @@ def _atlas(labels, dist, candidate, halo):
     labels of the packed pixels (0 elsewhere); a pixel (y, x) of object k sits at
     ``(y + oy[k], x + ox[k])``.
     """
-    from ._flood import label_boxes, pack_boxes
+    from ._flood import label_boxes, pack_boxes, pack_rows
 
     n = candidate.size
     boxes = np.empty((n, 4), np.int64)
@@ -371,10 +438,35 @@ def _atlas(labels, dist, candidate, halo):
     ox[ids] = np.asarray(ax) - boxes[ids, 2] + hx
     value = np.zeros((y + shelf, width), np.float32)
     owner = np.zeros(value.shape, np.int32)
-    pack_boxes(
-        labels, np.asarray(dist, np.float32), candidate, ids, boxes, hy, hx, oy, ox, value, owner
-    )
+    if isinstance(dist, _ObjectDistances):
+        first = np.maximum(boxes[ids, 0] - hy, 0)
+        by_row = ids[np.argsort(first, kind="stable")]
+        pack_rows(
+            labels, dist.values, dist.row_off, candidate, by_row, boxes, hy, hx, oy, ox, value, owner
+        )
+    else:
+        pack_boxes(
+            labels,
+            np.asarray(dist, np.float32),
+            candidate,
+            ids,
+            boxes,
+            hy,
+            hx,
+            oy,
+            ox,
+            value,
+            owner,
+        )
     return value, owner, oy, ox
+
+
+def _has_edt():
+    try:
+        import edt  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _consecutive(labels):
@@ -435,10 +527,18 @@ def split_frame(
         coarse = labels[step] if f > 1 else labels
         cspacing = spacing.copy()
         cspacing[-2:] *= f
-        fg = coarse != 0
-        # Subsampling can bring two components into contact: binary distances at full scale only.
-        dist = _distance(coarse, fg, cspacing, separate=separate and f == 1)
-        peak_count = object_peaks(coarse, dist)
+        banded = separate and ndim == 2 and image is None and np.all(cspacing == 1.0)
+        if f == 1 and banded and _has_edt():
+            # Bands of rows, distances kept at the object pixels only (for the clumps' atlas):
+            # the same values without a full-size float map (4 bytes per pixel).
+            fg = None
+            peak_count, dist = _banded_distance(coarse, keep=bool(split))
+        else:
+            fg = coarse != 0
+            # Subsampling can bring two components into contact: binary distances at full
+            # scale only.
+            dist = _distance(coarse, fg, cspacing, separate=separate and f == 1)
+            peak_count = object_peaks(coarse, dist)
         diameter = given
         if diameter is None:
             diameter = diameter_from_peaks(

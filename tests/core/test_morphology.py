@@ -98,3 +98,24 @@ def test_remove_small_labels_renumbers():
     consecutive = np.array([[1, 2, 2]], np.uint16)
     np.testing.assert_array_equal(remove_small_labels(consecutive, 1), consecutive)
     assert remove_small_labels(np.zeros((2, 2), np.uint8), 5).dtype == np.int32
+
+
+@pytest.mark.parametrize("shape", [(9, 11), (5, 7, 6)])
+def test_fill_label_holes_runs_equal_labeled_background(shape):
+    """The run-based filling fills exactly the face-connected background regions that touch
+    no face and border one label only (2D and 3D, random labels)."""
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        labels = ((rng.random(shape) < 0.7) * rng.integers(1, 3, shape)).astype(np.int32)
+        background, n = ndi.label(labels == 0)
+        expected = labels.copy()
+        for region in range(1, n + 1):
+            where = background == region
+            if any(np.take(where, i, axis=a).any() for a in range(len(shape)) for i in (0, -1)):
+                continue
+            grown = ndi.binary_dilation(where, ndi.generate_binary_structure(len(shape), 1))
+            around = np.unique(labels[grown & ~where])
+            around = around[around != 0]
+            if around.size == 1:
+                expected[where] = around[0]
+        np.testing.assert_array_equal(fill_label_holes(labels), expected)
