@@ -681,8 +681,9 @@ class BatchOptions(StageOptions):
     section = "batch"
 
     max_memory_mb: float = option(
-        1024.0,
-        "Peak memory one input may take in memory; larger inputs run in chunks, to zarr.",
+        4096.0,
+        "Peak memory one input may take in memory (the estimate of its whole run, about 20 "
+        "bytes per pixel for a classic count); larger inputs run in chunks, to zarr.",
         low=0,
         low_open=True,
         units="MB",
