@@ -11,6 +11,8 @@ __version__ = "0.1.0"
 _API = {
     "threshold": "thresholding",
     "threshold_value": "thresholding",
+    "apply_threshold": "thresholding",
+    "SCOPES": "thresholding",
     "THRESHOLD_METHODS": "thresholding",
     "imread": "io",
     "imwrite": "io",
@@ -18,6 +20,8 @@ _API = {
     "write_zarr": "io",
     "evaluate": "evaluation",
     "pixel_scores": "evaluation",
+    "match_objects": "evaluation",
+    "error_map": "evaluation",
     "synthetic_nuclei": "synthetic",
     "synthetic_stack": "synthetic",
     "count_cells": "counting",
@@ -26,13 +30,14 @@ _API = {
     "split_touching": "_split",
     "estimate_diameter": "size",
     "subtract_background": "background",
-    "PipelineSettings": "pipeline",
+    "remove_background": "background",
+    "PipelineSettings": "settings",
     "ThresholdSettings": "pipeline",
     "UNetSettings": "pipeline",
     "CountSettings": "pipeline",
     "PIPELINE_METHODS": "pipeline",
     "run_pipeline": "pipeline",
-    "segment_file": "pipeline",
+    "segment_file": "batch",
     "segment_files": "batch",
     "ThresholdOptions": "options",
     "UNetOptions": "options",
@@ -46,6 +51,7 @@ _API = {
     "train": "unet.training",
     "TrainConfig": "unet.training",
     "export_bundle": "unet.training",
+    "TrainingDiverged": "unet.training",
 }
 
 __getattr__, __dir__, __all__ = attach(__name__, _API)
