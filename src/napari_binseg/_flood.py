@@ -22,9 +22,9 @@ def _flood_impl(value, pos, owner, pixels, offsets, flood_offsets, n_levels, nxt
     """Watershed of ``-value`` from its local maxima, within each object.
 
     The flooded pixels are numbered ``i = 0..K-1``: ``pixels[i]`` is the flat index of pixel
-    i in ``value`` and ``pos`` (flat, zero-padded arrays, so every neighbour offset of a
-    flooded pixel is inside), ``pos[pixels[i]] == i + 1`` (0: not flooded), ``owner[i]`` its
-    object. ``offsets``: flat offsets of the full neighbourhood (maxima); ``flood_offsets``:
+    i in ``pos`` (a flat, zero-padded array, so every neighbour offset of a flooded pixel is
+    inside), ``pos[pixels[i]] == i + 1`` (0: not flooded), ``owner[i]`` its object and
+    ``value[i]`` its value. ``offsets``: flat offsets of the full neighbourhood (maxima); ``flood_offsets``:
     those of the flooding connectivity. Values are quantized to ``n_levels`` levels for a
     bucket queue (Meyer's hierarchical queue): linear time instead of a heap's n log n.
     ``nxt`` (filled with -1) and ``basin`` (zeros) hold a value per flooded pixel: the queue's
@@ -36,7 +36,7 @@ def _flood_impl(value, pos, owner, pixels, offsets, flood_offsets, n_levels, nxt
     n = pixels.size
     vmax = 0.0
     for i in range(n):
-        vmax = max(vmax, value[pixels[i]])
+        vmax = max(vmax, value[i])
     scale = (n_levels - 1) / vmax if vmax > 0 else 0.0
     head = np.full(n_levels, -1, np.int64)
     tail = np.full(n_levels, -1, np.int64)
@@ -44,13 +44,13 @@ def _flood_impl(value, pos, owner, pixels, offsets, flood_offsets, n_levels, nxt
     n_basins = 0
     for i in range(n):
         p = pixels[i]
-        v = value[p]
+        v = value[i]
         o = owner[i]
         is_max = True
         for off in offsets:
             q = p + off
             j = pos[q] - 1
-            if j >= 0 and owner[j] == o and value[q] > v:
+            if j >= 0 and owner[j] == o and value[j] > v:
                 is_max = False
                 break
         if is_max:
@@ -83,7 +83,7 @@ def _flood_impl(value, pos, owner, pixels, offsets, flood_offsets, n_levels, nxt
                 bq = basin[j]
                 if bq == 0:
                     basin[j] = b
-                    lq = min(max(int(value[q] * scale), 0), level)
+                    lq = min(max(int(value[j] * scale), 0), level)
                     if tail[lq] < 0:
                         head[lq] = j
                     else:
@@ -92,7 +92,7 @@ def _flood_impl(value, pos, owner, pixels, offsets, flood_offsets, n_levels, nxt
                 elif bq != b:
                     pa.append(min(b, bq))
                     pb.append(max(b, bq))
-                    ps.append(min(value[p], value[q]))
+                    ps.append(min(value[i], value[j]))
             i = nxt[i]
     return (
         basin,
@@ -143,7 +143,7 @@ def _offsets(shape, rank):
     return np.asarray(out, np.int64)
 
 
-def flood_padded(value, owner, connectivity, pixels=None, *, in_place=False):
+def flood_padded(value, owner, connectivity, pixels=None, *, in_place=False, values=None):
     """Basins of ``value`` (local maxima flooded downwards) inside each ``owner`` object.
 
     Parameters
@@ -159,6 +159,9 @@ def flood_padded(value, owner, connectivity, pixels=None, *, in_place=False):
     in_place : bool
         ``owner`` (C-contiguous) may be overwritten (with the flood's pixel numbers): no
         full-size int32 array of its own.
+    values : (K,) ndarray of float32, optional
+        ``value.ravel()[pixels]``, in place of ``value`` (then None): the caller can free
+        the padded map before the flood.
 
     Returns
     -------
@@ -173,25 +176,26 @@ def flood_padded(value, owner, connectivity, pixels=None, *, in_place=False):
     a, b, saddle : ndarrays
         For every pair of adjacent basins (a < b), the highest saddle between them.
     """
-    ndim = value.ndim
-    if not np.isfinite(value).all():  # NaN intensities, no background: never index with them
-        value = np.nan_to_num(value, nan=0.0, posinf=0.0, neginf=0.0)
+    ndim = owner.ndim
     flat_owner = owner.ravel()
     # Flat indices in int32 where they fit: the flood's per-pixel arrays are half as large.
-    itype = np.int32 if value.size < 2**31 else np.int64
+    itype = np.int32 if owner.size < 2**31 else np.int64
     if pixels is None:
         pixels = nonzero_index(flat_owner)
-    full = _offsets(value.shape, ndim)
-    face = _offsets(value.shape, connectivity)
+    if values is None:
+        values = value.ravel()[pixels]
+    del value
+    if not np.isfinite(values).all():  # NaN intensities, no background: never index with them
+        values = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+    full = _offsets(owner.shape, ndim)
+    face = _offsets(owner.shape, connectivity)
     # Flooded pixels by number: a map of those numbers (in ``owner``'s place when allowed)
     # and arrays per flooded pixel, not per pixel of the padded box.
     pos = flat_owner if in_place and owner.flags.c_contiguous else flat_owner.copy()
     owners = _positions(pos, pixels, np.empty(pixels.size, np.int32))
     nxt = np.full(pixels.size, -1, itype)
     basin = np.zeros(pixels.size, np.int32)
-    basin, peak, a, b, s = _flood(
-        value.ravel(), pos, owners, pixels, full, face, 1024, nxt, basin
-    )
+    basin, peak, a, b, s = _flood(values, pos, owners, pixels, full, face, 1024, nxt, basin)
     del nxt, pos
     if a.size:
         n = int(peak.size)

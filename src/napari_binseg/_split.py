@@ -353,17 +353,21 @@ def _split(
         lo_val = float(weight[inner][flood].min())
         if hi_val > lo_val:
             value *= 0.5 + 0.5 * (weight - lo_val) / (hi_val - lo_val)
-    value[owner_img == 0] = 0
     conn = ndim if connectivity is None else connectivity
     from ._flood import basin_owner, flood_padded, label_max, write_pieces
 
     # ``index``: the flooded pixels, in the order of ``seg``.
-    # The atlas's owner image becomes the flood's pixel map (its own array, not needed after).
+    # The atlas's owner image becomes the flood's pixel map (its own array, not needed after),
+    # and only the flooded pixels' values go on (the padded map is freed first).
+    values = None
+    if box is None:
+        values = value.ravel()[index]
+        value = None
     seg, index, owners, region_peak, a, b, saddle = flood_padded(
-        value, owner_img, conn, index, in_place=box is None
+        value, owner_img, conn, index, in_place=box is None, values=values
     )
     shape = owner_img.shape
-    del value, owner_img
+    del value, values, owner_img
     n = region_peak.size
     owner = basin_owner(seg, owners, np.zeros(n, np.int64))
     roots = _merge(n, a, b, saddle, region_peak, ratio, min_peak, owner)
