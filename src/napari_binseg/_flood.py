@@ -18,7 +18,7 @@ def _jit(func):
         return numba.njit(nogil=True, cache=False)(func)
 
 
-def _flood_impl(value, pos, owner, pixels, offsets, flood_offsets, n_levels, nxt, basin):
+def _flood_impl(value, pos, owner, pixels, offsets, flood_offsets, n_levels, nxt, basin, vmax):
     """Watershed of ``-value`` from its local maxima, within each object.
 
     The flooded pixels are numbered ``i = 0..K-1``: ``pixels[i]`` is the flat index of pixel
@@ -28,15 +28,17 @@ def _flood_impl(value, pos, owner, pixels, offsets, flood_offsets, n_levels, nxt
     those of the flooding connectivity. Values are quantized to ``n_levels`` levels for a
     bucket queue (Meyer's hierarchical queue): linear time instead of a heap's n log n.
     ``nxt`` (filled with -1) and ``basin`` (zeros) hold a value per flooded pixel: the queue's
-    links and the result, so the memory is in proportion to the flooded pixels.
+    links and the result, so the memory is in proportion to the flooded pixels. ``vmax``:
+    the top of the quantization (negative: the largest of ``value`` and 0).
 
     Returns (basin of each pixel of ``pixels`` (1..n), peak per basin (index 0 unused),
     pair a, pair b, saddle) where a saddle is min(value) of two adjacent pixels of two basins.
     """
     n = pixels.size
-    vmax = 0.0
-    for i in range(n):
-        vmax = max(vmax, value[i])
+    if vmax < 0:
+        vmax = 0.0
+        for i in range(n):
+            vmax = max(vmax, value[i])
     scale = (n_levels - 1) / vmax if vmax > 0 else 0.0
     head = np.full(n_levels, -1, np.int64)
     tail = np.full(n_levels, -1, np.int64)
@@ -143,7 +145,9 @@ def _offsets(shape, rank):
     return np.asarray(out, np.int64)
 
 
-def flood_padded(value, owner, connectivity, pixels=None, *, in_place=False, values=None):
+def flood_padded(
+    value, owner, connectivity, pixels=None, *, in_place=False, values=None, vmax=None
+):
     """Basins of ``value`` (local maxima flooded downwards) inside each ``owner`` object.
 
     Parameters
@@ -162,6 +166,9 @@ def flood_padded(value, owner, connectivity, pixels=None, *, in_place=False, val
     values : (K,) ndarray of float32, optional
         ``value.ravel()[pixels]``, in place of ``value`` (then None): the caller can free
         the padded map before the flood.
+    vmax : float, optional
+        Top of the value quantization (default: the largest value, and at least 0); a flood
+        in parts passes that of the whole.
 
     Returns
     -------
@@ -195,7 +202,8 @@ def flood_padded(value, owner, connectivity, pixels=None, *, in_place=False, val
     owners = _positions(pos, pixels, np.empty(pixels.size, np.int32))
     nxt = np.full(pixels.size, -1, itype)
     basin = np.zeros(pixels.size, np.int32)
-    basin, peak, a, b, s = _flood(values, pos, owners, pixels, full, face, 1024, nxt, basin)
+    top = -1.0 if vmax is None else float(vmax)
+    basin, peak, a, b, s = _flood(values, pos, owners, pixels, full, face, 1024, nxt, basin, top)
     del nxt, pos
     if a.size:
         n = int(peak.size)
@@ -595,16 +603,24 @@ def _fill_runs_impl(labels, row, start, stop, fill):
 fill_runs = _jit(_fill_runs_impl)
 
 
-def _gather_impl(labels, dist, out, j, row_off, y0):
+#: Pixels per block of a row, for the index of an object pixel's distance.
+BLOCK = 64
+
+
+def _gather_impl(labels, dist, out, j, row_off, block_off, y0):
     """Append ``dist`` at the object pixels of ``labels`` (raster order) to ``out`` from
-    ``j``; ``row_off[y0 + y]``: the number of object pixels before row ``y``. Returns the
-    next ``j``."""
+    ``j``; ``row_off[y0 + y]``: the number of object pixels before row ``y``,
+    ``block_off[y0 + y, b]``: those of row ``y`` before ``x = BLOCK * b``. Returns the next
+    ``j``."""
     ny, nx = labels.shape
     for y in range(ny):
         row_off[y0 + y] = j
+        start = j
         row = labels[y]
         drow = dist[y]
         for x in range(nx):
+            if x % BLOCK == 0:
+                block_off[y0 + y, x // BLOCK] = j - start
             if row[x] != 0:
                 out[j] = drow[x]
                 j += 1
@@ -614,43 +630,32 @@ def _gather_impl(labels, dist, out, j, row_off, y0):
 gather_objects = _jit(_gather_impl)
 
 
-def _pack_rows_impl(labels, values, row_off, candidate, ids, boxes, hy, hx, oy, ox, value, owner):
+def _pack_compact_impl(
+    labels, values, row_off, block_off, candidate, ids, boxes, hy, hx, oy, ox, value, owner
+):
     """:func:`pack_boxes` from the distances of the object pixels only (``values``, raster
-    order, ``row_off`` per row), in one sweep over the rows; ``ids`` sorted by first row."""
+    order; ``row_off`` and ``block_off`` from :func:`gather_objects`)."""
     ny, nx = labels.shape
-    rank = np.empty(nx, np.int64)
-    active = np.empty(ids.size, np.int64)
-    n_active = 0
-    t_next = 0
-    for y in range(ny):
-        while t_next < ids.size and max(0, boxes[ids[t_next], 0] - hy) <= y:
-            active[n_active] = ids[t_next]
-            n_active += 1
-            t_next += 1
-        if n_active == 0:
-            continue
-        row = labels[y]
-        c = row_off[y]
-        for x in range(nx):
-            rank[x] = c
-            if row[x] != 0:
-                c += 1
-        kept = 0
-        for t in range(n_active):
-            k = active[t]
-            if y > boxes[k, 1] + hy:
-                continue
-            active[kept] = k
-            kept += 1
+    for i in range(ids.size):
+        k = ids[i]
+        x0 = max(0, boxes[k, 2] - hx)
+        x1 = min(nx, boxes[k, 3] + hx + 1)
+        for y in range(max(0, boxes[k, 0] - hy), min(ny, boxes[k, 1] + hy + 1)):
+            row = labels[y]
+            c = row_off[y] + block_off[y, x0 // BLOCK]
+            for x in range(x0 - x0 % BLOCK, x0):
+                if row[x] != 0:
+                    c += 1
             ty = y + oy[k]
-            for x in range(max(0, boxes[k, 2] - hx), min(nx, boxes[k, 3] + hx + 1)):
+            for x in range(x0, x1):
                 lab = row[x]
-                if lab != 0 and candidate[lab]:
-                    value[ty, x + ox[k]] = values[rank[x]]
-                    if lab == k:
-                        owner[ty, x + ox[k]] = k
-        n_active = kept
+                if lab != 0:
+                    if candidate[lab]:
+                        value[ty, x + ox[k]] = values[c]
+                        if lab == k:
+                            owner[ty, x + ox[k]] = k
+                    c += 1
     return value
 
 
-pack_rows = _jit(_pack_rows_impl)
+pack_compact = _jit(_pack_compact_impl)

@@ -118,12 +118,14 @@ class _ObjectDistances:
     """The distance map of a 2D mask's components, kept at the object pixels only.
 
     ``values``: float32 distances of the non-zero pixels of ``labels`` in raster order;
-    ``row_off``: the index in ``values`` of each row's first one.
+    ``row_off``: the index in ``values`` of each row's first one; ``block_off``: that of the
+    first one of each block of ``_flood.BLOCK`` pixels, from the row's.
     """
 
-    def __init__(self, values, row_off):
+    def __init__(self, values, row_off, block_off):
         self.values = values
         self.row_off = row_off
+        self.block_off = block_off
 
 
 #: Rows per band of the banded distance transform (and its first margin above and below).
@@ -145,7 +147,7 @@ def _banded_distance(labels, keep):
     """
     import edt
 
-    from ._flood import gather_objects, label_max
+    from ._flood import BLOCK, gather_objects, label_max
 
     ny, nx = labels.shape
     n = int(labels.max()) + 1
@@ -153,6 +155,7 @@ def _banded_distance(labels, keep):
     count = np.zeros(n, np.int64)
     values = np.empty(np.count_nonzero(labels), np.float32) if keep else None
     row_off = np.zeros(ny + 1, np.int64)
+    block_off = np.zeros((ny, -(-nx // BLOCK)) if keep else (0, 0), np.int32)
     rows = max(BAND_ROWS, BAND_PIXELS // max(nx, 1))
     halo = BAND_HALO
     j = 0
@@ -173,12 +176,12 @@ def _banded_distance(labels, keep):
         np.maximum(peak, p, out=peak)
         count += c
         if keep:
-            j = gather_objects(lab, core, values, j, row_off, a)
+            j = gather_objects(lab, core, values, j, row_off, block_off, a)
         del dist, core
     row_off[ny] = j
     peak[0] = 0
     count[0] = 0
-    return (peak, count), (_ObjectDistances(values, row_off) if keep else None)
+    return (peak, count), (_ObjectDistances(values, row_off, block_off) if keep else None)
 
 
 def split_touching(
@@ -308,19 +311,19 @@ def _split(
     if not candidate.any():
         return out, diameter
     sigma = np.maximum(SMOOTH * radius, spacing.min()) / spacing if SMOOTH else None
+    conn = ndim if connectivity is None else connectivity
+    from ._flood import basin_owner, flood_padded, label_max, write_pieces
+
     if ndim == 2 and image is None:
         # The clumps' own boxes, packed side by side: smoothing and flooding then cost in
         # proportion to the clumps, not to the bounding box of all of them (most of a dense
         # image). The margins keep the smoothing of one clump from reaching another.
         halo = [1 + (int(3.0 * s + 0.5) if SMOOTH else 0) for s in np.broadcast_to(sigma, 2)]
-        value, owner_img, oy, ox = _atlas(labels, dist, candidate, halo)
-        del dist  # the caller's reference is gone too when it passed a list
+        dist = [dist]  # the caller's reference is gone too when it passed a list
+        flooded = _flood_atlas(labels, dist, candidate, count, halo, sigma, conn)
+        seg, index, owners, region_peak, a, b, saddle, raw, width, oy, ox = flooded
+        del flooded
         box = None
-        from ._flood import nonzero_index
-
-        # The flooded pixels, and their distances before smoothing (to measure the pieces).
-        index = nonzero_index(owner_img.ravel())
-        raw = value.ravel()[index]
     else:
         flood = candidate[labels]
         # Work inside the bounding box of the clumps only.
@@ -339,35 +342,21 @@ def _split(
         np.copyto(owner_img[inner], labels[box], where=flood)
         np.copyto(value[inner], dist[box], where=flood)
         raw = value
-        index = None
-    if SMOOTH:
-        # Smoothing at a fraction of the radius removes the ridges of a ragged outline at
-        # any magnification (at least one pixel). In place on the atlas (its own array).
-        value = ndi.gaussian_filter(
-            value, sigma, truncate=3.0, output=value if box is None else None
-        )
-    if image is not None:
-        weight = np.zeros(value.shape, np.float32)
-        weight[inner] = ndi.gaussian_filter(np.asarray(image, dtype=np.float32)[box], 2.0)
-        hi_val = float(weight[inner][flood].max())
-        lo_val = float(weight[inner][flood].min())
-        if hi_val > lo_val:
-            value *= 0.5 + 0.5 * (weight - lo_val) / (hi_val - lo_val)
-    conn = ndim if connectivity is None else connectivity
-    from ._flood import basin_owner, flood_padded, label_max, write_pieces
-
-    # ``index``: the flooded pixels, in the order of ``seg``.
-    # The atlas's owner image becomes the flood's pixel map (its own array, not needed after),
-    # and only the flooded pixels' values go on (the padded map is freed first).
-    values = None
-    if box is None:
-        values = value.ravel()[index]
-        value = None
-    seg, index, owners, region_peak, a, b, saddle = flood_padded(
-        value, owner_img, conn, index, in_place=box is None, values=values
-    )
-    shape = owner_img.shape
-    del value, values, owner_img
+        if SMOOTH:
+            # Smoothing at a fraction of the radius removes the ridges of a ragged outline
+            # at any magnification (at least one pixel).
+            value = ndi.gaussian_filter(value, sigma, truncate=3.0)
+        if image is not None:
+            weight = np.zeros(value.shape, np.float32)
+            weight[inner] = ndi.gaussian_filter(np.asarray(image, dtype=np.float32)[box], 2.0)
+            hi_val = float(weight[inner][flood].max())
+            lo_val = float(weight[inner][flood].min())
+            if hi_val > lo_val:
+                value *= 0.5 + 0.5 * (weight - lo_val) / (hi_val - lo_val)
+        # ``index``: the flooded pixels, in the order of ``seg``.
+        seg, index, owners, region_peak, a, b, saddle = flood_padded(value, owner_img, conn)
+        shape = owner_img.shape
+        del value, owner_img
     n = region_peak.size
     owner = basin_owner(seg, owners, np.zeros(n, np.int64))
     roots = _merge(n, a, b, saddle, region_peak, ratio, min_peak, owner)
@@ -381,7 +370,7 @@ def _split(
             index,
             seg,
             owners,
-            shape[1],
+            width,
             oy,
             ox,
             new_id,
@@ -406,17 +395,99 @@ def _split(
     return out, refined if refined > 0 else diameter
 
 
-def _atlas(labels, dist, candidate, halo):
-    """The candidate objects of a 2D image packed, shelf by shelf, into one small image.
+#: Pixels of the clumps' atlas smoothed and flooded at a time (whole shelves of boxes).
+ATLAS_PART = 1 << 21
 
-    Each object's bounding box, grown by ``halo`` = (hy, hx) pixels, is placed in rows of the
-    image's width; it holds the distances of all candidate pixels there (a neighbouring
-    clump's too, so smoothing sees what it would see on the whole image) and the object's
-    own label. Returns ``(value, owner, oy, ox)``: float32 distances and int32
-    labels of the packed pixels (0 elsewhere); a pixel (y, x) of object k sits at
-    ``(y + oy[k], x + ox[k])``.
+
+def _flood_atlas(labels, dist, candidate, count, halo, sigma, conn):
+    """Smooth and flood the clumps of a 2D image in their packed atlas, part by part.
+
+    The atlas (:func:`_atlas`) is built, smoothed and reduced to its flooded (owned) pixels a
+    few shelves at a time, then flooded a part at a time with the quantization of the whole:
+    each box is smoothed and flooded on its own (its margin holds the smoothing), basins are
+    numbered in raster order of the whole atlas, so the result equals one pass over it.
+    ``dist`` is a one-item list, emptied. ``count``: pixels per label (the flooded pixels
+    are the candidates' own).
+
+    Returns ``(seg, index, owners, peak, a, b, saddle, raw, width, oy, ox)`` as
+    :func:`_flood.flood_padded` on the whole atlas, plus the unsmoothed value of each
+    flooded pixel, the atlas width and the offsets of :func:`_atlas`.
     """
-    from ._flood import label_boxes, pack_boxes, pack_rows
+    from ._flood import flood_padded, nonzero_index
+
+    dist = dist.pop()
+    layout = _atlas_layout(labels, candidate, halo)
+    ids, boxes, oy, ox, ay, shelves, width = layout
+    k_total = int(count[candidate].sum())
+    itype = np.int32 if (shelves[-1][0] + shelves[-1][1]) * width < 2**31 else np.int64
+    index = np.empty(k_total, itype)
+    raw = np.empty(k_total, np.float32)
+    values = np.empty(k_total, np.float32)
+    owners = np.empty(k_total, np.int32)
+    parts = []  # (first row, rows, first flooded pixel, flooded pixels)
+    done = 0
+    i = 0
+    while i < len(shelves):
+        r0 = shelves[i][0]
+        j = i + 1
+        while j < len(shelves) and (shelves[j][0] + shelves[j][1] - r0) * width <= ATLAS_PART:
+            j += 1
+        r1 = shelves[j - 1][0] + shelves[j - 1][1]
+        part = ids[(ay >= r0) & (ay < r1)]
+        value, owner = _pack(labels, dist, candidate, part, boxes, halo, oy - r0, ox, r1 - r0, width)
+        local = nonzero_index(owner.ravel())
+        k = local.size
+        index[done : done + k] = local + r0 * width
+        flat = value.ravel()
+        raw[done : done + k] = flat[local]
+        owners[done : done + k] = owner.ravel()[local]
+        del owner
+        if SMOOTH:
+            ndi.gaussian_filter(value, sigma, truncate=3.0, output=value)
+        values[done : done + k] = flat[local]
+        del value, flat, local
+        parts.append((r0, r1 - r0, done, k))
+        done += k
+        i = j
+    del dist
+    if not np.isfinite(values).all():
+        values = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+    vmax = max(0.0, float(values.max())) if values.size else 0.0
+    seg = np.empty(k_total, np.int32)
+    peaks, pa, pb, ps = [np.zeros(1)], [], [], []
+    offset = 0
+    for r0, rows, first, k in parts:
+        owner = np.zeros((rows, width), np.int32)
+        local = (index[first : first + k] - r0 * width).astype(itype)
+        owner.ravel()[local] = owners[first : first + k]
+        basin, _, _, peak, a, b, s = flood_padded(
+            None,
+            owner,
+            conn,
+            local,
+            in_place=True,
+            values=values[first : first + k],
+            vmax=vmax,
+        )
+        del owner
+        seg[first : first + k] = basin + offset
+        peaks.append(peak[1:])
+        pa.append(np.asarray(a, np.int64) + offset)
+        pb.append(np.asarray(b, np.int64) + offset)
+        ps.append(np.asarray(s, np.float64))
+        offset += peak.size - 1
+    region_peak = np.concatenate(peaks)
+    a, b, s = np.concatenate(pa), np.concatenate(pb), np.concatenate(ps)
+    return seg, index, owners, region_peak, a, b, s, raw, width, oy, ox
+
+
+def _atlas_layout(labels, candidate, halo):
+    """Boxes of the candidate objects and their places in the atlas (see :func:`_atlas`).
+
+    Returns ``(ids, boxes, oy, ox, ay, shelves, width)``: ``ay`` the atlas row of each box of
+    ``ids``, ``shelves`` a list of (first row, rows).
+    """
+    from ._flood import label_boxes
 
     n = candidate.size
     boxes = np.empty((n, 4), np.int64)
@@ -429,29 +500,36 @@ def _atlas(labels, dist, candidate, halo):
     widths = (boxes[ids, 3] - boxes[ids, 2] + 1 + 2 * hx).tolist()
     width = max(labels.shape[1] + 2 * hx, max(widths))
     ay, ax = [0] * ids.size, [0] * ids.size
+    shelves = []
     y = x = shelf = 0
     for i in sorted(range(ids.size), key=lambda i: -heights[i]):
         if x + widths[i] > width:
+            shelves.append((y, shelf))
             y, x, shelf = y + shelf, 0, 0
         ay[i], ax[i] = y, x
         x += widths[i]
         shelf = max(shelf, heights[i])
+    shelves.append((y, shelf))
     oy = np.zeros(n, np.int64)
     ox = np.zeros(n, np.int64)
     oy[ids] = np.asarray(ay) - boxes[ids, 0] + hy
     ox[ids] = np.asarray(ax) - boxes[ids, 2] + hx
-    value = np.zeros((y + shelf, width), np.float32)
+    return ids, boxes, oy, ox, np.asarray(ay, np.int64), shelves, width
+
+
+def _pack(labels, dist, candidate, ids, boxes, halo, oy, ox, rows, width):
+    """Atlas rows ``0..rows`` holding the boxes of ``ids`` (placed by ``oy``, ``ox``)."""
+    from ._flood import pack_boxes, pack_compact
+
+    hy, hx = halo
+    value = np.zeros((rows, width), np.float32)
     owner = np.zeros(value.shape, np.int32)
     if isinstance(dist, _ObjectDistances):
-        first = np.maximum(boxes[ids, 0] - hy, 0)
-        by_row = ids[np.argsort(first, kind="stable")]
-        pack_rows(
-            labels, dist.values, dist.row_off, candidate, by_row, boxes, hy, hx, oy, ox, value, owner
-        )
-    else:
-        pack_boxes(
+        pack_compact(
             labels,
-            np.asarray(dist, np.float32),
+            dist.values,
+            dist.row_off,
+            dist.block_off,
             candidate,
             ids,
             boxes,
@@ -462,6 +540,25 @@ def _atlas(labels, dist, candidate, halo):
             value,
             owner,
         )
+    else:
+        d32 = np.asarray(dist, np.float32)
+        pack_boxes(labels, d32, candidate, ids, boxes, hy, hx, oy, ox, value, owner)
+    return value, owner
+
+
+def _atlas(labels, dist, candidate, halo):
+    """The candidate objects of a 2D image packed, shelf by shelf, into one small image.
+
+    Each object's bounding box, grown by ``halo`` = (hy, hx) pixels, is placed in rows of the
+    image's width; it holds the distances of all candidate pixels there (a neighbouring
+    clump's too, so smoothing sees what it would see on the whole image) and the object's
+    own label. Returns ``(value, owner, oy, ox)``: float32 distances and int32
+    labels of the packed pixels (0 elsewhere); a pixel (y, x) of object k sits at
+    ``(y + oy[k], x + ox[k])``.
+    """
+    ids, boxes, oy, ox, _, shelves, width = _atlas_layout(labels, candidate, halo)
+    rows = shelves[-1][0] + shelves[-1][1]
+    value, owner = _pack(labels, dist, candidate, ids, boxes, halo, oy, ox, rows, width)
     return value, owner, oy, ox
 
 

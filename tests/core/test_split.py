@@ -117,3 +117,21 @@ def test_banded_distance_equals_whole_image_transform(monkeypatch):
     np.testing.assert_array_equal(peak, expected)
     np.testing.assert_array_equal(count[1:], np.bincount(labels.ravel(), minlength=n)[1:])
     assert kept.row_off[-1] == np.count_nonzero(labels)
+
+
+def test_atlas_in_parts_equals_one_pass(monkeypatch):
+    """Smoothing and flooding the clumps' atlas shelf by shelf (and the distance map in
+    bands) gives the labels and table of one pass."""
+    from napari_binseg import _split
+
+    image = synthetic_nuclei((384, 320), radius=9, seed=5)
+    image = image[0] if isinstance(image, tuple) else image
+    mask = threshold(image)
+    labels, table = count_cells(mask, image)
+    monkeypatch.setattr(_split, "ATLAS_PART", 1)
+    monkeypatch.setattr(_split, "BAND_PIXELS", 1)
+    monkeypatch.setattr(_split, "BAND_ROWS", 16)
+    monkeypatch.setattr(_split, "BAND_HALO", 2)
+    parts, parts_table = count_cells(mask, image)
+    np.testing.assert_array_equal(parts, labels)
+    assert parts_table.equals(table) and parts_table.attrs == table.attrs
