@@ -402,16 +402,16 @@ ATLAS_PART = 1 << 21
 def _flood_atlas(labels, dist, candidate, count, halo, sigma, conn):
     """Smooth and flood the clumps of a 2D image in their packed atlas, part by part.
 
-    The atlas (:func:`_atlas`) is built, smoothed and reduced to its flooded (owned) pixels a
-    few shelves at a time, then flooded a part at a time with the quantization of the whole:
-    each box is smoothed and flooded on its own (its margin holds the smoothing), basins are
-    numbered in raster order of the whole atlas, so the result equals one pass over it.
+    The atlas (:func:`_atlas_layout`) is built, smoothed and reduced to its flooded (owned)
+    pixels a few shelves at a time, then flooded a part at a time with the quantization of
+    the whole: each box is smoothed and flooded on its own (its margin holds the smoothing),
+    basins are numbered in raster order of the whole atlas, so the result equals one pass.
     ``dist`` is a one-item list, emptied. ``count``: pixels per label (the flooded pixels
     are the candidates' own).
 
     Returns ``(seg, index, owners, peak, a, b, saddle, raw, width, oy, ox)`` as
     :func:`_flood.flood_padded` on the whole atlas, plus the unsmoothed value of each
-    flooded pixel, the atlas width and the offsets of :func:`_atlas`.
+    flooded pixel, the atlas width and the offsets of :func:`_atlas_layout`.
     """
     from ._flood import flood_padded, nonzero_index
 
@@ -434,7 +434,9 @@ def _flood_atlas(labels, dist, candidate, count, halo, sigma, conn):
             j += 1
         r1 = shelves[j - 1][0] + shelves[j - 1][1]
         part = ids[(ay >= r0) & (ay < r1)]
-        value, owner = _pack(labels, dist, candidate, part, boxes, halo, oy - r0, ox, r1 - r0, width)
+        value, owner = _pack(
+            labels, dist, candidate, part, boxes, halo, oy - r0, ox, r1 - r0, width
+        )
         local = nonzero_index(owner.ravel())
         k = local.size
         index[done : done + k] = local + r0 * width
@@ -482,7 +484,12 @@ def _flood_atlas(labels, dist, candidate, count, halo, sigma, conn):
 
 
 def _atlas_layout(labels, candidate, halo):
-    """Boxes of the candidate objects and their places in the atlas (see :func:`_atlas`).
+    """The candidate objects of a 2D image laid out, shelf by shelf, in one small image.
+
+    Each object's bounding box, grown by ``halo`` = (hy, hx) pixels, is placed in rows of the
+    image's width (:func:`_pack` fills it with the distances of all candidate pixels there, a
+    neighbouring clump's too, so smoothing sees what it would see on the whole image, and
+    the object's own label); a pixel (y, x) of object k sits at ``(y + oy[k], x + ox[k])``.
 
     Returns ``(ids, boxes, oy, ox, ay, shelves, width)``: ``ay`` the atlas row of each box of
     ``ids``, ``shelves`` a list of (first row, rows).
@@ -544,22 +551,6 @@ def _pack(labels, dist, candidate, ids, boxes, halo, oy, ox, rows, width):
         d32 = np.asarray(dist, np.float32)
         pack_boxes(labels, d32, candidate, ids, boxes, hy, hx, oy, ox, value, owner)
     return value, owner
-
-
-def _atlas(labels, dist, candidate, halo):
-    """The candidate objects of a 2D image packed, shelf by shelf, into one small image.
-
-    Each object's bounding box, grown by ``halo`` = (hy, hx) pixels, is placed in rows of the
-    image's width; it holds the distances of all candidate pixels there (a neighbouring
-    clump's too, so smoothing sees what it would see on the whole image) and the object's
-    own label. Returns ``(value, owner, oy, ox)``: float32 distances and int32
-    labels of the packed pixels (0 elsewhere); a pixel (y, x) of object k sits at
-    ``(y + oy[k], x + ox[k])``.
-    """
-    ids, boxes, oy, ox, _, shelves, width = _atlas_layout(labels, candidate, halo)
-    rows = shelves[-1][0] + shelves[-1][1]
-    value, owner = _pack(labels, dist, candidate, ids, boxes, halo, oy, ox, rows, width)
-    return value, owner, oy, ox
 
 
 def _has_edt():
