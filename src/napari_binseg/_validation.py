@@ -106,3 +106,20 @@ def check_labels(labels, *, name="labels"):
     if labels.ndim < 2:
         raise ValueError(f"{name} must have at least 2 dimensions, got shape {labels.shape}")
     return native(labels)
+
+
+def is_mask(labels, high=None):
+    """Whether a label image is a binary mask: booleans, or integers whose non-zero pixels all
+    hold one value (0/1, or 0/255 as Fiji and image editors save masks).
+
+    ``high`` is ``labels.max()`` when the caller has it already. A dask array is computed.
+    """
+    if labels.dtype == bool:
+        return True
+    high = labels.max() if high is None else high
+    n_foreground, n_high = (labels != 0).sum(), (labels == high).sum()
+    if is_dask(labels):
+        import dask
+
+        high, n_foreground, n_high = dask.compute(high, n_foreground, n_high)
+    return int(high) <= 1 or int(n_foreground) == int(n_high)

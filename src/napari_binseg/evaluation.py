@@ -9,7 +9,7 @@ which the optimal assignment does not.
 
 import numpy as np
 
-from ._validation import check_labels, is_dask
+from ._validation import check_labels, is_dask, is_mask
 from .options import DEFAULT_THRESHOLDS, EvaluateOptions
 
 #: Values of :func:`error_map`.
@@ -34,7 +34,7 @@ COLUMNS = (
 def _to_instances(labels, *, label_masks, name="labels"):
     """Return consecutive instance labels 1..n (0 = background) and n.
 
-    A binary mask (only the values 0 and 1) becomes connected components with face
+    A binary mask (one non-zero value: 0/1, 0/255) becomes connected components with face
     connectivity when ``label_masks`` is True; other label images keep their objects, only
     renumbered, so gaps in the numbering do not matter. Negative values raise ValueError.
     """
@@ -44,7 +44,7 @@ def _to_instances(labels, *, label_masks, name="labels"):
     lo, hi = int(labels.min()), int(labels.max())
     if lo < 0:
         raise ValueError(f"{name} holds negative values; labels must be >= 0")
-    if label_masks and hi <= 1:
+    if label_masks and is_mask(labels, hi):
         from scipy import ndimage
 
         components, n = ndimage.label(labels)

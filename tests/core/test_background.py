@@ -93,6 +93,6 @@ def test_background_invert_and_stack_and_errors():
         threshold(img, clip=10)
     with pytest.raises(ValueError, match="threshold.background"):
         threshold(img, background="yes")
-    da = pytest.importorskip("dask.array")
+    import dask.array as da
     with pytest.raises(ValueError, match="numpy image"):
         threshold(da.from_array(img), background="auto")

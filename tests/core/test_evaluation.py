@@ -278,7 +278,7 @@ def test_matches_brute_force_on_random_cases(seed):
 
 
 def test_dask_input_gives_same_result(sample_labels):
-    da = pytest.importorskip("dask.array")
+    import dask.array as da
     pred = np.roll(sample_labels, 2, axis=0)
     ref = evaluate(sample_labels, pred)
     lazy = evaluate(da.from_array(sample_labels, chunks=128), da.from_array(pred, chunks=100))
@@ -449,3 +449,13 @@ def test_negative_labels_are_refused_like_count_cells(func):
         func(truth, np.zeros_like(truth))
     with pytest.raises(ValueError, match="prediction holds negative values"):
         func(np.zeros_like(truth), truth)
+
+
+def test_a_mask_saved_as_0_255_is_scored_as_its_objects():
+    """Fiji and the plugin's writer save masks as 0/255: two blobs are two objects."""
+    truth = np.zeros((10, 10), np.uint8)
+    truth[1:4, 1:4] = 1
+    truth[6:9, 6:9] = 2
+    mask = (truth > 0).astype(np.uint8) * 255
+    row = evaluate(truth, mask).iloc[0]
+    assert (row["tp"], row["fp"], row["fn"]) == (2, 0, 0)

@@ -4,7 +4,7 @@ import dask.array as da
 import numpy as np
 import pytest
 
-from napari_binseg._validation import check_image, check_labels, check_rgb, native
+from napari_binseg._validation import check_image, check_labels, check_rgb, is_mask, native
 
 
 def test_native_byte_order_only_copies_swapped_data():
@@ -39,3 +39,16 @@ def test_check_labels_and_rgb():
     with pytest.raises(ValueError, match="looks like an RGB"):
         check_rgb(np.zeros((8, 8, 3), np.uint8))
     check_rgb(np.zeros((8, 8, 5), np.uint8))  # five planes: a stack
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_is_mask_takes_any_single_foreground_value(lazy):
+    mask = np.zeros((6, 6), np.uint8)
+    mask[1:3, 1:3] = 255
+    mask[4:, 4:] = 255
+    labels = mask.copy()
+    labels[4:, 4:] = 2
+    wrap = (lambda a: da.from_array(a, chunks=3)) if lazy else (lambda a: a)
+    assert is_mask(wrap(mask)) and is_mask(wrap(mask // 255)) and is_mask(wrap(mask > 0))
+    assert not is_mask(wrap(labels))
+    assert is_mask(wrap(np.zeros((4, 4), np.int32)))

@@ -5,11 +5,9 @@ import pandas as pd
 import pytest
 from skimage.measure import regionprops
 
+from napari_binseg._widgets.counting import CountWidget, is_instance_labels
+from napari_binseg.counting import count_cells
 from tests.widgets._helpers import output_layers, run_and_cancel, run_and_wait
-
-pytest.importorskip("napari_binseg.counting")
-from napari_binseg._widgets.counting import CountWidget  # noqa: E402
-from napari_binseg.counting import count_cells  # noqa: E402
 
 
 @pytest.fixture
@@ -185,6 +183,18 @@ def test_count_widget_does_not_resplit_unet_labels(make_napari_viewer, qtbot, er
     assert errors == [] and len(widget.table) == 2
     (out,) = output_layers(viewer, "count")
     np.testing.assert_array_equal(out.data, labels)
+
+
+def test_a_0_255_mask_is_a_mask_not_one_label(make_napari_viewer):
+    """Masks saved by Fiji (and by the plugin's writer) hold 0/255: they are split and counted."""
+    viewer = make_napari_viewer()
+    mask = np.zeros((20, 20), np.uint8)
+    mask[2:6, 2:6] = mask[10:15, 10:15] = 255
+    layer = viewer.add_labels(mask, name="from fiji")
+    labels = layer.data.copy()
+    labels[10:15, 10:15] = 7
+    assert not is_instance_labels(layer)
+    assert is_instance_labels(viewer.add_labels(labels, name="two labels"))
 
 
 def test_count_widget_z_stack_is_3d(make_napari_viewer, qtbot, errors):

@@ -40,7 +40,6 @@ def tiny_model(tmp_path_factory):
     """A user model folder (config.json + model.safetensors): a tiny random-weight MONAI
     U-Net with foreground and centre outputs, so the widget runs fast without the bundled
     weights."""
-    pytest.importorskip("torch")
     import torch
 
     from napari_binseg.unet.network import build_network, save_model
@@ -146,7 +145,6 @@ def test_predict_widget_cancel(tiny_model, make_napari_viewer, qtbot, small_imag
 
 
 def test_predict_widget_bad_model_file(make_napari_viewer, qtbot, tmp_path, errors):
-    pytest.importorskip("torch")
     viewer = make_napari_viewer()
     viewer.add_image(np.zeros((32, 32), np.float32), name="img")
     bad = tmp_path / "model.pt"

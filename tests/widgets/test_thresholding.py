@@ -7,10 +7,8 @@ import numpy as np
 import pytest
 from skimage import filters
 
+from napari_binseg._widgets.thresholding import ThresholdWidget
 from tests.widgets._helpers import output_layers, run_and_cancel, run_and_wait
-
-pytest.importorskip("napari_binseg.thresholding")
-from napari_binseg._widgets.thresholding import ThresholdWidget  # noqa: E402
 
 
 @pytest.fixture
@@ -198,7 +196,7 @@ def test_opening_widgets_does_not_import_torch():
 
 
 def test_dask_stack_slice_scope(make_napari_viewer, qtbot, sample_image, errors):
-    da = pytest.importorskip("dask.array")
+    import dask.array as da
     viewer = make_napari_viewer()
     stack = np.stack([sample_image[:128, :128], sample_image[128:256, :128] // 3])
     layer = viewer.add_image(da.from_array(stack, chunks=(1, 64, 64)), name="lazy")

@@ -37,7 +37,6 @@ def _widget(viewer, tmp_path, **values):
 def test_train_widget_stop_keeps_best_and_previews(
     make_napari_viewer, qtbot, tmp_path, stack, errors
 ):
-    pytest.importorskip("torch")
     from napari_binseg.unet import load_model, segment
 
     viewer = make_napari_viewer()
@@ -69,7 +68,6 @@ def test_train_widget_stop_keeps_best_and_previews(
 
 
 def test_train_widget_runs_to_the_end(make_napari_viewer, qtbot, tmp_path, stack, errors):
-    pytest.importorskip("torch")
     viewer = make_napari_viewer()
     viewer.add_image(stack[0], name="cells")
     viewer.add_labels(stack[1], name="painted")
@@ -138,7 +136,6 @@ def _start_paused(widget):
 
 
 def test_train_widget_pause_holds_then_stop(make_napari_viewer, qtbot, tmp_path, stack, errors):
-    pytest.importorskip("torch")
     viewer = make_napari_viewer()
     viewer.add_image(stack[0], name="cells")
     viewer.add_labels(stack[1], name="painted")
@@ -174,7 +171,6 @@ def test_train_widget_closing_while_paused_stops_and_saves(
 ):
     """Closing napari (or the widget) while training is paused releases the worker: it ends
     like Stop, the best epoch is saved, and nothing touches the deleted widget."""
-    pytest.importorskip("torch")
     viewer = make_napari_viewer()
     viewer.add_image(stack[0], name="cells")
     viewer.add_labels(stack[1], name="painted")

@@ -9,6 +9,7 @@ import numpy as np
 from magicgui.widgets import CheckBox
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton
 
+from .._validation import is_mask
 from ._axes import axes_combo, length_unit, spatial_spacing, update_axes_combo
 from ._base import BinsegWidget
 from ._files import ask_save_path, columns_with_units, save_table_csv
@@ -31,7 +32,7 @@ ADVANCED = ("min_diameter", "max_size", "exclude_border", "fill_holes", "connect
 
 def is_instance_labels(layer) -> bool:
     """A label image of instances already (U-Net or Count output, ground truth, or a Labels
-    layer holding more than one label value): counting it again should not split it."""
+    layer holding more than one non-zero value): counting it again should not split it."""
     import napari.layers
 
     from ._layers import layer_role
@@ -45,7 +46,7 @@ def is_instance_labels(layer) -> bool:
     data = layer.data[0] if layer.multiscale else layer.data
     if not isinstance(data, np.ndarray) or data.size > 1 << 24:
         return False  # a lazy or huge layer is not read on the GUI thread to find out
-    return int(data.max(initial=0)) > 1
+    return not is_mask(data)
 
 
 def centroid_columns(table, ndim: int) -> list[str]:
