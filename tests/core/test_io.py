@@ -4,6 +4,7 @@ from pathlib import Path
 
 import dask.array as da
 import numpy as np
+import pandas as pd
 import pytest
 import tifffile
 
@@ -284,3 +285,32 @@ def test_zarr_stores_every_chunk_and_refuses_missing_ones(tmp_path):
         read_zarr(store)
     data, _ = read_zarr(store, allow_missing_chunks=True)
     assert int(data.sum().compute()) == 0  # the chunk holding the 7s reads as zeros
+
+
+@pytest.mark.parametrize("kind", ["imagej", "ome"])
+def test_a_z_stack_file_is_segmented_as_a_volume(tmp_path, kind):
+    """Axes and voxel size of an ImageJ or OME z-stack (written by tifffile, as other
+    software does) reach the pipeline: the stack is counted as one volume in µm³."""
+    from napari_binseg.batch import segment_file
+    from napari_binseg.settings import PipelineSettings
+
+    stack = np.zeros((6, 16, 16), np.uint8)
+    stack[1:5, 3:8, 3:8] = 200  # one nucleus over four planes
+    stack[2:4, 10:14, 10:14] = 200
+    path = tmp_path / "in" / f"zstack.{'ome.' if kind == 'ome' else ''}tif"
+    path.parent.mkdir()
+    if kind == "imagej":
+        tifffile.imwrite(path, stack, imagej=True, resolution=(2.0, 2.0),
+                         metadata={"axes": "ZYX", "spacing": 2.0, "unit": "um"})  # fmt: skip
+    else:
+        tifffile.imwrite(path, stack, ome=True, metadata={
+            "axes": "ZYX", "PhysicalSizeZ": 2.0, "PhysicalSizeY": 0.5, "PhysicalSizeX": 0.5})  # fmt: skip
+    image, meta = imread(path)
+    assert meta["axes"] == "ZYX" and meta["scale"] == pytest.approx((2.0, 0.5, 0.5))
+    settings = PipelineSettings(
+        "otsu", count={"split_touching": False, "fill_holes": False, "min_size": 0.0}
+    )
+    _, counts = segment_file(path, tmp_path / "out", settings)
+    assert counts["count"].tolist() == [2]
+    objects = pd.read_csv(tmp_path / "out" / "per_file" / "zstack_objects.csv")
+    assert sorted(objects["volume"]) == pytest.approx([2 * 4 * 4 * 0.5, 4 * 5 * 5 * 0.5])
