@@ -24,9 +24,10 @@ def _flood_impl(value, pos, owner, pixels, offsets, flood_offsets, n_levels, nxt
     The flooded pixels are numbered ``i = 0..K-1``: ``pixels[i]`` is the flat index of pixel
     i in ``pos`` (a flat, zero-padded array, so every neighbour offset of a flooded pixel is
     inside), ``pos[pixels[i]] == i + 1`` (0: not flooded), ``owner[i]`` its object and
-    ``value[i]`` its value. ``offsets``: flat offsets of the full neighbourhood (maxima); ``flood_offsets``:
-    those of the flooding connectivity. Values are quantized to ``n_levels`` levels for a
-    bucket queue (Meyer's hierarchical queue): linear time instead of a heap's n log n.
+    ``value[i]`` its value. ``offsets``: flat offsets of the full neighbourhood (maxima);
+    ``flood_offsets``: those of the flooding connectivity. Values are quantized to
+    ``n_levels`` levels for a bucket queue (Meyer's hierarchical queue): linear time instead
+    of a heap's n log n.
     ``nxt`` (filled with -1) and ``basin`` (zeros) hold a value per flooded pixel: the queue's
     links and the result, so the memory is in proportion to the flooded pixels. ``vmax``:
     the top of the quantization (negative: the largest of ``value`` and 0).
