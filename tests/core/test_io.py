@@ -303,8 +303,8 @@ def test_a_z_stack_file_is_segmented_as_a_volume(tmp_path, kind):
         tifffile.imwrite(path, stack, imagej=True, resolution=(2.0, 2.0),
                          metadata={"axes": "ZYX", "spacing": 2.0, "unit": "um"})  # fmt: skip
     else:
-        tifffile.imwrite(path, stack, ome=True, metadata={
-            "axes": "ZYX", "PhysicalSizeZ": 2.0, "PhysicalSizeY": 0.5, "PhysicalSizeX": 0.5})  # fmt: skip
+        sizes = {"PhysicalSizeZ": 2.0, "PhysicalSizeY": 0.5, "PhysicalSizeX": 0.5}
+        tifffile.imwrite(path, stack, ome=True, metadata={"axes": "ZYX", **sizes})
     image, meta = imread(path)
     assert meta["axes"] == "ZYX" and meta["scale"] == pytest.approx((2.0, 0.5, 0.5))
     settings = PipelineSettings(
