@@ -116,10 +116,15 @@ def is_mask(labels, high=None):
     """
     if labels.dtype == bool:
         return True
-    high = labels.max() if high is None else high
+    if high is None:
+        high = labels.max()
+        if is_dask(labels):
+            high = high.compute()
+    if int(high) <= 1:
+        return True
     n_foreground, n_high = (labels != 0).sum(), (labels == high).sum()
     if is_dask(labels):
         import dask
 
-        high, n_foreground, n_high = dask.compute(high, n_foreground, n_high)
-    return int(high) <= 1 or int(n_foreground) == int(n_high)
+        n_foreground, n_high = dask.compute(n_foreground, n_high)
+    return int(n_foreground) == int(n_high)

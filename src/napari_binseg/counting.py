@@ -9,7 +9,7 @@ from connected-components-3d, relabeling from a lookup table, and all measuremen
 import numpy as np
 import pandas as pd
 
-from ._validation import check_image, check_labels, check_rgb, is_dask
+from ._validation import check_image, check_labels, check_rgb, is_dask, is_mask
 from .measure import check_spacing, measure_labels
 from .morphology import fill_label_holes, resolve_connectivity
 
@@ -281,7 +281,7 @@ def count_cells(
         lo, hi = mask.min(), mask.max()
     if lo < 0:
         raise ValueError("mask holds negative values; labels must be >= 0")
-    is_labels = mask.dtype != bool and int(hi) > 1
+    is_labels = not is_mask(mask, hi)
 
     n_frames = 1 if time_axis is None else mask.shape[time_axis]
     total = 3 * n_frames
@@ -384,6 +384,8 @@ def count_summary(labels_or_table, *, per="frame", time_axis=None):
 
     def n_objects(a):
         values = fastremap.unique(np.asarray(a))
+        if values[0] < 0:  # as count_cells: a negative id is no object
+            raise ValueError("labels holds negative values; labels must be >= 0")
         return int(np.count_nonzero(values))
 
     if per == "frame":

@@ -315,7 +315,8 @@ def test_count_summary_per_slice():
 
 
 def test_dask_input_matches_numpy():
-    da = pytest.importorskip("dask.array")
+    import dask.array as da
+
     mask = np.stack([two_touching(2)] * 3)
     lab_np, tab_np = count_cells(mask, time_axis=0)
     lab_da, tab_da = count_cells(da.from_array(mask, chunks=(1, 20, 70)), time_axis=0)
@@ -537,3 +538,12 @@ def test_tzyx_counts_per_frame_with_axes():
     assert set(t2["frame"]) <= {0, 1, 2} and "area" in t2
     with pytest.raises(ValueError, match="contradicts"):
         count_cells(mask[:, 8], axes="TYX", time_axis=1)
+
+
+def test_a_0_255_mask_is_counted_as_a_mask():
+    """Fiji and the plugin's writer save masks as 0/255: not one object of label 255."""
+    mask = two_touching(1).astype(np.uint8)
+    expected, table = count_cells(mask)
+    got, table_255 = count_cells(mask * np.uint8(255))
+    np.testing.assert_array_equal(got, expected)
+    assert len(table_255) == len(table) == 2
