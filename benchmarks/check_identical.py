@@ -1,7 +1,7 @@
 """Bit-identical outputs of this tree and a reference tree (before a refactor).
 
 Runs the same cases twice in subprocesses, once importing ``napari_binseg`` from this checkout
-and once from ``--base`` (default ``/work/base/src``), and compares every label image, mask,
+and once from ``--base`` (an older checkout's ``src``), and compares every label image, mask,
 threshold and table exactly (dtypes, values, column order, ``attrs``). Cases: threshold (every
 method and scope, sigma, invert, fill holes, min size; numpy and dask; uint8/uint16/int16/
 float32 with NaN/float64; 2D, 3D, 4D), count_cells, measure_objects, the chunked labeler,
