@@ -285,7 +285,8 @@ def _split(
     """:func:`split_touching` on a precomputed distance map; returns (labels, diameter).
 
     The labels are int32 and not consecutive (pieces get ids above ``labels.max()``);
-    ``in_place``: written into ``labels`` itself when it is C-contiguous (u)int32. ``dist``
+    ``in_place``: written into ``labels`` itself when it is C-contiguous (u)int32, or uint16
+    (then returned as uint16) when every piece's id fits. ``dist``
     may come in a one-item list, which is emptied: the map is then freed once the clumps'
     distances are copied out (a full-size float array less at the flood).
     """
@@ -306,6 +307,8 @@ def _split(
     candidate[0] = False
     if in_place and labels.dtype in (np.int32, np.uint32) and labels.flags.c_contiguous:
         out = labels.view(np.int32)
+    elif in_place and labels.dtype == np.uint16 and labels.flags.c_contiguous:
+        out = labels  # int32 below if the pieces' ids do not fit
     else:
         out = labels.astype(np.int32, copy=True) if labels.dtype != np.int32 else labels.copy()
     if not candidate.any():
@@ -364,6 +367,8 @@ def _split(
     # Pieces get ids after the last input label (not consecutive: callers renumber).
     new_id = np.zeros(n, np.int64)
     new_id[1:] = int(labels.max()) + roots[1:]
+    if out.dtype == np.uint16 and int(new_id.max()) > np.iinfo(np.uint16).max:
+        out = out.astype(np.int32)
     if box is None:
         # Written back and measured pixel by pixel: no coordinate arrays.
         piece_peak, piece_count = write_pieces(
@@ -600,13 +605,25 @@ def _coarse_factor(labels, spacing):
 
 
 def split_frame(
-    labels, *, spacing, diameter, min_diameter, connectivity, image, ratio, split, separate=False
+    labels,
+    *,
+    spacing,
+    diameter,
+    min_diameter,
+    connectivity,
+    image,
+    ratio,
+    split,
+    separate=False,
+    widen=None,
 ):
     """Estimate the nucleus diameter and (``split``) split the touching objects of one frame.
 
     ``separate``: the labels are connected components of a mask (no two touch).
-    Returns (labels, diameter): int32 labels, not necessarily consecutive. ``labels`` must be
-    the caller's own array: at full resolution the pieces are written into it.
+    Returns (labels, diameter): int32 labels (or ``labels`` itself, uint16, when the pieces
+    fit), not necessarily consecutive. ``labels`` must be the caller's own array: at full
+    resolution the pieces are written into it. ``widen``: for uint16 ``labels``, a callable
+    returning them as int32 in place (before pieces are upsampled into them).
     """
     from .size import diameter_from_peaks, object_peaks
 
@@ -677,6 +694,9 @@ def split_frame(
         return labels, diameter
     from ._flood import upsample_pieces
 
+    n_labels = int(labels.max())
+    if widen is not None and labels.dtype == np.uint16:
+        labels = widen()  # ``coarse`` and ``fg`` are no longer read
     lab3 = labels.reshape((-1,) + labels.shape[-2:])
     if lab3.dtype in (np.int32, np.uint32) and lab3.flags.c_contiguous:
         out = lab3 = lab3.view(np.int32)  # in place: ``labels`` is the caller's own array
@@ -689,7 +709,7 @@ def split_frame(
         owner.astype(np.int32),
         cut,
         f,
-        int(labels.max()),
+        n_labels,
         out,
     )
     # Not renumbered: the count relabels 1..n after its size filter anyway.
