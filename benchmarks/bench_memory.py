@@ -12,17 +12,20 @@ Measured (8192x8192, 67 Mpx, 2-core VM; fixed cost 272 MB = 4.2 B/px in both tre
 ====================================================  ==============  ==============
 count_cells options                                   before B/px     after B/px
 ====================================================  ==============  ==============
-defaults (size estimate, split, fill holes)           42.4            13.8
+defaults (size estimate, split, fill holes)           42.4            12.2
 ``split_touching=False, fill_holes=False, min_size=0``  20.8            12.2
 ====================================================  ==============  ==============
 
 The plain count's work went from 16.6 to 7.9 B/px (mask 1 + labels 4 + cc3d's own tables):
-the measurements keep nothing per pixel and relabeling is in place. The defaults add 1.6
-B/px to that: holes are found from background runs (no labeled background), the distance
+the measurements keep nothing per pixel and relabeling is in place. The defaults added 1.6
+B/px to that (now nothing over the labeling peak): holes are found from background runs (no labeled background), the distance
 map of the size estimate and split is computed in bands of rows and kept at the object
 pixels only, and the clumps' atlas is smoothed and flooded a few shelves at a time with
-arrays per flooded pixel (``_split._flood_atlas``); the peak is now cc3d's labeling (its
-tables, 2 B/px over the labels) or the split's per-flooded-pixel arrays.
+arrays per flooded pixel (``_split._flood_atlas``). The work after the labeling is done in
+uint16 (when the ids fit) held in the upper half of the int32 output and widened in place
+at the relabel (defaults 13.8 -> 12.2 B/px): the peak is now cc3d's labeling itself (its
+uint32 image and tables, 6.1 B/px; numba's runtime adds about 1 B/px to the fixed cost once
+a kernel runs), then the split's flood (11.9).
 
 Run: ``python benchmarks/bench_memory.py [--size 8192] [--base /work/base/src]``
 """
