@@ -18,14 +18,14 @@ defaults (size estimate, split, fill holes)           42.4            12.2
 
 The plain count's work went from 16.6 to 7.9 B/px (mask 1 + labels 4 + cc3d's own tables):
 the measurements keep nothing per pixel and relabeling is in place. The defaults added 1.6
-B/px to that (now nothing over the labeling peak): holes are found from background runs (no labeled background), the distance
-map of the size estimate and split is computed in bands of rows and kept at the object
-pixels only, and the clumps' atlas is smoothed and flooded a few shelves at a time with
-arrays per flooded pixel (``_split._flood_atlas``). The work after the labeling is done in
-uint16 (when the ids fit) held in the upper half of the int32 output and widened in place
-at the relabel (defaults 13.8 -> 12.2 B/px): the peak is now cc3d's labeling itself (its
-uint32 image and tables, 6.1 B/px; numba's runtime adds about 1 B/px to the fixed cost once
-a kernel runs), then the split's flood (11.9).
+B/px to that (now nothing over the labeling peak): holes are found from background runs (no
+labeled background), the distance map of the size estimate and split is computed in bands of
+rows and kept at the object pixels only, and the clumps' atlas is smoothed and flooded a few
+shelves at a time with arrays per flooded pixel (``_split._flood_atlas``). The work after
+the labeling is done in uint16 (when the ids fit) held in the upper half of the int32 output
+and widened in place at the relabel (defaults 13.8 -> 12.2 B/px): the peak is now cc3d's
+labeling itself (its uint32 image and tables, 6.1 B/px; numba's runtime adds about 1 B/px to
+the fixed cost once a kernel runs), then the split's flood (11.9).
 
 Run: ``python benchmarks/bench_memory.py [--size 8192] [--base /work/base/src]``
 """
