@@ -23,6 +23,19 @@ SMALL_NET = {
     },
 }
 
+# The smallest trainable U-Net: the training tests fit it on CPU in seconds.
+TINY = {
+    "name": "UNet",
+    "kwargs": {
+        "spatial_dims": 2,
+        "in_channels": 1,
+        "out_channels": 2,
+        "channels": [8, 16],
+        "strides": [2],
+        "num_res_units": 0,
+    },
+}
+
 
 def object_f1(truth, pred):
     """Pooled object F1 at IoU 0.5."""

@@ -12,17 +12,8 @@ import napari_binseg as nb
 from napari_binseg.unet.training import TrainConfig, TrainingDiverged, model_card
 from napari_binseg.unet.training import loop as training_loop
 
-TINY = {
-    "name": "UNet",
-    "kwargs": {
-        "spatial_dims": 2,
-        "in_channels": 1,
-        "out_channels": 2,
-        "channels": [8, 16],
-        "strides": [2],
-        "num_res_units": 0,
-    },
-}
+from .conftest import TINY
+
 OPTIONS = dict(
     init=None,
     architecture=TINY,

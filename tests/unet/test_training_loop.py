@@ -16,17 +16,7 @@ from napari_binseg.unet.training import ARCHITECTURES, LOSSES
 from napari_binseg.unet.training.data import Sampler, make_targets
 from napari_binseg.unet.training.loop import NonFiniteLoss, fit, validate, validation_model
 
-TINY = {
-    "name": "UNet",
-    "kwargs": {
-        "spatial_dims": 2,
-        "in_channels": 1,
-        "out_channels": 2,
-        "channels": [8, 16],
-        "strides": [2],
-        "num_res_units": 0,
-    },
-}
+from .conftest import TINY
 
 
 def test_names_match_the_options():
