@@ -26,11 +26,12 @@ import numpy as np
 from .io import TIFF_EXTENSIONS, source_name
 from .options import BatchOptions
 
-#: Peak bytes per pixel of an in-memory run beyond the input itself, measured with
-#: ``ru_maxrss`` on a 4096 x 4096 uint16 image (``run_pipeline``, Otsu, rounded up): 18 B/px
-#: with or without splitting and hole filling since their memory cuts (40 before); the
-#: U-Net holds a float32 copy, its probabilities and labels. Above ``max_memory`` a
-#: threshold run goes to chunks (see issue 15).
+#: Peak bytes per pixel of an in-memory run beyond the input and the imported libraries,
+#: measured with ``ru_maxrss`` on a 4096 x 4096 uint16 image (``run_pipeline``, Otsu) after
+#: the count's uint16 work labels: 13-16 B/px with splitting and hole filling (run to run),
+#: 10.4 without (count_cells alone: 8.0, ``benchmarks/bench_memory.py``); both paths keep
+#: 20 as the margin. The U-Net holds a float32 copy, its probabilities and labels. Above
+#: ``max_memory`` a threshold run goes to chunks (see issue 15).
 PEAK_BYTES_PER_PIXEL = {"split": 20, "threshold": 20, "unet": 48}
 #: Smallest processing chunk (bytes of input) a memory limit may ask for.
 MIN_CHUNK_BYTES = 4096
