@@ -125,7 +125,9 @@ def run(args):
 
 
 def add(subparsers):
-    from ..options import PIPELINE_METHODS
+    from ..settings import PipelineSettings
+
+    (method,) = (o for o in options_of(PipelineSettings) if o.name == "method")
 
     p = subparsers.add_parser(
         "segment",
@@ -145,7 +147,7 @@ def add(subparsers):
     p.add_argument(
         "--settings", metavar="FILE", help="settings JSON saved by a widget (or params.json)"
     )
-    p.add_argument("--method", choices=PIPELINE_METHODS, help="default otsu")
+    p.add_argument("--method", choices=method.choices, help=_flags.help_text(method))
     p.add_argument(
         "--axes",
         type=_axes,
