@@ -35,6 +35,14 @@ def test_model_choice_needs_a_path(make_napari_viewer, qtbot, errors):
     assert len(viewer.layers) == n_layers
 
 
+def test_each_option_is_in_the_form_once(make_napari_viewer):
+    widget = PredictWidget(make_napari_viewer())
+    names = [w.name for w in widget.option_widgets()]
+    assert len(names) == len(set(names))
+    assert widget.mode is widget.options.widgets["mode"]
+    assert widget.mode.native.currentText() == "accurate (XY, XZ, YZ)"
+
+
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
     """A user model folder (config.json + model.safetensors): a tiny random-weight MONAI

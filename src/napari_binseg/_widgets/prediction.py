@@ -25,7 +25,8 @@ MODEL_SOURCES = (
     ("model file", "file"),
     ("model folder (MONAI bundle)", "folder"),
 )
-VOLUME_MODES = (("accurate (XY, XZ, YZ)", "accurate"), ("fast (XY planes)", "fast"))
+#: Display text of UNetOptions.mode's values.
+VOLUME_MODES = {"accurate": "accurate (XY, XZ, YZ)", "fast": "fast (XY planes)"}
 RESCALE_MODES = (
     ("auto: measured per plane", "auto"),
     ("given nucleus diameter", "diameter"),
@@ -75,15 +76,9 @@ class PredictWidget(BinsegWidget):
             tooltip="Add the network's foreground probability as an image layer",
         )
         self.stack = axes_combo()
-        self.mode = ComboBox(
-            label="3D mode",
-            choices=list(VOLUME_MODES),
-            value="accurate",
-            tooltip="Z-stacks through the 2D model: accurate averages the XY, XZ and YZ "
-            "predictions of the near-isotropic stack (about 3x slower); fast grows 3D seeds "
-            "through the XY planes' predictions",
+        self.options = OptionForm(
+            UNetOptions, skip=("model", "diameter"), choice_names={"mode": VOLUME_MODES}
         )
-        self.options = OptionForm(UNetOptions, skip=("model", "diameter"))
         for name, widget in self.options.widgets.items():
             setattr(self, name, widget)
         for name, w in (
@@ -96,7 +91,7 @@ class PredictWidget(BinsegWidget):
             ("diameter", self.diameter),
         ):
             self.add_option(name, w)
-        self.options.add_to(self)
+        self.options.add_to(self, order=[n for n in self.options.widgets if n != "mode"])
         self.add_option("add_probability", self.add_probability, advanced=True)
         self.image.changed.connect(self._image_changed)
         self.stack.changed.connect(self._show_mode)
