@@ -10,6 +10,7 @@ import torch
 
 from napari_binseg.unet import inference, load_model, predict, predict_channels, segment
 from napari_binseg.unet._postprocess import grow_seeds, probabilities_to_labels, remove_small
+from napari_binseg.unet.passes import probabilities_at_scale
 from napari_binseg.unet.scale import resize
 
 from .conftest import needs_bundled, object_f1
@@ -368,3 +369,28 @@ def test_import_does_not_load_torch():
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize(
+    "func",
+    [
+        inference.predict_channels,
+        inference.predict,
+        inference.segment,
+        inference.estimate_diameter,
+        probabilities_at_scale,
+    ],
+)
+def test_keyword_defaults_are_the_options_defaults(func):
+    """The functions repeat UNetOptions' defaults in their signatures; they must not drift."""
+    import inspect
+
+    from napari_binseg.options import UNetOptions, options_of
+
+    defaults = {opt.name: opt.default for opt in options_of(UNetOptions)}
+    params = inspect.signature(func).parameters
+    shared = [name for name in params if name in defaults]
+    assert {"device", "tile_size", "overlap", "batch_size"} <= set(shared)
+    assert {name: params[name].default for name in shared} == {
+        name: defaults[name] for name in shared
+    }
