@@ -273,45 +273,6 @@ def _basin_owner_impl(seg, owners, owner):
 basin_owner = _jit(_basin_owner_impl)
 
 
-def _grow_impl(assign, owner, offsets):
-    """Give every unassigned pixel of an owned region the id of an assigned neighbour of the
-    same owner (breadth first, so the nearest one); flat, zero-padded arrays, in place."""
-    size = assign.size
-    queue = np.empty(size, np.int64)
-    n = 0
-    for p in range(size):
-        if assign[p] != 0:
-            queue[n] = p
-            n += 1
-    i = 0
-    while i < n:
-        p = queue[i]
-        i += 1
-        o = owner[p]
-        a = assign[p]
-        for off in offsets:
-            q = p + off
-            if owner[q] == o and assign[q] == 0:
-                assign[q] = a
-                queue[n] = q
-                n += 1
-    return assign
-
-
-_grow = _jit(_grow_impl)
-
-
-def grow_padded(assign, owner):
-    """Fill the unassigned (0) pixels of each ``owner`` object from its assigned ones.
-
-    ``assign`` and ``owner``: int32 arrays with a one-pixel zero border; ``assign`` is
-    changed in place and returned. Pixels with no assigned pixel in their object stay 0.
-    """
-    face = _offsets(assign.shape, 1)
-    _grow(assign.ravel(), owner.ravel(), face)
-    return assign
-
-
 def _upsample_impl(labels, pieces, owner, cut, f, offset, out):
     """Full-resolution pieces of the cut objects from the pieces of a subsampled grid.
 
