@@ -63,12 +63,6 @@ def resolve_image_axes(settings, ndim, axes=None):
     return axes, (0 if axes.startswith("T") else None)
 
 
-def _accepts(func, name):
-    import inspect
-
-    return name in inspect.signature(func).parameters
-
-
 def run_pipeline(image, settings=None, *, axes=None, spacing=None):
     """Segment and count the nuclei of one image: labels and a table of objects.
 
@@ -136,7 +130,7 @@ def run_pipeline(image, settings=None, *, axes=None, spacing=None):
         from .unet.inference import segment
 
         u = settings.unet.to_dict()
-        if axes is not None and _accepts(segment, "axes"):
+        if axes is not None:
             u |= {"axes": axes, "spacing": spacing}
         instances = segment(image, **u)
         count_kwargs |= {"split_touching": False, "fill_holes": False}
