@@ -38,10 +38,10 @@ from pathlib import Path
 
 import numpy as np
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+# The DSB loading, the excluded sample images and the config.json record of the bundled run.
+from train_bundled import EXCLUDED, load_folder, record_run
 
-#: Images packaged with napari-binseg: never used for training or validation.
-EXCLUDED = ("175dbb364bfefc95", "003cee89357d9fe1")
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 #: The bundled model's reference nucleus diameter (pixels), ``postprocess.diameter``.
 REFERENCE = 19.3
@@ -114,12 +114,8 @@ def dsb_parts(folder, val_names):
     """DSB training and validation parts, small nuclei upsampled as segment() does."""
     from napari_binseg.unet.training.data import upsample_to
 
-    folder = Path(folder)
-    with open(folder / "index.csv") as f:
-        names = [row["name"] for row in csv.DictReader(f) if row["name"] not in EXCLUDED]
     parts = {"train": ([], [], []), "val": ([], [], [])}
-    for name in names:
-        image, lab = read_pair(folder, name)
+    for name, image, lab in load_folder(folder):
         image, lab = upsample_to(image.astype(np.float32), lab, REFERENCE)
         part = parts["val" if name in val_names else "train"]
         for store, value in zip(part, (f"dsb/{name}", image, lab), strict=True):
@@ -183,15 +179,11 @@ def main(argv=None):
         out=a.out,
         log=log,
     )
-    # What the generic run cannot know: the data, the split, the reference size, the command.
-    path = Path(a.out) / "config.json"
-    cfg = json.loads(path.read_text())
-    cfg["name"] = "nuclei"
-    cfg["postprocess"]["diameter"] = REFERENCE
-    tr = cfg["training"]
-    tr["data"]["sources"] = names
-    tr["validation"]["sources"] = parts["val"][0]
-    tr.update(
+    tr = record_run(
+        a.out,
+        diameter=REFERENCE,
+        sources=names,
+        validation_sources=parts["val"][0],
         dataset=(
             "DSB 2018 stage1_train fluorescence (BBBC038, corrected copy; CC0) + s-bsst265 "
             "training half (Kromp et al. 2020, even rows of index.csv; CC0), rescaled copies"
@@ -205,7 +197,6 @@ def main(argv=None):
         wall_minutes=round((time.time() - t0) / 60, 1),
         command=" ".join(["python scripts/finetune_multisource.py", *sys.argv[1:]]),
     )
-    path.write_text(json.dumps(cfg, indent=2) + "\n")
     log(f"done: best step {tr.get('best_step')}, {tr.get('steps_done')} steps")
 
 

@@ -138,23 +138,34 @@ def train(a, log):
         out=a.out,
         log=log,
     )
-    # What the generic run cannot know: the data set, the split and the command.
-    path = Path(a.out) / "config.json"
-    cfg = json.loads(path.read_text())
-    cfg["name"] = "nuclei"
-    cfg["postprocess"]["diameter"] = diameter
-    tr = cfg["training"]
-    tr["data"]["sources"] = parts["train"][0]
-    tr["validation"]["sources"] = parts["val"][0]
-    tr.update(
+    record_run(
+        a.out,
+        diameter=diameter,
+        sources=parts["train"][0],
+        validation_sources=parts["val"][0],
         dataset="DSB 2018 stage1_train fluorescence (BBBC038), corrected copy; CC0",
         excluded=list(EXCLUDED),
         validation_names=sorted(val_names),
         upsample_small=a.upsample_small,
         command=" ".join(["python scripts/train_bundled.py", *a.argv]),
     )
-    path.write_text(json.dumps(cfg, indent=2) + "\n")
     return history
+
+
+def record_run(out, *, diameter, sources, validation_sources, **training):
+    """Write into ``out/config.json`` what the generic run cannot know: the model's name, its
+    reference diameter, the sources of its images and ``training`` (the data set, the split,
+    the command), added to its training section in that order. Returns that section."""
+    path = Path(out) / "config.json"
+    cfg = json.loads(path.read_text())
+    cfg["name"] = "nuclei"
+    cfg["postprocess"]["diameter"] = diameter
+    tr = cfg["training"]
+    tr["data"]["sources"] = sources
+    tr["validation"]["sources"] = validation_sources
+    tr.update(training)
+    path.write_text(json.dumps(cfg, indent=2) + "\n")
+    return tr
 
 
 def _cases(data, names):
