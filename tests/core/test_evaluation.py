@@ -106,12 +106,7 @@ def test_optimal_matching_beats_greedy_below_half():
     # IoU(A, X) = 14/26 = 0.538, IoU(A, Y) = 6/20 = 0.3, IoU(B, X) = 4/24 = 0.167.
     # At 0.15 greedy (highest IoU first) takes A-X and leaves B and Y unmatched (tp = 1);
     # the optimal matching A-Y, B-X has tp = 2.
-    truth = np.zeros((1, 40), np.uint8)
-    truth[0, 0:20] = 1
-    truth[0, 22:30] = 2
-    pred = np.zeros_like(truth)
-    pred[0, 0:6] = 1
-    pred[0, 6:26] = 2
+    truth, pred = strip_pair()
     df = evaluate(truth, pred, thresholds=[0.15, 0.2, 0.5, 0.55])
     assert counts(df, 0.15) == (2, 0, 0)
     assert row(df, 0.15)["mean_matched_iou"] == pytest.approx((0.3 + 4 / 24) / 2)
@@ -350,12 +345,7 @@ def test_real_images_match_dense_reference(shared_data_dir):
 
 def test_match_objects_pairs():
     # The greedy-vs-optimal strip: at 0.15 the pairs are A-Y (1-1) and B-X (2-2).
-    truth = np.zeros((1, 40), np.uint8)
-    truth[0, 0:20] = 1
-    truth[0, 22:30] = 2
-    pred = np.zeros_like(truth)
-    pred[0, 0:6] = 1
-    pred[0, 6:26] = 2
+    truth, pred = strip_pair()
     m = match_objects(truth, pred, threshold=0.15)
     order = np.argsort(m["true_ids"])
     assert m["true_ids"][order].tolist() == [1, 2]
