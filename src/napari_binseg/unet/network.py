@@ -78,6 +78,19 @@ def _literal(value, where):
         raise ValueError(f"{where}: unsupported value of type {type(value).__name__}")
 
 
+def _class_name(name, prefix=""):
+    """The MONAI class name of a config's ``name`` (``monai.networks.nets.`` dropped), checked
+    against :data:`KNOWN_NETWORKS`; ``prefix`` starts the error message."""
+    if isinstance(name, str) and name.startswith("monai.networks.nets."):
+        name = name.rsplit(".", 1)[-1]
+    if name not in KNOWN_NETWORKS:
+        raise ValueError(
+            f"{prefix}network {name!r} is not a known MONAI network class; use one of "
+            f"{KNOWN_NETWORKS}"
+        )
+    return name
+
+
 def build_network(network):
     """Instantiate a known MONAI network from ``{"name": ..., "kwargs": {...}}``.
 
@@ -99,13 +112,7 @@ def build_network(network):
 
     if not isinstance(network, dict) or "name" not in network:
         raise ValueError("network config must be a dict with a 'name' (a MONAI network class)")
-    name = network["name"]
-    if isinstance(name, str) and name.startswith("monai.networks.nets."):
-        name = name.rsplit(".", 1)[-1]
-    if name not in KNOWN_NETWORKS:
-        raise ValueError(
-            f"network {name!r} is not a known MONAI network class; use one of {KNOWN_NETWORKS}"
-        )
+    name = _class_name(network["name"])
     kwargs = dict(network.get("kwargs", {}))
     _literal(kwargs, f"network {name} kwargs")
     try:
@@ -267,14 +274,7 @@ def _network_of(config, where):
             f'"kwargs": {{...}}}}}}'
         )
     kwargs = net.get("kwargs", {k: v for k, v in net.items() if k != "name"})
-    name = net["name"]
-    if isinstance(name, str) and name.startswith("monai.networks.nets."):
-        name = name.rsplit(".", 1)[-1]
-    if name not in KNOWN_NETWORKS:
-        raise ValueError(
-            f"{where}: network {name!r} is not a known MONAI network class; use one of "
-            f"{KNOWN_NETWORKS}"
-        )
+    name = _class_name(net["name"], f"{where}: ")
     _literal(kwargs, f"{where}: network {name} kwargs")
     if kwargs.get("pretrained"):
         raise ValueError(
