@@ -197,6 +197,7 @@ def test_opening_widgets_does_not_import_torch():
 
 def test_dask_stack_slice_scope(make_napari_viewer, qtbot, sample_image, errors):
     import dask.array as da
+
     viewer = make_napari_viewer()
     stack = np.stack([sample_image[:128, :128], sample_image[128:256, :128] // 3])
     layer = viewer.add_image(da.from_array(stack, chunks=(1, 64, 64)), name="lazy")
@@ -234,12 +235,24 @@ def test_histogram_counts():
     assert counts.sum() == 3 and edges[0] == 0.0 and edges[-1] == 1.0
 
 
-def test_frame_scope_preview(make_napari_viewer, qtbot, sample_image):
+@pytest.mark.parametrize("big", [False, True], ids=["sync", "background"])
+def test_frame_scope_preview(make_napari_viewer, qtbot, sample_image, monkeypatch, big):
+    from napari_binseg._widgets import thresholding
+
+    if big:  # any frame counts as big: its threshold is computed in a worker
+        monkeypatch.setattr(thresholding, "PREVIEW_SYNC_LIMIT", 0)
     viewer = make_napari_viewer()
     tile = sample_image[:64, :64]
     movie = np.stack([np.stack([tile, tile // 2]), np.stack([tile // 4, tile // 4])])  # T,Z,Y,X
     layer = viewer.add_image(movie.astype(np.uint8), name="movie")
     widget = ThresholdWidget(viewer)
+    in_background = []
+    compute = widget._compute_in_background
+    monkeypatch.setattr(
+        widget,
+        "_compute_in_background",
+        lambda key, *a: in_background.append(key) or compute(key, *a),
+    )
     widget.image.value = layer
     widget.preview.value = True
     widget.scope.value = "frame"
@@ -255,6 +268,7 @@ def test_frame_scope_preview(make_napari_viewer, qtbot, sample_image):
     (preview,) = output_layers(viewer, "threshold", role="preview")
     np.testing.assert_allclose(widget.histogram.thresholds, [t1])
     np.testing.assert_array_equal(preview.data, movie[1, 0] > t1)
+    assert widget._pending == {} and bool(in_background) == big
 
 
 def test_stack_threshold_for_preview_computed_in_background(

@@ -204,27 +204,18 @@ class ThresholdWidget(BinsegWidget):
             kwargs["classes"] = params["classes"]
         if scope == "slice" or data.ndim == 2:
             return threshold_value(np.asarray(data[index]), method, **kwargs)
+        key = (id(unwrap(layer)), id(data), method, scope, params["classes"], params["sigma"])
+        unit = data
         if scope == "frame":
-            if data.ndim < 3:
-                return threshold_value(np.asarray(data), method, **kwargs)
-            key = (
-                id(unwrap(layer)),
-                id(data),
-                method,
-                "frame",
-                params["classes"],
-                params["sigma"],
-                index[0],
-            )
-            if key not in self._cache:
-                self._cache[key] = threshold_value(np.asarray(data[index[0]]), method, **kwargs)
-            return self._cache[key]
-        key = (id(unwrap(layer)), id(data), method, "image", params["classes"], params["sigma"])
+            key, unit = (*key, index[0]), data[index[0]]
         if key not in self._cache:
-            if data.size > PREVIEW_SYNC_LIMIT:
-                self._compute_in_background(key, data, method, kwargs)
+            # A big frame or stack (often lazy) would freeze the viewer while it is read.
+            if unit.size > PREVIEW_SYNC_LIMIT:
+                self._compute_in_background(key, unit, method, kwargs)
                 raise _Pending
-            self._cache[key] = threshold_value(data, method, **kwargs)
+            if scope == "frame":
+                unit = np.asarray(unit)
+            self._cache[key] = threshold_value(unit, method, **kwargs)
         return self._cache[key]
 
     def _compute_in_background(self, key, data, method, kwargs):
@@ -266,7 +257,7 @@ class ThresholdWidget(BinsegWidget):
                 self._hist_cache[key] = histogram(_sample(data))
             return self._hist_cache[key]
         if scope == "frame" and data.ndim > 3:
-            return histogram(np.asarray(data[index[0]]))
+            return histogram(_sample(data[index[0]]))
         return histogram(np.asarray(data[index]))
 
     def update_preview(self):
