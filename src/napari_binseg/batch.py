@@ -153,8 +153,8 @@ def segment_file(
     out_dir,
     settings,
     *,
-    max_memory=1 << 30,
-    chunk_bytes=64 << 20,
+    max_memory=None,
+    chunk_bytes=None,
     axes=None,
     spacing=None,
 ):
@@ -174,9 +174,10 @@ def segment_file(
     out_dir : str or Path
         Output folder.
     settings : PipelineSettings
-    max_memory, chunk_bytes : int
+    max_memory, chunk_bytes : int, optional
         Peak bytes of the run; bytes of input per chunk above that (smaller when the
         chunks processed at once would exceed ``max_memory``, :func:`chunk_limit`).
+        Default :class:`BatchOptions`' ``max_memory_mb`` and ``chunk_mb``.
     axes : str, optional
         What the axes are (``"ZYX"``, ``"TYX"``, ...); default ``settings.axes``, else the
         file's ImageJ/OME axes, else the default for its dimensions.
@@ -193,6 +194,11 @@ def segment_file(
     from .io import imwrite, write_zarr
     from .pipeline import resolve_image_axes, run_pipeline
 
+    defaults = BatchOptions()
+    if max_memory is None:
+        max_memory = int(defaults.max_memory_mb * 2**20)
+    if chunk_bytes is None:
+        chunk_bytes = int(defaults.chunk_mb * 2**20)
     data, meta = open_image(path)
     given = axes if axes is not None else settings.axes
     axes, time_axis = resolve_image_axes(settings, data.ndim, _file_axes(meta, given, data.ndim))
