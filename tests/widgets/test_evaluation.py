@@ -93,7 +93,8 @@ def test_evaluate_widget(make_napari_viewer, qtbot, truth_and_pred, tmp_path, er
     widget.iou.value = 0.9
     run_and_wait(qtbot, widget)
     assert len(viewer.layers) == n_layers
-    assert out.metadata["napari_binseg"]["parameters"]["iou_threshold"] == 0.9
+    params = out.metadata["napari_binseg"]["parameters"]
+    assert params == {"iou_threshold": 0.9, "time_axis": None, "label_masks": True}
 
     # CSV round-trip.
     path = widget.save_csv(tmp_path / "scores")

@@ -151,7 +151,11 @@ class EvaluateWidget(BinsegWidget):
                 metadata={
                     "method": "evaluate",
                     "ground_truth": gt_layer.name,
-                    "parameters": {"iou_threshold": iou, "time_axis": time_axis},
+                    "parameters": {
+                        "iou_threshold": iou,
+                        "time_axis": time_axis,
+                        "label_masks": label_masks,
+                    },
                     "values": {
                         "1": "false positive",
                         "2": "false negative",
