@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from ..options import EvaluateOptions
+from ..options import EvaluateOptions, options_of
 from . import _flags
 from ._common import CliError
 
@@ -109,11 +109,13 @@ def add(subparsers):
     p.add_argument("pred", metavar="PRED", help="predicted labels: a TIFF file or a folder")
     p.add_argument("gt", metavar="GT", help="ground-truth labels: a TIFF file or a folder")
     p.add_argument("--csv", metavar="OUT", help="also write all rows to this CSV file")
+    (opt,) = (o for o in options_of(EvaluateOptions) if o.name == "thresholds")
+    d = opt.default
     p.add_argument(
         "--thresholds",
         nargs="+",
         metavar="T",
-        help="IoU thresholds (default 0.5 0.55 ... 0.95); '0.5,0.75' works too",
+        help=f"{opt.help.rstrip('.')} (default {d[0]} {d[1]} ... {d[-1]}); '0.5,0.75' works too",
     )
     _flags.add_options(p, EvaluateOptions, skip=("thresholds",))
     p.add_argument("-q", "--quiet", action="store_true", help="print only the pooled table")
