@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from ..options import AUGMENTATIONS, TrainOptions
+from ..options import AUGMENTATIONS, TrainOptions, options_of
 from . import _flags
 from ._common import CliError
 
@@ -90,7 +90,10 @@ def add(subparsers):
     p.add_argument("--validation-labels", metavar="DIR", help="validation labels (optional)")
     p.add_argument("--config", metavar="JSON", help="TrainConfig options as a JSON file")
     start = p.add_mutually_exclusive_group()
-    start.add_argument("--init", metavar="MODEL", help="model to fine-tune (default: nuclei)")
+    (init,) = (o for o in options_of(TrainOptions) if o.name == "init")
+    start.add_argument(
+        "--init", metavar="MODEL", help=f"model to fine-tune (default {init.default})"
+    )
     start.add_argument("--from-scratch", action="store_true", help="random initial weights")
     _flags.add_options(p, TrainOptions, skip=("init", "augment"))
     p.add_argument(
