@@ -84,6 +84,7 @@ def test_evaluate_widget(make_napari_viewer, qtbot, truth_and_pred, tmp_path, er
     np.testing.assert_allclose(out.translate, (3, 4))
     meta = out.metadata["napari_binseg"]
     assert meta["ground_truth"] == "truth"
+    assert meta["values"]["1"] == "false positive" and meta["values"]["2"] == "false negative"
     assert meta["n_false_positive"] == 1 and meta["n_false_negative"] == 3
     assert meta["scores"]["fp"] == 1
     np.testing.assert_array_equal(pred_layer.data, pred)  # input untouched

@@ -34,6 +34,14 @@ ERROR_COLORS = {
     MATCHED: "#7f7f7f",
 }
 
+#: What each value of the error map means, for its metadata.
+ERROR_VALUES = {
+    str(FALSE_POSITIVE): "false positive",
+    str(FALSE_NEGATIVE): "false negative",
+    str(BOTH): "false positive and false negative overlap",
+    str(MATCHED): "matched prediction",
+}
+
 
 class EvaluateWidget(BinsegWidget):
     """Score a prediction Labels layer against a ground-truth Labels layer."""
@@ -156,12 +164,7 @@ class EvaluateWidget(BinsegWidget):
                         "time_axis": time_axis,
                         "label_masks": label_masks,
                     },
-                    "values": {
-                        "1": "false positive",
-                        "2": "false negative",
-                        "3": "false positive and false negative overlap",
-                        "4": "matched prediction",
-                    },
+                    "values": ERROR_VALUES,
                     "n_false_positive": n_fp,
                     "n_false_negative": n_fn,
                     "scores": summary,
