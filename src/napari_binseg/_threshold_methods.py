@@ -197,6 +197,20 @@ def from_values(method, data):
 # ------------------------------------------------------------------------- units, pieces
 
 
+def _clipped_float_histogram(data, percentile, nbins):
+    """``(counts, centers)`` of float ``data`` with values above its ``percentile``-th
+    percentile counted as that percentile, over ``nbins`` bins up to it; None when that
+    leaves one value only."""
+    data = np.asarray(data).ravel()
+    data = data[~np.isnan(data)]
+    top = np.percentile(data, percentile, method="higher")
+    lo = data.min()
+    if not top > lo:
+        return None
+    counts, edges = np.histogram(np.minimum(data, top), bins=nbins, range=(lo, top))
+    return counts, (edges[:-1] + edges[1:]) / 2.0
+
+
 def unit_threshold(method, hist_state, result, values, classes, nbins, where, clip=None):
     """Threshold(s) of one unit once its histogram is complete.
 
@@ -215,7 +229,11 @@ def unit_threshold(method, hist_state, result, values, classes, nbins, where, cl
     if clip is not None:
         from .background import CLIP_METHODS, clip_histogram
 
-        if method in CLIP_METHODS:
+        if method in CLIP_METHODS and float_data:
+            # The bins span up to the brightest speck: a few saturated pixels squeeze every
+            # other value into the first bin, so cut the bins (not the histogram) at the clip.
+            result = _clipped_float_histogram(values(), clip, nbins) or result
+        elif method in CLIP_METHODS:
             result = clip_histogram(*result, clip)
     try:
         return from_histogram(method, result, classes, nbins)

@@ -191,7 +191,7 @@ def thresholds_dask(image, method, scope, classes, nbins, progress, clip=None):
         if result is None and scope != "image" and index:
             t = np.full(k, state.lo if state.lo <= state.hi else np.nan)
         else:
-            # li and mean of float data need the values: this loads one unit (documented).
+            # li, mean and a clip of float data need the values: this loads one unit.
             values = lambda index=index: np.asarray(image[index])  # noqa: E731
             t = unit_threshold(
                 method, state, result, values, classes, nbins, where_text(scope, index), clip

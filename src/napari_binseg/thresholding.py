@@ -127,7 +127,8 @@ def threshold_value(
     clip : float, optional
         A percentile (e.g. 99): for Otsu, multi-Otsu and ISODATA, intensities above it count
         as that percentile, so a few saturated particles cannot pull the threshold above the
-        nuclei. Works on the histogram (no extra pass). None (default): off.
+        nuclei. Works on the histogram of an integer image (no extra pass); a float image
+        is binned again up to the percentile. None (default): off.
 
     Returns
     -------
@@ -240,7 +241,8 @@ def threshold(
     clip : float, optional
         A percentile (e.g. 99): for Otsu, multi-Otsu and ISODATA, intensities above it count
         as that percentile, so a few saturated particles cannot pull the threshold above the
-        nuclei. Works on the histogram (no extra pass). None (default): off.
+        nuclei. Works on the histogram of an integer image (no extra pass); a float image
+        is binned again up to the percentile. None (default): off.
     background : "auto" or float, optional
         Subtract an uneven background first (numpy images): a grey opening by a disc
         (:func:`napari_binseg.background.remove_background`), plane by plane; ``"auto"`` sizes

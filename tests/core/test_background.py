@@ -52,6 +52,18 @@ def test_saturated_specks_do_not_move_the_clipped_threshold():
     assert n_clean == n_dirty == 40
 
 
+def test_clip_works_on_float_images_with_far_brighter_specks():
+    # Float bins span min..max: specks at 65535 put every nucleus and the background into
+    # the first of 256 bins, so clipping that histogram could not help.
+    clean, centres = _nuclei()
+    dirty = _with_specks(clean, centres).astype(np.float32)
+    dirty[dirty == 255] = 65535.0
+    t_clean = threshold_value(clean.astype(np.float32), clip=99)
+    assert abs(threshold_value(dirty, clip=99) - t_clean) <= 3
+    n = len(count_cells(threshold(dirty, clip=99).astype(bool) & (dirty < 255))[1])
+    assert n == 40
+
+
 def test_clip_leaves_a_clean_bimodal_image_nearly_unchanged():
     clean, _ = _nuclei(seed=3)
     assert abs(threshold_value(clean, clip=99) - threshold_value(clean)) <= 3
