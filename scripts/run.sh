@@ -4,8 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh all
-if [[ "$(uname)" == "Linux" && -z "${DISPLAY:-}" && -z "${WAYLAND_DISPLAY:-}" ]]; then
-    echo "run.sh: no display (DISPLAY and WAYLAND_DISPLAY are unset): running the headless" \
-        "demo instead of napari; outputs go to demo_output/." >&2
-fi
+# Without a display, napari_binseg.demo says so and runs the headless demo.
 exec "${PYTHON:-python3}" -m napari_binseg.cli demo --out demo_output "$@"
