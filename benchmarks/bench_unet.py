@@ -102,6 +102,7 @@ def main(argv=None):
 
     from napari_binseg.evaluation import evaluate
     from napari_binseg.unet import inference
+    from napari_binseg.unet.backends import _openvino
     from napari_binseg.unet.network import load_model
 
     torch.set_num_threads(a.threads)
@@ -120,7 +121,7 @@ def main(argv=None):
         print(f"matmul 2048^3: float32 {f32_rate:.0f} GFLOP/s, bf16 {bf16_rate:.0f} GFLOP/s")
         configs = [("torch", "float32")]
         if device == "cpu":
-            if inference._openvino(lm, "float32") is not None:
+            if _openvino(lm, "float32") is not None:
                 configs.append(("openvino", "float32"))
             configs.append(("torch", "bfloat16"))
         scores = {}

@@ -12,6 +12,7 @@ from napari_binseg.unet import inference, load_model, predict, predict_channels,
 from napari_binseg.unet._postprocess import grow_seeds, probabilities_to_labels, remove_small
 from napari_binseg.unet.passes import probabilities_at_scale
 from napari_binseg.unet.scale import resize
+from napari_binseg.unet.tiling import _n_windows, _plan
 
 from .conftest import needs_bundled, object_f1
 
@@ -192,10 +193,8 @@ def test_progress_reports_and_cancels(small_model):
     dones = [d for d, _ in calls]
     total = calls[-1][1]
     assert dones == sorted(dones) and calls[-1] == (total, total)
-    padded, roi, per_plane = inference._plan(
-        (150, 150), load_model(folder, device="cpu"), 64, 0.25
-    )
-    assert roi == (64, 64) and per_plane == inference._n_windows(padded, roi, 0.25) == 9
+    padded, roi, per_plane = _plan((150, 150), load_model(folder, device="cpu"), 64, 0.25)
+    assert roi == (64, 64) and per_plane == _n_windows(padded, roi, 0.25) == 9
     assert total == 2 * per_plane
     # MONAI ran exactly the planned windows: the last batch reached the total itself.
     assert calls.count((total, total)) == 2

@@ -24,8 +24,8 @@ import numpy as np
 
 from .._validation import check_image, check_rgb
 from ._postprocess import continue_numbering, remove_small
-from .backends import BACKENDS, PRECISIONS, _openvino, _Runner
-from .normalize import nonfinite_mask, normalize_plane, percentile_range
+from .backends import BACKENDS, PRECISIONS, _Runner
+from .normalize import normalize_plane, percentile_range
 from .passes import (
     _auto_unit,
     _check_options,
@@ -42,15 +42,13 @@ from .passes import (
 )
 from .scale import (
     PROBE_SCALE,
-    _labels_resized,
-    _resize,
     check_diameter,
     downsample_factor,
     median_diameter,
     rescale_factor,
+    resize,
     upsample_factor,
 )
-from .tiling import _n_windows, _plan
 
 __all__ = [
     "BACKENDS",
@@ -67,9 +65,6 @@ __all__ = [
     "segment",
     "upsample_factor",
 ]
-
-# Importable from here since before the split (training, benchmarks and tests use them).
-_KEEP = (_openvino, _n_windows, _plan, _labels_resized, nonfinite_mask)
 
 
 def _prepare(image, model, device, **options):
@@ -407,7 +402,7 @@ def segment(
         out[idx] = labels
         if prob is not None:
             fg = _foreground(probs, lm)
-            fg = fg if scale == 1.0 else _resize(fg, unit.shape)
+            fg = fg if scale == 1.0 else resize(fg, unit.shape)
             prob[idx] = fg if bad is None else np.where(bad, np.float32(0), fg)
         info["diameters"].append(None if found is None else float(found))
         info["scales"].append(float(scale))

@@ -15,12 +15,12 @@ from .backends import _Runner
 from .normalize import nonfinite_mask, normalize_plane
 from .scale import (
     PROBE_SCALE,
-    _labels_resized,
-    _resize,
-    _scaled_shape,
     downsample_factor,
+    labels_resized,
     median_diameter,
     probe_shape_ok,
+    resize,
+    scaled_shape,
     upsample_factor,
 )
 from .tiling import _infer_unit, _plan
@@ -68,7 +68,7 @@ def _probing(lm, spatial):
 
 
 def _tiles(shape, lm, scale, tile_size, overlap):
-    return _plan(_scaled_shape(shape, scale), lm, tile_size, overlap)[2]
+    return _plan(scaled_shape(shape, scale), lm, tile_size, overlap)[2]
 
 
 def _infer_pass(unit, lm, runner, scale, *, tile_size, overlap, batch_size, extra=False):
@@ -77,13 +77,13 @@ def _infer_pass(unit, lm, runner, scale, *, tile_size, overlap, batch_size, extr
     ``runner.done`` ends at exactly the pass's planned tiles; an ``extra`` pass (one that
     was not counted in ``runner.total`` in advance) first adds them to ``runner.total``.
     """
-    shape = _scaled_shape(unit.shape, scale)
+    shape = scaled_shape(unit.shape, scale)
     tiles = _plan(shape, lm, tile_size, overlap)[2]
     if extra:
         runner.total += tiles
     done = runner.done + tiles
     probs = _infer_unit(
-        unit if scale == 1.0 else _resize(unit, shape),
+        unit if scale == 1.0 else resize(unit, shape),
         lm,
         runner,
         tile_size=tile_size,
@@ -180,7 +180,7 @@ def _labels_at_scale(probs, lm, scale, shape, prob_threshold, resize=True):
         return labels_from_probabilities(probs, lm, prob_threshold=prob_threshold)
     min_size = lm.config["postprocess"]["min_size"] * scale**2
     labels = labels_from_probabilities(probs, lm, prob_threshold=prob_threshold, min_size=min_size)
-    return _labels_resized(labels, shape) if resize else labels
+    return labels_resized(labels, shape) if resize else labels
 
 
 def _foreground(probs, lm):
@@ -234,7 +234,7 @@ def _auto_unit(unit, lm, runner, prob_threshold, probing, info, **kw):
         scale = downsample_factor(found, reference)
         if scale == PROBE_SCALE:
             runner.total -= native_tiles
-            return _labels_resized(small, unit.shape), probs, scale, found
+            return labels_resized(small, unit.shape), probs, scale, found
         seconds = time.perf_counter() - t
         info["probe_seconds"] += seconds
         info["estimate_seconds"] += seconds

@@ -176,12 +176,3 @@ def labels_resized(labels, shape):
         for n_out, n_in in zip(shape, labels.shape, strict=True)
     ]
     return remove_small(labels[np.ix_(*index)], 1)
-
-
-# Names used before the split (training, benchmarks, tests).
-_scaled_shape, _resize, _labels_resized, _check_diameter = (
-    scaled_shape,
-    resize,
-    labels_resized,
-    check_diameter,
-)

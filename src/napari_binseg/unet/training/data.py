@@ -195,13 +195,13 @@ def upsample_to(image, labels, diameter):
     The factor comes from the labels' median nucleus against ``diameter``
     (:func:`napari_binseg.unet.inference.upsample_factor`); unchanged at 1.0.
     """
-    from ..inference import _labels_resized, _resize, median_diameter, upsample_factor
+    from ..scale import labels_resized, median_diameter, resize, upsample_factor
 
     factor = upsample_factor(median_diameter(labels), diameter)
     if factor == 1.0:
         return image, labels
     shape = tuple(round(s * factor) for s in image.shape)
-    return _resize(image, shape), _labels_resized(labels, shape)
+    return resize(image, shape), labels_resized(labels, shape)
 
 
 class Sampler:
