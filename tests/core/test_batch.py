@@ -17,7 +17,7 @@ from napari_binseg.batch import (
     segment_files,
 )
 from napari_binseg.cli import main
-from napari_binseg.io import imread, imwrite, write_zarr
+from napari_binseg.io import imread, imwrite, read_zarr, write_zarr
 from napari_binseg.options import BatchOptions
 from napari_binseg.settings import PipelineSettings
 
@@ -128,6 +128,12 @@ def test_the_memory_limit_bounds_the_estimated_peak(tmp_path):
     assert (tmp_path / "a" / "img_labels.zarr").is_dir()
     segment_file(tmp_path / "img.tif", tmp_path / "b", settings, max_memory=peak)
     assert (tmp_path / "b" / "img_labels.tif").is_file()
+    # the chunked run finds the same objects, up to their numbering
+    chunked = np.asarray(read_zarr(tmp_path / "a" / "img_labels.zarr")[0])
+    whole = imread(tmp_path / "b" / "img_labels.tif")[0]
+    pairs = np.unique(np.stack([chunked.ravel(), whole.ravel()]), axis=1)
+    assert whole.max() > 1 and chunked.max() == whole.max() == pairs.shape[1] - 1
+    np.testing.assert_array_equal(chunked > 0, whole > 0)
     split = PipelineSettings()
     with pytest.raises(ValueError, match="raise --max-memory-mb, or set both off"):
         segment_file(tmp_path / "img.tif", tmp_path / "c", split, max_memory=peak - 1)
