@@ -249,6 +249,12 @@ def test_open_sample_in_viewer(make_napari_viewer, key):
     assert [layer.name for layer in layers] == [key, f"{key} ground truth"]
     image, truth = layers
     assert image._type_string == "image" and truth._type_string == "labels"
-    assert image.data.shape == truth.data.shape
+    expected_image, expected_truth, meta = load_sample(key)
+    np.testing.assert_array_equal(image.data, expected_image)
+    np.testing.assert_array_equal(truth.data, expected_truth)
+    for layer in layers:
+        np.testing.assert_allclose(layer.scale, meta["scale"])
+        assert tuple(layer.axis_labels) == ("z", "y", "x")[-image.ndim :]
     if key == "nuclei_3d":
         np.testing.assert_allclose(image.scale, (2.0, 1.0, 1.0))
+        assert tuple(str(u) for u in image.units) == ("micrometer",) * 3
