@@ -52,7 +52,10 @@ def test_torchscript_and_state_dict_round_trip(tmp_path, small_model):
         expected = torch.sigmoid(net(torch.from_numpy(x)[None, None]))[0, 0].numpy()
     for p in (p_ts, p_pt, p_st, p_bundle):
         np.testing.assert_allclose(p, expected, atol=1e-5)
-    assert len(segment(image, pt, device="cpu").shape) == 2
+    labels = segment(image, pt, device="cpu", precision="float32", backend="torch")
+    np.testing.assert_array_equal(labels, segment(image, sub / "w.safetensors", device="cpu"))
+    assert labels.shape == image.shape and labels.max() > 0
+    assert not labels[p_pt <= 0.5].any()  # objects lie in the foreground
     assert load_model(pt, device="cpu") is load_model(pt, device="cpu")  # cached
 
 
