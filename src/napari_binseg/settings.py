@@ -211,12 +211,10 @@ class PipelineSettings:
         A ``params.json`` written by ``napari-binseg segment`` (settings, inputs, command) gives
         its settings.
         """
+        if isinstance(data, dict) and "settings" in data and "inputs" in data:
+            data = data["settings"]
         if not isinstance(data, dict):
             raise ValueError(f"settings must be a JSON object, got {type(data).__name__}")
-        if "settings" in data and "inputs" in data:
-            data = data["settings"]
-            if not isinstance(data, dict):
-                raise ValueError(f"settings must be a JSON object, got {type(data).__name__}")
         if not _depth(data, _MAX_DEPTH):
             raise ValueError(f"settings are nested deeper than {_MAX_DEPTH} levels")
         data = migrate_settings(data)
