@@ -180,8 +180,6 @@ class PredictWidget(BinsegWidget):
         unit = length_unit(layer)
         # Z-stacks: the spacing also sets the accurate mode's resampling.
         params |= {"axes": axes, "spacing": spacing if unit or "Z" in axes else None}
-        if "Z" in axes:
-            params["mode"] = self.mode.value
         want_probability = bool(self.add_probability.value)
         progress = self.progress_callback
 
