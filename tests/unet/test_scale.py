@@ -1,5 +1,8 @@
 """Nucleus size: the automatic estimate, rescale rules and resizing (CPU)."""
 
+import json
+import shutil
+
 import numpy as np
 import pytest
 
@@ -102,6 +105,22 @@ def test_downsample_factor_rule():
     assert sc.downsample_factor(90.0, ref) == 0.25
     assert sc.downsample_factor(400.0, ref) == 0.25
     assert sc.probe_shape_ok((128, 128), 16) and not sc.probe_shape_ok((120, 400), 16)
+
+
+def test_size_rule_per_model(sized_model, tmp_path):
+    """A config's postprocess.native_max / down_target replace the defaults; bad ones refused."""
+    assert sc.size_rule({}) == {"native_max": sc.NATIVE_MAX, "down_target": sc.DOWN_TARGET}
+    rule = sc.size_rule({"native_max": 4.0, "down_target": 2.5})
+    assert sc.downsample_factor(70.0, 19.3, **rule) == 1.0  # 70 <= 4 * 19.3
+    assert sc.downsample_factor(80.0, 19.3, **rule) == 0.5  # 40 px is closer to 48 than 20 px
+    assert sc.downsample_factor(200.0, 19.3, **rule) == 0.25
+    for bad in (0, -1.0, "2", True):
+        config = json.loads((sized_model / "config.json").read_text())
+        config["postprocess"]["down_target"] = bad
+        shutil.copytree(sized_model, tmp_path / str(bad))
+        (tmp_path / str(bad) / "config.json").write_text(json.dumps(config))
+        with pytest.raises(ValueError, match="postprocess.down_target must be a positive"):
+            load_model(tmp_path / str(bad), device="cpu")
 
 
 @needs_bundled

@@ -47,6 +47,7 @@ from .scale import (
     median_diameter,
     rescale_factor,
     resize,
+    size_rule,
     upsample_factor,
 )
 
@@ -464,13 +465,14 @@ def estimate_diameter(
         backend=backend,
         **kw,
     )
-    reference = lm.config["postprocess"].get("diameter")
+    post = lm.config["postprocess"]
+    reference = post.get("diameter")
     probing = _probing(lm, image.shape[image.ndim - lm.spatial_dims :])
     runner = _Runner(lm, precision=precision, progress=None, total=0, backend=backend)
     found = []
     for _, unit, _ in _normalized_units(image, lm):
         d = _probe(unit, lm, runner, prob_threshold, extra=True, **kw)[2] if probing else None
-        if downsample_factor(d, reference) == 1.0:
+        if downsample_factor(d, reference, **size_rule(post)) == 1.0:
             probs = _infer_pass(unit, lm, runner, 1.0, extra=True, **kw)
             d = median_diameter(_labels_at_scale(probs, lm, 1.0, unit.shape, prob_threshold))
         if d is not None:

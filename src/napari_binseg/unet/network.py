@@ -436,7 +436,8 @@ def _check_postprocess(post, where):
 
 
 def _check_rescale(post, where):
-    """``postprocess.diameter`` (pixels or null) and ``max_scale`` (>= 1) of a model config."""
+    """``postprocess.diameter`` (pixels or null), ``max_scale`` (>= 1), ``native_max`` and
+    ``down_target`` (> 0) of a model config."""
 
     def positive(value):
         return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1e9
@@ -450,6 +451,11 @@ def _check_rescale(post, where):
         raise ValueError(
             f"{where}: postprocess.max_scale must be a number >= 1, got {max_scale!r}"
         )
+    for key in ("native_max", "down_target"):  # the size rule of unet/scale.py
+        if key in post and not positive(post[key]):
+            raise ValueError(
+                f"{where}: postprocess.{key} must be a positive number, got {post[key]!r}"
+            )
 
 
 def _probe(module, dims, device, divisor, where):

@@ -21,6 +21,7 @@ from .scale import (
     probe_shape_ok,
     resize,
     scaled_shape,
+    size_rule,
     upsample_factor,
 )
 from .tiling import _infer_unit, _plan
@@ -231,7 +232,7 @@ def _auto_unit(unit, lm, runner, prob_threshold, probing, info, **kw):
     if probing:
         t = time.perf_counter()
         small, probs, found = _probe(unit, lm, runner, prob_threshold, **kw)
-        scale = downsample_factor(found, reference)
+        scale = downsample_factor(found, reference, **size_rule(post))
         if scale == PROBE_SCALE:
             runner.total -= native_tiles
             return labels_resized(small, unit.shape), probs, scale, found

@@ -14,6 +14,7 @@ range, down or up (Cellpose's size normalization [1]_):
    bundled model) are segmented at 0.5x or 0.25x, whichever brings them closer to
    :data:`DOWN_TARGET` times the model's diameter (29 pixels); at 0.25x the probe's own pass
    is the result, so the estimate costs nothing extra, and a 0.5x pass costs 4x the probe.
+   A model's config may set its own multiples (``postprocess.native_max``, ``down_target``).
 3. Other planes go through the full-size pass; their median nucleus there (measured exactly
    at this scale) upsamples planes of nuclei under 75% of the model's diameter
    (:func:`upsample_factor`, at most ``max_scale``), as before.
@@ -35,10 +36,12 @@ PROBE_SCALE = 0.25
 
 #: Nuclei estimated above this multiple of the model's diameter are segmented downsampled
 #: (chosen on the DSB validation split rescaled 1-3x: real DSB nuclei of 45-52 px do as well
-#: at full size, upsampled ones do better at 0.5x).
+#: at full size, upsampled ones do better at 0.5x). Default of a config's
+#: ``postprocess.native_max``.
 NATIVE_MAX = 2.5
 
-#: Downsampled planes bring nuclei closest to this multiple of the model's diameter.
+#: Downsampled planes bring nuclei closest to this multiple of the model's diameter. Default
+#: of a config's ``postprocess.down_target``.
 DOWN_TARGET = 1.5
 
 #: The scales a downsampled plane may take (powers of two: 0.25 reuses the probe).
@@ -86,10 +89,20 @@ def upsample_factor(found, reference, max_scale=2.0):
     return factor if factor >= 1.25 else 1.0
 
 
-def downsample_factor(estimate, reference):
+def size_rule(post):
+    """``native_max`` and ``down_target`` of a config's ``postprocess`` section (keyword
+    arguments of :func:`downsample_factor`; :data:`NATIVE_MAX` and :data:`DOWN_TARGET` when
+    absent), so that a model can carry its own size rule."""
+    return {
+        "native_max": post.get("native_max", NATIVE_MAX),
+        "down_target": post.get("down_target", DOWN_TARGET),
+    }
+
+
+def downsample_factor(estimate, reference, *, native_max=NATIVE_MAX, down_target=DOWN_TARGET):
     """Scale of a plane whose nuclei the probe estimated at ``estimate`` pixels: 1.0 up to
-    :data:`NATIVE_MAX` times ``reference``, else the one of :data:`DOWN_SCALES` that brings
-    them closest to :data:`DOWN_TARGET` times ``reference`` (in ratio). ``None`` gives 1.0.
+    ``native_max`` times ``reference``, else the one of :data:`DOWN_SCALES` that brings
+    them closest to ``down_target`` times ``reference`` (in ratio). ``None`` gives 1.0.
 
     Examples
     --------
@@ -98,9 +111,9 @@ def downsample_factor(estimate, reference):
     >>> downsample_factor(120.0, 19.3)
     0.25
     """
-    if not estimate or reference is None or estimate <= NATIVE_MAX * reference:
+    if not estimate or reference is None or estimate <= native_max * reference:
         return 1.0
-    target = DOWN_TARGET * reference
+    target = down_target * reference
     return min(DOWN_SCALES, key=lambda s: abs(math.log(estimate * s / target)))
 
 
