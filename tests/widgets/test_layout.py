@@ -33,9 +33,11 @@ def test_minimum_height(viewer_with_layers, name):
 
 def test_five_docked_as_tabs_fit_full_hd(viewer_with_layers):
     viewer = viewer_with_layers
-    for name in NAMES:
-        viewer.window.add_plugin_dock_widget("napari-binseg", name, tabify=True)
-    window = viewer.window._qt_window
+    docked = [
+        viewer.window.add_plugin_dock_widget("napari-binseg", name, tabify=True)[1]
+        for name in NAMES
+    ]
+    window = docked[0].window()
     hint = window.minimumSizeHint()
     assert hint.height() <= 1080 - 60 and hint.width() <= 1920  # with the OS's title bar
     titles = [bar.tabText(i) for bar in window.findChildren(QTabBar) for i in range(bar.count())]
@@ -57,7 +59,7 @@ def test_demo_opens_on_the_first_step_without_a_preview(make_napari_viewer, monk
     viewer, widgets = demo.open_viewer(show=False)
     assert [layer.name for layer in viewer.layers] == ["nuclei_2d", "nuclei_2d ground truth"]
     assert set(widgets) == set(demo.WIDGETS) and demo.WIDGETS[0] == "Threshold"
-    bars = [b for b in viewer.window._qt_window.findChildren(QTabBar) if b.count() >= 4]
+    bars = [b for b in widgets["Threshold"].window().findChildren(QTabBar) if b.count() >= 4]
     assert bars and bars[0].tabText(bars[0].currentIndex()).startswith("Threshold")
     # Role defaults in the demo: the image, not the ground truth, is the input; Evaluate
     # has no prediction yet rather than the ground truth twice.

@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING
 
 from magicgui.widgets import Container
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtCore import QEvent, QObject, Qt
+from qtpy.QtCore import QEvent, Qt
 from qtpy.QtWidgets import (
     QApplication,
     QFrame,
     QHBoxLayout,
     QLabel,
+    QMainWindow,
     QProgressBar,
     QPushButton,
     QScrollArea,
@@ -158,11 +159,9 @@ class BinsegWidget(QWidget):
         app = QApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(self._control.release)
-        window = getattr(getattr(napari_viewer, "window", None), "_qt_window", None)
-        if isinstance(window, QObject):
-            # The filter holds no reference to the window (the widget must not keep the
-            # viewer alive): it is installed on that window only.
-            window.installEventFilter(self)
+        # The viewer's window is found through the widget's parents once it is docked (napari
+        # 0.10 removes the private Window._qt_window).
+        self._watch_parents()
 
     def minimumSizeHint(self):
         """As wide as the content (it scrolls vertically only), as short as a few rows."""
@@ -416,9 +415,20 @@ class BinsegWidget(QWidget):
         if parent is not None and parent.windowTitle() != self.title:
             parent.setWindowTitle(self.title)
 
+    def _watch_parents(self):
+        """Filter the events of every parent up to the window: a dock is put in napari's
+        window after the widget is put in the dock, so each parent change looks again. The
+        filters hold no reference to the parents (the widget must not keep the viewer alive)."""
+        parent = self.parentWidget()
+        while parent is not None:
+            parent.installEventFilter(self)
+            parent = parent.parentWidget()
+
     def event(self, event):
         if event.type() in (QEvent.ParentChange, QEvent.Show):
             self._title_dock()
+        if event.type() == QEvent.ParentChange:
+            self._watch_parents()
         return super().event(event)
 
     def closeEvent(self, event):
@@ -426,7 +436,9 @@ class BinsegWidget(QWidget):
         super().closeEvent(event)
 
     def eventFilter(self, obj, event):
-        if event.type() == QEvent.Close and obj.isWindow():  # the viewer's window closes
+        if event.type() == QEvent.ParentChange:  # the dock went into a window
+            self._watch_parents()
+        elif event.type() == QEvent.Close and isinstance(obj, QMainWindow):  # napari closes
             self.shutdown()
         return False
 
