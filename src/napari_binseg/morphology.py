@@ -1,10 +1,10 @@
 """Binary and label morphology shared by thresholding, counting and the U-Net: connectivity,
 connected components, hole filling and small-object removal.
 
-Connected components come from connected-components-3d (``cc3d``) for 2D and 3D arrays and
-from ``scipy.ndimage.label`` (face connectivity) for other dimensions. "Face" connectivity
-(4 in 2D, 6 in 3D: :func:`face_connectivity`) is the default everywhere a background or a
-foreground is split into regions.
+Connected components come from the run labeller of :mod:`napari_binseg._runs` for 2D and 3D
+arrays and from ``scipy.ndimage.label`` (face connectivity) for other dimensions. "Face"
+connectivity (4 in 2D, 6 in 3D: :func:`face_connectivity`) is the default everywhere a
+background or a foreground is split into regions.
 """
 
 import numpy as np
@@ -63,17 +63,23 @@ def label(mask, connectivity=None):
     Parameters
     ----------
     mask : (M, N[, P, ...]) ndarray
-        Foreground is non-zero.
+        Foreground is non-zero; never modified.
     connectivity : int, optional
-        cc3d connectivity (4/8 in 2D, 6/18/26 in 3D); face connectivity when None. Arrays of
-        other dimensions are always labeled through faces (``scipy.ndimage.label``).
+        4/8 in 2D, 6/18/26 in 3D, or scikit-image's 1 .. ndim; face connectivity when None.
+        Arrays of other dimensions are always labeled through faces (``scipy.ndimage.label``).
 
     Returns
     -------
-    labels : ndarray of unsigned int (2D/3D, cc3d's dtype) or int32
-        ``1..n`` in raster order of each object's first pixel, 0 is background.
+    labels : ndarray of uint16 (fewer than 65536 objects) or uint32 (2D/3D), or int32
+        ``1..n`` in raster order of each object's first pixel, 0 is background: the same
+        labels as ``skimage.measure.label``.
     n : int
         The number of objects.
+
+    Notes
+    -----
+    2D and 3D masks are labeled from their runs (:mod:`napari_binseg._runs`): the memory is
+    the output plus a few integers per run, with no provisional-label image.
 
     Examples
     --------
@@ -82,14 +88,11 @@ def label(mask, connectivity=None):
     """
     mask = np.asarray(mask)
     if mask.ndim in (2, 3):
-        import cc3d
+        from ._runs import find_runs, paint_runs  # numba
 
-        if connectivity is None:
-            connectivity = face_connectivity(mask.ndim)
-        if not mask.flags.writeable:  # cc3d refuses read-only buffers (a read-only memmap)
-            mask = mask.copy()
-        labels, n = cc3d.connected_components(mask, connectivity=connectivity, return_N=True)
-        return labels, int(n)
+        rank = 1 if connectivity is None else resolve_connectivity(connectivity, mask.ndim)[0]
+        runs = find_runs(mask, rank)
+        return paint_runs(runs), runs.n
     from scipy import ndimage as ndi
 
     labels, n = ndi.label(mask)

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from scipy import ndimage as ndi
+from skimage.measure import label as sk_label
 from skimage.morphology import remove_small_objects as sk_remove_small
 
 from napari_binseg.morphology import (
@@ -46,6 +47,17 @@ def test_label_equals_scipy_face_connectivity(shape):
     expected, n_expected = ndi.label(mask)
     assert n == n_expected
     # Same partition, numbered in raster order of first pixels by both.
+    np.testing.assert_array_equal(labels, expected)
+
+
+@pytest.mark.parametrize(
+    ("shape", "connectivity"), [((60, 70), 8), ((12, 30, 40), 18), ((12, 30, 40), 26)]
+)
+def test_label_equals_skimage_wider_connectivity(shape, connectivity):
+    mask = random_mask(shape)
+    labels, n = label(mask, connectivity)
+    expected = sk_label(mask, connectivity=resolve_connectivity(connectivity, len(shape))[0])
+    assert labels.dtype == np.uint16 and n == expected.max() > 1
     np.testing.assert_array_equal(labels, expected)
 
 
