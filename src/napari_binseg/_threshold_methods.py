@@ -211,11 +211,40 @@ def _clipped_float_histogram(data, percentile, nbins):
     return counts, (edges[:-1] + edges[1:]) / 2.0
 
 
-def unit_threshold(method, hist_state, result, values, classes, nbins, where, clip=None):
+def _below(values, nbins):
+    """``below(t)`` of :func:`~napari_binseg.background.ignore_bright_outliers` for float data:
+    the values at or below ``t`` binned over their own range, as a float image of them alone."""
+
+    def below(t):
+        data = np.asarray(values()).ravel()
+        keep = data[data <= t]  # NaN is neither kept nor above
+        if keep.size == 0 or not keep.max() > keep.min():
+            return None
+        counts, edges = np.histogram(keep, bins=nbins, range=(keep.min(), keep.max()))
+        return counts, (edges[:-1] + edges[1:]) / 2.0, int(np.count_nonzero(data > t))
+
+    return below
+
+
+def unit_threshold(
+    method,
+    hist_state,
+    result,
+    values,
+    classes,
+    nbins,
+    where,
+    clip=None,
+    outliers=False,
+    notes=None,
+):
     """Threshold(s) of one unit once its histogram is complete.
 
     ``clip``: a percentile; for the methods of ``background.CLIP_METHODS`` the histogram is
-    clipped there first (:func:`napari_binseg.background.clip_histogram`).
+    clipped there first (:func:`napari_binseg.background.clip_histogram`). ``outliers``: for
+    the methods of ``background.OUTLIER_METHODS``, a tiny bright minority of debris is ignored
+    (:func:`napari_binseg.background.ignore_bright_outliers`); when it is, ``notes[where]``
+    says what was ignored.
     """
     if result is None:
         if hist_state.lo > hist_state.hi:
@@ -236,11 +265,22 @@ def unit_threshold(method, hist_state, result, values, classes, nbins, where, cl
         elif method in CLIP_METHODS:
             result = clip_histogram(*result, clip)
     try:
-        return from_histogram(method, result, classes, nbins)
+        t = from_histogram(method, result, classes, nbins)
     except ValueError as exc:
         if where == "image":
             raise
         raise ValueError(f"{where}: {exc}") from exc
+    if outliers:
+        from .background import OUTLIER_METHODS, ignore_bright_outliers
+
+        if method in OUTLIER_METHODS:
+            below = _below(values, nbins) if float_data else None
+            t, note = ignore_bright_outliers(
+                t, *result, lambda c, x: from_histogram(method, (c, x), classes, nbins), below
+            )
+            if note is not None and notes is not None:
+                notes[where] = note
+    return t
 
 
 def where_text(scope, index):

@@ -75,8 +75,11 @@ class Progress:
 # ----------------------------------------------------------------------------- core work
 
 
-def unit_thresholds(unit, index, method, scope, classes, nbins, serial, step, clip=None):
-    """Threshold(s) of one numpy unit, as a (k,) array; ``step()`` after each piece read."""
+def unit_thresholds(unit, index, method, scope, classes, nbins, serial, step, **rules):
+    """Threshold(s) of one numpy unit, as a (k,) array; ``step()`` after each piece read.
+
+    ``rules``: ``clip``, ``outliers`` and ``notes`` of :func:`unit_threshold`.
+    """
     k = classes - 1 if method == "multiotsu" else 1
     state = UnitHistogram(unit.dtype, nbins, serial)
     if state.needs_range:
@@ -97,7 +100,7 @@ def unit_thresholds(unit, index, method, scope, classes, nbins, serial, step, cl
         # Otsu returns the constant value itself.
         return np.full(k, state.lo if state.lo <= state.hi else np.nan)
     where = where_text(scope, index)
-    t = unit_threshold(method, state, result, lambda: unit, classes, nbins, where, clip)
+    t = unit_threshold(method, state, result, lambda: unit, classes, nbins, where, **rules)
     return np.reshape(np.asarray(t, np.float64), -1)
 
 
@@ -132,7 +135,7 @@ def run_units(work, indices, progress):
     return results
 
 
-def thresholds_numpy(image, method, scope, classes, nbins, progress, per_unit=None, clip=None):
+def thresholds_numpy(image, method, scope, classes, nbins, progress, per_unit=None, **rules):
     """Thresholds of every unit of a numpy image; ``per_unit(index, unit, t, serial)`` after each.
 
     The whole array runs as pieces through parallel kernels; planes and frames run as units
@@ -143,7 +146,7 @@ def thresholds_numpy(image, method, scope, classes, nbins, progress, per_unit=No
     out = np.empty(units + (k,), np.float64)
     if scope == "image":
         out[()] = unit_thresholds(
-            image, (), method, scope, classes, nbins, False, progress.step, clip
+            image, (), method, scope, classes, nbins, False, progress.step, **rules
         )
         if per_unit is not None:
             per_unit((), image, out[()], False)
@@ -151,7 +154,9 @@ def thresholds_numpy(image, method, scope, classes, nbins, progress, per_unit=No
 
     def work(index):
         unit = image[index]
-        t = unit_thresholds(unit, index, method, scope, classes, nbins, True, lambda: None, clip)
+        t = unit_thresholds(
+            unit, index, method, scope, classes, nbins, True, lambda: None, **rules
+        )
         if per_unit is not None:
             per_unit(index, unit, t, True)
         return t
@@ -167,7 +172,7 @@ def dask_passes(image):
     return 1 if UnitHistogram(image.dtype, 2).mode == "fixed" else 2
 
 
-def thresholds_dask(image, method, scope, classes, nbins, progress, clip=None):
+def thresholds_dask(image, method, scope, classes, nbins, progress, **rules):
     """Thresholds of every unit of a dask image, reading it chunk by chunk.
 
     ``progress`` steps once per chunk and pass (``dask_passes``), then once at the end.
@@ -191,10 +196,11 @@ def thresholds_dask(image, method, scope, classes, nbins, progress, clip=None):
         if result is None and scope != "image" and index:
             t = np.full(k, state.lo if state.lo <= state.hi else np.nan)
         else:
-            # li, mean and a clip of float data need the values: this loads one unit.
+            # li, mean, a clip and ignored outliers of float data need the values: this
+            # loads one unit.
             values = lambda index=index: np.asarray(image[index])  # noqa: E731
             t = unit_threshold(
-                method, state, result, values, classes, nbins, where_text(scope, index), clip
+                method, state, result, values, classes, nbins, where_text(scope, index), **rules
             )
         out[index] = np.reshape(t, -1)
     progress.finish()

@@ -8,6 +8,9 @@ saturated debris before a global threshold.
 - :func:`clip_bright`: a few saturated debris particles pull a global Otsu threshold above the
   nuclei; clipping the intensities at a high percentile first leaves the nuclei/background
   split to the bulk of the pixels.
+- :func:`ignore_bright_outliers` (on by default): the same problem solved without a fixed
+  percentile. When a threshold leaves only a tiny bright minority above it and the pixels
+  below it are clearly bimodal, that minority was debris: threshold the rest again.
 """
 
 import numpy as np
@@ -253,3 +256,133 @@ def remove_background(image, background, *, invert=False):
     if data.ndim <= 3:
         return subtract_background(data, diameter, radius=radius)
     return np.stack([subtract_background(frame, diameter, radius=radius) for frame in data])
+
+
+#: Methods whose threshold a few far brighter pixels pull up (a between-class variance or class
+#: means); :func:`ignore_bright_outliers` applies to them.
+OUTLIER_METHODS = ("otsu", "isodata")
+#: The bright outliers are at most this share of the pixels (debris, not a class of nuclei).
+OUTLIER_FRACTION = 0.01
+#: ... and the foreground found below them holds at least this many times as many pixels.
+OUTLIER_MINORITY = 2.0
+#: Otsu's effectiveness the pixels below the outliers need to count as two classes. A unimodal
+#: histogram stays at or below 0.75 (a Gaussian gives 2/pi = 0.64, a uniform 0.75).
+BIMODAL_ETA = 0.8
+
+
+def otsu_effectiveness(counts, centers):
+    """Otsu's effectiveness of a histogram: the best between-class variance over the total.
+
+    Each bin counts as values spread evenly over its width (variance ``width**2 / 12``), so a
+    background of two or three grey levels does not pass for two classes.
+
+    Parameters
+    ----------
+    counts : (n,) ndarray of int
+        Histogram counts.
+    centers : (n,) ndarray
+        Equally spaced bin centres, increasing.
+
+    Returns
+    -------
+    eta : float
+        In [0, 1): about 0.64 for a Gaussian, 0.75 for a uniform histogram, near 1 for two
+        well separated classes; 0 for fewer than two bins.
+
+    References
+    ----------
+    .. [1] N. Otsu, "A threshold selection method from gray-level histograms", IEEE Trans.
+           Syst. Man Cybern. 9(1): 62-66, 1979. :DOI:`10.1109/TSMC.1979.4310076`
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> round(otsu_effectiveness(np.array([50, 0, 0, 0, 50]), np.arange(5.0)), 3)
+    0.98
+    """
+    p = np.asarray(counts, np.float64)
+    x = np.asarray(centers, np.float64)
+    if p.size < 2:
+        return 0.0
+    p = p / p.sum()
+    mean = float(p @ x)
+    width = (x[-1] - x[0]) / (x.size - 1)
+    total = float(p @ (x - mean) ** 2) + width**2 / 12
+    w0 = np.cumsum(p)[:-1]
+    m0 = np.cumsum(p * x)[:-1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        between = (mean * w0 - m0) ** 2 / (w0 * (1 - w0))
+    return float(np.nanmax(between, initial=0.0) / total)
+
+
+def ignore_bright_outliers(t, counts, centers, threshold_of, below=None):
+    """The threshold with a tiny bright minority above ``t`` ignored, if it was debris.
+
+    A few saturated particles pull Otsu's threshold (and ISODATA's) above every nucleus. The
+    pixels above ``t`` count as such outliers when (1) they are at most ``OUTLIER_FRACTION`` of
+    the pixels, (2) the pixels at or below ``t`` are clearly two classes (Otsu's
+    effectiveness at least ``BIMODAL_ETA``), and (3) the foreground that the method finds
+    among them holds at least ``OUTLIER_MINORITY`` times as many pixels as the outliers. Then
+    the threshold of the pixels at or below ``t`` is returned; the outliers stay foreground.
+    A few bright nuclei on a unimodal background fail (2), an image of few nuclei with
+    saturated centres fails (3): both keep ``t``.
+
+    Parameters
+    ----------
+    t : float
+        The method's threshold of the whole histogram.
+    counts, centers : (n,) ndarrays
+        The histogram (equally spaced bin centres).
+    threshold_of : callable
+        ``threshold_of(counts, centers)``: the method's threshold of a histogram.
+    below : callable, optional
+        ``below(t)``: ``(counts, centers, n_above)``, the histogram of the values at or below
+        ``t`` binned again over their own range, and the number of values above ``t`` (float
+        data, whose bins span up to the brightest outlier). None: the histogram is cut at ``t``.
+
+    Returns
+    -------
+    threshold : float
+        ``t``, or the threshold of the pixels at or below it.
+    outliers : dict or None
+        When the rule fired: ``first_threshold`` (``t``), ``pixels`` and ``fraction`` above it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skimage.exposure import histogram
+    >>> from skimage.filters import threshold_otsu
+    >>> rng = np.random.default_rng(0)
+    >>> img = np.r_[rng.normal(200, 20, 9000), rng.normal(600, 30, 1000)].astype(np.uint16)
+    >>> img[:20] = 65535  # saturated specks: 0.2 % of the pixels
+    >>> counts, centers = histogram(img)
+    >>> t = threshold_otsu(hist=(counts, centers))
+    >>> otsu = lambda c, x: threshold_otsu(hist=(c, x))
+    >>> t2, info = ignore_bright_outliers(t, counts, centers, otsu)
+    >>> int(t), int(t2), int(threshold_otsu(img[20:])), info["pixels"]
+    (704, 265, 265, 20)
+    """
+    counts = np.asarray(counts)
+    centers = np.asarray(centers)
+    total = int(counts.sum())
+    n_above = int(counts[centers > t].sum())
+    if not 0 < n_above <= OUTLIER_FRACTION * total:
+        return t, None
+    if below is None:
+        keep = np.flatnonzero(counts[centers <= t])
+        if keep.size < 2:
+            return t, None
+        sub_counts, sub_centers = counts[: keep[-1] + 1], centers[: keep[-1] + 1]
+    else:
+        sub = below(t)
+        if sub is None:
+            return t, None
+        sub_counts, sub_centers, n_above = sub
+        if not 0 < n_above <= OUTLIER_FRACTION * total:
+            return t, None
+    if otsu_effectiveness(sub_counts, sub_centers) < BIMODAL_ETA:
+        return t, None
+    t2 = threshold_of(sub_counts, sub_centers)
+    if int(sub_counts[sub_centers > t2].sum()) < OUTLIER_MINORITY * n_above:
+        return t, None
+    return t2, {"first_threshold": float(t), "pixels": n_above, "fraction": n_above / total}

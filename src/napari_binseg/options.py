@@ -376,6 +376,12 @@ class ThresholdOptions(StageOptions):
         units="%",
         advanced=True,
     )
+    ignore_bright_outliers: bool = option(
+        True,
+        "Otsu and ISODATA: when at most 1% of the pixels lie above the threshold and the rest "
+        "are clearly two classes, those few were bright debris: threshold the rest again.",
+        advanced=True,
+    )
     background: str | float | None = option(
         None,
         "Subtract an uneven background first (grey opening by a disc of this radius; auto: "

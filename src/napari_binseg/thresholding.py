@@ -3,8 +3,10 @@
 Thresholds equal scikit-image's ``skimage.filters.threshold_<method>`` on the same data: the
 histogram is computed by compiled one-pass kernels (``_histogram``) and handed to
 scikit-image wherever its function accepts ``hist=``, so the arithmetic after the histogram is
-scikit-image's own. Integer images get one bin per grey level over ``[min, max]``, float images
-``nbins`` equal bins over ``[min, max]``, exactly as ``skimage.exposure.histogram`` bins them.
+scikit-image's own (Otsu and ISODATA differ only where a tiny minority of bright debris is
+ignored, ``ignore_bright_outliers``, on by default). Integer images get one bin per grey level
+over ``[min, max]``, float images ``nbins`` equal bins over ``[min, max]``, exactly as
+``skimage.exposure.histogram`` bins them.
 
 Three scopes: one threshold for the whole array (``"image"``, Fiji's "stack histogram"), one per
 2D plane (``"slice"``) or one per time point (``"frame"``, axis 0 of (T, Y, X) or (T, Z, Y, X)).
@@ -104,7 +106,16 @@ def _smooth(image, sigma):
 
 
 def threshold_value(
-    image, method="otsu", *, scope="image", classes=3, sigma=0.0, nbins=256, clip=None
+    image,
+    method="otsu",
+    *,
+    scope="image",
+    classes=3,
+    sigma=0.0,
+    nbins=256,
+    clip=None,
+    ignore_bright_outliers=True,
+    return_info=False,
 ):
     """Global threshold(s) of an image, equal to scikit-image's ``threshold_<method>``.
 
@@ -129,6 +140,19 @@ def threshold_value(
         as that percentile, so a few saturated particles cannot pull the threshold above the
         nuclei. Works on the histogram of an integer image (no extra pass); a float image
         is binned again up to the percentile. None (default): off.
+    ignore_bright_outliers : bool
+        Otsu and ISODATA, per unit: when at most 1 % of the pixels lie above the threshold,
+        the pixels below it are clearly two classes and the foreground found among them is
+        at least twice as large, those few were bright debris (saturated specks): the
+        threshold is that of the pixels below
+        (:func:`napari_binseg.background.ignore_bright_outliers`). A few bright nuclei on a
+        plain background keep the plain threshold. Works on the
+        histogram; a float image where the rule applies is binned again below the first
+        threshold. Default on.
+    return_info : bool
+        Also return a dict: ``bright_outliers`` maps each unit where the rule fired
+        (``"image"``, ``"slice 3"``, ``"frame 0"``) to its ``first_threshold`` and the
+        ``pixels`` and ``fraction`` above it; empty when it never fired.
 
     Returns
     -------
@@ -137,6 +161,8 @@ def threshold_value(
         per plane / frame (shape ``image.shape[:-2]`` / ``image.shape[:1]``). Multi-Otsu adds a
         last axis of ``classes - 1`` thresholds. In a stack, a plane that is constant gets its
         value (nothing above it) and an all-NaN plane gets NaN.
+    info : dict
+        Only with ``return_info=True``.
 
     Raises
     ------
@@ -167,19 +193,31 @@ def threshold_value(
     >>> threshold_value(image)
     20.0
     """
-    image = _check_options(image, method, scope, classes, None, sigma, nbins, clip=clip)
+    image = _check_options(
+        image,
+        method,
+        scope,
+        classes,
+        None,
+        sigma,
+        nbins,
+        clip=clip,
+        ignore_bright_outliers=ignore_bright_outliers,
+    )
     if method == "manual":
         raise ValueError("method='manual' has no threshold to compute; pass value= to threshold()")
     image = _smooth(image, sigma)
-    if is_dask(image):
-        thresholds = thresholds_dask(
-            image, method, scope, classes, nbins, Progress(None, 1), clip=clip
-        )
-    else:
-        thresholds = thresholds_numpy(
-            image, method, scope, classes, nbins, Progress(None, 1), clip=clip
-        )
-    return format_thresholds(thresholds, method, scope)
+    notes = {}
+    rules = {"clip": clip, "outliers": ignore_bright_outliers, "notes": notes}
+    passes = thresholds_dask if is_dask(image) else thresholds_numpy
+    thresholds = passes(image, method, scope, classes, nbins, Progress(None, 1), **rules)
+    thresholds = format_thresholds(thresholds, method, scope)
+    return (thresholds, _info(notes)) if return_info else thresholds
+
+
+def _info(notes):
+    """The ``info`` dict of :func:`threshold_value` and :func:`threshold`."""
+    return {"bright_outliers": dict(sorted(notes.items()))}
 
 
 def _postprocess(mask, fill_holes, min_size):
@@ -210,8 +248,10 @@ def threshold(
     fill_holes=False,
     min_size=0,
     clip=None,
+    ignore_bright_outliers=True,
     background=None,
     return_thresholds=False,
+    return_info=False,
     progress=None,
 ):
     """Binary mask (or multi-Otsu classes) of an image by a global threshold.
@@ -243,6 +283,9 @@ def threshold(
         as that percentile, so a few saturated particles cannot pull the threshold above the
         nuclei. Works on the histogram of an integer image (no extra pass); a float image
         is binned again up to the percentile. None (default): off.
+    ignore_bright_outliers : bool
+        Otsu and ISODATA: a tiny bright minority of debris above the threshold is ignored,
+        as in :func:`threshold_value` (default on); the debris stays foreground.
     background : "auto" or float, optional
         Subtract an uneven background first (numpy images): a grey opening by a disc
         (:func:`napari_binseg.background.remove_background`), plane by plane; ``"auto"`` sizes
@@ -251,6 +294,9 @@ def threshold(
         image. None (default): off.
     return_thresholds : bool
         Also return the threshold(s), as ``threshold_value`` gives them.
+    return_info : bool
+        Also return (last) the ``info`` dict of :func:`threshold_value`: where bright
+        outliers were ignored.
     progress : callable, optional
         ``progress(done, total)``, called per piece, plane or frame; raise in it to cancel.
 
@@ -263,6 +309,8 @@ def threshold(
         ``fill_holes`` or ``min_size`` are used).
     thresholds : float or ndarray
         Only with ``return_thresholds=True``.
+    info : dict
+        Only with ``return_info=True``.
 
     Raises
     ------
@@ -293,6 +341,7 @@ def threshold(
         fill_holes=fill_holes,
         min_size=min_size,
         clip=clip,
+        ignore_bright_outliers=ignore_bright_outliers,
         background=background,
     )
     if background is not None:
@@ -309,6 +358,8 @@ def threshold(
     data = _smooth(image, sigma)
     units = n_units(image.shape, scope)
     n_unit_count = int(np.prod(units)) if units else 1
+    notes = {}
+    rules = {"clip": clip, "outliers": ignore_bright_outliers, "notes": notes}
 
     if is_dask(data):
         reads = 0 if method == "manual" else dask_passes(data) * int(np.prod(data.numblocks))
@@ -316,7 +367,7 @@ def threshold(
         if method == "manual":
             thresholds = np.full(units + (1,), float(value))
         else:
-            thresholds = thresholds_dask(data, method, scope, classes, 256, progress_, clip=clip)
+            thresholds = thresholds_dask(data, method, scope, classes, 256, progress_, **rules)
         mask = data.map_blocks(mask_block, thresholds, scope, mode, dtype=np.uint8)
         if not post and mask.chunks != image.chunks:  # smoothing worked on whole planes
             mask = mask.rechunk(image.chunks)
@@ -355,15 +406,16 @@ def threshold(
                 run_units(lambda i: per_unit(i, data[i], thresholds[i], True), indices, progress_)
         else:
             thresholds = thresholds_numpy(
-                data, method, scope, classes, 256, progress_, per_unit=per_unit, clip=clip
+                data, method, scope, classes, 256, progress_, per_unit=per_unit, **rules
             )
         progress_.finish()
         result = mask
+    out = (result,)
     if return_thresholds:
-        return result, format_thresholds(
-            thresholds, method if method == "multiotsu" else "", scope
-        )
-    return result
+        out += (format_thresholds(thresholds, method if method == "multiotsu" else "", scope),)
+    if return_info:
+        out += (_info(notes),)
+    return out if len(out) > 1 else result
 
 
 def apply_threshold(

@@ -33,6 +33,7 @@ BAD = [
     (ThresholdOptions, "min_size", 2.5, "threshold.min_size must be an integer"),
     (ThresholdOptions, "min_size", -1, "threshold.min_size must be an integer >= 0"),
     (ThresholdOptions, "clip", 10, r"threshold.clip must be >= 50 \(%\)"),
+    (ThresholdOptions, "ignore_bright_outliers", "on", "ignore_bright_outliers must be true"),
     (ThresholdOptions, "background", -1, r"threshold.background .* must be > 0 \(px\)"),
     (UNetOptions, "model", "", "unet.model must be 'nuclei' or a model path"),
     (UNetOptions, "model", 3, "unet.model must be"),
@@ -120,6 +121,7 @@ def test_defaults_are_those_of_version_0_1():
         fill_holes=False,
         min_size=0,
         clip=None,
+        ignore_bright_outliers=True,
         background=None,
     )
     u = UNetOptions()
