@@ -18,6 +18,11 @@ Data
   copies: more s-bsst265 crops and a spread of sizes).
 
 The sampler of :func:`napari_binseg.train` adds random rescaling 0.6-1.6x to every crop.
+Wider sizes come from the data: ``--bsst-copies`` (default 0.8, 1.0, 1.25) and
+``--dsb-large F --dsb-large-every N`` (every N-th DSB training image also at F times its
+size, so the model keeps whole nuclei of 2x its reference when the size rule runs them at
+full size). ``--val-scales`` validates on the DSB split at several sizes (pooled F1): the
+checkpoint is then chosen on large nuclei too.
 The exported model keeps ``postprocess.diameter`` = 19.3 (``train`` would otherwise record
 the median of the mixed training set).
 
@@ -93,7 +98,7 @@ def rescaled(image, labels, factor):
     return resize(image.astype(np.float32), shape), labels_resized(labels, shape)
 
 
-def bsst_training(folder, log):
+def bsst_training(folder, log, copies=BSST_COPIES):
     """Rescaled copies of the s-bsst265 training half: (names, images, labels)."""
     from napari_binseg.unet.scale import median_diameter
 
@@ -101,7 +106,7 @@ def bsst_training(folder, log):
     for name in BSST_TRAIN:
         image, lab = read_pair(folder, name)
         d = median_diameter(lab)
-        for k in BSST_COPIES:
+        for k in copies:
             im2, lab2 = rescaled(image, lab, REFERENCE * k / d)
             names.append(f"s-bsst265/{name}@{k}")
             images.append(im2.astype(np.float32))
@@ -110,16 +115,27 @@ def bsst_training(folder, log):
     return names, images, labels
 
 
-def dsb_parts(folder, val_names):
-    """DSB training and validation parts, small nuclei upsampled as segment() does."""
+def dsb_parts(folder, val_names, *, large=None, every=1, val_scales=(1.0,)):
+    """DSB training and validation parts, small nuclei upsampled as segment() does; every
+    ``every``-th training image also at ``large`` times its size, each validation image at
+    each of ``val_scales``."""
     from napari_binseg.unet.training.data import upsample_to
 
     parts = {"train": ([], [], []), "val": ([], [], [])}
+    n_train = 0
     for name, image, lab in load_folder(folder):
         image, lab = upsample_to(image.astype(np.float32), lab, REFERENCE)
+        if name in val_names:
+            factors = val_scales
+        else:
+            factors = (1.0, large) if large and n_train % every == 0 else (1.0,)
+            n_train += 1
         part = parts["val" if name in val_names else "train"]
-        for store, value in zip(part, (f"dsb/{name}", image, lab), strict=True):
-            store.append(value)
+        for k in factors:
+            im2, lab2 = rescaled(image, lab, k)
+            tag = f"dsb/{name}" + ("" if k == 1.0 else f"@{k}")
+            for store, value in zip(part, (tag, im2, lab2), strict=True):
+                store.append(value)
     return parts
 
 
@@ -136,7 +152,13 @@ def main(argv=None):
     p.add_argument("--crop", type=int, default=256)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--bsst-copies", default="0.8,1,1.25", help="s-bsst265 sizes, x reference")
+    p.add_argument("--dsb-large", type=float, default=None, help="extra size of DSB images")
+    p.add_argument("--dsb-large-every", type=int, default=1, help="for every N-th DSB image")
+    p.add_argument("--val-scales", default="1", help="sizes of the DSB validation images")
     a = p.parse_args(argv)
+    copies = tuple(float(x) for x in a.bsst_copies.split(","))
+    val_scales = tuple(float(x) for x in a.val_scales.split(","))
 
     def log(msg):
         print(time.strftime("%H:%M:%S"), msg, flush=True)
@@ -148,14 +170,16 @@ def main(argv=None):
     check_split(bsst)
     bundled = json.loads((Path(nb.__file__).parent / "models/nuclei/config.json").read_text())
     val_names = set(bundled["training"]["validation_names"])
-    parts = dsb_parts(dsb, val_names)
-    b_names, b_images, b_labels = bsst_training(bsst, log)
+    parts = dsb_parts(
+        dsb, val_names, large=a.dsb_large, every=a.dsb_large_every, val_scales=val_scales
+    )
+    b_names, b_images, b_labels = bsst_training(bsst, log, copies)
     names = parts["train"][0] + b_names
     images = parts["train"][1] + b_images
     labels = parts["train"][2] + b_labels
     log(
         f"data: {len(parts['train'][0])} DSB + {len(b_names)} s-bsst265 training planes, "
-        f"{len(parts['val'][0])} DSB validation images"
+        f"{len(parts['val'][0])} DSB validation planes"
     )
     config = TrainConfig(
         init=a.init,
@@ -192,7 +216,10 @@ def main(argv=None):
         validation_names=sorted(val_names),
         bsst265_train=list(BSST_TRAIN),
         bsst265_held_out=list(BSST_HELD_OUT),
-        bsst265_copies=list(BSST_COPIES),
+        bsst265_copies=list(copies),
+        dsb_large=a.dsb_large,
+        dsb_large_every=a.dsb_large_every,
+        validation_scales=list(val_scales),
         upsample_small=True,
         wall_minutes=round((time.time() - t0) / 60, 1),
         command=" ".join(["python scripts/finetune_multisource.py", *sys.argv[1:]]),
