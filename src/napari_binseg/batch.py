@@ -163,9 +163,10 @@ def segment_file(
     A file whose in-memory run would stay under ``max_memory`` bytes at its peak
     (:func:`peak_bytes`) runs in memory and gives ``NAME_labels.tif``; larger ones run in
     chunks of about ``chunk_bytes`` of input and give ``NAME_labels.zarr``. Both keep the
-    input's pixel size. The per-file tables ``NAME_objects.csv`` and ``NAME_counts.csv`` go
-    to ``out_dir/per_file``. Every output is written under a temporary name and renamed when
-    complete, the labels last, so a crash never leaves a file that looks finished.
+    input's pixel size. The per-file tables ``NAME_objects.csv`` (columns named with their
+    units, :func:`.measure.unit_columns`) and ``NAME_counts.csv`` go to ``out_dir/per_file``.
+    Every output is written under a temporary name and renamed when complete, the labels
+    last, so a crash never leaves a file that looks finished.
 
     Parameters
     ----------
@@ -191,7 +192,8 @@ def segment_file(
         count gives one) and the count per frame (frame 0 without a time axis).
     """
     from .counting import count_summary
-    from .io import imwrite, write_zarr
+    from .io import imwrite, normalize_unit, write_zarr
+    from .measure import unit_columns
     from .pipeline import resolve_image_axes, run_pipeline
 
     defaults = BatchOptions()
@@ -246,7 +248,8 @@ def segment_file(
             write_zarr(partial["labels"], labels, **geometry)
         else:
             imwrite(partial["labels"], labels, **geometry)
-        table.to_csv(partial["objects"], index=False)
+        unit = normalize_unit(meta["units"][-1]) if meta["units"] else None
+        unit_columns(table, unit).to_csv(partial["objects"], index=False)
         counts.to_csv(partial["counts"], index=False)
         for key in ("objects", "counts", "labels"):
             _remove(final[key])

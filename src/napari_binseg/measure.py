@@ -225,3 +225,50 @@ def object_table(
         unit = "pixel" if np.all(np.asarray(spacing) == 1) else "unit"
     table.attrs["unit"] = unit
     return table
+
+
+_ASCII_UNITS = {"µm": "um", "μm": "um", "micrometer": "um", "micron": "um", "nanometer": "nm"}
+
+
+def unit_columns(table, unit=None):
+    """A copy of a measurement table whose column names carry their unit, for CSV files.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A table of :func:`measure_objects` (or ``count_cells``).
+    unit : str, optional
+        The length unit of the spacing the table was measured with (``"µm"``). None: µm for
+        a pixel size given without a unit (as :func:`napari_binseg.io.imwrite` records it),
+        pixels for a table measured in pixels (``attrs["spacing"]`` all 1).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``area_um2``, ``volume_um3``, ``centroid_y_um``, ``equivalent_diameter_um`` in µm,
+        ``_px``/``_px2`` in pixels; bounding boxes are always ``_px``; label, frame and
+        intensity columns keep their names. ``attrs`` are kept.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> list(unit_columns(pd.DataFrame(columns=["label", "area", "bbox_min_y"]), "µm"))
+    ['label', 'area_um2', 'bbox_min_y_px']
+    """
+    if unit is None:
+        unit = "µm" if np.any(np.asarray(table.attrs.get("spacing", 1.0)) != 1) else "px"
+    u = _ASCII_UNITS.get(unit, unit)
+    names = {}
+    for column in table.columns:
+        name = str(column)
+        if name == "area":
+            names[column] = f"area_{u}2"
+        elif name == "volume":
+            names[column] = f"volume_{u}3"
+        elif name.startswith("centroid_") or name == "equivalent_diameter":
+            names[column] = f"{name}_{u}"
+        elif name.startswith("bbox_"):
+            names[column] = f"{name}_px"
+    out = table.rename(columns=names)
+    out.attrs = dict(table.attrs)
+    return out

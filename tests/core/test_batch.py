@@ -157,7 +157,7 @@ def test_axes_come_from_the_file_or_the_command(tmp_path, capsys):
     assert main([*args[:-2], "--spacing", "2,0.5,0.5", "--out", str(tmp_path / "o4")]) == 0
     objects = pd.read_csv(tmp_path / "o4" / "objects.csv")
     labels = imread(tmp_path / "o4" / "stack_labels.tif")[0]
-    assert objects["volume"].sum() == pytest.approx(0.5 * (labels > 0).sum())
+    assert objects["volume_um3"].sum() == pytest.approx(0.5 * (labels > 0).sum())
 
 
 def test_segment_files_from_python_reports_per_file(folder, tmp_path):
@@ -189,3 +189,21 @@ def test_chunks_processed_at_once_stay_under_the_limit():
     small = chunk_limit(64 * mb, 1024 * mb, np.uint16, threads=16)
     assert small * 16 * (2 + 20) / 2 <= 1024 * mb < 64 * mb * 16 * 11
     assert chunk_limit(64 * mb, 1, np.uint8, threads=4) == 4096  # never absurdly small
+
+
+def test_objects_csv_names_sizes_with_their_units(folder, tmp_path):
+    """NAME_objects.csv and objects.csv carry units in their column names, as the Count
+    widget's CSV does: pixels for an uncalibrated file, the file's unit for a calibrated one."""
+    settings = PipelineSettings("otsu", count=NO_SPLIT)
+    segment_file(folder / "cells1.tif", tmp_path / "px", settings)
+    px = pd.read_csv(tmp_path / "px" / "per_file" / "cells1_objects.csv")
+    assert {"area_px2", "centroid_y_px", "equivalent_diameter_px", "bbox_min_y_px"} <= set(
+        px.columns
+    )
+    image = nb.synthetic_nuclei((48, 48), n=5, seed=1)[0]
+    imwrite(tmp_path / "um" / "cells.tif", image, scale=(0.5, 0.5), units="nm")
+    assert main(["segment", str(tmp_path / "um"), "--out", str(tmp_path / "o"), "-q",
+                 "--method", "otsu", "--no-split", "--no-fill-holes"]) == 0  # fmt: skip
+    nm = pd.read_csv(tmp_path / "o" / "objects.csv")
+    assert list(nm.columns[:5]) == ["file", "label", "centroid_y_nm", "centroid_x_nm", "area_nm2"]
+    np.testing.assert_allclose(nm["area_nm2"], px["area_px2"] * 0.25)

@@ -313,4 +313,4 @@ def test_a_z_stack_file_is_segmented_as_a_volume(tmp_path, kind):
     _, counts = segment_file(path, tmp_path / "out", settings)
     assert counts["count"].tolist() == [2]
     objects = pd.read_csv(tmp_path / "out" / "per_file" / "zstack_objects.csv")
-    assert sorted(objects["volume"]) == pytest.approx([2 * 4 * 4 * 0.5, 4 * 5 * 5 * 0.5])
+    assert sorted(objects["volume_um3"]) == pytest.approx([2 * 4 * 4 * 0.5, 4 * 5 * 5 * 0.5])

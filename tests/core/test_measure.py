@@ -10,7 +10,7 @@ from skimage.measure import regionprops_table
 
 from napari_binseg import count_cells, measure_objects
 from napari_binseg._chunked_label import label_and_measure
-from napari_binseg.measure import check_spacing, object_table
+from napari_binseg.measure import check_spacing, object_table, unit_columns
 
 
 def blobs(shape, seed=0):
@@ -130,3 +130,23 @@ def test_big_endian_and_float_nan_intensities():
     row = measure_objects(labels, image).iloc[0]
     assert np.isnan(row["mean_intensity"]) and np.isnan(row["min_intensity"])
     assert np.isnan(row["max_intensity"])
+
+
+def test_unit_columns_name_sizes_with_their_units():
+    """The CSV column names of the command and the Count widget (one function for both)."""
+    labels, image = blobs((10, 40, 50))
+    table = measure_objects(labels, image, spacing=(2.0, 0.5, 0.5), unit="µm")
+    named = unit_columns(table, "µm")
+    first = ["label", "centroid_z_um", "centroid_y_um", "centroid_x_um", "volume_um3"]
+    assert list(named.columns[:5]) == first
+    assert {"equivalent_diameter_um", "mean_intensity", "bbox_max_z_px"} <= set(named.columns)
+    np.testing.assert_array_equal(named["volume_um3"], table["volume"])
+    assert named.attrs == table.attrs and "volume" in table.columns  # a copy
+    plane = unit_columns(measure_objects(labels[0]), None)
+    assert {"area_px2", "centroid_y_px", "equivalent_diameter_px", "bbox_min_x_px"} <= set(
+        plane.columns
+    )
+    assert "area_nm2" in unit_columns(measure_objects(labels[0]), "nanometer").columns
+    # A pixel size given without a unit is in µm (as io.imwrite records it).
+    scaled = measure_objects(labels[0], spacing=(0.5, 0.5))
+    assert "area_um2" in unit_columns(scaled).columns

@@ -10,6 +10,7 @@ import pytest
 import napari_binseg as nb
 from napari_binseg.cli import main
 from napari_binseg.io import imread, imwrite, read_zarr, write_zarr
+from napari_binseg.measure import unit_columns
 from napari_binseg.pipeline import CountSettings, PipelineSettings, run_pipeline
 
 NO_SPLIT = {"split_touching": False, "fill_holes": False}
@@ -220,8 +221,10 @@ def test_cli_folder_with_a_corrupt_file(folder, tmp_path, stack, capsys):
     np.testing.assert_array_equal(imread(out / "plane_labels.tif")[0], plane_ref)
 
     objects = pd.read_csv(out / "objects.csv")
-    stack_rows = objects[objects["file"] == "stack.tif"][ref_table.columns]
-    pd.testing.assert_frame_equal(stack_rows.reset_index(drop=True), ref_table,
+    ref_csv = unit_columns(ref_table, "µm")  # the files' pixel size is in µm
+    assert {"volume_um3", "area_um2", "centroid_x_um", "bbox_min_x_px"} <= set(objects.columns)
+    stack_rows = objects[objects["file"] == "stack.tif"][ref_csv.columns]
+    pd.testing.assert_frame_equal(stack_rows.reset_index(drop=True), ref_csv,
                                   check_dtype=False)  # fmt: skip
     counts = pd.read_csv(out / "counts.csv")
     assert counts.to_dict("list") == {
@@ -266,7 +269,7 @@ def test_cli_large_input_goes_through_chunks_to_zarr(folder, tmp_path, stack):
     assert meta["scale"] == (2.0, 0.5, 0.5) and meta["is_labels"]
     ref, ref_table = run_pipeline(stack, PipelineSettings(count=NO_SPLIT), spacing=(2, 0.5, 0.5))
     table = pd.read_csv(out / "per_file" / "stack_objects.csv")
-    assert_same_objects(ref, ref_table, labels.compute(), table)
+    assert_same_objects(ref, unit_columns(ref_table, "µm"), labels.compute(), table)
 
 
 def test_cli_runs_chunks_on_a_scheduler_address(folder, tmp_path, stack):

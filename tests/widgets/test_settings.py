@@ -52,9 +52,12 @@ def test_threshold_then_count_settings_reproduce_through_cli(
     labels, meta = imread(out / "nuclei_labels.tif")
     np.testing.assert_array_equal(labels, counted.data)
     assert meta["scale"] == (0.5, 0.5)
+    # The command's objects.csv and the widget's CSV: same columns (units in the names), rows.
     objects = pd.read_csv(out / "objects.csv")
+    saved_csv = pd.read_csv(count.save_csv(tmp_path / "widget_objects.csv"))
+    assert "area_um2" in saved_csv.columns
     pd.testing.assert_frame_equal(
-        objects.drop(columns="file"), count.table, check_dtype=False, rtol=1e-9
+        objects.drop(columns="file"), saved_csv, check_dtype=False, rtol=1e-9
     )
 
     # Loading the file into fresh widgets gives back the same forms.

@@ -10,9 +10,10 @@ from magicgui.widgets import CheckBox
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton
 
 from .._validation import is_mask
+from ..measure import unit_columns
 from ._axes import axes_combo, length_unit, spatial_spacing, update_axes_combo
 from ._base import BinsegWidget
-from ._files import ask_save_path, columns_with_units, save_table_csv
+from ._files import ask_save_path, save_table_csv
 from ._form import OptionForm
 from ._layers import image_data, labels_data, show_in_3d, upsert_layer
 from ._table import DataFrameTable
@@ -296,7 +297,7 @@ class CountWidget(BinsegWidget):
             if "Z" in params["axes"]:
                 show_in_3d(self.viewer)  # 3D objects
             self.table_unit = length_unit(mask_layer)
-            self.table_view.set_dataframe(columns_with_units(table, self.table_unit))
+            self.table_view.set_dataframe(unit_columns(table, self.table_unit))
             self.save_button.setEnabled(True)
             text = f"{n} objects" + size_text(
                 table.attrs, params["spacing"], length_unit(mask_layer)
@@ -314,7 +315,7 @@ class CountWidget(BinsegWidget):
         columns named with their units (``area_um2``, ``centroid_y_um``...)."""
         if self.table is None:
             raise ValueError("nothing to save yet: run the counter first")
-        return save_table_csv(columns_with_units(self.table, self.table_unit), path)
+        return save_table_csv(unit_columns(self.table, self.table_unit), path)
 
     def _save_dialog(self):
         mask = self.mask.value
