@@ -157,3 +157,33 @@ def test_forms_come_from_the_options(make_napari_viewer):
     assert count.options.read().min_size is None
     count.min_size.value = 0.0  # a real 0: keep every object
     assert count.options.read().min_size == 0.0
+
+
+def test_diameter_and_iou_boxes_take_the_options_range(make_napari_viewer):
+    """The U-Net's typed diameter and Evaluate's IoU are numbers of UNetOptions.diameter and
+    EvaluateOptions.thresholds: the box's range is the option's (the lowest and highest values
+    it shows are accepted, one displayed step beyond them is not), and its start is the
+    option's default."""
+    from napari_binseg._widgets.evaluation import EvaluateWidget
+    from napari_binseg.options import DEFAULT_THRESHOLDS, EvaluateOptions, UNetOptions, options_of
+
+    viewer = make_napari_viewer()
+    predict, evaluate = PredictWidget(viewer), EvaluateWidget(viewer)
+    for box, cls, name in (
+        (predict.diameter, UNetOptions, "diameter"),
+        (evaluate.iou, EvaluateOptions, "thresholds"),
+    ):
+        opt = next(o for o in options_of(cls) if o.name == name)
+        step = 10.0 ** -box.native.decimals()
+        check = opt.check if not opt.multiple else lambda v, o=opt: o.check((v,))
+        check(box.min), check(box.max)
+        with pytest.raises(ValueError):
+            check(box.min - step)
+        if opt.high is not None:
+            with pytest.raises(ValueError):
+                check(box.max + step)
+    assert predict.rescale.value == UNetOptions().diameter == "auto"
+    assert evaluate.iou.value == DEFAULT_THRESHOLDS[0]
+    # A 63x image's nuclei (over the former 1000-px ceiling) round-trip through a settings file.
+    predict.apply_settings(PipelineSettings(unet={"diameter": 1500.0}))
+    assert predict.parameters()["diameter"] == 1500.0

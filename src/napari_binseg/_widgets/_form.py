@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, SpinBox
 
@@ -135,28 +136,7 @@ class OptionForm:
         raise TypeError(f"{self.cls.__name__}.{opt.name}: no form control for {opt.kind}")
 
     def _number(self, opt: Option):
-        is_int = opt.kind is int
-        step = 1 if is_int else _step(opt)
-        decimals = 0 if is_int else _decimals(step)
-        tiny = 1 if is_int else 10.0**-decimals  # the smallest change the control shows
-        low = 0.0 if opt.low is None and opt.zero_is_none else opt.low
-        low = -_BIG if low is None else low
-        if opt.low_open and not (opt.zero_is_none and low == 0):
-            low = low + tiny
-        high = _BIG if opt.high is None else opt.high
-        if opt.high_open:
-            high = high - tiny
-        if opt.nullable and not opt.zero_is_none:
-            low = low - step  # one step below the range: the "auto"/"none" value
-        if opt.zero_is_none:
-            low = min(low, 0)
-        if is_int:
-            widget = SpinBox(step=1, min=int(low), max=int(min(high, 2**31 - 1)))
-        else:
-            widget = FloatSpinBox(step=step, min=low, max=high)
-            widget.native.setDecimals(decimals)
-        if opt.nullable:
-            widget.native.setSpecialValueText(opt.none_label or "none")
+        widget = _number_control(opt)
         self._set_number(widget, opt, opt.default)
         return widget
 
@@ -239,6 +219,49 @@ class OptionForm:
                 f"({widget.min:g} .. {widget.max:g})"
             )
         widget.value = value
+
+
+def number_control(cls, name: str, value: float, *, label: str | None = None):
+    """A number control for the numbers of option ``name`` of the stage class ``cls`` (its
+    range, step, units and help), for a widget that shows the option's other values (``auto``,
+    none, several numbers) its own way; ``value`` is what it shows first."""
+    opt = next(o for o in options_of(cls) if o.name == name)
+    widget = _number_control(opt, numbers_only=True)
+    widget.value = value
+    units = unit_text(opt)
+    widget.label = f"{label or opt.label}{f' ({units})' if units else ''}"
+    widget.tooltip = tooltip_text(replace(opt, nullable=False), units)
+    return widget
+
+
+def _number_control(opt: Option, *, numbers_only: bool = False):
+    """A spin box over the range of ``opt``; with the option's none value (one step below the
+    range, or 0) unless ``numbers_only``."""
+    nullable = opt.nullable and not numbers_only
+    zero_is_none = opt.zero_is_none and not numbers_only
+    is_int = opt.kind is int
+    step = 1 if is_int else _step(opt)
+    decimals = 0 if is_int else _decimals(step)
+    tiny = 1 if is_int else 10.0**-decimals  # the smallest change the control shows
+    low = 0.0 if opt.low is None and zero_is_none else opt.low
+    low = -_BIG if low is None else low
+    if opt.low_open and not (zero_is_none and low == 0):
+        low = low + tiny
+    high = _BIG if opt.high is None else opt.high
+    if opt.high_open:
+        high = high - tiny
+    if nullable and not zero_is_none:
+        low = low - step  # one step below the range: the "auto"/"none" value
+    if zero_is_none:
+        low = min(low, 0)
+    if is_int:
+        widget = SpinBox(step=1, min=int(low), max=int(min(high, 2**31 - 1)))
+    else:
+        widget = FloatSpinBox(step=step, min=low, max=high)
+        widget.native.setDecimals(decimals)
+    if nullable:
+        widget.native.setSpecialValueText(opt.none_label or "none")
+    return widget
 
 
 def _step(opt: Option) -> float:

@@ -6,16 +6,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import FloatSpinBox
 from qtpy.QtWidgets import QPushButton
 
 from napari_binseg.evaluation import BOTH, FALSE_NEGATIVE, FALSE_POSITIVE
-from napari_binseg.options import EvaluateOptions
+from napari_binseg.options import DEFAULT_THRESHOLDS, EvaluateOptions
 
 from ._axes import axes_combo, update_axes_combo
 from ._base import BinsegWidget
 from ._files import ask_save_path, save_table_csv
-from ._form import OptionForm
+from ._form import OptionForm, number_control
 from ._layers import labels_data, same_layer, upsert_layer
 from ._table import DataFrameTable
 
@@ -68,14 +67,9 @@ class EvaluateWidget(BinsegWidget):
             prefer=("count", ("labels", "mask"), "input"),
             avoid=lambda: [self.ground_truth.value],
         )
-        self.iou = FloatSpinBox(
-            label="IoU for error map",
-            min=0.05,
-            max=1.0,
-            step=0.05,
-            value=0.5,
-            tooltip="Intersection over union at which a predicted object matches a true one, "
-            "for the error map (the table scores 0.5 to 0.95)",
+        # One of EvaluateOptions.thresholds, the first the table scores to begin with.
+        self.iou = number_control(
+            EvaluateOptions, "thresholds", DEFAULT_THRESHOLDS[0], label="IoU for error map"
         )
         self.stack = axes_combo(
             "z-stack: objects are 3D and scored as volumes; time series: each frame is scored "

@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, FileEdit, FloatSpinBox
+from magicgui.widgets import CheckBox, ComboBox, FileEdit
 
 from ._axes import axes_combo, length_unit, spatial_spacing, update_axes_combo
 from ._base import BinsegWidget
-from ._form import OptionForm
+from ._form import OptionForm, number_control
 from ._layers import image_data, show_in_3d, upsert_layer
 
 if TYPE_CHECKING:
@@ -32,6 +32,8 @@ RESCALE_MODES = (
     ("given nucleus diameter", "diameter"),
     ("off: pixel size as is", "off"),
 )
+#: The diameter box's value until a run measures one (a DSB-sized nucleus, about the model's).
+TYPED_DIAMETER = 20.0
 
 
 class PredictWidget(BinsegWidget):
@@ -57,18 +59,12 @@ class PredictWidget(BinsegWidget):
         self.rescale = ComboBox(
             label="nucleus size",
             choices=list(RESCALE_MODES),
-            value="auto",
             tooltip="auto: the nucleus size is measured on each plane and the image is "
             "resized to the model's nucleus size (large nuclei downsampled, small ones "
             "upsampled); given: type the diameter; off: the pixel size as is",
         )
-        self.diameter = FloatSpinBox(
-            label="nucleus diameter (px)",
-            min=1.0,
-            max=1000.0,
-            step=1.0,
-            value=20.0,
-            tooltip=help_of["diameter"] + " In pixels of the image.",
+        self.diameter = number_control(
+            UNetOptions, "diameter", TYPED_DIAMETER, label="nucleus diameter"
         )
         self.add_probability = CheckBox(
             text="also add probability map",
@@ -99,6 +95,7 @@ class PredictWidget(BinsegWidget):
         self.model_source.changed.connect(self._show_model_path)
         self._show_model_path()
         self.rescale.changed.connect(self._show_diameter)
+        self.set_diameter(UNetOptions().diameter)
         self._show_diameter()
         self.output = None
         self.probability = None
@@ -160,11 +157,15 @@ class PredictWidget(BinsegWidget):
             self.model_source.value = "folder" if Path(u.model).is_dir() else "file"
             self.model_path.value = u.model
         self.options.set(u)
-        if u.diameter in ("auto", None):
-            self.rescale.value = "auto" if u.diameter == "auto" else "off"
+        self.set_diameter(u.diameter)
+
+    def set_diameter(self, diameter):
+        """Show UNetOptions.diameter: ``"auto"``, None (off) or a number of pixels."""
+        if diameter in ("auto", None):
+            self.rescale.value = "auto" if diameter == "auto" else "off"
         else:
             self.rescale.value = "diameter"
-            self.diameter.value = u.diameter
+            self.diameter.value = diameter
 
     def run(self):
         layer = self.image.value
