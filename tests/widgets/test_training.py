@@ -63,8 +63,11 @@ def test_train_widget_stop_keeps_best_and_previews(
     qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
     (preview,) = output_layers(viewer, "train", role="preview")
     expected = segment(stack[0][1], load_model(tmp_path / "model", device="cpu"))
-    np.testing.assert_array_equal(preview.data[1], expected)
-    assert not preview.data[0].any()
+    # Only the previewed plane is held (not a stack of zeros), placed at that plane.
+    assert preview.data.shape == (1, *expected.shape) and preview.data.nbytes == expected.nbytes
+    np.testing.assert_array_equal(preview.data[0], expected)
+    np.testing.assert_array_equal(preview.data_to_world((0, 5, 7)), image.data_to_world((1, 5, 7)))
+    assert preview.metadata["napari_binseg"]["plane"] == [1]
 
 
 def test_train_widget_runs_to_the_end(make_napari_viewer, qtbot, tmp_path, stack, errors):

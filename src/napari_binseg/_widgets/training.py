@@ -19,7 +19,7 @@ from ..unet.training import ARCHITECTURES, TrainConfig, annotated_planes
 from ._base import BinsegWidget
 from ._curves import TrainingCurves
 from ._form import OptionForm
-from ._layers import current_index, image_data, labels_data, upsert_layer
+from ._layers import current_index, image_data, labels_data, spatial_meta, upsert_layer
 
 if TYPE_CHECKING:
     import napari
@@ -335,24 +335,27 @@ class TrainWidget(BinsegWidget):
         def work():
             from napari_binseg.unet import segment
 
-            labels = segment(np.asarray(data[index]), model, progress=progress)
-            if not index:
-                return labels
-            full = np.zeros(data.shape, labels.dtype)  # a Labels layer over the whole stack
-            full[index] = labels
-            return full
+            return segment(np.asarray(data[index]), model, progress=progress)
 
-        def done(full):
-            n = int(full[index].max(initial=0))
+        def done(labels):
+            n = int(labels.max(initial=0))
+            # Only the plane: a one-plane layer placed at it (napari shows it there only),
+            # not a stack of zeros as large as the image.
+            geometry = spatial_meta(layer)
+            scale, translate = geometry["scale"], list(geometry["translate"])
+            for axis, i in enumerate(index):
+                translate[axis] += i * scale[axis]
+            geometry["translate"] = tuple(translate)
             upsert_layer(
                 self.viewer,
-                full,
+                labels[(np.newaxis,) * len(index)],
                 layer_type="labels",
                 source=layer,
                 widget=self.widget_id,
                 role="preview",
                 name=f"{layer.name} [train preview]",
                 metadata={"model_path": self.model_folder, "plane": list(index)},
+                geometry=geometry,
             )
             self.status.setText(f"Preview: {n} objects on plane {index or '2D'}.")
 
