@@ -24,6 +24,9 @@ import numpy as np
 from .measure import AXES, object_table
 from .morphology import label
 
+#: Chunks (with foreground) whose objects give the nucleus size of the automatic min_size.
+SAMPLE_CHUNKS = 8
+
 
 def _label(ext, cc, time):
     """Local labels of a (halo-padded) mask block; frames apart when ``time``."""
@@ -168,9 +171,49 @@ def _pairs(outer, inner):
     return np.unique(np.stack([outer, inner], axis=1).astype(np.int64), axis=0)
 
 
+def _block_peaks(block, spacing, cc, time):
+    """Inscribed radius (distance peak) and pixel count of each object of one mask chunk."""
+    from .size import _distance_map, object_peaks
+
+    labels = _label(np.asarray(block), cc, time)
+    if not labels.any():
+        return np.zeros(0), np.zeros(0)
+    # Frames are measured one by one (the distance map has no time axis).
+    frames = labels if time else labels[np.newaxis]
+    peak, count = object_peaks(labels, np.stack([_distance_map(f, spacing) for f in frames]))
+    return peak[1:], count[1:]
+
+
+def sampled_diameter(mask_blocks, filled, spacing, cc, time, n_chunks=SAMPLE_CHUNKS):
+    """Typical nucleus diameter of a chunked mask, from the objects of a few of its chunks.
+
+    The estimate of :func:`napari_binseg.count_cells` on a whole mask (the size-weighted median
+    inscribed diameter, :func:`.size.diameter_from_peaks`), pooled over ``n_chunks`` chunks
+    holding foreground, spread evenly over the array (``filled``: foreground pixels per chunk,
+    in the order of ``mask_blocks``' ``np.ndindex``). As at the image's border, an object cut
+    by a chunk border keeps its inscribed radius (the border is not background) and weighs
+    its pixels in the chunk. 0.0 for an empty mask.
+    """
+    import dask
+
+    from .size import diameter_from_peaks
+
+    indices = list(np.ndindex(*mask_blocks.shape))
+    nonempty = [idx for idx, n in zip(indices, filled, strict=True) if n]
+    if not nonempty:
+        return 0.0
+    picks = np.unique(np.linspace(0, len(nonempty) - 1, min(n_chunks, len(nonempty))).round())
+    tasks = [
+        dask.delayed(_block_peaks)(mask_blocks[nonempty[int(i)]], spacing, cc, time) for i in picks
+    ]
+    peaks, counts = zip(*dask.compute(*tasks), strict=True)
+    size = np.concatenate(counts) * float(np.prod(spacing))
+    return diameter_from_peaks(np.concatenate(peaks), size, len(spacing))
+
+
 def label_and_measure(
     mask, image=None, *, spacing, connectivity, min_size=0, max_size=None,
-    exclude_border=False, time=False,
+    exclude_border=False, time=False, diameter=None,
 ):  # fmt: skip
     """Label a dask mask across chunks, measure and filter the objects.
 
@@ -185,18 +228,24 @@ def label_and_measure(
     connectivity : int
         connected-components-3d connectivity (4/8 in 2D, 6/18/26 in 3D).
     min_size, max_size : float
-        Kept sizes (area or volume in physical units).
+        Kept sizes (area or volume in physical units). ``min_size=None``: a tenth of the
+        nucleus of ``diameter``, as :func:`napari_binseg.count_cells` sets it for a mask;
+        with ``diameter`` None, estimated on a few chunks (:func:`sampled_diameter`; one value
+        for every frame of a time series, where ``count_cells`` estimates each frame's).
     exclude_border : bool
         Drop objects touching a spatial face.
     time : bool
         Axis 0 is time: one object never spans two frames, the table gets a ``frame`` column.
+    diameter : float, optional
+        Typical nucleus diameter (physical units) for the automatic ``min_size``.
 
     Returns
     -------
     labels : dask array of int32
         Lazy labels ``1..n`` (computed chunk by chunk when stored).
     table : pandas.DataFrame
-        The table of :func:`napari_binseg.count_cells`.
+        The table of :func:`napari_binseg.count_cells`; with ``min_size=None`` its ``attrs``
+        hold ``diameter``, ``diameter_px`` and ``min_size`` as there.
     """
     import dask
     from scipy.sparse import coo_matrix
@@ -208,7 +257,22 @@ def label_and_measure(
     blocks = list(np.ndindex(*grid))
     mask_blocks = mask.to_delayed()
     neighbours = _neighbours(ndim, time)
-    (slabs,) = dask.compute([dask.delayed(_slabs)(mask_blocks[i], neighbours) for i in blocks])
+    slabs, filled = dask.compute(
+        [dask.delayed(_slabs)(mask_blocks[i], neighbours) for i in blocks],
+        [dask.delayed(np.count_nonzero)(mask_blocks[i]) for i in blocks],
+    )
+    auto = {}
+    if min_size is None:
+        from .counting import MIN_SIZE_FRACTION, _nucleus_size
+
+        if diameter is None:
+            diameter = sampled_diameter(mask_blocks, filled, spacing, connectivity, time)
+        min_size = MIN_SIZE_FRACTION * _nucleus_size(diameter, len(spacing))
+        auto = {
+            "diameter": float(diameter),
+            "diameter_px": float(diameter) / float(spacing[-1]),
+            "min_size": float(min_size),
+        }
     slabs = dask.delayed(slabs, traverse=False)
     image_blocks = None if image is None else image.to_delayed()
     starts = [np.cumsum((0,) + c)[:-1] for c in mask.chunks]
@@ -275,6 +339,7 @@ def label_and_measure(
     final[order[keep]] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
     lut = final[component] if n_nodes else np.zeros(0, np.int32)
 
+    table.attrs.update(auto)
     labels = mask.map_blocks(
         _final_block,
         slabs,

@@ -167,20 +167,16 @@ def _count_chunked(mask, image, c, spacing, time_axis):
         raise ValueError(
             f"image must be 2D or 3D (plus count.time_axis), got shape {tuple(mask.shape)}"
         )
-    min_size = c.min_size
-    if min_size is None:
-        # The automatic minimum follows a nucleus size measured on whole objects; chunks
-        # never see one whole, so a chunked run keeps every object (0.1's default).
-        min_size = 0.0
     labels, table = label_and_measure(
         mask,
         image,
         spacing=check_spacing(spacing, spatial),
         connectivity=resolve_connectivity(c.connectivity, spatial)[1],
-        min_size=min_size,
+        min_size=c.min_size,  # None: a tenth of a nucleus, its size measured on a few chunks
         max_size=c.max_size,
         exclude_border=c.exclude_border,
         time=time_axis is not None,
+        diameter=c.diameter,
     )
     if time_axis is not None:
         labels = np.moveaxis(labels, 0, time_axis)

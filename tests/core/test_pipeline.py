@@ -121,6 +121,34 @@ def test_dask_labels_and_table_equal_numpy(stack, chunks, connectivity):
     assert_same_objects(ref, ref_table, labels.compute(), table)
 
 
+@pytest.mark.parametrize(
+    ("shape", "chunks", "spacing"),
+    [((16, 48, 56), (5, 17, 13), (2.0, 0.5, 0.5)), ((96, 112), (25, 30), (0.5, 0.5))],
+)
+def test_chunked_automatic_min_size_is_the_in_memory_one(shape, chunks, spacing):
+    """Bright specks (a voxel each) in the background: the in-memory count drops them (the
+    automatic min_size is a tenth of a nucleus); the chunked run measures the nucleus on a
+    few chunks and drops them too, where it used to keep every speck (min_size 0)."""
+    image = nb.synthetic_nuclei(shape, n=20 if len(shape) == 3 else 12, radius=3.0, seed=0)[0]
+    rng = np.random.default_rng(1)
+    background = np.argwhere(image < np.percentile(image, 30))
+    for p in background[rng.choice(len(background), 6, replace=False)]:
+        image[tuple(p)] = image.max()
+    s = PipelineSettings("otsu", count=NO_SPLIT)
+    ref, ref_table = run_pipeline(image, s, spacing=spacing)
+    labels, table = run_pipeline(da.from_array(image, chunks=chunks), s, spacing=spacing)
+    assert_same_objects(ref, ref_table, labels.compute(), table)
+    every = PipelineSettings("otsu", count=NO_SPLIT | {"min_size": 0.0})
+    assert len(run_pipeline(image, every, spacing=spacing)[1]) == len(table) + 6
+    # A few chunks' objects, not all: about the same nucleus size.
+    assert table.attrs["diameter"] == pytest.approx(ref_table.attrs["diameter"], rel=0.1)
+    assert table.attrs["diameter_px"] == table.attrs["diameter"] / spacing[-1]
+    assert table.attrs["min_size"] == pytest.approx(ref_table.attrs["min_size"], rel=0.2)
+    given = PipelineSettings("otsu", count=NO_SPLIT | {"diameter": 100.0})
+    _, huge = run_pipeline(da.from_array(image, chunks=chunks), given, spacing=spacing)
+    assert huge.attrs["diameter"] == 100.0 and len(huge) < len(table)  # the given size rules
+
+
 def test_dask_time_series_counts_per_frame(series):
     s = PipelineSettings("otsu", count={"time_axis": 0, "exclude_border": True} | NO_SPLIT)
     ref, ref_table = run_pipeline(series, s)
