@@ -9,8 +9,9 @@ Both sides compute the tp/fp/fn of an instance segmentation at the ten IoU thres
 - ours: ``napari_binseg.evaluate`` (sparse table, assignment only inside the small connected
   groups of candidate pairs).
 
-Cases: 2D images 512^2, 768^2 and 1536^2 with about 350, 720 and 2,900 nuclei (random blobs; the prediction is the
-truth shifted by one pixel, then relabelled). Both results are checked to agree.
+Cases: 2D images 512^2, 768^2 and 1536^2 with about 350, 720 and 2,900 nuclei (random blobs;
+the prediction is the truth shifted by one pixel, then relabelled). Both results are checked to
+agree.
 Medians of ``--repeats`` runs; machines are noisy, compare the ratios.
 
 Run: ``python benchmarks/bench_evaluation.py [--repeats 3] [--quick]``
@@ -18,6 +19,7 @@ Run: ``python benchmarks/bench_evaluation.py [--repeats 3] [--quick]``
 
 import argparse
 import time
+from functools import partial
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -71,9 +73,9 @@ def main(argv=None):
     print(f"{'case':>22} {'ours':>9} {'dense':>9} {'ours/dense':>10}")
     for size in sizes:
         truth, pred, n = blobs(size)
-        ours_t, ours = median_time(lambda: evaluate(truth, pred), args.repeats)
+        ours_t, ours = median_time(partial(evaluate, truth, pred), args.repeats)
         base_t, base = median_time(
-            lambda: dense_baseline(truth, pred, DEFAULT_THRESHOLDS), args.repeats
+            partial(dense_baseline, truth, pred, DEFAULT_THRESHOLDS), args.repeats
         )
         assert ours["tp"].tolist() == base, (ours["tp"].tolist(), base)
         case = f"{size}x{size}, {n} nuclei"
