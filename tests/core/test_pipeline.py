@@ -168,6 +168,7 @@ def test_chunked_run_refuses_whole_image_options(stack):
 
 def test_distributed_cluster_gives_the_same_labels(stack):
     import distributed
+
     s = PipelineSettings("otsu", count=NO_SPLIT)
     ref, ref_table = run_pipeline(stack, s)
     with (
@@ -302,6 +303,7 @@ def test_cli_large_input_goes_through_chunks_to_zarr(folder, tmp_path, stack):
 
 def test_cli_runs_chunks_on_a_scheduler_address(folder, tmp_path, stack):
     import distributed
+
     out = tmp_path / "out"
     with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False) as cluster:
         before = cluster.scheduler.transition_counter
