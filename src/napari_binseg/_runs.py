@@ -142,6 +142,18 @@ def _paint(out, offsets, starts, ends, labels, clear):
                 line[done:nx] = 0
 
 
+@_jit
+def _clear(mask, offsets, starts, ends, drop):
+    """Zero the runs of ``mask`` (z, y, x) whose label is flagged in ``drop``."""
+    nz, ny, _ = mask.shape
+    for z in range(nz):
+        for y in range(ny):
+            row = z * ny + y
+            for i in range(offsets[row], offsets[row + 1]):
+                if drop[i]:
+                    mask[z, y, starts[i] : ends[i]] = 0
+
+
 class Runs(NamedTuple):
     """The labeled runs of a mask: :func:`find_runs`, painted by :func:`paint_runs`."""
 
@@ -192,3 +204,15 @@ def paint_runs(runs, out=None):
         view = out.reshape((1,) * (3 - out.ndim) + out.shape)
         _paint(view, runs.offsets, runs.starts, runs.ends, runs.labels, clear)
     return out
+
+
+def remove_small_runs(mask, rank, min_size):
+    """Zero the objects of fewer than ``min_size`` pixels of a writable 2D/3D ``mask``, in
+    place, from its runs (no label image). Returns ``mask``."""
+    runs = find_runs(mask, rank)
+    sizes = np.bincount(runs.labels, weights=runs.ends - runs.starts, minlength=runs.n + 1)
+    drop = sizes < min_size
+    drop[0] = False
+    if drop.any():
+        _clear(mask.reshape((1,) * (3 - mask.ndim) + mask.shape), *runs[1:4], drop[runs.labels])
+    return mask

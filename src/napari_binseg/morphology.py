@@ -139,6 +139,15 @@ def fill_holes(mask):
     >>> int(fill_holes(ring).sum())
     9
     """
+    if mask.ndim in (2, 3):
+        from ._flood import fill_runs, hole_runs  # numba
+
+        # Background runs merged by union-find (as fill_label_holes): no labeled background.
+        data = mask.view(np.uint8) if mask.dtype == bool else mask
+        data = data.reshape((1,) * (3 - mask.ndim) + mask.shape)
+        row, start, stop, fill = hole_runs(data, mask.ndim == 3)
+        fill_runs(data, row, start, stop, np.ones_like(fill))
+        return mask
     found = _enclosed(mask)
     if found is not None:
         regions, enclosed = found
@@ -268,12 +277,9 @@ def remove_small_objects(mask, min_size):
     [[1, 1, 0, 0]]
     """
     if mask.ndim in (2, 3):
-        import cc3d
+        from ._runs import remove_small_runs  # numba
 
-        cc3d.dust(
-            mask, threshold=min_size, connectivity=face_connectivity(mask.ndim), in_place=True
-        )
-        return mask
+        return remove_small_runs(mask, 1, min_size)
     labels, _ = label(mask)
     small = np.bincount(labels.reshape(-1)) < min_size
     small[0] = False

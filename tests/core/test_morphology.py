@@ -131,3 +131,16 @@ def test_fill_label_holes_runs_equal_labeled_background(shape):
             if around.size == 1:
                 expected[where] = around[0]
         np.testing.assert_array_equal(fill_label_holes(labels), expected)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, bool])
+def test_fill_holes_and_remove_small_objects_on_views(dtype):
+    """Both work in place through a strided view, on uint8 and bool masks."""
+    base = random_mask((50, 80), density=0.6, seed=2).astype(dtype)
+    expected = base.copy()
+    expected[:, ::2] = ndi.binary_fill_holes(base[:, ::2])
+    fill_holes(base[:, ::2])
+    np.testing.assert_array_equal(base, expected)
+    expected[::2] = sk_remove_small(expected[::2].astype(bool), max_size=19, connectivity=1)
+    remove_small_objects(base[::2], 20)
+    np.testing.assert_array_equal(base, expected)
