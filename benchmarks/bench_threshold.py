@@ -3,8 +3,9 @@
 Run ``python benchmarks/bench_threshold.py`` (64 planes, as in issue 2) or ``--small``
 (16 x 512 x 512) for a quick check. One run prints, for uint8 and uint16 and for the whole
 stack ("image" scope) and per plane ("slice" scope): our time, scikit-image's, their ratio,
-and our time over one read pass of the same array (``img.max()``). Medians of ``--repeat``
-runs; the machine is shared, so compare the ratios of one run rather than absolute times.
+and our time over one read pass of the same array (``img.max()``); then the cost of the
+bright-outlier rule where it fires (on/off). Medians of ``--repeat`` runs; the machine is
+shared, so compare the ratios of one run rather than absolute times.
 """
 
 import argparse
@@ -60,7 +61,8 @@ def main():
     for dtype in (np.uint8, np.uint16):
         stack = make_stack(planes, size, dtype)
         name = np.dtype(dtype).name
-        # Same answers first: a benchmark of a wrong result is worthless.
+        # Same answers first: a benchmark of a wrong result is worthless (the sample has no
+        # saturated debris, so the bright-outlier rule leaves scikit-image's Otsu).
         assert threshold_value(stack) == skf.threshold_otsu(stack)
         per_plane = np.array([skf.threshold_otsu(p) for p in stack], dtype=np.float64)
         np.testing.assert_array_equal(threshold_value(stack, scope="slice"), per_plane)
@@ -92,6 +94,26 @@ def main():
                 f"{t_sk / t_ours:>14.2f}{t_ours / read:>11.2f}"
             )
         print(f"{name + ' read pass':<22}{read * 1e3:>9.1f}")
+    outlier_cost(size, args.repeat)
+
+
+def outlier_cost(size, repeat):
+    """Cost of ``ignore_bright_outliers`` on one plane with saturated specks, where it fires:
+    nothing more to read for integers (the histogram is cut), one more pass over the values
+    for float32 (those below the first threshold are binned again)."""
+    print(f"\nignore_bright_outliers on one {size}x{size} plane with 40 saturated 4x4 specks")
+    print(f"{'case':<22}{'on ms':>9}{'off ms':>12}{'on/off':>14}")
+    plane = make_stack(1, size, np.uint16)[0]
+    for y, x in np.random.default_rng(1).integers(0, size - 4, (40, 2)):
+        plane[y : y + 4, x : x + 4] = 65535
+    for name, data in (("uint16", plane), ("float32", plane.astype(np.float32))):
+        info = threshold_value(data, return_info=True)[1]
+        assert info["bright_outliers"], "the rule should fire on this plane"
+        on = median_time(lambda data=data: threshold_value(data), repeat)
+        off = median_time(
+            lambda data=data: threshold_value(data, ignore_bright_outliers=False), repeat
+        )
+        print(f"{name:<22}{on * 1e3:>9.1f}{off * 1e3:>12.1f}{on / off:>14.2f}")
 
 
 if __name__ == "__main__":

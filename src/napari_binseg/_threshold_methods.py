@@ -211,17 +211,21 @@ def _clipped_float_histogram(data, percentile, nbins):
     return counts, (edges[:-1] + edges[1:]) / 2.0
 
 
-def _below(values, nbins):
+def _below(values, hist_state):
     """``below(t)`` of :func:`~napari_binseg.background.ignore_bright_outliers` for float data:
-    the values at or below ``t`` binned over their own range, as a float image of them alone."""
+    the values at or below ``t`` binned over their own range, as a float image of them alone.
+    The kernel skips values beyond the last edge, so nothing is copied."""
 
     def below(t):
-        data = np.asarray(values()).ravel()
-        keep = data[data <= t]  # NaN is neither kept nor above
-        if keep.size == 0 or not keep.max() > keep.min():
+        data = np.ascontiguousarray(values()).reshape(-1)
+        state = UnitHistogram(hist_state.dtype, hist_state.nbins, hist_state.serial)
+        state.lo = hist_state.lo
+        state.hi = float(np.max(data, where=data <= t, initial=-np.inf))  # NaN: not <= t
+        if not state.finish_range():
             return None
-        counts, edges = np.histogram(keep, bins=nbins, range=(keep.min(), keep.max()))
-        return counts, (edges[:-1] + edges[1:]) / 2.0, int(np.count_nonzero(data > t))
+        state.add(data)
+        counts, centers = state.result()
+        return counts, centers, int(hist_state.counts.sum() - counts.sum())
 
     return below
 
@@ -274,7 +278,7 @@ def unit_threshold(
         from .background import OUTLIER_METHODS, ignore_bright_outliers
 
         if method in OUTLIER_METHODS:
-            below = _below(values, nbins) if float_data else None
+            below = _below(values, hist_state) if float_data else None
             t, note = ignore_bright_outliers(
                 t, *result, lambda c, x: from_histogram(method, (c, x), classes, nbins), below
             )
