@@ -248,8 +248,9 @@ def segment_file(
             write_zarr(partial["labels"], labels, **geometry)
         else:
             imwrite(partial["labels"], labels, **geometry)
-        unit = normalize_unit(meta["units"][-1]) if meta["units"] else None
-        unit_columns(table, unit).to_csv(partial["objects"], index=False)
+        named = unit_columns(table, normalize_unit(meta["units"][-1]) if meta["units"] else None)
+        named.to_csv(partial["objects"], index=False)
+        table.attrs["unit"] = named.attrs["unit"]  # the file's (for the diameter printed)
         counts.to_csv(partial["counts"], index=False)
         for key in ("objects", "counts", "labels"):
             _remove(final[key])
@@ -424,6 +425,9 @@ class BatchResult:
     #: ``(diameter, unit)`` of the estimated nucleus size per finished input (diameter None
     #: where the count gives none).
     diameters: dict = field(default_factory=dict)
+    #: Where the threshold ignored a few bright outliers (debris), per finished input: its
+    #: ``table.attrs["bright_outliers"]`` (see :func:`.pipeline.outliers_note`).
+    outliers: dict = field(default_factory=dict)
 
 
 def check_model(settings):
@@ -573,6 +577,8 @@ def segment_files(
             result.done.append(path)
             diameter = table.attrs.get("diameter")
             result.diameters[path] = (diameter, table.attrs.get("unit") or "px")
+            if table.attrs.get("bright_outliers"):
+                result.outliers[path] = table.attrs["bright_outliers"]
         if progress is not None:
             progress(len(inputs), len(inputs), "done")
         collect_tables(inputs, out)

@@ -247,7 +247,8 @@ def unit_columns(table, unit=None):
     pandas.DataFrame
         ``area_um2``, ``volume_um3``, ``centroid_y_um``, ``equivalent_diameter_um`` in µm,
         ``_px``/``_px2`` in pixels; bounding boxes are always ``_px``; label, frame and
-        intensity columns keep their names. ``attrs`` are kept.
+        intensity columns keep their names. ``attrs`` are kept, ``attrs["unit"]`` the unit
+        of the names (``"µm"``, ``"px"``).
 
     Examples
     --------
@@ -270,5 +271,5 @@ def unit_columns(table, unit=None):
         elif name.startswith("bbox_"):
             names[column] = f"{name}_px"
     out = table.rename(columns=names)
-    out.attrs = dict(table.attrs)
+    out.attrs = dict(table.attrs, unit=unit)
     return out

@@ -31,6 +31,7 @@ __all__ = [
     "UNetSettings",
     "migrate_settings",
     "open_image",
+    "outliers_note",
     "output_names",
     "processing_chunks",
     "resolve_image_axes",
@@ -97,7 +98,9 @@ def run_pipeline(image, settings=None, *, axes=None, spacing=None):
         Objects ``1..n``; lazy for a dask image with a threshold method.
     table : pandas.DataFrame
         One row per object, as :func:`napari_binseg.count_cells` gives it (its ``attrs``
-        hold the estimated nucleus ``diameter`` where the count gives one).
+        hold the estimated nucleus ``diameter`` where the count gives one and, for a
+        threshold method, ``bright_outliers``: where the threshold ignored a few bright
+        pixels, as ``threshold(..., return_info=True)`` reports it).
 
     Raises
     ------
@@ -148,10 +151,25 @@ def run_pipeline(image, settings=None, *, axes=None, spacing=None):
             "threshold.fill_holes and threshold.min_size with scope 'image' need the whole "
             "image in memory: use scope 'slice' or count.min_size to process it in chunks"
         )
-    mask = threshold(image, settings.method, **t.to_dict())
+    mask, info = threshold(image, settings.method, **t.to_dict(), return_info=True)
     if not chunked:
-        return count_cells(mask, image, spacing=spacing, **count_kwargs)
-    return _count_chunked(mask, image, c, spacing, time_axis)
+        labels, table = count_cells(mask, image, spacing=spacing, **count_kwargs)
+    else:
+        labels, table = _count_chunked(mask, image, c, spacing, time_axis)
+    table.attrs["bright_outliers"] = info["bright_outliers"]
+    return labels, table
+
+
+def outliers_note(outliers: dict) -> str:
+    """ "ignored 288 bright pixels above 60: debris" where a threshold ignored a few bright
+    outliers (the ``bright_outliers`` of ``threshold(..., return_info=True)``), else ""."""
+    if not outliers:
+        return ""
+    if list(outliers) == ["image"]:
+        pixels, above = outliers["image"]["pixels"], outliers["image"]["first_threshold"]
+        return f"ignored {pixels} bright pixels above {above:.4g}: debris"
+    units = ", ".join(list(outliers)[:4]) + (" ..." if len(outliers) > 4 else "")
+    return f"ignored bright debris in {units}"
 
 
 def _count_chunked(mask, image, c, spacing, time_axis):

@@ -1,6 +1,7 @@
 """Batches of files (``napari_binseg.batch``): locking, inputs, memory switch, axes, damage."""
 
 import json
+import re
 
 import dask.array as da
 import numpy as np
@@ -191,7 +192,7 @@ def test_chunks_processed_at_once_stay_under_the_limit():
     assert chunk_limit(64 * mb, 1, np.uint8, threads=4) == 4096  # never absurdly small
 
 
-def test_objects_csv_names_sizes_with_their_units(folder, tmp_path):
+def test_objects_csv_names_sizes_with_their_units(folder, tmp_path, capsys):
     """NAME_objects.csv and objects.csv carry units in their column names, as the Count
     widget's CSV does: pixels for an uncalibrated file, the file's unit for a calibrated one."""
     settings = PipelineSettings("otsu", count=NO_SPLIT)
@@ -202,8 +203,31 @@ def test_objects_csv_names_sizes_with_their_units(folder, tmp_path):
     )
     image = nb.synthetic_nuclei((48, 48), n=5, seed=1)[0]
     imwrite(tmp_path / "um" / "cells.tif", image, scale=(0.5, 0.5), units="nm")
-    assert main(["segment", str(tmp_path / "um"), "--out", str(tmp_path / "o"), "-q",
+    assert main(["segment", str(tmp_path / "um"), "--out", str(tmp_path / "o"),
                  "--method", "otsu", "--no-split", "--no-fill-holes"]) == 0  # fmt: skip
+    printed = capsys.readouterr().out
+    assert re.search(r"cells.tif: nucleus diameter [\d.]+ nm \(estimated\)", printed)
     nm = pd.read_csv(tmp_path / "o" / "objects.csv")
     assert list(nm.columns[:5]) == ["file", "label", "centroid_y_nm", "centroid_x_nm", "area_nm2"]
     np.testing.assert_allclose(nm["area_nm2"], px["area_px2"] * 0.25)
+
+
+def _specks_image():
+    """Dim nuclei (up to 60) and six saturated 4x4 specks: Otsu ignores the specks."""
+    nuclei = nb.synthetic_nuclei((128, 128), n=12, radius=6, seed=0)[0]
+    image = (nuclei / nuclei.max() * 60).astype(np.uint8)
+    for y, x in [(2, 2), (2, 120), (120, 2), (120, 120), (60, 2), (2, 60)]:
+        image[y : y + 4, x : x + 4] = 255
+    return image
+
+
+def test_the_command_says_where_the_threshold_ignored_bright_debris(folder, tmp_path, capsys):
+    imwrite(folder / "specks.tif", _specks_image())
+    assert main(["segment", str(folder), "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "specks.tif: threshold ignored 96 bright pixels above 60: debris" in out
+    assert "cells1.tif: threshold" not in out  # the rule did not fire there
+    args = ["segment", str(folder / "specks.tif"), "--out", str(tmp_path / "off"),
+            "--no-ignore-bright-outliers"]  # fmt: skip
+    assert main(args) == 0
+    assert "debris" not in capsys.readouterr().out

@@ -146,6 +146,7 @@ def test_unit_columns_name_sizes_with_their_units():
     assert {"area_px2", "centroid_y_px", "equivalent_diameter_px", "bbox_min_x_px"} <= set(
         plane.columns
     )
+    assert plane.attrs["unit"] == "px"  # the unit of the names
     assert "area_nm2" in unit_columns(measure_objects(labels[0]), "nanometer").columns
     # A pixel size given without a unit is in µm (as io.imwrite records it).
     scaled = measure_objects(labels[0], spacing=(0.5, 0.5))

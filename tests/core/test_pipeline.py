@@ -149,6 +149,18 @@ def test_chunked_automatic_min_size_is_the_in_memory_one(shape, chunks, spacing)
     assert huge.attrs["diameter"] == 100.0 and len(huge) < len(table)  # the given size rules
 
 
+def test_pipeline_table_says_where_the_threshold_ignored_bright_debris():
+    nuclei = nb.synthetic_nuclei((128, 128), n=12, radius=6, seed=0)[0]
+    image = (nuclei / nuclei.max() * 60).astype(np.uint8)
+    image[2:6, 2:6] = image[120:124, 60:64] = 255
+    s = PipelineSettings("otsu", count=NO_SPLIT)
+    for data in (image, da.from_array(image, chunks=64)):
+        note = run_pipeline(data, s)[1].attrs["bright_outliers"]
+        assert note == {"image": {"first_threshold": 60.0, "pixels": 32, "fraction": 32 / 128**2}}
+    off = PipelineSettings("otsu", threshold={"ignore_bright_outliers": False}, count=NO_SPLIT)
+    assert run_pipeline(image, off)[1].attrs["bright_outliers"] == {}
+
+
 def test_dask_time_series_counts_per_frame(series):
     s = PipelineSettings("otsu", count={"time_axis": 0, "exclude_border": True} | NO_SPLIT)
     ref, ref_table = run_pipeline(series, s)

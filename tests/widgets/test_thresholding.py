@@ -333,3 +333,35 @@ def test_docking_adds_no_layer_and_preview_uses_the_core(make_napari_viewer, qtb
         return bool(found) and np.array_equal(found[0].data, expected)
 
     qtbot.waitUntil(shown, timeout=10_000)
+
+
+def test_preview_and_run_apply_the_bright_outlier_rule(make_napari_viewer, qtbot, errors):
+    """A few saturated specks on dim nuclei: the preview's threshold (stack and plane) is the
+    run's, with ThresholdOptions.ignore_bright_outliers on and off; the run says it fired."""
+    import napari_binseg as nb
+    from napari_binseg.thresholding import threshold_value
+
+    nuclei = nb.synthetic_nuclei((128, 128), n=12, radius=6, seed=0)[0]
+    plane = (nuclei / nuclei.max() * 60).astype(np.uint8)
+    for y, x in [(2, 2), (2, 120), (120, 2), (120, 120), (60, 2), (2, 60)]:
+        plane[y : y + 4, x : x + 4] = 255
+    stack = np.stack([plane] * 3)
+    viewer = make_napari_viewer()
+    layer = viewer.add_image(stack, name="specks")
+    widget = ThresholdWidget(viewer)
+    widget.image.value = layer
+    for rule, expected in ((True, 21.0), (False, 60.0)):
+        widget.ignore_bright_outliers.value = rule
+        for scope in ("image", "slice"):
+            widget.scope.value = scope
+            widget.update_preview()
+            assert threshold_value(stack, ignore_bright_outliers=rule) == expected
+            np.testing.assert_allclose(widget.preview_thresholds, expected, err_msg=scope)
+    widget.scope.value = "image"
+    widget.ignore_bright_outliers.value = True
+    run_and_wait(qtbot, widget)
+    (out,) = output_layers(viewer, "threshold")
+    assert errors == [] and out.metadata["napari_binseg"]["thresholds"] == 21.0
+    note = out.metadata["napari_binseg"]["bright_outliers"]["image"]
+    assert note["first_threshold"] == 60.0 and note["pixels"] == 3 * 6 * 16
+    assert "(ignored 288 bright pixels above 60: debris)" in widget.status.text()

@@ -199,12 +199,14 @@ class ThresholdWidget(BinsegWidget):
         method, scope = params["method"], params["scope"]
         if method == "manual":
             return np.float64(params["value"])
-        kwargs = {"scope": "image", "sigma": params["sigma"]}
+        # The histogram rules the run applies (clipping, ignoring a few bright outliers).
+        rules = {k: params[k] for k in ("sigma", "clip", "ignore_bright_outliers")}
+        kwargs = {"scope": "image", **rules}
         if method == "multiotsu":
             kwargs["classes"] = params["classes"]
         if scope == "slice" or data.ndim == 2:
             return threshold_value(np.asarray(data[index]), method, **kwargs)
-        key = (id(unwrap(layer)), id(data), method, scope, params["classes"], params["sigma"])
+        key = (id(unwrap(layer)), id(data), method, scope, params["classes"], *rules.values())
         unit = data
         if scope == "frame":
             key, unit = (*key, index[0]), data[index[0]]
@@ -362,13 +364,17 @@ class ThresholdWidget(BinsegWidget):
             from napari_binseg._validation import is_dask
             from napari_binseg.thresholding import threshold
 
-            mask, thresholds = threshold(data, **params, return_thresholds=True, progress=progress)
+            mask, thresholds, info = threshold(
+                data, **params, return_thresholds=True, return_info=True, progress=progress
+            )
             if is_dask(mask) and mask.nbytes <= LAZY_ABOVE:
                 mask = mask.compute()  # small enough: browse it without recomputing
-            return mask, thresholds
+            return mask, thresholds, info["bright_outliers"]
 
         def done(result):
-            mask, thresholds = result
+            from napari_binseg.pipeline import outliers_note
+
+            mask, thresholds, outliers = result
             out = upsert_layer(
                 self.viewer,
                 mask,
@@ -380,6 +386,7 @@ class ThresholdWidget(BinsegWidget):
                     "method": params["method"],
                     "parameters": params,
                     "thresholds": np.asarray(thresholds, dtype=np.float64),
+                    "bright_outliers": outliers,
                     "shape": mask.shape,
                     "lazy": not isinstance(mask, np.ndarray),
                 },
@@ -388,7 +395,8 @@ class ThresholdWidget(BinsegWidget):
             self._mark_run_thresholds(layer, thresholds, params["scope"])
             t = np.atleast_1d(np.asarray(thresholds, dtype=np.float64))
             shown = ", ".join(f"{v:.4g}" for v in t[:6]) + (" ..." if t.size > 6 else "")
-            self.status.setText(f"{out.name}: threshold {shown}")
+            note = outliers_note(outliers)
+            self.status.setText(f"{out.name}: threshold {shown}" + (f" ({note})" if note else ""))
             self.output = out
 
         self.output = None

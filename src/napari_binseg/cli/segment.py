@@ -90,6 +90,7 @@ def _progress_bar(done, total, name, width=30):
 def run(args):
     """Segment and count every input; returns 0 when all succeeded, 1 when some failed."""
     from ..batch import segment_files
+    from ..pipeline import outliers_note
 
     settings = _settings_from_args(args)
     try:
@@ -115,6 +116,8 @@ def run(args):
     for path, (diameter, unit) in result.diameters.items():
         if diameter is not None and not args.quiet:
             print(f"{path.name}: nucleus diameter {diameter:.1f} {unit} (estimated)")
+        if path in result.outliers and not args.quiet:
+            print(f"{path.name}: threshold {outliers_note(result.outliers[path])}")
     n, failed = len(result.inputs), result.failed
     print(
         f"segmented {n - len(failed)} of {n} files into {result.out}"
