@@ -14,7 +14,8 @@ computed again, chunk by chunk, when written.
 
 Objects are numbered in the raster order of their first pixel, whatever the chunks; labels and
 table equal :func:`napari_binseg.count_cells` on the whole array (without splitting or hole
-filling) up to that numbering.
+filling) up to that numbering. The automatic ``min_size`` follows a nucleus size measured on the
+objects of a few chunks (:func:`sampled_diameter`), where ``count_cells`` measures all objects.
 """
 
 import itertools
