@@ -11,7 +11,7 @@ import pandas as pd
 
 from ._validation import check_image, check_labels, check_rgb, is_dask, is_mask
 from .measure import check_spacing, measure_labels
-from .morphology import fill_label_holes, resolve_connectivity
+from .morphology import fill_label_holes, label, resolve_connectivity
 
 
 def _border_labels(labels):
@@ -88,7 +88,6 @@ def _count_frame(
     step,
 ):
     """Label, split, filter and measure one 2D or 3D frame; labels from 1, table, diameter."""
-    import cc3d
     import fastremap
 
     from ._split import NECK_RATIO, split_frame
@@ -110,7 +109,7 @@ def _count_frame(
         foreground = mask.view(bool) if mask.dtype.itemsize == 1 else mask != 0
         if not foreground.flags.writeable:  # cc3d refuses read-only buffers (a read-only memmap)
             foreground = foreground.copy()
-        labels = cc3d.connected_components(foreground, connectivity=conn[1], binary_image=True)
+        labels = label(foreground, conn[1])[0]  # uint16 when < 65536 objects
         del foreground
         if labels.size and int(labels.max()) <= np.iinfo(np.uint16).max:
             # The work in uint16 (2 bytes per pixel less), in the upper half of the int32
