@@ -565,38 +565,9 @@ def _fill_runs_impl(labels, row, start, stop, fill):
 fill_runs = _jit(_fill_runs_impl)
 
 
-#: Pixels per block of a row, for the index of an object pixel's distance.
-BLOCK = 64
-
-
-def _gather_impl(labels, dist, out, j, row_off, block_off, y0):
-    """Append ``dist`` at the object pixels of ``labels`` (raster order) to ``out`` from
-    ``j``; ``row_off[y0 + y]``: the number of object pixels before row ``y``,
-    ``block_off[y0 + y, b]``: those of row ``y`` before ``x = BLOCK * b``. Returns the next
-    ``j``."""
-    ny, nx = labels.shape
-    for y in range(ny):
-        row_off[y0 + y] = j
-        start = j
-        row = labels[y]
-        drow = dist[y]
-        for x in range(nx):
-            if x % BLOCK == 0:
-                block_off[y0 + y, x // BLOCK] = j - start
-            if row[x] != 0:
-                out[j] = drow[x]
-                j += 1
-    return j
-
-
-gather_objects = _jit(_gather_impl)
-
-
-def _pack_compact_impl(
-    labels, values, row_off, block_off, candidate, ids, boxes, hy, hx, oy, ox, value, owner
-):
-    """:func:`pack_boxes` from the distances of the object pixels only (``values``, raster
-    order; ``row_off`` and ``block_off`` from :func:`gather_objects`)."""
+def _pack_store_impl(labels, store, offset, candidate, ids, boxes, hy, hx, oy, ox, value, owner):
+    """:func:`pack_boxes` from the distances of the candidates kept in their own boxes
+    (``store``, ``offset`` from :func:`object_edt`; every candidate kept)."""
     ny, nx = labels.shape
     for i in range(ids.size):
         k = ids[i]
@@ -604,20 +575,216 @@ def _pack_compact_impl(
         x1 = min(nx, boxes[k, 3] + hx + 1)
         for y in range(max(0, boxes[k, 0] - hy), min(ny, boxes[k, 1] + hy + 1)):
             row = labels[y]
-            c = row_off[y] + block_off[y, x0 // BLOCK]
-            for x in range(x0 - x0 % BLOCK, x0):
-                if row[x] != 0:
-                    c += 1
             ty = y + oy[k]
             for x in range(x0, x1):
                 lab = row[x]
-                if lab != 0:
-                    if candidate[lab]:
-                        value[ty, x + ox[k]] = values[c]
-                        if lab == k:
-                            owner[ty, x + ox[k]] = k
-                    c += 1
+                if lab != 0 and candidate[lab]:
+                    w = boxes[lab, 3] - boxes[lab, 2] + 1
+                    p = offset[lab] + (y - boxes[lab, 0]) * w + x - boxes[lab, 2]
+                    value[ty, x + ox[k]] = store[p]
+                    if lab == k:
+                        owner[ty, x + ox[k]] = k
     return value
 
 
-pack_compact = _jit(_pack_compact_impl)
+pack_store = _jit(_pack_store_impl)
+
+
+def _boxes_counts_impl(labels, n):
+    """Bounding boxes (y0, y1, x0, x1, inclusive) and pixel counts of labels ``0..n-1`` of a
+    2D image, in one pass (a label without pixels keeps ``y0 > y1``)."""
+    ny, nx = labels.shape
+    boxes = np.empty((n, 4), np.int64)
+    boxes[:, 0] = ny
+    boxes[:, 1] = -1
+    boxes[:, 2] = nx
+    boxes[:, 3] = -1
+    counts = np.zeros(n, np.int64)
+    for y in range(ny):
+        row = labels[y]
+        for x in range(nx):
+            k = row[x]
+            if k != 0:
+                counts[k] += 1
+                if y < boxes[k, 0]:
+                    boxes[k, 0] = y
+                boxes[k, 1] = y
+                if x < boxes[k, 2]:
+                    boxes[k, 2] = x
+                if x > boxes[k, 3]:
+                    boxes[k, 3] = x
+    counts[0] = 0
+    return boxes, counts
+
+
+label_boxes_counts = _jit(_boxes_counts_impl)
+
+
+#: Boxes up to this size (their shorter side) get the direct search along rows; larger ones
+#: the lower envelope of parabolas (linear, but slower per pixel on small boxes).
+EDT_DIRECT = 64
+
+
+def _object_edt_impl(labels, boxes, counts, ids, keep):
+    """Euclidean distance of each pixel of the objects ``ids`` of a 2D image to the nearest
+    pixel outside its object (unit spacing; the image border is not background).
+
+    Each object is transformed in its own bounding box: the pixel nearest to one of its
+    pixels outside the object is always within one pixel of that box (clamping a farther
+    one to the box grown by one brings it closer, and every pixel of that ring lies outside
+    the object). For connected components (no two objects touch) the nearest pixel outside
+    is background: the values equal those of the binary transform of the whole mask, bit for
+    bit (squared distances are exact integers; one float32 square root, as ``edt``).
+    Vertical distances down and up the columns, then along each row either a direct search
+    (bounded by the best distance so far: a few steps per pixel in a small box) or the lower
+    envelope of parabolas (Felzenszwalb and Huttenlocher 2012; linear in a large box).
+
+    Returns ``(peak, store, offset)``: the largest distance of each label (float32 values as
+    float64; inf when nothing outside the object exists in the image), and the distances of
+    the objects larger than ``keep`` times the disc of their peak (non-round ones, the
+    split's candidates): object k's box, in raster order (0 outside the object), at
+    ``store[offset[k]:]`` (``offset[k]`` -1 when not kept).
+    """
+    ny, nx = labels.shape
+    n = counts.size
+    big = np.int64(1) << 31  # no pixel outside the object in the column
+    inf = big * big
+    area = 0
+    width = 0
+    for i in range(ids.size):
+        k = ids[i]
+        h = boxes[k, 1] - boxes[k, 0] + 1
+        w = boxes[k, 3] - boxes[k, 2] + 1
+        area = max(area, h * w)
+        width = max(width, w)
+    g = np.empty(area, np.int64)
+    run = np.empty(width, np.int64)
+    line = np.empty(width, np.int64)
+    v = np.empty(width + 2, np.int64)
+    fv = np.empty(width + 2, np.int64)
+    zn = np.empty(width + 2, np.int64)
+    zd = np.empty(width + 2, np.int64)
+    peak = np.zeros(n, np.float64)
+    offset = np.full(n, -1, np.int64)
+    store = np.empty(max(area, 1024), np.float32)
+    used = 0
+    for i in range(ids.size):
+        k = ids[i]
+        y0, y1, x0, x1 = boxes[k, 0], boxes[k, 1], boxes[k, 2], boxes[k, 3]
+        h = y1 - y0 + 1
+        w = x1 - x0 + 1
+        # Vertical distance to the nearest pixel outside k in the column (big: none), down
+        # then up the columns, a row at a time.
+        start = 1 if y0 > 0 else big
+        for x in range(w):
+            run[x] = start
+        for y in range(h):
+            row = labels[y0 + y]
+            for x in range(w):
+                if row[x0 + x] == k:
+                    d = run[x] + 1 if run[x] < big else big
+                    run[x] = d
+                    g[y * w + x] = d - 1 if d < big else big
+                else:
+                    run[x] = 1
+                    g[y * w + x] = 0
+        start = 1 if y1 < ny - 1 else big
+        for x in range(w):
+            run[x] = start
+        for y in range(h - 1, -1, -1):
+            for x in range(w):
+                gx = g[y * w + x]
+                if gx == 0:
+                    run[x] = 1
+                elif run[x] < big:
+                    d = run[x] + 1
+                    run[x] = d
+                    if d - 1 < gx:
+                        g[y * w + x] = d - 1
+        # The columns just outside the box, when in the image, are at vertical distance 0.
+        left = x0 > 0
+        right = x1 < nx - 1
+        direct = min(h, w) <= EDT_DIRECT
+        top = np.int64(0)
+        for y in range(h):
+            base = y * w
+            row = labels[y0 + y]
+            m = -1
+            if not direct:
+                # Lower envelope of the parabolas (x - c)^2 + g(c)^2 over the columns c of
+                # finite g: parabola m is lowest from zn[m] / zd[m] (integer fractions).
+                for c in range(-1, w + 1):
+                    if c == -1:
+                        if not left:
+                            continue
+                        f = np.int64(1)
+                    elif c == w:
+                        if not right:
+                            continue
+                        f = np.int64(w) * w
+                    else:
+                        gc = g[base + c]
+                        if gc >= big:
+                            continue
+                        f = gc * gc + c * c
+                    while m > 0 and (f - fv[m]) * zd[m] <= zn[m] * (2 * (c - v[m])):
+                        m -= 1
+                    if m >= 0:
+                        zn[m + 1] = f - fv[m]
+                        zd[m + 1] = 2 * (c - v[m])
+                    m += 1
+                    v[m] = c
+                    fv[m] = f
+            j = 0
+            for x in range(w):
+                if row[x0 + x] != k:
+                    line[x] = -1
+                    continue
+                if direct:
+                    best = g[base + x] * g[base + x]
+                    dx = 1
+                    while dx * dx < best:
+                        xl = x - dx
+                        xr = x + dx
+                        if xl >= 0:
+                            best = min(best, dx * dx + g[base + xl] * g[base + xl])
+                        elif xl == -1 and left:
+                            best = min(best, dx * dx)
+                        if xr < w:
+                            best = min(best, dx * dx + g[base + xr] * g[base + xr])
+                        elif xr == w and right:
+                            best = min(best, dx * dx)
+                        elif xl < -1:
+                            break
+                        dx += 1
+                elif m < 0:
+                    best = inf
+                else:
+                    while j < m and zn[j + 1] < x * zd[j + 1]:
+                        j += 1
+                    best = fv[j] - 2 * x * v[j] + x * x  # (x - c)^2 + g(c)^2
+                line[x] = best
+                if best > top:
+                    top = best
+            for x in range(w):
+                g[base + x] = line[x]
+        peak[k] = np.inf if top >= inf else np.float64(np.sqrt(np.float32(top)))
+        if counts[k] > keep * np.pi * peak[k] ** 2:
+            if used + h * w > store.size:
+                grown = np.empty(max(2 * store.size, used + h * w), np.float32)
+                grown[:used] = store[:used]
+                store = grown
+            offset[k] = used
+            for p in range(h * w):
+                d2 = g[p]
+                if d2 < 0:
+                    store[used + p] = 0
+                elif d2 >= inf:
+                    store[used + p] = np.inf
+                else:
+                    store[used + p] = np.sqrt(np.float32(d2))
+            used += h * w
+    return peak, store[:used], offset
+
+
+object_edt = _jit(_object_edt_impl)

@@ -114,74 +114,38 @@ def _distance(labels, fg, spacing, separate=False):
     return ndi.distance_transform_edt(inner, sampling=spacing)
 
 
-class _ObjectDistances:
-    """The distance map of a 2D mask's components, kept at the object pixels only.
+class _BoxDistances:
+    """Distances of a 2D image's non-round objects, each in its own bounding box.
 
-    ``values``: float32 distances of the non-zero pixels of ``labels`` in raster order;
-    ``row_off``: the index in ``values`` of each row's first one; ``block_off``: that of the
-    first one of each block of ``_flood.BLOCK`` pixels, from the row's.
+    ``store[offset[k]:]``: object k's box (``boxes[k]`` = y0, y1, x0, x1, inclusive) in raster
+    order, 0 outside the object; ``offset[k]`` -1 for the objects not kept (round ones).
     """
 
-    def __init__(self, values, row_off, block_off):
-        self.values = values
-        self.row_off = row_off
-        self.block_off = block_off
+    def __init__(self, store, offset, boxes):
+        self.store = store
+        self.offset = offset
+        self.boxes = boxes
 
 
-#: Rows per band of the banded distance transform (and its first margin above and below).
-BAND_PIXELS = 1 << 22
-BAND_HALO = 32
-BAND_ROWS = 64
-
-
-def _banded_distance(labels, keep):
+def _object_distances(labels, keep):
     """Per-label peak and count of the binary distance map of a 2D label image whose labels
-    never touch (unit spacing), computed in bands of rows: no full-size float array.
+    never touch (unit spacing), each object transformed in its own box
+    (:func:`_flood.object_edt`): no full-size float array, and work in proportion to the
+    objects' boxes rather than to the image. The values equal those of the whole image's
+    transform bit for bit.
 
-    A band is transformed with ``h`` rows above and below; its distances are exact where they
-    are at most ``h`` (the nearest background lies within ``h`` rows), and the band is redone
-    with a margin of its largest distance otherwise. Unit spacing keeps every squared distance
-    an integer, so the values equal those of the whole image's transform bit for bit.
-    Returns ``((peak, count), distances)``: ``distances`` an :class:`_ObjectDistances` when
-    ``keep``, else None.
+    Returns ``((peak, count), distances)``: ``distances`` a :class:`_BoxDistances` holding at
+    least the objects that can be split candidates (``keep``), else None.
     """
-    import edt
+    from ._flood import label_boxes_counts, object_edt
 
-    from ._flood import BLOCK, gather_objects, label_max
-
-    ny, nx = labels.shape
     n = int(labels.max()) + 1
-    peak = np.zeros(n, np.float64)
-    count = np.zeros(n, np.int64)
-    values = np.empty(np.count_nonzero(labels), np.float32) if keep else None
-    row_off = np.zeros(ny + 1, np.int64)
-    block_off = np.zeros((ny, -(-nx // BLOCK)) if keep else (0, 0), np.int32)
-    rows = max(BAND_ROWS, BAND_PIXELS // max(nx, 1))
-    halo = BAND_HALO
-    j = 0
-    for a in range(0, ny, rows):
-        b = min(a + rows, ny)
-        while True:
-            lo, hi = max(0, a - halo), min(ny, b + halo)
-            band = (labels[lo:hi] != 0).view(np.uint8)
-            dist = edt.edt(band, anisotropy=(1.0, 1.0), black_border=False, parallel=1)
-            del band
-            core = dist[a - lo : b - lo]
-            top = float(core.max())
-            if top <= halo or (lo == 0 and hi == ny):
-                break
-            halo = min(int(np.ceil(top)) + 1, ny) if np.isfinite(top) else ny
-        lab = labels[a:b]
-        p, c = label_max(lab.ravel(), core.ravel(), n)
-        np.maximum(peak, p, out=peak)
-        count += c
-        if keep:
-            j = gather_objects(lab, core, values, j, row_off, block_off, a)
-        del dist, core
-    row_off[ny] = j
-    peak[0] = 0
-    count[0] = 0
-    return (peak, count), (_ObjectDistances(values, row_off, block_off) if keep else None)
+    boxes, count = label_boxes_counts(labels, n)
+    ids = np.flatnonzero(count)
+    # Kept: every object the candidate test of :func:`_split` can select (with a margin for
+    # rounding); none when nothing is split.
+    peak, store, offset = object_edt(labels, boxes, count, ids, 0.99 * ROUND if keep else np.inf)
+    return (peak, count), (_BoxDistances(store, offset, boxes) if keep else None)
 
 
 def split_touching(
@@ -421,7 +385,9 @@ def _flood_atlas(labels, dist, candidate, count, halo, sigma, conn):
     from ._flood import flood_padded, nonzero_index
 
     dist = dist.pop()
-    layout = _atlas_layout(labels, candidate, halo)
+    layout = _atlas_layout(
+        labels, candidate, halo, dist.boxes if isinstance(dist, _BoxDistances) else None
+    )
     ids, boxes, oy, ox, ay, shelves, width = layout
     k_total = int(count[candidate].sum())
     itype = np.int32 if (shelves[-1][0] + shelves[-1][1]) * width < 2**31 else np.int64
@@ -488,7 +454,7 @@ def _flood_atlas(labels, dist, candidate, count, halo, sigma, conn):
     return seg, index, owners, region_peak, a, b, s, raw, width, oy, ox
 
 
-def _atlas_layout(labels, candidate, halo):
+def _atlas_layout(labels, candidate, halo, boxes=None):
     """The candidate objects of a 2D image laid out, shelf by shelf, in one small image.
 
     Each object's bounding box, grown by ``halo`` = (hy, hx) pixels, is placed in rows of the
@@ -497,15 +463,17 @@ def _atlas_layout(labels, candidate, halo):
     the object's own label); a pixel (y, x) of object k sits at ``(y + oy[k], x + ox[k])``.
 
     Returns ``(ids, boxes, oy, ox, ay, shelves, width)``: ``ay`` the atlas row of each box of
-    ``ids``, ``shelves`` a list of (first row, rows).
+    ``ids``, ``shelves`` a list of (first row, rows). ``boxes``: those of every label, when
+    known.
     """
-    from ._flood import label_boxes
-
     n = candidate.size
-    boxes = np.empty((n, 4), np.int64)
-    boxes[:, 0::2] = np.iinfo(np.int64).max
-    boxes[:, 1::2] = -1
-    label_boxes(labels, candidate, boxes)
+    if boxes is None:
+        from ._flood import label_boxes
+
+        boxes = np.empty((n, 4), np.int64)
+        boxes[:, 0::2] = np.iinfo(np.int64).max
+        boxes[:, 1::2] = -1
+        label_boxes(labels, candidate, boxes)
     ids = np.flatnonzero(candidate)
     hy, hx = halo
     heights = (boxes[ids, 1] - boxes[ids, 0] + 1 + 2 * hy).tolist()
@@ -531,17 +499,16 @@ def _atlas_layout(labels, candidate, halo):
 
 def _pack(labels, dist, candidate, ids, boxes, halo, oy, ox, rows, width):
     """Atlas rows ``0..rows`` holding the boxes of ``ids`` (placed by ``oy``, ``ox``)."""
-    from ._flood import pack_boxes, pack_compact
+    from ._flood import pack_boxes, pack_store
 
     hy, hx = halo
     value = np.zeros((rows, width), np.float32)
     owner = np.zeros(value.shape, np.int32)
-    if isinstance(dist, _ObjectDistances):
-        pack_compact(
+    if isinstance(dist, _BoxDistances):
+        pack_store(
             labels,
-            dist.values,
-            dist.row_off,
-            dist.block_off,
+            dist.store,
+            dist.offset,
             candidate,
             ids,
             boxes,
@@ -556,14 +523,6 @@ def _pack(labels, dist, candidate, ids, boxes, halo, oy, ox, rows, width):
         d32 = np.asarray(dist, np.float32)
         pack_boxes(labels, d32, candidate, ids, boxes, hy, hx, oy, ox, value, owner)
     return value, owner
-
-
-def _has_edt():
-    try:
-        import edt  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def _consecutive(labels):
@@ -636,12 +595,12 @@ def split_frame(
         coarse = labels[step] if f > 1 else labels
         cspacing = spacing.copy()
         cspacing[-2:] *= f
-        banded = separate and ndim == 2 and image is None and np.all(cspacing == 1.0)
-        if f == 1 and banded and _has_edt():
-            # Bands of rows, distances kept at the object pixels only (for the clumps' atlas):
-            # the same values without a full-size float map (4 bytes per pixel).
+        boxed = separate and ndim == 2 and image is None and np.all(cspacing == 1.0)
+        if f == 1 and boxed:
+            # Each object in its own box, distances kept for the clumps only (for their
+            # atlas): the same values without a full-size float map (4 bytes per pixel).
             fg = None
-            peak_count, dist = _banded_distance(coarse, keep=bool(split))
+            peak_count, dist = _object_distances(coarse, keep=bool(split))
         else:
             fg = coarse != 0
             # Subsampling can bring two components into contact: binary distances at full

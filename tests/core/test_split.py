@@ -93,35 +93,52 @@ def test_intensity_split_with_nan_pixels():
     assert len(table) == 2
 
 
-def test_banded_distance_equals_whole_image_transform(monkeypatch):
-    """Bands with a small first margin (redone wider where needed) give the whole image's
-    distances bit for bit, and the same per-object peaks and counts."""
-    import cc3d
+@pytest.mark.parametrize("shape", [(300, 220), (3, 1), (40, 40)])
+def test_object_distances_equal_whole_image_transform(shape):
+    """Each object transformed in its own box gives the whole image's distances bit for
+    bit (objects on the image border, a clump larger than the direct search's boxes), the
+    same per-object peaks and counts, and keeps exactly the non-round objects."""
     import edt
+    from scipy import ndimage as ndi
+    from skimage.measure import label as sk_label
 
     from napari_binseg import _split
 
-    image = synthetic_nuclei((300, 220), radius=14, seed=3)
-    image = image[0] if isinstance(image, tuple) else image
-    labels = cc3d.connected_components(threshold(image) != 0, connectivity=8)
-    monkeypatch.setattr(_split, "BAND_PIXELS", 1)
-    monkeypatch.setattr(_split, "BAND_ROWS", 16)
-    monkeypatch.setattr(_split, "BAND_HALO", 2)
-    (peak, count), kept = _split._banded_distance(labels, keep=True)
-    whole = edt.edt((labels != 0).view(np.uint8), black_border=False, parallel=1)
-    np.testing.assert_array_equal(kept.values, whole[labels != 0])
+    rng = np.random.default_rng(3)
+    if shape == (300, 220):
+        image, _ = synthetic_nuclei(shape, radius=14, seed=3)
+        mask = threshold(image) != 0
+        mask[150:290, 20:200] = True  # a 140 x 180 clump: the lower envelope path
+    elif shape == (3, 1):
+        mask = np.array([[0], [0], [1]], bool)
+    else:
+        mask = ndi.gaussian_filter(rng.random(shape), 2) > 0.5
+    labels = sk_label(mask, connectivity=2).astype(np.uint16)
+    (peak, count), kept = _split._object_distances(labels, keep=True)
+    whole = edt.edt(mask.view(np.uint8), black_border=False, parallel=1)
     n = int(labels.max()) + 1
     expected = np.zeros(n)
     np.maximum.at(expected, labels.ravel(), whole.ravel())
     expected[0] = 0
     np.testing.assert_array_equal(peak, expected)
     np.testing.assert_array_equal(count[1:], np.bincount(labels.ravel(), minlength=n)[1:])
-    assert kept.row_off[-1] == np.count_nonzero(labels)
+    non_round = count > _split.ROUND * np.pi * peak**2
+    assert non_round.any() or shape == (3, 1)
+    for k in range(1, n):
+        y0, y1, x0, x1 = kept.boxes[k]
+        if not non_round[k]:
+            continue
+        assert kept.offset[k] >= 0
+        box = kept.store[kept.offset[k] :][: (y1 - y0 + 1) * (x1 - x0 + 1)]
+        box = box.reshape(y1 - y0 + 1, x1 - x0 + 1)
+        inside = labels[y0 : y1 + 1, x0 : x1 + 1] == k
+        np.testing.assert_array_equal(box[inside], whole[y0 : y1 + 1, x0 : x1 + 1][inside])
+        assert not box[~inside].any()
 
 
 def test_atlas_in_parts_equals_one_pass(monkeypatch):
-    """Smoothing and flooding the clumps' atlas shelf by shelf (and the distance map in
-    bands) gives the labels and table of one pass."""
+    """Smoothing and flooding the clumps' atlas shelf by shelf gives the labels and table
+    of one pass."""
     from napari_binseg import _split
 
     image = synthetic_nuclei((384, 320), radius=9, seed=5)
@@ -129,9 +146,6 @@ def test_atlas_in_parts_equals_one_pass(monkeypatch):
     mask = threshold(image)
     labels, table = count_cells(mask, image)
     monkeypatch.setattr(_split, "ATLAS_PART", 1)
-    monkeypatch.setattr(_split, "BAND_PIXELS", 1)
-    monkeypatch.setattr(_split, "BAND_ROWS", 16)
-    monkeypatch.setattr(_split, "BAND_HALO", 2)
     parts, parts_table = count_cells(mask, image)
     np.testing.assert_array_equal(parts, labels)
     assert parts_table.equals(table) and parts_table.attrs == table.attrs
