@@ -258,9 +258,10 @@ def remove_background(image, background, *, invert=False):
     return np.stack([subtract_background(frame, diameter, radius=radius) for frame in data])
 
 
-#: Methods whose threshold a few far brighter pixels pull up (a between-class variance or class
-#: means); :func:`ignore_bright_outliers` applies to them.
-OUTLIER_METHODS = ("otsu", "isodata")
+#: Methods whose threshold a few far brighter pixels pull up: a between-class variance or class
+#: means (Otsu, ISODATA), or a line to the brightest occupied bin (triangle, 16-bit: specks at
+#: 65535 put it at 65534); :func:`ignore_bright_outliers` applies to them.
+OUTLIER_METHODS = ("otsu", "isodata", "triangle")
 #: The bright outliers are at most this share of the pixels (debris, not a class of nuclei).
 OUTLIER_FRACTION = 0.01
 #: ... and the foreground found below them holds at least this many times as many pixels.
@@ -320,12 +321,13 @@ def otsu_effectiveness(counts, centers):
 def ignore_bright_outliers(t, counts, centers, threshold_of, below=None):
     """The threshold with a tiny bright minority above ``t`` ignored, if it was debris.
 
-    A few saturated particles pull Otsu's threshold (and ISODATA's) above every nucleus. The
-    pixels above ``t`` count as such outliers when (1) they are at most ``OUTLIER_FRACTION`` of
-    the pixels, (2) the pixels at or below ``t`` are clearly two classes (Otsu's
-    effectiveness at least ``BIMODAL_ETA``), and (3) the foreground that the method finds
-    among them holds at least ``OUTLIER_MINORITY`` times as many pixels as the outliers. Then
-    the threshold of the pixels at or below ``t`` is returned; the outliers stay foreground.
+    A few saturated particles pull Otsu's threshold (ISODATA's, triangle's) above every
+    nucleus. The pixels above ``t`` count as such outliers when (1) they are at most
+    ``OUTLIER_FRACTION`` of the pixels, (2) the pixels at or below ``t`` are clearly two
+    classes (Otsu's effectiveness at least ``BIMODAL_ETA``), and (3) the foreground that the
+    method finds among them holds at least ``OUTLIER_MINORITY`` times as many pixels as the
+    outliers. Then the threshold of the pixels at or below ``t`` is returned; the outliers
+    stay foreground.
     A few bright nuclei on a unimodal background fail (2), an image of few nuclei with
     saturated centres fails (3): both keep ``t``.
 

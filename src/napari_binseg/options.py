@@ -378,8 +378,9 @@ class ThresholdOptions(StageOptions):
     )
     ignore_bright_outliers: bool = option(
         True,
-        "Otsu and ISODATA: when at most 1% of the pixels lie above the threshold and the rest "
-        "are clearly two classes, those few were bright debris: threshold the rest again.",
+        "Otsu, ISODATA, triangle: when at most 1% of the pixels lie above the threshold and "
+        "the rest are clearly two classes, those few were bright debris: threshold the rest "
+        "again.",
         advanced=True,
     )
     background: str | float | None = option(

@@ -3,10 +3,10 @@
 Thresholds equal scikit-image's ``skimage.filters.threshold_<method>`` on the same data: the
 histogram is computed by compiled one-pass kernels (``_histogram``) and handed to
 scikit-image wherever its function accepts ``hist=``, so the arithmetic after the histogram is
-scikit-image's own (Otsu and ISODATA differ only where a tiny minority of bright debris is
-ignored, ``ignore_bright_outliers``, on by default). Integer images get one bin per grey level
-over ``[min, max]``, float images ``nbins`` equal bins over ``[min, max]``, exactly as
-``skimage.exposure.histogram`` bins them.
+scikit-image's own (Otsu, ISODATA and triangle differ only where a tiny minority of bright
+debris is ignored, ``ignore_bright_outliers``, on by default). Integer images get one bin per
+grey level over ``[min, max]``, float images ``nbins`` equal bins over ``[min, max]``, exactly
+as ``skimage.exposure.histogram`` bins them.
 
 Three scopes: one threshold for the whole array (``"image"``, Fiji's "stack histogram"), one per
 2D plane (``"slice"``) or one per time point (``"frame"``, axis 0 of (T, Y, X) or (T, Z, Y, X)).
@@ -141,14 +141,14 @@ def threshold_value(
         nuclei. Works on the histogram of an integer image (no extra pass); a float image
         is binned again up to the percentile. None (default): off.
     ignore_bright_outliers : bool
-        Otsu and ISODATA, per unit: when at most 1 % of the pixels lie above the threshold,
-        the pixels below it are clearly two classes and the foreground found among them is
-        at least twice as large, those few were bright debris (saturated specks): the
-        threshold is that of the pixels below
+        Otsu, ISODATA and triangle, per unit: when at most 1 % of the pixels lie above the
+        threshold, the pixels below it are clearly two classes and the foreground found among
+        them is at least twice as large, those few were bright debris (saturated specks):
+        the threshold is that of the pixels below
         (:func:`napari_binseg.background.ignore_bright_outliers`). A few bright nuclei on a
-        plain background keep the plain threshold. Works on the
-        histogram; a float image where the rule applies is binned again below the first
-        threshold. Default on.
+        plain background keep the plain threshold. Works on the histogram; a float image
+        where the rule applies is binned again below the first threshold (one more pass).
+        Default on.
     return_info : bool
         Also return a dict: ``bright_outliers`` maps each unit where the rule fired
         (``"image"``, ``"slice 3"``, ``"frame 0"``) to its ``first_threshold`` and the
@@ -284,7 +284,7 @@ def threshold(
         nuclei. Works on the histogram of an integer image (no extra pass); a float image
         is binned again up to the percentile. None (default): off.
     ignore_bright_outliers : bool
-        Otsu and ISODATA: a tiny bright minority of debris above the threshold is ignored,
+        Otsu, ISODATA, triangle: a tiny bright minority of debris above the threshold is ignored,
         as in :func:`threshold_value` (default on); the debris stays foreground.
     background : "auto" or float, optional
         Subtract an uneven background first (numpy images): a grey opening by a disc
