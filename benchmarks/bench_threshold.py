@@ -69,21 +69,25 @@ def main():
 
         read = median_time(stack.max, args.repeat)
         cases = [
-            ("value, image", lambda: threshold_value(stack), lambda: skf.threshold_otsu(stack)),
+            (
+                "value, image",
+                lambda stack=stack: threshold_value(stack),
+                lambda stack=stack: skf.threshold_otsu(stack),
+            ),
             (
                 "value, slice",
-                lambda: threshold_value(stack, scope="slice"),
-                lambda: [skf.threshold_otsu(p) for p in stack],
+                lambda stack=stack: threshold_value(stack, scope="slice"),
+                lambda stack=stack: [skf.threshold_otsu(p) for p in stack],
             ),
             (
                 "mask, image",
-                lambda: threshold(stack),
-                lambda: stack > skf.threshold_otsu(stack),
+                lambda stack=stack: threshold(stack),
+                lambda stack=stack: stack > skf.threshold_otsu(stack),
             ),
             (
                 "mask, slice",
-                lambda: threshold(stack, scope="slice"),
-                lambda: np.stack([p > skf.threshold_otsu(p) for p in stack]),
+                lambda stack=stack: threshold(stack, scope="slice"),
+                lambda stack=stack: np.stack([p > skf.threshold_otsu(p) for p in stack]),
             ),
         ]
         for label, ours, theirs in cases:
