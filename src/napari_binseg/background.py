@@ -369,11 +369,12 @@ def ignore_bright_outliers(t, counts, centers, threshold_of, below=None):
     counts = np.asarray(counts)
     centers = np.asarray(centers)
     total = int(counts.sum())
-    n_above = int(counts[centers > t].sum())
+    cut = int(np.searchsorted(centers, t, side="right"))  # bins at or below t
+    n_above = int(counts[cut:].sum())
     if not 0 < n_above <= OUTLIER_FRACTION * total:
         return t, None
     if below is None:
-        keep = np.flatnonzero(counts[centers <= t])
+        keep = np.flatnonzero(counts[:cut])
         if keep.size < 2:
             return t, None
         sub_counts, sub_centers = counts[: keep[-1] + 1], centers[: keep[-1] + 1]
