@@ -7,25 +7,28 @@ loads the image gives the fixed cost (interpreter, libraries, the input itself),
 table shows the whole peak and the part the work adds. "before" imports ``napari_binseg``
 from ``--base`` (default ``/work/base/src``, the tree before this session).
 
-Measured (8192x8192, 67 Mpx, 2-core VM; fixed cost 272 MB = 4.2 B/px in both trees):
+Measured (8192x8192, 67 Mpx, 2-core VM; fixed cost 272 MB = 4.25 B/px in both trees):
 
 ====================================================  ==============  ==============
 count_cells options                                   before B/px     after B/px
 ====================================================  ==============  ==============
-defaults (size estimate, split, fill holes)           42.4            12.2
-``split_touching=False, fill_holes=False, min_size=0``  20.8            12.2
+defaults (size estimate, split, fill holes)           42.4            11.9
+``split_touching=False, fill_holes=False, min_size=0``  20.8            10.3
 ====================================================  ==============  ==============
 
-The plain count's work went from 16.6 to 7.9 B/px (mask 1 + labels 4 + cc3d's own tables):
-the measurements keep nothing per pixel and relabeling is in place. The defaults added 1.6
-B/px to that (now nothing over the labeling peak): holes are found from background runs (no
-labeled background), the distance map of the size estimate and split is computed in bands of
-rows and kept at the object pixels only, and the clumps' atlas is smoothed and flooded a few
-shelves at a time with arrays per flooded pixel (``_split._flood_atlas``). The work after
-the labeling is done in uint16 (when the ids fit) held in the upper half of the int32 output
-and widened in place at the relabel (defaults 13.8 -> 12.2 B/px): the peak is now cc3d's
-labeling itself (its uint32 image and tables, 6.1 B/px; numba's runtime adds about 1 B/px to
-the fixed cost once a kernel runs), then the split's flood (11.9).
+The plain count's work went from 16.6 to 6.1 B/px: the mask is labeled from its runs
+(:mod:`napari_binseg._runs`: a few integers per run, then a uint16 image when there are fewer
+than 65536 objects) instead of cc3d's uint32 image and tables (6.1 B/px), the measurements
+keep nothing per pixel and relabeling is in place. Its peak is now the int32 output itself:
+fixed 4.25 + numba's runtime ~0.9 + mask 1 + labels 4 = 10.2 B/px, the floor while
+``count_cells`` returns int32. The defaults add 1.6 B/px to that: holes are found from
+background runs (no labeled background), the distance map of the size estimate and split is
+computed in bands of rows and kept at the object pixels only (0.9 B/px here), and the clumps'
+atlas is smoothed and flooded a few shelves at a time (``_split._flood_atlas``), but its
+arrays per flooded pixel (index, raw and smoothed value, owner, basin: 20 B for each of the
+13% of pixels in clumps) are held for the whole image: that is the peak (11.9). The work
+after the labeling is done in uint16 (when the ids fit) held in the upper half of the int32
+output and widened in place at the relabel.
 
 Run: ``python benchmarks/bench_memory.py [--size 8192] [--base /work/base/src]``
 """
