@@ -200,6 +200,9 @@ def test_bright_outliers_are_ignored_per_unit(scope):
     t_float = threshold_value(stack.astype(np.float32), scope=scope)
     np.testing.assert_array_equal(t_lazy, t_float)
     assert list(info_lazy["bright_outliers"]) == list(info["bright_outliers"])
+    mask, info_mask = threshold(lazy, scope=scope, return_info=True)
+    assert info_mask == info_lazy
+    np.testing.assert_array_equal(mask.compute(), threshold(stack.astype(np.float32), scope=scope))
 
 
 def test_a_few_bright_nuclei_on_a_plain_background_keep_the_threshold():
