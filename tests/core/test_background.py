@@ -180,6 +180,18 @@ def test_saturated_specks_threshold_like_the_same_image_without_them(dtype):
         assert len(count_cells(clean_mask, image=clean)[1]) == 40
 
 
+def test_bright_specks_on_dark_nuclei_with_invert():
+    clean, centres = _nuclei(scale=200, dtype=np.uint16)
+    dark = (16000 - clean.astype(np.int32)).astype(np.uint16)  # bright background
+    dirty = _with_specks(dark, centres, k=10, size=4, value=65535)
+    # Plain Otsu lands between the background and the specks: all but the specks is "dark".
+    plain = threshold(dirty, invert=True, ignore_bright_outliers=False)
+    assert plain.mean() > 0.99
+    mask = threshold(dirty, invert=True)
+    np.testing.assert_array_equal(mask, threshold(dark, invert=True))
+    assert len(count_cells(mask, image=dirty)[1]) == 40
+
+
 @pytest.mark.parametrize("scope", ["slice", "frame", "image"])
 def test_bright_outliers_are_ignored_per_unit(scope):
     import dask.array as da
