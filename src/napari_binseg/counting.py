@@ -11,7 +11,7 @@ import pandas as pd
 
 from ._validation import check_image, check_labels, check_rgb, is_dask, is_mask
 from .measure import check_spacing, measure_labels
-from .morphology import fill_label_holes, label, resolve_connectivity
+from .morphology import fill_label_holes, resolve_connectivity
 
 
 def _border_labels(labels):
@@ -90,6 +90,7 @@ def _count_frame(
     """Label, split, filter and measure one 2D or 3D frame; labels from 1, table, diameter."""
     import fastremap
 
+    from ._runs import find_runs, paint_runs  # numba
     from ._split import NECK_RATIO, split_frame
 
     buffer = None
@@ -107,19 +108,17 @@ def _count_frame(
         mask = np.asarray(mask)
         # A 0/1 byte mask is already boolean data: avoid a comparison pass.
         foreground = mask.view(bool) if mask.dtype.itemsize == 1 else mask != 0
-        if not foreground.flags.writeable:  # cc3d refuses read-only buffers (a read-only memmap)
-            foreground = foreground.copy()
-        labels = label(foreground, conn[1])[0]  # uint16 when < 65536 objects
+        runs = find_runs(foreground, conn[0])
         del foreground
-        if labels.size and int(labels.max()) <= np.iinfo(np.uint16).max:
-            # The work in uint16 (2 bytes per pixel less), in the upper half of the int32
-            # output: widened in place at the end (:func:`_widen`), its lower half untouched
-            # (not resident) until then.
-            buffer = np.empty(labels.size, np.int32)
-            narrow = buffer.view(np.uint16)[labels.size :].reshape(labels.shape)
-            np.copyto(narrow, labels, casting="unsafe")
-            labels = narrow
-            del narrow
+        if mask.size and runs.n <= np.iinfo(np.uint16).max:
+            # The work in uint16 (2 bytes per pixel less), painted into the upper half of the
+            # int32 output: widened in place at the end (:func:`_widen`), its lower half
+            # untouched (not resident) until then.
+            buffer = np.empty(mask.size, np.int32)
+            labels = paint_runs(runs, buffer.view(np.uint16)[mask.size :].reshape(mask.shape))
+        else:
+            labels = paint_runs(runs)
+        del runs
     step()
     ndim = labels.ndim
     # Holes are filled before the split: a textured nucleus's holes would otherwise cut its
