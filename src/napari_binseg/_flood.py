@@ -45,6 +45,11 @@ def _flood_impl(value, pos, owner, pixels, offsets, flood_offsets, n_levels, nxt
     tail = np.full(n_levels, -1, np.int64)
     peaks = [0.0]
     n_basins = 0
+    n_owners = 1
+    for i in range(n):
+        n_owners = max(n_owners, owner[i] + 1)
+    seeds = np.zeros(n_owners, np.int64)  # seeds per object, and the basin of its first
+    first = np.zeros(n_owners, np.int64)
     for i in range(n):
         p = pixels[i]
         v = value[i]
@@ -60,7 +65,19 @@ def _flood_impl(value, pos, owner, pixels, offsets, flood_offsets, n_levels, nxt
             n_basins += 1
             basin[i] = n_basins
             peaks.append(v)
-            lv = min(max(int(v * scale), 0), n_levels - 1)
+            if seeds[o] == 0:
+                first[o] = n_basins
+            seeds[o] += 1
+    # An object with one seed is one basin, without a flood (most non-round objects are
+    # single elongated nuclei): with the full neighbourhood the seed would reach all of it.
+    # The seeds of the others are queued in raster order.
+    whole = flood_offsets.size == offsets.size
+    for i in range(n):
+        o = owner[i]
+        if whole and seeds[o] == 1:
+            basin[i] = first[o]
+        elif basin[i] != 0:
+            lv = min(max(int(value[i] * scale), 0), n_levels - 1)
             if tail[lv] < 0:
                 head[lv] = i
             else:
