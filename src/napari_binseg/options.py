@@ -378,7 +378,7 @@ class ThresholdOptions(StageOptions):
     )
     ignore_bright_outliers: bool = option(
         True,
-        "Otsu, ISODATA, triangle: when at most 1% of the pixels lie above the threshold and "
+        "Otsu and triangle: when at most 1% of the pixels lie above the threshold and "
         "the rest are clearly two classes, those few were bright debris: threshold the rest "
         "again.",
         advanced=True,

@@ -3,7 +3,7 @@
 Thresholds equal scikit-image's ``skimage.filters.threshold_<method>`` on the same data: the
 histogram is computed by compiled one-pass kernels (``_histogram``) and handed to
 scikit-image wherever its function accepts ``hist=``, so the arithmetic after the histogram is
-scikit-image's own (Otsu, ISODATA and triangle differ only where a tiny minority of bright
+scikit-image's own (Otsu and triangle differ only where a tiny minority of bright
 debris is ignored, ``ignore_bright_outliers``, on by default). Integer images get one bin per
 grey level over ``[min, max]``, float images ``nbins`` equal bins over ``[min, max]``, exactly
 as ``skimage.exposure.histogram`` bins them.
@@ -141,7 +141,7 @@ def threshold_value(
         nuclei. Works on the histogram of an integer image (no extra pass); a float image
         is binned again up to the percentile. None (default): off.
     ignore_bright_outliers : bool
-        Otsu, ISODATA and triangle, per unit: when at most 1 % of the pixels lie above the
+        Otsu and triangle, per unit: when at most 1 % of the pixels lie above the
         threshold, the pixels below it are clearly two classes and the foreground found among
         them is at least twice as large, those few were bright debris (saturated specks):
         the threshold is that of the pixels below
@@ -284,7 +284,7 @@ def threshold(
         nuclei. Works on the histogram of an integer image (no extra pass); a float image
         is binned again up to the percentile. None (default): off.
     ignore_bright_outliers : bool
-        Otsu, ISODATA, triangle: a tiny bright minority of debris above the threshold is ignored,
+        Otsu and triangle: a tiny bright minority of debris above the threshold is ignored,
         as in :func:`threshold_value` (default on); the debris stays foreground.
     background : "auto" or float, optional
         Subtract an uneven background first (numpy images): a grey opening by a disc

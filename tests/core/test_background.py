@@ -167,7 +167,7 @@ def test_saturated_specks_threshold_like_the_same_image_without_them(dtype):
     above = dirty > plain  # the specks (and, in float32, one nucleus pixel)
     assert note["first_threshold"] == plain and note["pixels"] == above.sum() >= specks.sum()
     assert note["fraction"] == above.mean()
-    # ISODATA is hardly moved by these specks (its lowest fixed point stays the nuclei's).
+    # ISODATA (no rule) is hardly moved by these specks: its lowest fixed point stays low.
     iso = threshold(dirty, "isodata").astype(bool)
     assert np.mean(iso[~specks] != threshold(clean, "isodata").astype(bool)[~specks]) < 1e-3
     if dtype == "uint16":
