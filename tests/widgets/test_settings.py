@@ -187,3 +187,20 @@ def test_diameter_and_iou_boxes_take_the_options_range(make_napari_viewer):
     # A 63x image's nuclei (over the former 1000-px ceiling) round-trip through a settings file.
     predict.apply_settings(PipelineSettings(unet={"diameter": 1500.0}))
     assert predict.parameters()["diameter"] == 1500.0
+
+
+def test_background_off_auto_or_a_radius_round_trips(make_napari_viewer, tmp_path):
+    """A number option that also takes a word (ThresholdOptions.background: None, "auto" or a
+    radius) has a choice and a number box; each value goes through a settings file."""
+    viewer = make_napari_viewer()
+    widget = ThresholdWidget(viewer)
+    assert widget.background.value is None and widget.parameters()["background"] is None
+    for value in ("auto", 12.5, None):
+        widget.background.value = value
+        path = widget.save_settings(tmp_path / f"{value}.json")
+        assert PipelineSettings.from_json(path).threshold.background == value
+        fresh = ThresholdWidget(viewer)
+        fresh.load_settings(path)
+        assert fresh.parameters()["background"] == value
+    with pytest.raises(ValueError, match="background"):
+        widget.background.value = -1.0

@@ -365,3 +365,45 @@ def test_preview_and_run_apply_the_bright_outlier_rule(make_napari_viewer, qtbot
     note = out.metadata["napari_binseg"]["bright_outliers"]["image"]
     assert note["first_threshold"] == 60.0 and note["pixels"] == 3 * 6 * 16
     assert "(ignored 288 bright pixels above 60: debris)" in widget.status.text()
+
+
+def test_background_subtraction_in_the_form_and_the_preview(make_napari_viewer, qtbot, errors):
+    """ThresholdOptions.background is off, auto or a radius in the form; with it on, the
+    preview of a 2D image is the run's mask (the threshold is on the corrected intensities,
+    so no line on the raw histogram); a stack with scope "image" says Run corrects it."""
+    import napari_binseg as nb
+    from napari_binseg.thresholding import threshold
+
+    nuclei = nb.synthetic_nuclei((128, 128), n=12, radius=6, seed=0)[0].astype(np.float32)
+    image = nuclei + np.linspace(0, 1.5 * nuclei.max(), 128, dtype=np.float32)[None, :]
+    viewer = make_napari_viewer()
+    layer = viewer.add_image(image, name="ramp")
+    widget = ThresholdWidget(viewer)
+    widget.image.value = layer
+    widget.preview.value = True
+
+    def preview():
+        found = output_layers(viewer, "threshold", role="preview")
+        return found[0] if found else None
+
+    for background in ("auto", 20.0):
+        widget.background.value = background  # the control's change redraws the preview
+        expected = threshold(image, background=background)
+        assert not np.array_equal(expected, threshold(image))  # the ramp matters
+        qtbot.waitUntil(
+            lambda e=expected: preview() is not None and np.array_equal(preview().data, e),
+            timeout=10_000,
+        )
+        assert widget.histogram.thresholds == []
+    run_and_wait(qtbot, widget)
+    (out,) = output_layers(viewer, "threshold")
+    np.testing.assert_array_equal(out.data, threshold(image, background=20.0))
+    assert out.metadata["napari_binseg"]["parameters"]["background"] == 20.0
+    widget.background.value = None
+    qtbot.waitUntil(lambda: len(widget.histogram.thresholds) == 1, timeout=10_000)
+
+    stack = viewer.add_image(np.stack([image, image]), name="stack")
+    widget.image.value = stack
+    widget.background.value = "auto"
+    qtbot.waitUntil(lambda: "only scope 'slice' previews" in widget.status.text(), timeout=10_000)
+    assert errors == []

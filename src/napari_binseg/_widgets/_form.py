@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
 
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, SpinBox
 
@@ -68,7 +67,7 @@ def tooltip_text(opt: Option, units: str = "") -> str:
             parts.append(f"In {units}.")
     if opt.nullable and opt.zero_is_none and "0 =" not in opt.help:
         parts.append(f"0 = {opt.none_label or 'none'}.")
-    elif opt.nullable and not opt.zero_is_none and opt.kind in (int, float):
+    elif opt.nullable and not opt.zero_is_none and opt.kind in (int, float) and not opt.special:
         parts.append(f"Lowest value: {opt.none_label or 'none'}.")
     return " ".join(parts)
 
@@ -125,6 +124,8 @@ class OptionForm:
             return box
         if opt.kind is bool and not opt.choices:
             return CheckBox(value=bool(opt.default))
+        if opt.kind in (int, float) and opt.special:
+            return WordOrNumber(opt)
         if opt.choices and (opt.kind not in (int, float) or not opt.special):
             values = list(opt.choices)
             if opt.nullable and None not in values:
@@ -221,6 +222,50 @@ class OptionForm:
         widget.value = value
 
 
+class WordOrNumber(Container):
+    """The control of a number option that also takes words (``"auto"``) and None: a choice
+    of those or "value", and the number's box, shown when "value" is chosen. ``value`` is the
+    option's value."""
+
+    _NUMBER = "<value>"
+
+    def __init__(self, opt: Option):
+        self._opt = opt
+        choices = [(opt.none_label or "none", None)] if opt.nullable else []
+        choices += [(word, word) for word in opt.special] + [("value", self._NUMBER)]
+        self._mode = ComboBox(choices=choices)
+        self._box = _number_control(opt, numbers_only=True)
+        super().__init__(layout="horizontal", labels=False, widgets=[self._mode, self._box])
+        self.margins = (0, 0, 0, 0)
+        self._mode.changed.connect(self._show_box)
+        self.value = opt.default
+
+    def _show_box(self, *_):
+        self._box.visible = self._mode.value == self._NUMBER
+
+    @property
+    def value(self):
+        if self._mode.value != self._NUMBER:
+            return self._mode.value
+        return self._opt.kind(self._box.value)
+
+    @value.setter
+    def value(self, value):
+        if value is None or isinstance(value, str):
+            if value not in [c for c in self._mode.choices if c != self._NUMBER]:
+                raise ValueError(f"{self._opt.name}: the form has no choice {value!r}")
+            self._mode.value = value
+        else:
+            if not self._box.min <= value <= self._box.max:
+                raise ValueError(
+                    f"{self._opt.name}: {value!r} is outside what the form shows "
+                    f"({self._box.min:g} .. {self._box.max:g})"
+                )
+            self._box.value = value
+            self._mode.value = self._NUMBER
+        self._show_box()
+
+
 def number_control(cls, name: str, value: float, *, label: str | None = None):
     """A number control for the numbers of option ``name`` of the stage class ``cls`` (its
     range, step, units and help), for a widget that shows the option's other values (``auto``,
@@ -230,7 +275,7 @@ def number_control(cls, name: str, value: float, *, label: str | None = None):
     widget.value = value
     units = unit_text(opt)
     widget.label = f"{label or opt.label}{f' ({units})' if units else ''}"
-    widget.tooltip = tooltip_text(replace(opt, nullable=False), units)
+    widget.tooltip = tooltip_text(opt, units)
     return widget
 
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox, SpinBox
+from magicgui.widgets import CheckBox, ComboBox, SpinBox
 from qtpy.QtCore import QTimer
 
 from ._base import BinsegWidget
-from ._form import OptionForm
+from ._form import OptionForm, number_control
 from ._histogram import HistogramPlot, histogram
 from ._layers import current_index, find_output, image_data, same_layer, unwrap, upsert_layer
 
@@ -46,7 +46,7 @@ class ThresholdWidget(BinsegWidget):
         super().__init__(napari_viewer, parent)
         from napari.layers import Image
 
-        from napari_binseg.options import THRESHOLD_METHODS, ThresholdOptions, options_of
+        from napari_binseg.options import THRESHOLD_METHODS, ThresholdOptions
 
         self.image = self.layer_combo(Image, label="image", tooltip="The image to threshold")
         self.method = ComboBox(
@@ -56,15 +56,7 @@ class ThresholdWidget(BinsegWidget):
             tooltip="Global threshold method (scikit-image's threshold_<method>); manual: "
             "type the value; multiotsu: classes instead of a mask",
         )
-        value_option = {o.name: o for o in options_of(ThresholdOptions)}["value"]
-        self.value = FloatSpinBox(
-            label="value (intensity)",
-            min=-1e12,
-            max=1e12,
-            step=1.0,
-            value=0.0,
-            tooltip=value_option.help,
-        )
+        self.value = number_control(ThresholdOptions, "value", 0.0, label="value (intensity)")
         self.classes = SpinBox(
             label="classes",
             min=2,
@@ -107,18 +99,10 @@ class ThresholdWidget(BinsegWidget):
         self._timer.setInterval(30)
         self._timer.timeout.connect(self.update_preview)
 
-        for w in (
-            self.image,
-            self.method,
-            self.value,
-            self.classes,
-            self.scope,
-            self.sigma,
-            self.invert,
-            self.fill_holes,
-            self.min_size,
-            self.preview,
-        ):
+        # Every option of the form (those added to ThresholdOptions later too) redraws it.
+        for w in (self.image, self.method, self.value, self.classes, self.preview):
+            w.changed.connect(self.schedule_preview)
+        for w in self.options.widgets.values():
             w.changed.connect(self.schedule_preview)
         self.method.changed.connect(self._show_method_options)
         self.log_counts.changed.connect(self.histogram.set_log)
@@ -275,15 +259,19 @@ class ThresholdWidget(BinsegWidget):
             counts, edges = self._histogram_for(layer, data, index, params["scope"])
             self.histogram.set_histogram(counts, edges)
             self.histogram.set_log(self.log_counts.value)
-            # The threshold line is drawn even without the preview layer.
-            t = self._thresholds_for(layer, data, index, params)
-            self.preview_thresholds = np.asarray(t, dtype=np.float64)
-            self.histogram.set_thresholds(self.preview_thresholds)
-            if not self.preview.value:
-                self._set_preview_visible(False)
-                return
-            plane = np.asarray(data[index])
-            mask = self._threshold_plane(plane, t, params)
+            if params["background"] is not None:
+                mask = self._background_preview(data, index, params)
+                if mask is None:
+                    return
+            else:
+                # The threshold line is drawn even without the preview layer.
+                t = self._thresholds_for(layer, data, index, params)
+                self.preview_thresholds = np.asarray(t, dtype=np.float64)
+                self.histogram.set_thresholds(self.preview_thresholds)
+                if not self.preview.value:
+                    self._set_preview_visible(False)
+                    return
+                mask = self._threshold_plane(np.asarray(data[index]), t, params)
         except _Pending:
             self.status.setText("Preview: computing the stack threshold...")
             return
@@ -318,6 +306,28 @@ class ThresholdWidget(BinsegWidget):
         self._set_preview_visible(True)
         if self.status.text().startswith("Preview:"):
             self.status.setText("")
+
+    def _background_preview(self, data, index, params):
+        """With background subtraction on, the threshold applies to the corrected intensities,
+        not to the histogram shown (no line): the core thresholds the displayed plane as the
+        run does (a stack's planes with scope "slice", where ``"auto"`` measures the radius on
+        the displayed plane and the run on the middle one). None while the preview is off."""
+        from napari_binseg.thresholding import threshold
+
+        self.histogram.set_thresholds([])
+        self.preview_thresholds = None
+        if not self.preview.value:
+            self._set_preview_visible(False)
+            return None
+        if data.ndim > 2 and params["scope"] != "slice":
+            raise ValueError(
+                "with background subtraction only scope 'slice' previews a stack (Run "
+                "corrects the whole stack before its threshold)"
+            )
+        plane = np.asarray(data[index])
+        mask, t = threshold(plane, **(params | {"scope": "image"}), return_thresholds=True)
+        self.preview_thresholds = np.asarray(t, dtype=np.float64)
+        return mask
 
     def _threshold_plane(self, plane, t, params):
         """The displayed plane at the preview's threshold(s), made by the core exactly as the
