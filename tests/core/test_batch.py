@@ -182,6 +182,9 @@ def test_the_command_prints_the_estimated_diameter(folder, tmp_path, capsys):
     table = pd.read_csv(tmp_path / "out" / "per_file" / "cells1_objects.csv")
     assert len(table) > 0
     assert "cells1.tif: nucleus diameter" in out and "(estimated)" in out
+    args = ["segment", str(folder), "--out", str(tmp_path / "given"), "--diameter", "12"]
+    assert main(args) == 0
+    assert "cells1.tif: nucleus diameter 12.0 px (given)" in capsys.readouterr().out
 
 
 def test_chunks_processed_at_once_stay_under_the_limit():

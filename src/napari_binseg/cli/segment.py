@@ -113,9 +113,10 @@ def run(args):
             print(file=sys.stderr)
     for path, message in result.failed:
         print(f"napari-binseg segment: {path.name}: error: {message}", file=sys.stderr)
+    source = "estimated" if settings.count.diameter is None else "given"
     for path, (diameter, unit) in result.diameters.items():
         if diameter is not None and not args.quiet:
-            print(f"{path.name}: nucleus diameter {diameter:.1f} {unit} (estimated)")
+            print(f"{path.name}: nucleus diameter {diameter:.1f} {unit} ({source})")
         if path in result.outliers and not args.quiet:
             print(f"{path.name}: threshold {outliers_note(result.outliers[path])}")
     n, failed = len(result.inputs), result.failed
