@@ -39,6 +39,7 @@ def run_headless(out_dir):
     """
     import napari_binseg as nb
     from napari_binseg._sample_data import load_sample
+    from napari_binseg.measure import unit_columns
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -59,8 +60,8 @@ def run_headless(out_dir):
     nb.imwrite(out / "otsu_mask.tif", mask, scale=scale)
     nb.imwrite(out / "otsu_labels.tif", otsu_labels, scale=scale, labels=True)
     nb.imwrite(out / "unet_labels.tif", unet_labels, scale=scale, labels=True)
-    otsu_table.to_csv(out / "otsu_objects.csv", index=False)
-    unet_table.to_csv(out / "unet_objects.csv", index=False)
+    unit_columns(otsu_table).to_csv(out / "otsu_objects.csv", index=False)
+    unit_columns(unet_table).to_csv(out / "unet_objects.csv", index=False)
     for name, labels, table in (
         ("otsu", otsu_labels, otsu_table),
         ("unet", unet_labels, unet_table),
