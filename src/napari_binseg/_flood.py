@@ -361,6 +361,52 @@ def _upsample_impl(labels, pieces, owner, cut, f, offset, out):
 upsample_pieces = _jit(_upsample_impl)
 
 
+def _upsample_2d_impl(labels, pieces, owner, boxes, ids, f, offset, out):
+    """:func:`upsample_pieces` of a 2D image, each cut object of ``ids`` in its own box
+    (``boxes``: y0, y1, x0, x1 inclusive): no full-size arrays, work in proportion to the
+    cut objects. Growth in raster-order seeds and breadth first, per object as the whole
+    image's queue does for it. ``out`` may be ``labels``; other pixels are not written."""
+    for i in range(ids.size):
+        k = ids[i]
+        y0, y1, x0, x1 = boxes[k, 0], boxes[k, 1], boxes[k, 2], boxes[k, 3]
+        h = y1 - y0 + 1
+        w = x1 - x0 + 1
+        sy = w + 2
+        assign = np.zeros((h + 2) * sy, np.int32)
+        own = np.zeros((h + 2) * sy, np.bool_)
+        queue = np.empty(h * w, np.int64)
+        n = 0
+        for y in range(h):
+            row = labels[y0 + y]
+            prow = pieces[(y0 + y) // f]
+            base = (y + 1) * sy + 1
+            for x in range(w):
+                if row[x0 + x] == k:
+                    own[base + x] = True
+                    p = prow[(x0 + x) // f]
+                    if owner[p] == k:
+                        assign[base + x] = p
+                        queue[n] = base + x
+                        n += 1
+        j = 0
+        while j < n:
+            p = queue[j]
+            j += 1
+            a = assign[p]
+            for q in (p - sy, p + sy, p - 1, p + 1):
+                if own[q] and assign[q] == 0:
+                    assign[q] = a
+                    queue[n] = q
+                    n += 1
+        for j in range(n):
+            p = queue[j]
+            out[y0 + p // sy - 1, x0 + p % sy - 1] = offset + assign[p]
+    return out
+
+
+upsample_pieces_2d = _jit(_upsample_2d_impl)
+
+
 def _boxes_impl(labels, candidate, boxes):
     """Bounding boxes (y0, y1, x0, x1, inclusive) of the ``candidate`` labels of a 2D image."""
     ny, nx = labels.shape
@@ -408,6 +454,21 @@ def _select_impl(values, lut):
     return out
 
 
+def _widen_impl(wide, narrow, lut):
+    """``wide[i] = lut[narrow[i]]`` (``narrow[i]`` itself without ``lut``; background
+    skipped), from the start: ``narrow`` may be the upper half of ``wide``'s own bytes,
+    each value read before the write that could cover it."""
+    if lut.size == 0:
+        for i in range(wide.size):
+            wide[i] = narrow[i]
+    else:
+        for i in range(wide.size):
+            v = narrow[i]
+            wide[i] = lut[v] if v != 0 else 0
+    return wide
+
+
+widen_upper = _jit(_widen_impl)
 relabel_nonzero = _jit(_relabel_impl)
 select_where = _jit(_select_impl)
 

@@ -651,9 +651,23 @@ def split_frame(
     cut[0] = False
     if not cut.any():
         return labels, diameter
-    from ._flood import upsample_pieces
+    from ._flood import label_boxes, upsample_pieces, upsample_pieces_2d
 
     n_labels = int(labels.max())
+    owner = owner.astype(np.int32)
+    if ndim == 2 and labels.flags.c_contiguous and labels.dtype.kind in "ui":
+        # In place, each cut object in its own box; uint16 labels stay uint16 when the
+        # pieces' ids fit (widened once, at the count's relabel).
+        if labels.dtype == np.uint16 and n_labels + n_pieces - 1 > np.iinfo(np.uint16).max:
+            labels = widen() if widen is not None else labels.astype(np.int32)
+        elif labels.dtype.itemsize < 4 and labels.dtype != np.uint16:
+            labels = labels.astype(np.int32)
+        boxes = np.empty((cut.size, 4), np.int64)
+        boxes[:, 0::2] = np.iinfo(np.int64).max
+        boxes[:, 1::2] = -1
+        label_boxes(labels, cut, boxes)
+        upsample_pieces_2d(labels, pieces, owner, boxes, np.flatnonzero(cut), f, n_labels, labels)
+        return labels, diameter
     if widen is not None and labels.dtype == np.uint16:
         labels = widen()  # ``coarse`` and ``fg`` are no longer read
     lab3 = labels.reshape((-1,) + labels.shape[-2:])
@@ -665,7 +679,7 @@ def split_frame(
     upsample_pieces(
         lab3,
         pieces.reshape((-1,) + pieces.shape[-2:]),
-        owner.astype(np.int32),
+        owner,
         cut,
         f,
         n_labels,

@@ -42,19 +42,18 @@ def _in_upper_half(labels, buffer):
     )
 
 
-def _widen(buffer, lut=None, block=1 << 20):
+def _widen(buffer, lut=None):
     """The uint16 values held in the upper half of the int32 ``buffer`` (or ``lut`` of
-    them), written as int32 into ``buffer`` itself, a block at a time from the start.
+    them; ``lut[0]`` must be 0), written as int32 into ``buffer`` itself from the start,
+    in one compiled pass.
 
     Element ``i`` of the int32 array covers bytes ``4i .. 4i + 4``; the uint16 values not yet
     read start at byte ``2n + 2i`` >= ``4i + 4``: nothing unread is overwritten.
     """
+    from ._flood import widen_upper
+
     n = buffer.size
-    narrow = buffer.view(np.uint16)[n:]
-    for start in range(0, n, block):
-        stop = min(start + block, n)
-        values = narrow[start:stop]
-        buffer[start:stop] = values if lut is None else lut[values]
+    widen_upper(buffer, buffer.view(np.uint16)[n:], np.zeros(0, np.int32) if lut is None else lut)
     return buffer
 
 
