@@ -16,6 +16,8 @@ Run::
 
 ``--bundled`` defaults to the package's ``nuclei`` model; ``--quick N`` uses the first N images
 of each set; ``--bsst-train`` adds the s-bsst265 training half (not held out) as a third set.
+The s-bsst265 sets are also scored per source kind (magnification and preparation columns of
+its ``index.csv``: 20x tissue sections, 63x cytospins and grown cell lines).
 """
 
 import argparse
@@ -49,17 +51,23 @@ def read_set(folder, names):
 
 
 def score(lm, items):
-    """Pooled F1@0.5 row (tp, fp, fn, precision, recall, f1), mean per-image F1, seconds."""
+    """Per-image F1@0.5 tables of ``segment(image, lm)`` and the seconds they took."""
     import napari_binseg as nb
-    from napari_binseg.evaluation import aggregate
 
     t0 = time.perf_counter()
     tables = [
         nb.evaluate(truth, nb.segment(image, lm), thresholds=[0.5]) for _, image, truth in items
     ]
+    return tables, round(time.perf_counter() - t0, 1)
+
+
+def pooled_row(tables, seconds=None):
+    """Pooled F1@0.5 row (tp, fp, fn, precision, recall, f1), mean per-image F1, seconds."""
+    from napari_binseg.evaluation import aggregate
+
     pooled = aggregate(tables).iloc[0]
     return {
-        "images": len(items),
+        "images": len(tables),
         "tp": int(pooled["tp"]),
         "fp": int(pooled["fp"]),
         "fn": int(pooled["fn"]),
@@ -67,8 +75,15 @@ def score(lm, items):
         "recall": round(float(pooled["recall"]), 4),
         "F1": round(float(pooled["f1"]), 4),
         "mean F1/image": round(float(np.mean([t["f1"].iloc[0] for t in tables])), 4),
-        "s": round(time.perf_counter() - t0, 1),
+        "s": seconds,
     }
+
+
+def source_kinds(data):
+    """s-bsst265 image name -> its kind, e.g. '63x cellline grown' (from index.csv)."""
+    index = pd.read_csv(data / "s-bsst265-train" / "index.csv")
+    kinds = index["magnification"] + " " + index["preparation"]
+    return dict(zip(index["name"], kinds, strict=True))
 
 
 def main(argv=None):
@@ -101,16 +116,24 @@ def main(argv=None):
     }
     if a.bsst_train:
         sets["s-bsst265 train half"] = (a.data / "s-bsst265-train", train_half)
+    kinds = source_kinds(a.data)
     rows = []
     for set_name, (folder, names) in sets.items():
         items = read_set(folder, names[: a.quick] if a.quick else names)
         for key, lm in models.items():
-            rows.append({"set": set_name, "model": key} | score(lm, items))
+            tables, seconds = score(lm, items)
+            rows.append({"set": set_name, "model": key} | pooled_row(tables, seconds))
             r = rows[-1]
             print(
                 f"{set_name} / {key}: F1 {r['F1']:.4f} ({r['images']} images, {r['s']} s)",
                 flush=True,
             )
+            if set_name.startswith("s-bsst265"):
+                by_kind = {}
+                for (name, _, _), table in zip(items, tables, strict=True):
+                    by_kind.setdefault(kinds[name], []).append(table)
+                for kind, group in sorted(by_kind.items()):
+                    rows.append({"set": f"{set_name}: {kind}", "model": key} | pooled_row(group))
     table = pd.DataFrame(rows)
     print()
     print(table.to_string(index=False))
