@@ -50,7 +50,7 @@ def test_rescale_factor_rules(sized_model, small_model, monkeypatch):
             segment(disk.astype(np.uint8), sized_model, device="cpu", diameter=bad)
 
 
-def test_auto_diameter_is_the_fixed_rescale_it_chose(sized_model, sample_images):
+def test_auto_diameter_is_the_fixed_rescale_it_chose(sized_model, sample_images, monkeypatch):
     image = sample_images["nuclei_003cee89357d9fe1"][:96, :112]
     lm = load_model(sized_model, device="cpu")
     kw = dict(device="cpu", precision="float32", tile_size=64, overlap=0.25)
@@ -70,14 +70,24 @@ def test_auto_diameter_is_the_fixed_rescale_it_chose(sized_model, sample_images)
     channels = predict_channels(sc.resize(image, (192, 224)), lm, **kw)
     assert prob.shape == image.shape
     assert np.abs(prob - sc.resize(channels[0], image.shape)).mean() < 0.02
-    # Progress counts the tiles of the probe (24x28) and of both passes, at 96x112 and at
-    # 192x224; the probe and the full-size pass were planned from the start.
+    # The probe (24x28) chose the 2x pass (192x224) alone: progress counts their tiles; the
+    # full-size pass (96x112), planned from the start, was dropped once the probe ended.
     tiles = [_plan(shape, lm, 64, 0.25)[2] for shape in ((24, 28), (96, 112), (192, 224))]
     assert tiles[2] > tiles[1] > 1
-    assert calls[-1] == (sum(tiles),) * 2
+    assert calls[-1] == (tiles[0] + tiles[2],) * 2
     assert [d for d, _ in calls] == sorted(d for d, _ in calls)
-    first = tiles[0] + tiles[1]
-    assert (first, first) in calls  # the first passes ended before the third was known
+    assert (tiles[0], tiles[0] + tiles[1]) in calls
+    # Without a probe, the full-size pass measures the nuclei and the plane runs again at
+    # 2x: same labels, that first pass counted as the estimate.
+    monkeypatch.setattr("napari_binseg.unet.passes.probe_shape_ok", lambda *a: False)
+    calls.clear()
+    again, info = segment(
+        image, lm, return_info=True, progress=lambda d, t: calls.append((d, t)), **kw
+    )
+    np.testing.assert_array_equal(again, fixed)
+    assert info["scales"] == [2.0] and info["probe_seconds"] == 0 < info["estimate_seconds"]
+    assert info["diameter"] == pytest.approx(sc.median_diameter(native))
+    assert calls[-1] == (tiles[1] + tiles[2],) * 2
 
 
 def test_labels_resized_keeps_objects_and_renumbers():
@@ -105,6 +115,12 @@ def test_downsample_factor_rule():
     assert sc.downsample_factor(90.0, ref) == 0.25
     assert sc.downsample_factor(400.0, ref) == 0.25
     assert sc.probe_shape_ok((128, 128), 16) and not sc.probe_shape_ok((120, 400), 16)
+    # The probe alone downsamples and upsamples (its estimate times 0.9); None: the
+    # full-size pass decides (mid-sized nuclei, or none seen by the probe).
+    assert sc.probe_scale(90.0, ref) == 0.25
+    assert sc.probe_scale(18.0, ref) == 1.25  # 16.2 px after the 0.9
+    assert sc.probe_scale(5.0, ref, max_scale=3.0) == 3.0
+    assert sc.probe_scale(21.0, ref) is None and sc.probe_scale(None, ref) is None
 
 
 def test_size_rule_per_model(sized_model, tmp_path):
@@ -135,10 +151,15 @@ def test_bundled_model_upsamples_small_nuclei(sample_image, sample_labels):
     f1_auto = object_f1(truth, segment(small, lm))
     f1_native = object_f1(truth, native)
     assert f1_auto >= 0.93 and f1_auto > f1_native + 0.01, (f1_auto, f1_native)
-    # The full-size sample (nuclei ~28 px) is left at its pixel size.
+    # The full-size sample (nuclei ~28 px) is left at its pixel size, chosen by the probe
+    # alone: its estimate is within 15% of the nuclei measured at full size.
     full = segment(sample_image, lm, diameter=None)
-    assert sc.rescale_factor("auto", lm, full) == 1
-    assert estimate_diameter(sample_image, lm) == pytest.approx(sc.median_diameter(full))
+    labels, info = segment(sample_image, lm, return_info=True)
+    assert info["scales"] == [1.0]
+    np.testing.assert_array_equal(labels, full)
+    assert info["diameter"] == pytest.approx(sc.median_diameter(full), rel=0.15)
+    assert 0 < info["estimate_seconds"] == info["probe_seconds"]
+    assert estimate_diameter(sample_image, lm) == pytest.approx(info["diameter"])
 
 
 @needs_bundled

@@ -43,8 +43,8 @@ from .passes import (
 from .scale import (
     PROBE_SCALE,
     check_diameter,
-    downsample_factor,
     median_diameter,
+    probe_scale,
     rescale_factor,
     resize,
     size_rule,
@@ -263,10 +263,11 @@ def segment(
         best (its ``postprocess.diameter``, the median nucleus of its training labels: 19.3
         pixels for the bundled model). ``"auto"``: each plane's nucleus size is estimated by
         a probe pass at 0.25x, which fragments of large nuclei cannot fool; planes of nuclei
-        over 2.5x the model's size (48 pixels) are segmented at 0.5x or 0.25x, the others at
-        full size, and those whose nuclei there are at least 25% smaller than the model's
-        are upsampled (at most 2x) and run again (see :mod:`napari_binseg.unet.scale`). A
-        number: each plane is resized by the model's diameter over it, in one pass.
+        over 2.5x the model's size (48 pixels) are segmented at 0.5x or 0.25x, planes of
+        nuclei at least 25% smaller than the model's are upsampled (at most 2x), the others
+        segmented at full size, and upsampled if their nuclei measured there are small (see
+        :mod:`napari_binseg.unet.scale`). A number: each plane is resized by the model's
+        diameter over it, in one pass.
         ``None``: no resizing. Labels always come at the image's own size.
     return_probabilities : bool
         Also return the foreground probability map (what :func:`predict` gives), from the
@@ -279,8 +280,8 @@ def segment(
         ``diameter_um`` (with ``spacing``), ``diameters`` and ``scales`` (per plane),
         ``nonfinite_pixels`` (NaN/inf pixels, segmented as background), ``seconds``,
         ``estimate_seconds`` (network passes that only served the size estimate: the probe
-        when its pass is not the result, and the full-size pass of upsampled planes) and
-        ``probe_seconds`` (the probe's share of it).
+        when its pass is not the result, and the full-size pass of planes upsampled after
+        it) and ``probe_seconds`` (the probe's share of it).
     spacing : float or (float, float), optional
         Pixel size (µm) along Y and X, only to report ``diameter_um``; for z-stacks
         ``(dz, dy, dx)``, which also sets the accurate mode's resampling.
@@ -317,9 +318,11 @@ def segment(
 
     Small nuclei merge and vanish at a U-Net's native scale, and nuclei several times larger
     than the training nuclei come out as fragments; bringing them to the training size is
-    the size normalization of Cellpose [1]_. The probe costs 1/16 of a full-size pass; on
-    the planes it upsamples, the second pass costs 1.6-4x the first. Measured results are
-    in the model card (``benchmarks/bench_scale_sweep.py``).
+    the size normalization of Cellpose [1]_. The probe costs 1/16 of a full-size pass in
+    pixels (more on small planes, where each network call has a fixed cost); a plane pays a
+    full-size pass for the estimate only when that pass, run as its result, finds nuclei
+    small enough to upsample. Measured results are in the model card
+    (``benchmarks/bench_scale_sweep.py``).
 
     References
     ----------
@@ -436,10 +439,11 @@ def estimate_diameter(
 ):
     """Typical nucleus diameter (pixels) as ``segment(diameter="auto")`` measures it.
 
-    Each plane goes through the 0.25x probe; planes of nuclei under 2.5x the model's diameter
-    are measured again on the full-size pass (as :func:`segment` does), the others keep the
-    probe's estimate. Costs 1/16 of a full pass for planes of large nuclei, one full pass
-    otherwise. Parameters as in :func:`segment`.
+    Each plane goes through the 0.25x probe, whose median nucleus is the estimate where it
+    chooses the plane's scale (:func:`napari_binseg.unet.scale.probe_scale`); the other
+    planes (mid-sized nuclei, none in the probe, planes too small to probe) are measured on
+    the full-size pass, as :func:`segment` does. Costs 1/16 of a full pass per plane, one
+    full pass for those. Parameters as in :func:`segment`.
 
     Returns
     -------
@@ -471,8 +475,11 @@ def estimate_diameter(
     runner = _Runner(lm, precision=precision, progress=None, total=0, backend=backend)
     found = []
     for _, unit, _ in _normalized_units(image, lm):
-        d = _probe(unit, lm, runner, prob_threshold, extra=True, **kw)[2] if probing else None
-        if downsample_factor(d, reference, **size_rule(post)) == 1.0:
+        scale = None
+        if probing:
+            d = _probe(unit, lm, runner, prob_threshold, extra=True, **kw)[2]
+            scale = probe_scale(d, reference, **size_rule(post))
+        if scale is None:
             probs = _infer_pass(unit, lm, runner, 1.0, extra=True, **kw)
             d = median_diameter(_labels_at_scale(probs, lm, 1.0, unit.shape, prob_threshold))
         if d is not None:

@@ -15,9 +15,9 @@ from .backends import _Runner
 from .normalize import nonfinite_mask, normalize_plane
 from .scale import (
     PROBE_SCALE,
-    downsample_factor,
     labels_resized,
     median_diameter,
+    probe_scale,
     probe_shape_ok,
     resize,
     scaled_shape,
@@ -221,25 +221,27 @@ def labels_from_probabilities(
 def _auto_unit(unit, lm, runner, prob_threshold, probing, info, **kw):
     """``diameter="auto"`` on one plane: (labels, probabilities, scale, estimated diameter).
 
-    The probe (0.25x) estimates the nucleus diameter; above ``NATIVE_MAX`` times the model's
-    the plane is segmented at 0.5x or at 0.25x (the probe itself). Otherwise the full-size
-    pass measures the nuclei and small ones are upsampled (the rule before the probe).
-    Network time that only served the estimate is added to ``info["estimate_seconds"]``.
+    The probe (0.25x) estimates the nucleus diameter; where :func:`.scale.probe_scale` gives
+    a scale from it, the plane goes through one pass at that scale (none at 0.25x: the probe
+    is the result). Otherwise (no probe, no nucleus in it, or mid-sized nuclei) the full-size
+    pass is the result, unless the nuclei measured there call for upsampling. Network time
+    that only served the estimate is added to ``info["estimate_seconds"]``.
     """
     post = lm.config["postprocess"]
     reference = post.get("diameter")
+    max_scale = post.get("max_scale", 2.0)
     native_tiles = _tiles(unit.shape, lm, 1.0, kw["tile_size"], kw["overlap"])
     if probing:
         t = time.perf_counter()
         small, probs, found = _probe(unit, lm, runner, prob_threshold, **kw)
-        scale = downsample_factor(found, reference, **size_rule(post))
+        scale = probe_scale(found, reference, max_scale, **size_rule(post))
         if scale == PROBE_SCALE:
             runner.total -= native_tiles
             return labels_resized(small, unit.shape), probs, scale, found
         seconds = time.perf_counter() - t
         info["probe_seconds"] += seconds
         info["estimate_seconds"] += seconds
-        if scale != 1.0:
+        if scale is not None:
             runner.total -= native_tiles
             probs = _infer_pass(unit, lm, runner, scale, extra=True, **kw)
             labels = _labels_at_scale(probs, lm, scale, unit.shape, prob_threshold)
@@ -248,7 +250,7 @@ def _auto_unit(unit, lm, runner, prob_threshold, probing, info, **kw):
     probs = _infer_pass(unit, lm, runner, 1.0, **kw)
     labels = _labels_at_scale(probs, lm, 1.0, unit.shape, prob_threshold)
     found = median_diameter(labels)
-    scale = upsample_factor(found, reference, post.get("max_scale", 2.0))
+    scale = upsample_factor(found, reference, max_scale)
     if scale != 1.0:
         info["estimate_seconds"] += time.perf_counter() - t
         probs = _infer_pass(unit, lm, runner, scale, extra=True, **kw)

@@ -15,9 +15,18 @@ range, down or up (Cellpose's size normalization [1]_):
    :data:`DOWN_TARGET` times the model's diameter (29 pixels); at 0.25x the probe's own pass
    is the result, so the estimate costs nothing extra, and a 0.5x pass costs 4x the probe.
    A model's config may set its own multiples (``postprocess.native_max``, ``down_target``).
-3. Other planes go through the full-size pass; their median nucleus there (measured exactly
-   at this scale) upsamples planes of nuclei under 75% of the model's diameter
-   (:func:`upsample_factor`, at most ``max_scale``), as before.
+3. Small nuclei are upsampled by the probe's estimate times :data:`PROBE_SMALL`
+   (:func:`upsample_factor`: by the model's diameter over it, rounded to a quarter, from
+   1.25x, at most ``max_scale``), in one pass: the estimate costs the probe alone.
+4. Other planes (mid-sized nuclei, no nucleus in the probe, planes too small to probe) go
+   through the full-size pass, which is their result; their nuclei are measured there too
+   (for free), and planes where that measurement calls for upsampling are run again at the
+   factor it gives (the only case where the estimate costs a full-size pass; 4-6% of the
+   DSB planes of 0.5-1.4x).
+
+:func:`probe_scale` is steps 2-3. On the benchmark's small images (DSB: 256x256 planes) fixed
+per-call costs make the probe 15-25% of the pass at the chosen scale, 2% on 1024x1280 planes
+(``benchmarks/bench_scale_sweep.py``).
 
 References
 ----------
@@ -43,6 +52,11 @@ NATIVE_MAX = 2.5
 #: Downsampled planes bring nuclei closest to this multiple of the model's diameter. Default
 #: of a config's ``postprocess.down_target``.
 DOWN_TARGET = 1.5
+
+#: The probe's estimate times this decides upsampling (chosen on DSB *training* images
+#: rescaled 0.25-1.4x: the same pooled F1 as the full-size measurement, half as many planes
+#: measured again at full size; the probe sees nuclei of 14-24 pixels 5-10% too large).
+PROBE_SMALL = 0.9
 
 #: The scales a downsampled plane may take (powers of two: 0.25 reuses the probe).
 DOWN_SCALES = (0.5, 0.25)
@@ -117,6 +131,26 @@ def downsample_factor(estimate, reference, *, native_max=NATIVE_MAX, down_target
     return min(DOWN_SCALES, key=lambda s: abs(math.log(estimate * s / target)))
 
 
+def probe_scale(found, reference, max_scale=2.0, **rule):
+    """Scale of a plane chosen by its probe alone, or ``None``: the full-size pass decides.
+
+    ``found``: the probe's estimate (pixels of the plane; ``None`` when it saw no nucleus).
+    Large nuclei are downsampled (:func:`downsample_factor`, ``rule``: its keywords), small
+    ones upsampled (:func:`upsample_factor` of ``found`` times :data:`PROBE_SMALL`); ``None``
+    for the others: the full-size pass is their result unless the nuclei measured there
+    call for upsampling.
+
+    Examples
+    --------
+    >>> probe_scale(120.0, 19.3), probe_scale(12.0, 19.3), probe_scale(30.0, 19.3)
+    (0.25, 1.75, None)
+    """
+    scale = downsample_factor(found, reference, **rule)
+    if scale == 1.0 and found:
+        scale = upsample_factor(PROBE_SMALL * found, reference, max_scale)
+    return None if scale == 1.0 else scale
+
+
 def probe_shape_ok(shape, divisor):
     """Whether a plane is large enough for a meaningful probe (both sides >= 2 divisors)."""
     return all(round(s * PROBE_SCALE) >= 2 * divisor for s in shape)
@@ -127,9 +161,9 @@ def rescale_factor(diameter, lm, labels=None):
 
     ``diameter=None``: 1.0. A number: the model's reference diameter over it (a model
     without one raises ValueError). ``"auto"``: from the median nucleus of ``labels`` (the
-    full-size pass), only upwards, when nuclei are at least 25% smaller than the model's
-    reference; the factor is rounded to a quarter and capped at the model's ``max_scale``
-    (the downward step of ``"auto"`` is :func:`downsample_factor`, from the probe).
+    full-size pass, step 4 of the module's rule), only upwards, when nuclei are at least 25%
+    smaller than the model's reference; the factor is rounded to a quarter and capped at the
+    model's ``max_scale`` (the probe's steps are :func:`probe_scale`).
     """
     if diameter is None or lm.spatial_dims != 2:
         return 1.0
