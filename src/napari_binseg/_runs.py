@@ -9,8 +9,8 @@ provisional-label image. Imports numba at the top: import this module inside fun
 
 References
 ----------
-.. [1] K. Wu, E. Otoo and K. Suzuki, "Optimizing two-pass connected-component labeling
-       algorithms", Pattern Anal. Appl. 12: 117-135, 2009. :DOI:`10.1007/s10044-008-0109-y`
+.. [1] L. He, Y. Chao and K. Suzuki, "A run-based two-scan labeling algorithm", IEEE Trans.
+       Image Process. 17(5): 749-756, 2008. :DOI:`10.1109/TIP.2008.919369`
 """
 
 from typing import NamedTuple
