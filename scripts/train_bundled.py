@@ -229,6 +229,8 @@ def export(run, data, dest, *, tune=True, log=print):
     """Copy a run's best model to ``dest``, evaluate it and write config.json and the card."""
     run, dest = Path(run), Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
+    old_card = dest / "MODEL_CARD.md"
+    kept = kept_sections(old_card.read_text()) if old_card.is_file() else {}
     config = json.loads((run / "config.json").read_text())
     tmp = dest / "model.safetensors.tmp"
     shutil.copyfile(run / "model.safetensors", tmp)
@@ -275,14 +277,55 @@ def export(run, data, dest, *, tune=True, log=print):
         "postprocess_tuning": tuning,
     }
     (dest / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    (dest / "MODEL_CARD.md").write_text(card(config, val))
+    (dest / "MODEL_CARD.md").write_text(card(config, val, kept))
+    for heading in kept:
+        log(f"kept the card's hand-written section {heading!r}: re-measure its numbers")
     log(f"exported to {dest}")
     return config
 
 
-def card(config, val):
+#: Sections of the bundled card written by hand (measured with benchmarks, not by the export):
+#: an export into a folder whose card has them keeps them.
+HAND_WRITTEN = ("Nucleus size", "Speed")
+
+
+def kept_sections(text):
+    """``{heading: text}`` of the sections of a card whose heading starts with one of
+    :data:`HAND_WRITTEN`."""
+    parts = (part.partition("\n") for part in text.split("\n## ")[1:])
+    return {h: body for h, _, body in parts if h.startswith(HAND_WRITTEN)}
+
+
+def _multisource(tr, diameter):
+    """The s-bsst265 paragraph of a ``finetune_multisource.py`` run ('' for other runs)."""
+    if not tr.get("bsst265_train"):
+        return ""
+    copies = ", ".join(f"{k:g}" for k in tr["bsst265_copies"])
+    large = (
+        f" Every {tr['dsb_large_every']}th DSB training image was also used at "
+        f"{tr['dsb_large']:g}x its size (whole nuclei up to ~{2 * diameter * tr['dsb_large']:.0f}"
+        " pixels after the random rescaling)."
+        if tr.get("dsb_large")
+        else ""
+    )
+    val = tr.get("validation_scales", [1.0])
+    sizes = ", ".join(f"{k:g}x" for k in val)
+    return f"""
+
+Also s-bsst265 (Kromp et al., "An annotated fluorescence image dataset for training nuclear
+segmentation methods", Scientific Data 7, 262, 2020; BioStudies S-BSST265; CC0): of its 42
+training images (mostly 63x, nuclei 90-190 pixels; four 20x tissue sections, ~20 pixels), the
+{len(tr["bsst265_train"])} even rows of `index.csv` were trained on and the
+{len(tr["bsst265_held_out"])} odd rows are held out (never trained on, never used to choose
+anything). Each training image was rescaled so that its median nucleus is {copies} times
+{diameter} pixels (one copy each).{large} The validation split was scored at {sizes} its
+(upsampled) size, pooled, to choose the checkpoint. Command: `{tr["command"]}`."""
+
+
+def card(config, val, kept=None):
     """The bundled model's card: :func:`napari_binseg.unet.training.model_card` with the
-    DSB 2018 data, the validation and the reproduction sections."""
+    DSB 2018 data (and s-bsst265 for a multi-source run), the validation and the
+    reproduction sections, plus ``kept`` hand-written sections (:func:`kept_sections`)."""
     net = config["network"]["kwargs"]
     tr = config["training"]
     opts = tr["config"]
@@ -317,6 +360,7 @@ def card(config, val):
         else ""
     )
     samples = ", ".join(f"{k} {v:.4f}" for k, v in ev["per_sample_f1_iou50"].items())
+    multisource = _multisource(tr, pp["diameter"])
     sections = {
         "Architecture": f"""
 `monai.networks.nets.UNet(spatial_dims=2, in_channels=1, out_channels=2,
@@ -333,11 +377,11 @@ pickle); architecture and options: `config.json`.""",
   under {pp["min_size"]} pixels{tuned}.
 - Trained at the pixel sizes of the DSB 2018 images (nuclei roughly 10-40 pixels across; the
   median training nucleus is {pp["diameter"]} pixels across), with random rescaling 0.6-1.6x.
-  `segment(diameter="auto")` (the default) measures each plane's median nucleus on a first
-  pass and, when it is under 75% of {pp["diameter"]} pixels, upsamples the plane towards it
-  (factor rounded to 0.25, at most {pp["max_scale"]}x) and segments it again: small nuclei
-  otherwise merge or vanish. `diameter=D` rescales by {pp["diameter"]}/D in one pass;
-  `diameter=None` keeps the image's pixel size.""",
+  `segment(diameter="auto")` (the default) brings each plane's nuclei to that size, down
+  or up (`napari_binseg/unet/scale.py`; size-rule keys of `config.json`'s `postprocess`:
+  {json.dumps({k: pp[k] for k in ("native_max", "down_target") if k in pp}) or "defaults"}).
+  `diameter=D` rescales by {pp["diameter"]}/D in one pass; `diameter=None` keeps the
+  image's pixel size.""",
         "Training": f"""
 The 2018 Data Science Bowl stage 1 training set, fluorescence images (BBBC038; Caicedo et al.,
 "Nucleus segmentation across imaging experiments: the 2018 Data Science Bowl", Nature Methods
@@ -352,7 +396,7 @@ Targets: foreground = labels > 0; centre = pixels whose distance to the nucleus 
 Loss: binary cross-entropy + soft Dice on both channels. Augmentation: random 256x256 crops
 after random rescaling (0.6-1.6), flips, 90-degree rotations, contrast/brightness, gamma,
 Gaussian noise.{upsampled} AdamW (lr {opts["lr"]}, weight decay 1e-4), warm-up then cosine
-decay, batch {opts["batch_size"]}, seed {opts["seed"]}: {progress}.""",
+decay, batch {opts["batch_size"]}, seed {opts["seed"]}: {progress}.{multisource}""",
         "Validation (held-out split; `napari_binseg.evaluate`, pooled over images)": f"""
 Full images through `napari_binseg.segment` with default options. The checkpoint and the
 post-processing settings were chosen on this split, so its scores are slightly optimistic.
@@ -385,9 +429,10 @@ bit-for-bit reproducible on other hardware.""",
 - 2D; 3D stacks are segmented plane by plane (objects do not link across planes).
 - Some tissue-like and embryo images in the data have dim, unannotated nuclei: the model
   may find nuclei there that the ground truth lacks, or miss dim ones.
-- `diameter="auto"` only upsamples: downsampling planes of large nuclei (0.5x, 0.7x) did not
-  help on the validation split. Give `diameter=` for nuclei far outside 10-40 pixels.""",
+- `diameter="auto"` downsamples at most to 0.25x and upsamples at most to
+  `postprocess.max_scale`: give `diameter=` for nuclei far outside ~7-200 pixels.""",
     }
+    sections |= kept or {}
     summary = """
 A compact MONAI U-Net trained in this project to segment cell nuclei in single-channel
 fluorescence images. It predicts two sigmoid channels, **foreground** and nucleus **centre**;

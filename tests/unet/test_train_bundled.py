@@ -58,11 +58,16 @@ def test_train_and_export_on_a_dsb_layout_folder(script, tmp_path):
     with pytest.raises(SystemExit):  # no default destination: nothing writes into the package
         script.main(common + ["--export", str(run)])
     dest = tmp_path / "model"
+    dest.mkdir()
+    hand = "## Speed (bench_unet.py)\n| 1024x1024 | 6.1 MP/s |\n"
+    (dest / "MODEL_CARD.md").write_text(f"# old\n\n## Training\nold weights\n\n{hand}")
     script.main(common + ["--export", str(run), "--dest", str(dest)])
     card = (dest / "MODEL_CARD.md").read_text()
     assert card.startswith("# nuclei: U-Net for fluorescence nuclei")
     for heading in ("Architecture", "Input", "Training", "Validation", "Reproduce"):
         assert f"\n## {heading}" in card
+    # The hand-written speed section survives the export; generated ones are replaced.
+    assert hand.strip() in card and "old weights" not in card
     evaluation = json.loads((dest / "config.json").read_text())["evaluation"]
     assert evaluation["validation_images"] == 1
     assert 0 <= evaluation["packaged_samples_f1_iou50"] <= 1
