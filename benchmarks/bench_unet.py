@@ -13,14 +13,16 @@ Prints, in one run (medians of ``--repeats``; the machine is noisy, compare rati
   (the default tile of 1024); post-processing alone;
 - object F1 (IoU 0.5) of each path on the packaged sample against its ground truth;
 - the cost and the gain of ``diameter="auto"``: the sample at half size (nuclei ~14 pixels
-  across, so the automatic rescale runs a second, upsampled pass) against ``diameter=None``,
-  in F1 and, at 1024x1024, in MP/s (with the full-size image, where it finds nothing to do);
+  across, so the probe chooses an upsampled pass) against ``diameter=None``, in F1 and, at
+  1024x1024, in MP/s with the scale chosen and the estimate's time over the rest of the run
+  (with the full-size image too, where it finds nothing to do);
 - the same on CUDA when a GPU is present.
 """
 
 import argparse
 import statistics
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -151,8 +153,8 @@ def main(argv=None):
                 if size > 1024 and prec == "bfloat16" and not auto.bf16:
                     continue  # slow emulated bf16 (no AMX): measured at 1024 only
                 kw = dict(device=device, precision=prec, backend=backend)
-                t_seg = median_time(lambda: inference.segment(image, lm, **kw), reps)
-                t_net = median_time(lambda: inference.predict_channels(image, lm, **kw), reps)
+                t_seg = median_time(partial(inference.segment, image, lm, **kw), reps)
+                t_net = median_time(partial(inference.predict_channels, image, lm, **kw), reps)
                 rate = f32_rate if prec == "float32" else bf16_rate
                 share = fpp * mp * 1e6 / t_net / 1e9 / rate
                 line = (
@@ -162,7 +164,7 @@ def main(argv=None):
                 )
                 if size <= 1024:
                     t_256 = median_time(
-                        lambda: inference.predict_channels(image, lm, tile_size=256, **kw), reps
+                        partial(inference.predict_channels, image, lm, tile_size=256, **kw), reps
                     )
                     line += (
                         f"; 256-px tiles (overlap 0.25) {t_256:.3f} s = x{t_256 / t_net:.2f}"
@@ -170,7 +172,7 @@ def main(argv=None):
                     )
                 print(line)
             probs = inference.predict_channels(image, lm, device=device)
-            t_post = median_time(lambda: inference.labels_from_probabilities(probs, lm), reps)
+            t_post = median_time(partial(inference.labels_from_probabilities, probs, lm), reps)
             print(f"  post-processing alone {t_post:.3f} s ({mp / t_post:.1f} MP/s)")
             if size <= 1024:
                 bench_diameter(inference, lm, device, size, reps)
@@ -193,15 +195,16 @@ def bench_diameter(inference, lm, device, size, reps):
         ("full-size nuclei", bench_image(size)),
         ("half-size nuclei", bench_image(size, shrink=True)),
     ):
-        first = inference.segment(image, lm, device=device, diameter=None)
-        factor = inference.rescale_factor("auto", lm, first)
+        info = inference.segment(image, lm, device=device, return_info=True)[1]
         t_none = median_time(
-            lambda: inference.segment(image, lm, device=device, diameter=None), reps
+            partial(inference.segment, image, lm, device=device, diameter=None), reps
         )
-        t_auto = median_time(lambda: inference.segment(image, lm, device=device), reps)
+        t_auto = median_time(partial(inference.segment, image, lm, device=device), reps)
         mp = image.size / 1e6
+        cost = info["estimate_seconds"] / (info["seconds"] - info["estimate_seconds"])
         print(
-            f"  diameter='auto' on {label} (factor {factor}): {mp / t_auto:.2f} MP/s against "
+            f"  diameter='auto' on {label} (scale {info['scales'][0]}, estimate "
+            f"{100 * cost:.0f}% of the rest): {mp / t_auto:.2f} MP/s against "
             f"{mp / t_none:.2f} MP/s with diameter=None (x{t_auto / t_none:.2f} the time)"
         )
 
