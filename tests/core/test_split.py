@@ -33,9 +33,11 @@ def test_separate_large_textured_nuclei_not_split_more_than_components(radius):
     assert evaluate(truth, labels, thresholds=[0.5])["f1"].iloc[0] >= 0.95
 
 
-def test_blurred_large_nuclei_counted():
-    # Out of focus: blur sigma 8 px on nuclei of radius 25 px, some touching.
-    image, truth = synthetic_nuclei((400, 400), radius=25.0, blur=8.0, seed=4)
+@pytest.mark.parametrize("radius, size, seed", [(25.0, 400, 4), (40.0, 800, 0)])
+def test_blurred_large_nuclei_counted(radius, size, seed):
+    # Out of focus: blur sigma 8 px on nuclei of radius 25 and 40 px, some touching (the
+    # count before the scale-aware split: 9x too many at radius 40).
+    image, truth = synthetic_nuclei((size, size), radius=radius, blur=8.0, seed=seed)
     _, table = count_cells(threshold(image), image=image)
     assert abs(len(table) - int(truth.max())) <= 0.1 * int(truth.max())
 
