@@ -323,7 +323,7 @@ def estimate_diameter(volume, lm, spacing, *, options, progress=None):
     """Typical nucleus diameter of a normalized stack in physical units (once per stack).
 
     :func:`napari_binseg.unet.inference.estimate_diameter` (the size ``segment`` finds with
-    ``diameter="auto"``: a 0.25x probe, then the full-size pass where nuclei are not large)
+    ``diameter="auto"``: a 0.25x probe, then the full-size pass where nuclei are mid-sized)
     measures a few XY planes: the middle one and those a quarter of the stack above and
     below. A plane cuts a ball at a uniformly distributed height, so the median section has
     0.87 of the nucleus diameter: the planes' median is divided by it.
