@@ -151,3 +151,44 @@ def test_atlas_in_parts_equals_one_pass(monkeypatch):
     parts, parts_table = count_cells(mask, image)
     np.testing.assert_array_equal(parts, labels)
     assert parts_table.equals(table) and parts_table.attrs == table.attrs
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.uint16])
+def test_upsample_per_box_equals_whole_image(dtype):
+    """The 2D upsampling of a coarse split, object by object in their boxes, gives the
+    labels of the whole-image kernel (seeds under their own piece, breadth-first growth)."""
+    from skimage.measure import label as sk_label
+
+    from napari_binseg._flood import label_boxes, upsample_pieces, upsample_pieces_2d
+
+    image, _ = synthetic_nuclei((240, 200), radius=16, seed=7)
+    labels = sk_label(threshold(image) != 0, connectivity=2).astype(dtype)
+    f = 3
+    coarse = labels[::f, ::f].astype(np.int32)
+    # Pieces: each coarse object cut in two by a vertical line through its middle column.
+    pieces = np.zeros_like(coarse)
+    owner = [0]
+    for k in range(1, int(coarse.max()) + 1):
+        ys, xs = np.nonzero(coarse == k)
+        if xs.size == 0:
+            continue
+        mid = np.median(xs)
+        for side in (xs < mid, xs >= mid):
+            if side.any():
+                owner.append(k)
+                pieces[ys[side], xs[side]] = len(owner) - 1
+    owner = np.asarray(owner, np.int32)
+    cut = np.bincount(owner[1:], minlength=int(labels.max()) + 1) > 1
+    cut[0] = False
+    n = int(labels.max())
+    expected = np.empty(labels.shape, np.int32)
+    upsample_pieces(labels[None].astype(np.int32), pieces[None], owner, cut, f, n, expected[None])
+    boxes = np.empty((cut.size, 4), np.int64)
+    boxes[:, 0::2] = np.iinfo(np.int64).max
+    boxes[:, 1::2] = -1
+    label_boxes(labels, cut, boxes)
+    got = labels.copy()
+    upsample_pieces_2d(got, pieces, owner, boxes, np.flatnonzero(cut), f, n, got)
+    assert cut.sum() >= 5
+    assert np.count_nonzero(got > n) > 0.3 * np.count_nonzero(labels)  # pieces written
+    np.testing.assert_array_equal(got, expected)
