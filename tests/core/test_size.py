@@ -64,3 +64,19 @@ def test_all_foreground_has_a_finite_size_and_counts_one(shape):
     assert np.isfinite(d) and d > 0
     labels, table = count_cells(mask)
     assert len(table) == 1 and labels.min() == 1
+
+
+def test_estimate_diameter_labels_a_bool_mask_exactly():
+    # cc3d 4.1.1 labels background pixels of some bool masks with 8-connectivity (here the
+    # top one, doubling the estimate); the components must be those of scikit-image.
+    from skimage.measure import label as sk_label
+
+    from napari_binseg.size import SHAPE_FACTOR
+
+    mask = np.array([[0], [0], [1]], bool)
+    assert estimate_diameter(mask) == pytest.approx(2 * SHAPE_FACTOR * 1.0)
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        mask = rng.random((rng.integers(1, 12), rng.integers(1, 12))) < 0.5
+        expected = estimate_diameter(sk_label(mask, connectivity=2) * 2)  # labels, not a mask
+        assert estimate_diameter(mask) == expected
