@@ -32,20 +32,9 @@ def _nucleus_size(diameter, ndim):
     return np.pi * r**2 if ndim == 2 else 4.0 / 3.0 * np.pi * r**3
 
 
-def _in_upper_half(labels, buffer):
-    """Whether ``labels`` is the uint16 upper half of the int32 ``buffer`` (not a copy)."""
-    n = buffer.size
-    return (
-        labels.flags.c_contiguous
-        and labels.size == n
-        and labels.__array_interface__["data"][0] == buffer.__array_interface__["data"][0] + 2 * n
-    )
-
-
-def _widen(buffer, lut=None):
-    """The uint16 values held in the upper half of the int32 ``buffer`` (or ``lut`` of
-    them; ``lut[0]`` must be 0), written as int32 into ``buffer`` itself from the start,
-    in one compiled pass.
+def _widen(buffer):
+    """The uint16 values held in the upper half of the int32 ``buffer``, written as int32
+    into ``buffer`` itself from the start, in one compiled pass.
 
     Element ``i`` of the int32 array covers bytes ``4i .. 4i + 4``; the uint16 values not yet
     read start at byte ``2n + 2i`` >= ``4i + 4``: nothing unread is overwritten.
@@ -53,21 +42,36 @@ def _widen(buffer, lut=None):
     from ._flood import widen_upper
 
     n = buffer.size
-    widen_upper(buffer, buffer.view(np.uint16)[n:], np.zeros(0, np.int32) if lut is None else lut)
+    widen_upper(buffer, buffer.view(np.uint16)[n:], np.zeros(0, np.int32))
     return buffer
 
 
-def _relabel_int32(labels, lut):
-    """``lut[labels]`` as int32, in place when ``labels`` is our own (u)int32 array."""
-    from ._flood import relabel_nonzero
+def _relabel(labels, lut, n):
+    """``lut[labels]`` (``n`` labels) as uint16 when ``n < 65536``, else as uint32; in place
+    when ``labels`` is our own array of that width.
+
+    uint16 labels held in the upper half of the int32 work buffer are returned as they are:
+    the buffer's lower half is never touched, so they cost 2 bytes per pixel of memory.
+    """
+    from ._flood import relabel_nonzero, widen_upper
 
     labels = np.ascontiguousarray(labels)
+    if n <= np.iinfo(np.uint16).max:
+        lut = lut.astype(np.uint16)
+        if labels.dtype.itemsize <= 2:
+            labels = labels.astype(np.uint16, copy=False)
+            relabel_nonzero(labels.reshape(-1), lut)  # background (most pixels) skipped
+            return labels
+        # Widened by the split (its pieces' ids did not fit): a uint16 copy in one pass.
+        out = np.empty(labels.shape, np.uint16)
+        widen_upper(out.reshape(-1), labels.reshape(-1), lut)
+        return out
     if labels.dtype in (np.uint32, np.int32):
         labels = labels.view(np.int32)
     else:
         labels = labels.astype(np.int32)
-    relabel_nonzero(labels.reshape(-1), lut)  # background (most pixels) skipped
-    return labels
+    relabel_nonzero(labels.reshape(-1), lut)
+    return labels.view(np.uint32)
 
 
 def _count_frame(
@@ -94,9 +98,9 @@ def _count_frame(
 
     buffer = None
 
-    def widen(lut=None):
-        """The uint16 labels held in ``buffer`` as int32 in ``buffer`` (``lut`` applied)."""
-        return _widen(buffer, lut).reshape(mask.shape)
+    def widen():
+        """The uint16 labels held in ``buffer`` as int32 in ``buffer``."""
+        return _widen(buffer).reshape(mask.shape)
 
     if is_labels:
         # Consecutive ids for any label values (large or sparse), input untouched.
@@ -110,9 +114,9 @@ def _count_frame(
         runs = find_runs(foreground, conn[0])
         del foreground
         if mask.size and runs.n <= np.iinfo(np.uint16).max:
-            # The work in uint16 (2 bytes per pixel less), painted into the upper half of the
-            # int32 output: widened in place at the end (:func:`_widen`), its lower half
-            # untouched (not resident) until then.
+            # The work in uint16, painted into the upper half of an int32 buffer: widened in
+            # place (:func:`_widen`) only if the split's ids outgrow uint16, its lower half
+            # untouched (not resident) otherwise.
             buffer = np.empty(mask.size, np.int32)
             labels = paint_runs(runs, buffer.view(np.uint16)[mask.size :].reshape(mask.shape))
         else:
@@ -157,10 +161,7 @@ def _count_frame(
     lut[table["label"].to_numpy()[keep]] = new
     # ``labels`` is our own array here (never the input): relabel its foreground in place,
     # which is cheaper than filling a new image.
-    if buffer is not None and labels.dtype == np.uint16 and _in_upper_half(labels, buffer):
-        labels = widen(lut)  # relabeled while widened, in place
-    else:
-        labels = _relabel_int32(labels, lut)
+    labels = _relabel(labels, lut, len(new))
     attrs = dict(table.attrs)
     table = table[keep].reset_index(drop=True)
     table["label"] = new.astype(np.int64)
@@ -245,7 +246,7 @@ def count_cells(
 
     Returns
     -------
-    labels : ndarray of int32, same shape as ``mask``
+    labels : ndarray of uint16 (fewer than 65536 objects) or uint32, same shape as ``mask``
         Objects numbered ``1..n``, 0 is background.
     table : pandas.DataFrame
         One row per object: ``label``, (``frame``), ``centroid_[z]/y/x``, ``area`` or
@@ -359,14 +360,14 @@ def count_cells(
             np.asarray(mask), None if image is None else np.asarray(image), **options
         )
 
-    out = np.zeros(mask.shape, np.int32)
+    out = np.zeros(mask.shape, np.uint32)
     out_frames = np.moveaxis(out, time_axis, 0)
     tables, offset = [], 0
     for t in range(n_frames):
         frame = np.asarray(np.take(mask, t, axis=time_axis))
         img = None if image is None else np.asarray(np.take(image, t, axis=time_axis))
         labels, table = _count_frame(frame, img, **options)
-        out_frames[t] = np.where(labels > 0, labels + offset, 0)
+        np.add(labels, np.uint32(offset), out=out_frames[t], where=labels > 0)
         table["label"] += offset
         table.insert(1, "frame", t)
         offset += len(table)
@@ -380,6 +381,8 @@ def count_cells(
     attrs.pop("min_size", None)
     table = pd.concat(tables, ignore_index=True)
     table.attrs.update(attrs, n_frames=n_frames)
+    if offset <= np.iinfo(np.uint16).max:
+        out = out.astype(np.uint16)
     return out, table
 
 

@@ -32,7 +32,7 @@ def test_touching_pair_is_split(ndim, dtype):
     mask = two_touching(ndim).astype(dtype)
     assert sk_label(mask).max() == 1  # one blob for plain connected components
     labels, table = count_cells(mask)
-    assert labels.dtype == np.int32
+    assert labels.dtype == np.uint16
     assert len(table) == 2 and set(np.unique(labels)) == {0, 1, 2}
     # The cut runs through the neck: each half keeps about half of the pixels.
     sizes = np.bincount(labels.ravel())[1:]
@@ -225,6 +225,33 @@ def test_progress_exception_stops():
 
     with pytest.raises(KeyboardInterrupt):
         count_cells(mask, time_axis=0, progress=stop)
+
+
+def test_labels_in_the_smallest_unsigned_type():
+    """uint16 below 65536 objects, else uint32: for masks, label images and time series."""
+    plain = dict(split_touching=False, fill_holes=False, min_size=0)
+    dots = np.zeros((600, 600), bool)
+    dots[::2, ::2] = True  # 90000 single pixels, apart even through corners
+    labels, table = count_cells(dots, **plain)
+    assert labels.dtype == np.uint32 and len(table) == labels.max() == 90000
+    assert labels[::2, ::2].ravel().tolist() == list(range(1, 90001))
+    # 90000 components, 100 of them kept (4 pixels each): relabeled 1..100 into uint16.
+    dots[:40, :40] = False
+    for dy, dx in ((0, 0), (0, 1), (1, 0), (1, 1)):
+        dots[dy:40:4, dx:40:4] = True
+    labels, table = count_cells(dots, **{**plain, "min_size": 2})
+    assert labels.dtype == np.uint16 and len(table) == labels.max() == 100
+    assert (np.bincount(labels.ravel())[1:] == 4).all()
+    series, table = count_cells(np.stack([dots[:, :300], dots[:, 300:]]), time_axis=0, **plain)
+    n_left = sk_label(dots[:, :300], connectivity=2).max()
+    assert series.dtype == np.uint32 and series.max() == len(table) == n_left + 45000
+    assert table.groupby("frame")["label"].min().tolist() == [1, n_left + 1]
+    assert series[1, ::2, ::2].ravel().tolist() == list(range(n_left + 1, n_left + 45001))
+    small = np.zeros((10, 10), np.uint8)
+    small[2:5, 2:5] = 200
+    assert count_cells(small, split_touching=False)[0].dtype == np.uint16
+    wide = np.arange(70000, dtype=np.int64).reshape(280, 250)  # a label image, 69999 objects
+    assert count_cells(wide, split_touching=False)[0].dtype == np.uint32
 
 
 def test_label_image_input_kept():
