@@ -9,6 +9,7 @@ import pytest
 from napari_binseg.unet import load_model, predict_channels, segment
 from napari_binseg.unet import scale as sc
 from napari_binseg.unet.inference import estimate_diameter
+from napari_binseg.unet.normalize import normalize_plane
 from napari_binseg.unet.tiling import _plan
 
 from .conftest import needs_bundled, object_f1
@@ -53,6 +54,7 @@ def test_rescale_factor_rules(sized_model, small_model, monkeypatch):
 def test_auto_diameter_is_the_fixed_rescale_it_chose(sized_model, sample_images, monkeypatch):
     image = sample_images["nuclei_003cee89357d9fe1"][:96, :112]
     lm = load_model(sized_model, device="cpu")
+    norm = lm.config["normalization"]
     kw = dict(device="cpu", precision="float32", tile_size=64, overlap=0.25)
     native = segment(image, lm, diameter=None, **kw)
     assert native.max() > 0
@@ -77,9 +79,20 @@ def test_auto_diameter_is_the_fixed_rescale_it_chose(sized_model, sample_images,
     assert calls[-1] == (tiles[0] + tiles[2],) * 2
     assert [d for d, _ in calls] == sorted(d for d, _ in calls)
     assert (tiles[0], tiles[0] + tiles[1]) in calls
-    # Without a probe, the full-size pass measures the nuclei and the plane runs again at
-    # 2x: same labels, that first pass counted as the estimate.
+    # A plane too small to probe: its Otsu mask's nuclei choose 2x, in one pass.
     monkeypatch.setattr("napari_binseg.unet.passes.probe_shape_ok", lambda *a: False)
+    calls.clear()
+    again, info = segment(
+        image, lm, return_info=True, progress=lambda d, t: calls.append((d, t)), **kw
+    )
+    np.testing.assert_array_equal(again, fixed)
+    assert info["scales"] == [2.0] and info["probe_seconds"] == 0
+    assert info["diameter"] == pytest.approx(sc.mask_diameter(normalize_plane(image, norm)))
+    assert calls[-1] == (tiles[2],) * 2
+    assert estimate_diameter(image, lm, **kw) == pytest.approx(info["diameter"])
+    # Nothing in the mask either: the full-size pass measures the nuclei and the plane runs
+    # again at 2x, that first pass counted as the estimate.
+    monkeypatch.setattr("napari_binseg.unet.passes.mask_diameter", lambda unit: None)
     calls.clear()
     again, info = segment(
         image, lm, return_info=True, progress=lambda d, t: calls.append((d, t)), **kw

@@ -43,6 +43,7 @@ from .passes import (
 from .scale import (
     PROBE_SCALE,
     check_diameter,
+    mask_diameter,
     median_diameter,
     probe_scale,
     rescale_factor,
@@ -439,11 +440,11 @@ def estimate_diameter(
 ):
     """Typical nucleus diameter (pixels) as ``segment(diameter="auto")`` measures it.
 
-    Each plane goes through the 0.25x probe, whose median nucleus is the estimate where it
-    chooses the plane's scale (:func:`napari_binseg.unet.scale.probe_scale`); the other
-    planes (mid-sized nuclei, none in the probe, planes too small to probe) are measured on
-    the full-size pass, as :func:`segment` does. Costs 1/16 of a full pass per plane, one
-    full pass for those. Parameters as in :func:`segment`.
+    Each plane goes through the 0.25x probe (planes too small for it: their Otsu mask),
+    whose median nucleus is the estimate where it chooses the plane's scale
+    (:mod:`napari_binseg.unet.scale`); the other planes (mid-sized nuclei, none found) are
+    measured on the full-size pass, as :func:`segment` does. Costs 1/16 of a full pass per
+    plane, one full pass for those. Parameters as in :func:`segment`.
 
     Returns
     -------
@@ -475,11 +476,13 @@ def estimate_diameter(
     runner = _Runner(lm, precision=precision, progress=None, total=0, backend=backend)
     found = []
     for _, unit, _ in _normalized_units(image, lm):
-        scale = None
         if probing:
             d = _probe(unit, lm, runner, prob_threshold, extra=True, **kw)[2]
             scale = probe_scale(d, reference, **size_rule(post))
-        if scale is None:
+        else:
+            d = mask_diameter(unit) if reference is not None else None
+            scale = upsample_factor(d, reference, post.get("max_scale", 2.0))
+        if scale in (None, 1.0):
             probs = _infer_pass(unit, lm, runner, 1.0, extra=True, **kw)
             d = median_diameter(_labels_at_scale(probs, lm, 1.0, unit.shape, prob_threshold))
         if d is not None:

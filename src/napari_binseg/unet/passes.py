@@ -16,6 +16,7 @@ from .normalize import nonfinite_mask, normalize_plane
 from .scale import (
     PROBE_SCALE,
     labels_resized,
+    mask_diameter,
     median_diameter,
     probe_scale,
     probe_shape_ok,
@@ -221,31 +222,35 @@ def labels_from_probabilities(
 def _auto_unit(unit, lm, runner, prob_threshold, probing, info, **kw):
     """``diameter="auto"`` on one plane: (labels, probabilities, scale, estimated diameter).
 
-    The probe (0.25x) estimates the nucleus diameter; where :func:`.scale.probe_scale` gives
-    a scale from it, the plane goes through one pass at that scale (none at 0.25x: the probe
-    is the result). Otherwise (no probe, no nucleus in it, or mid-sized nuclei) the full-size
-    pass is the result, unless the nuclei measured there call for upsampling. Network time
-    that only served the estimate is added to ``info["estimate_seconds"]``.
+    The probe (0.25x; on planes too small for it, the Otsu mask) estimates the nucleus
+    diameter; where it gives a scale (:func:`.scale.probe_scale`), the plane goes through
+    one pass at that scale (none at 0.25x: the probe is the result). Otherwise the full-size
+    pass is the result, unless the nuclei measured there call for upsampling. Time that only
+    served the estimate is added to ``info["estimate_seconds"]``.
     """
     post = lm.config["postprocess"]
     reference = post.get("diameter")
     max_scale = post.get("max_scale", 2.0)
     native_tiles = _tiles(unit.shape, lm, 1.0, kw["tile_size"], kw["overlap"])
+    t = time.perf_counter()
     if probing:
-        t = time.perf_counter()
         small, probs, found = _probe(unit, lm, runner, prob_threshold, **kw)
         scale = probe_scale(found, reference, max_scale, **size_rule(post))
         if scale == PROBE_SCALE:
             runner.total -= native_tiles
             return labels_resized(small, unit.shape), probs, scale, found
-        seconds = time.perf_counter() - t
-        info["probe_seconds"] += seconds
-        info["estimate_seconds"] += seconds
-        if scale is not None:
-            runner.total -= native_tiles
-            probs = _infer_pass(unit, lm, runner, scale, extra=True, **kw)
-            labels = _labels_at_scale(probs, lm, scale, unit.shape, prob_threshold)
-            return labels, probs, scale, found
+    else:
+        found = mask_diameter(unit) if reference is not None else None
+        scale = upsample_factor(found, reference, max_scale)
+        scale = None if scale == 1.0 else scale
+    seconds = time.perf_counter() - t
+    info["estimate_seconds"] += seconds
+    info["probe_seconds"] += seconds if probing else 0.0
+    if scale is not None:
+        runner.total -= native_tiles
+        probs = _infer_pass(unit, lm, runner, scale, extra=True, **kw)
+        labels = _labels_at_scale(probs, lm, scale, unit.shape, prob_threshold)
+        return labels, probs, scale, found
     t = time.perf_counter()
     probs = _infer_pass(unit, lm, runner, 1.0, **kw)
     labels = _labels_at_scale(probs, lm, 1.0, unit.shape, prob_threshold)
