@@ -717,6 +717,9 @@ def _object_edt_impl(labels, boxes, counts, ids, keep):
     (bounded by the best distance so far: a few steps per pixel in a small box) or the lower
     envelope of parabolas (Felzenszwalb and Huttenlocher 2012; linear in a large box).
 
+    Scratch memory: 4 bytes per pixel of the largest box (vertical distances, then the
+    distances of its rows), plus the store.
+
     Returns ``(peak, store, offset)``: the largest distance of each label (float32 values as
     float64; inf when nothing outside the object exists in the image), and the distances of
     the objects larger than ``keep`` times the disc of their peak (non-round ones, the
@@ -725,7 +728,7 @@ def _object_edt_impl(labels, boxes, counts, ids, keep):
     """
     ny, nx = labels.shape
     n = counts.size
-    big = np.int64(1) << 31  # no pixel outside the object in the column
+    big = np.int64(2**31 - 1)  # no pixel outside the object in the column
     inf = big * big
     area = 0
     width = 0
@@ -735,7 +738,9 @@ def _object_edt_impl(labels, boxes, counts, ids, keep):
         w = boxes[k, 3] - boxes[k, 2] + 1
         area = max(area, h * w)
         width = max(width, w)
-    g = np.empty(area, np.int64)
+    # Vertical distances (int32), replaced row by row by the float32 distances.
+    g = np.empty(area, np.int32)
+    gf = g.view(np.float32)
     run = np.empty(width, np.int64)
     line = np.empty(width, np.int64)
     v = np.empty(width + 2, np.int64)
@@ -801,7 +806,7 @@ def _object_edt_impl(labels, boxes, counts, ids, keep):
                             continue
                         f = np.int64(w) * w
                     else:
-                        gc = g[base + c]
+                        gc = np.int64(g[base + c])
                         if gc >= big:
                             continue
                         f = gc * gc + c * c
@@ -819,17 +824,20 @@ def _object_edt_impl(labels, boxes, counts, ids, keep):
                     line[x] = -1
                     continue
                 if direct:
-                    best = g[base + x] * g[base + x]
+                    gx = np.int64(g[base + x])
+                    best = gx * gx
                     dx = 1
                     while dx * dx < best:
                         xl = x - dx
                         xr = x + dx
                         if xl >= 0:
-                            best = min(best, dx * dx + g[base + xl] * g[base + xl])
+                            gl = np.int64(g[base + xl])
+                            best = min(best, dx * dx + gl * gl)
                         elif xl == -1 and left:
                             best = min(best, dx * dx)
                         if xr < w:
-                            best = min(best, dx * dx + g[base + xr] * g[base + xr])
+                            gr = np.int64(g[base + xr])
+                            best = min(best, dx * dx + gr * gr)
                         elif xr == w and right:
                             best = min(best, dx * dx)
                         elif xl < -1:
@@ -845,7 +853,13 @@ def _object_edt_impl(labels, boxes, counts, ids, keep):
                 if best > top:
                     top = best
             for x in range(w):
-                g[base + x] = line[x]
+                d2 = line[x]
+                if d2 < 0:
+                    gf[base + x] = -1.0
+                elif d2 >= inf:
+                    gf[base + x] = np.inf
+                else:
+                    gf[base + x] = np.sqrt(np.float32(d2))
         peak[k] = np.inf if top >= inf else np.float64(np.sqrt(np.float32(top)))
         if counts[k] > keep * np.pi * peak[k] ** 2:
             if used + h * w > store.size:
@@ -854,13 +868,7 @@ def _object_edt_impl(labels, boxes, counts, ids, keep):
                 store = grown
             offset[k] = used
             for p in range(h * w):
-                d2 = g[p]
-                if d2 < 0:
-                    store[used + p] = 0
-                elif d2 >= inf:
-                    store[used + p] = np.inf
-                else:
-                    store[used + p] = np.sqrt(np.float32(d2))
+                store[used + p] = max(gf[p], np.float32(0))
             used += h * w
     return peak, store[:used], offset
 
