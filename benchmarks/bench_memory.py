@@ -12,23 +12,20 @@ Measured (8192x8192, 67 Mpx, 2-core VM; fixed cost 272 MB = 4.25 B/px in both tr
 ====================================================  ==============  ==============
 count_cells options                                   before B/px     after B/px
 ====================================================  ==============  ==============
-defaults (size estimate, split, fill holes)           42.4            11.9
-``split_touching=False, fill_holes=False, min_size=0``  20.8            10.3
+defaults (size estimate, split, fill holes)           42.4            11.8
+``split_touching=False, fill_holes=False, min_size=0``  20.8            8.4
 ====================================================  ==============  ==============
 
-The plain count's work went from 16.6 to 6.1 B/px: the mask is labeled from its runs
-(:mod:`napari_binseg._runs`: a few integers per run, then a uint16 image when there are fewer
-than 65536 objects) instead of cc3d's uint32 image and tables (6.1 B/px), the measurements
-keep nothing per pixel and relabeling is in place. Its peak is now the int32 output itself:
-fixed 4.25 + numba's runtime ~0.9 + mask 1 + labels 4 = 10.2 B/px, the floor while
-``count_cells`` returns int32. The defaults add 1.6 B/px to that: holes are found from
-background runs (no labeled background), the distance map of the size estimate and split is
-computed in bands of rows and kept at the object pixels only (0.9 B/px here), and the clumps'
-atlas is smoothed and flooded a few shelves at a time (``_split._flood_atlas``), but its
-arrays per flooded pixel (index, raw and smoothed value, owner, basin: 20 B for each of the
-13% of pixels in clumps) are held for the whole image: that is the peak (11.9). The work
-after the labeling is done in uint16 (when the ids fit) held in the upper half of the int32
-output and widened in place at the relabel.
+The plain count's work went from 16.6 to 4.1 B/px: the mask is labeled from its runs
+(:mod:`napari_binseg._runs`: a few integers per run, no provisional-label image) straight into
+uint16 labels (fewer than 65536 objects), which are relabeled in place and returned as they
+are (uint16): numba's runtime ~0.9 + mask 1 + labels 2 + the table. The defaults go through
+the split, whose peak is the clumps' atlas (``_split._flood_atlas``, 11.8): on top of that
+8.4, the distances of the non-round objects in their boxes (1.0 B/px here) and, for each of
+the 13% of pixels in clumps, its atlas index, raw and smoothed value and owner (16 B) and
+then its basin (4 B), held for the whole image. Flooding and writing the atlas part by part
+would remove those (~9.9), but a part's pieces cannot be written into the labels before the
+later parts are packed (packing reads the labels of neighbouring clumps).
 
 Run: ``python benchmarks/bench_memory.py [--size 8192] [--base /work/base/src]``
 """
