@@ -91,7 +91,7 @@ def run_set(name, folder, names, scales, lm, log=print):
                 acc[key] += (row["tp"], row["n_true"], row["n_pred"])
             if info["diameter"]:
                 ratios.append(info["diameter"] / true_d)
-            rerun += info["estimate_seconds"] > info["probe_seconds"]
+            rerun += info["remeasured"]
         f1 = {k: 2 * v[0] / max(v[1] + v[2], 1) for k, v in acc.items()}
         rows.append(
             {

@@ -86,7 +86,7 @@ def test_auto_diameter_is_the_fixed_rescale_it_chose(sized_model, sample_images,
         image, lm, return_info=True, progress=lambda d, t: calls.append((d, t)), **kw
     )
     np.testing.assert_array_equal(again, fixed)
-    assert info["scales"] == [2.0] and info["probe_seconds"] == 0
+    assert info["scales"] == [2.0] and info["probe_seconds"] == info["remeasured"] == 0
     assert info["diameter"] == pytest.approx(sc.mask_diameter(normalize_plane(image, norm)))
     assert calls[-1] == (tiles[2],) * 2
     assert estimate_diameter(image, lm, **kw) == pytest.approx(info["diameter"])
@@ -99,6 +99,7 @@ def test_auto_diameter_is_the_fixed_rescale_it_chose(sized_model, sample_images,
     )
     np.testing.assert_array_equal(again, fixed)
     assert info["scales"] == [2.0] and info["probe_seconds"] == 0 < info["estimate_seconds"]
+    assert info["remeasured"] == 1
     assert info["diameter"] == pytest.approx(sc.median_diameter(native))
     assert calls[-1] == (tiles[1] + tiles[2],) * 2
 

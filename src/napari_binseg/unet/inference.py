@@ -282,7 +282,8 @@ def segment(
         ``nonfinite_pixels`` (NaN/inf pixels, segmented as background), ``seconds``,
         ``estimate_seconds`` (network passes that only served the size estimate: the probe
         when its pass is not the result, and the full-size pass of planes upsampled after
-        it) and ``probe_seconds`` (the probe's share of it).
+        it), ``probe_seconds`` (the probe's share of it) and ``remeasured`` (planes upsampled
+        after a full-size pass).
     spacing : float or (float, float), optional
         Pixel size (µm) along Y and X, only to report ``diameter_um``; for z-stacks
         ``(dz, dy, dx)``, which also sets the accurate mode's resampling.
@@ -387,6 +388,7 @@ def segment(
         "nonfinite_pixels": 0,
         "estimate_seconds": 0.0,
         "probe_seconds": 0.0,
+        "remeasured": 0,
     }
     offset = 0
     for idx, unit, bad in _normalized_units(image, lm):

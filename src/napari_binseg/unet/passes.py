@@ -258,6 +258,7 @@ def _auto_unit(unit, lm, runner, prob_threshold, probing, info, **kw):
     scale = upsample_factor(found, reference, max_scale)
     if scale != 1.0:
         info["estimate_seconds"] += time.perf_counter() - t
+        info["remeasured"] += 1
         probs = _infer_pass(unit, lm, runner, scale, extra=True, **kw)
         labels = _labels_at_scale(probs, lm, scale, unit.shape, prob_threshold)
     return labels, probs, scale, found
