@@ -29,8 +29,10 @@ range, down or up (Cellpose's size normalization [1]_):
    gives (the only case where the estimate costs a full-size pass; 2-5 of the 55 DSB
    validation planes at 0.5-1.5x).
 
-:func:`probe_scale` is steps 2-3. On the benchmark's small images (DSB: 256x256 planes) fixed
-per-call costs make the probe 15-25% of the pass at the chosen scale, 2% on 1024x1280 planes
+:func:`probe_scale` is steps 2-3. The estimate's cost is the probe's (1/16 of a full pass in
+pixels), plus the full-size pass of the planes of step 5. On the small planes of the DSB
+(mostly 256x256) each network call's fixed cost makes the probe 16-26% of the pass at the
+chosen scale; on s-bsst265's 1024x1280 planes the whole estimate is 5-8%
 (``benchmarks/bench_scale_sweep.py``).
 
 References
