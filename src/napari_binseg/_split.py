@@ -281,7 +281,7 @@ def _split(
         return out, diameter
     sigma = np.maximum(SMOOTH * radius, spacing.min()) / spacing if SMOOTH else None
     conn = ndim if connectivity is None else connectivity
-    from ._flood import basin_owner, flood_padded, label_max, write_pieces
+    from ._flood import flood_padded, label_max
 
     if ndim == 2 and image is None:
         # The clumps' own boxes, packed side by side: smoothing and flooding then cost in
@@ -289,10 +289,9 @@ def _split(
         # image). The margins keep the smoothing of one clump from reaching another.
         halo = [1 + (int(3.0 * s + 0.5) if SMOOTH else 0) for s in np.broadcast_to(sigma, 2)]
         dist = [dist]  # the caller's reference is gone too when it passed a list
-        flooded = _flood_atlas(labels, dist, candidate, count, halo, sigma, conn)
-        seg, index, owners, region_peak, a, b, saddle, raw, width, oy, ox = flooded
-        del flooded
-        box = None
+        out, piece_peak, piece_count = _flood_atlas(
+            labels, dist, candidate, halo, sigma, conn, ratio, min_peak, out
+        )
     else:
         flood = candidate[labels]
         # Work inside the bounding box of the clumps only.
@@ -326,34 +325,14 @@ def _split(
         seg, index, owners, region_peak, a, b, saddle = flood_padded(value, owner_img, conn)
         shape = owner_img.shape
         del value, owner_img
-    n = region_peak.size
-    owner = basin_owner(seg, owners, np.zeros(n, np.int64))
-    roots = _merge(n, a, b, saddle, region_peak, ratio, min_peak, owner)
-    roots[0] = 0
-    # Pieces get ids after the last input label (not consecutive: callers renumber).
-    new_id = np.zeros(n, np.int64)
-    new_id[1:] = int(labels.max()) + roots[1:]
-    if out.dtype == np.uint16 and int(new_id.max()) > np.iinfo(np.uint16).max:
-        out = out.astype(np.int32)
-    if box is None:
-        # Written back and measured pixel by pixel: no coordinate arrays.
-        piece_peak, piece_count = write_pieces(
-            index,
-            seg,
-            owners,
-            width,
-            oy,
-            ox,
-            new_id,
-            roots,
-            raw,
-            out,
+        roots, new_id, _ = _piece_ids(
+            seg, owners, region_peak, a, b, saddle, ratio, min_peak, int(labels.max())
         )
-    else:
+        out = _fit(out, new_id)
         coords = np.unravel_index(index, shape)
         coords = tuple(c + (s.start - 1) for c, s in zip(coords, box, strict=True))
         out[coords] = new_id[seg]
-        piece_peak, piece_count = label_max(roots[seg], raw.ravel()[index], n)
+        piece_peak, piece_count = label_max(roots[seg], raw.ravel()[index], roots.size)
     # The clumps inflate the first estimate (an inscribed ball can straddle two overlapping
     # nuclei): the recorded diameter comes from the pieces and the objects left whole.
     whole = ~candidate
@@ -366,39 +345,55 @@ def _split(
     return out, refined if refined > 0 else diameter
 
 
+def _piece_ids(seg, owners, peak, a, b, saddle, ratio, min_peak, first):
+    """Merge the basins of one flood (:func:`_merge`); returns each basin's root, its piece
+    id (``first + root``, 0 for basin 0) and its object."""
+    from ._flood import basin_owner
+
+    n = peak.size
+    owner = basin_owner(seg, owners, np.zeros(n, np.int64))
+    roots = _merge(n, a, b, saddle, peak, ratio, min_peak, owner)
+    roots[0] = 0
+    # Pieces get ids after the last input label (not consecutive: callers renumber).
+    new_id = np.zeros(n, np.int64)
+    new_id[1:] = first + roots[1:]
+    return roots, new_id, owner
+
+
+def _fit(out, new_id):
+    """``out``, as int32 when it is uint16 and the pieces' ids do not fit."""
+    if out.dtype == np.uint16 and int(new_id.max()) > np.iinfo(np.uint16).max:
+        return out.astype(np.int32)
+    return out
+
+
 #: Pixels of the clumps' atlas smoothed and flooded at a time (whole shelves of boxes).
-ATLAS_PART = 1 << 21
+ATLAS_PART = 1 << 20
 
 
-def _flood_atlas(labels, dist, candidate, count, halo, sigma, conn):
-    """Smooth and flood the clumps of a 2D image in their packed atlas, part by part.
+def _flood_atlas(labels, dist, candidate, halo, sigma, conn, ratio, min_peak, out):
+    """Split the clumps of a 2D image in their packed atlas, part by part, into ``out``.
 
-    The atlas (:func:`_atlas_layout`) is built, smoothed and reduced to its flooded (owned)
-    pixels a few shelves at a time, then flooded a part at a time with the quantization of
-    the whole: each box is smoothed and flooded on its own (its margin holds the smoothing),
-    basins are numbered in raster order of the whole atlas, so the result equals one pass.
-    ``dist`` is a one-item list, emptied. ``count``: pixels per label (the flooded pixels
-    are the candidates' own).
+    The atlas (:func:`_atlas_layout`) is handled a few shelves of boxes at a time: packed,
+    smoothed, flooded with the quantization top of the whole atlas (found by a first pass),
+    merged and written to ``out`` before the next part, so the memory is that of one part.
+    Basins are numbered in raster order of the whole atlas and a part's pieces are packed
+    as their own object's pixels by the later parts (the lookups by label get an entry per
+    piece id), so the result equals one pass over the whole atlas. ``dist`` is a one-item
+    list, emptied.
 
-    Returns ``(seg, index, owners, peak, a, b, saddle, raw, width, oy, ox)`` as
-    :func:`_flood.flood_padded` on the whole atlas, plus the unsmoothed value of each
-    flooded pixel, the atlas width and the offsets of :func:`_atlas_layout`.
+    Returns ``(out, piece_peak, piece_count)``: ``out`` (int32 when the pieces' ids outgrow
+    its uint16) and the peak of the distances and the pixel count of each merged piece, by
+    basin (index 0 unused), as :func:`_flood.write_pieces` over the whole atlas.
     """
-    from ._flood import flood_padded, nonzero_index
+    from ._flood import flood_padded, nonzero_index, write_pieces
 
     dist = dist.pop()
-    layout = _atlas_layout(
-        labels, candidate, halo, dist.boxes if isinstance(dist, _BoxDistances) else None
+    boxed = isinstance(dist, _BoxDistances)
+    ids, boxes, oy, ox, ay, shelves, width = _atlas_layout(
+        labels, candidate, halo, dist.boxes if boxed else None
     )
-    ids, boxes, oy, ox, ay, shelves, width = layout
-    k_total = int(count[candidate].sum())
-    itype = np.int32 if (shelves[-1][0] + shelves[-1][1]) * width < 2**31 else np.int64
-    index = np.empty(k_total, itype)
-    raw = np.empty(k_total, np.float32)
-    values = np.empty(k_total, np.float32)
-    owners = np.empty(k_total, np.int32)
-    parts = []  # (first row, rows, first flooded pixel, flooded pixels)
-    done = 0
+    parts = []  # (first row, last row + 1, objects)
     i = 0
     while i < len(shelves):
         r0 = shelves[i][0]
@@ -406,54 +401,58 @@ def _flood_atlas(labels, dist, candidate, count, halo, sigma, conn):
         while j < len(shelves) and (shelves[j][0] + shelves[j][1] - r0) * width <= ATLAS_PART:
             j += 1
         r1 = shelves[j - 1][0] + shelves[j - 1][1]
-        part = ids[(ay >= r0) & (ay < r1)]
+        parts.append((r0, r1, ids[(ay >= r0) & (ay < r1)]))
+        i = j
+
+    def smoothed(r0, r1, part):
+        """The part's atlas rows: owner image, flooded pixels, their raw and smoothed values."""
         value, owner = _pack(
             labels, dist, candidate, part, boxes, halo, oy - r0, ox, r1 - r0, width
         )
         local = nonzero_index(owner.ravel())
-        k = local.size
-        index[done : done + k] = local + r0 * width
         flat = value.ravel()
-        raw[done : done + k] = flat[local]
-        owners[done : done + k] = owner.ravel()[local]
-        del owner
+        raw = flat[local]
         if SMOOTH:
             ndi.gaussian_filter(value, sigma, truncate=3.0, output=value)
-        values[done : done + k] = flat[local]
-        del value, flat, local
-        parts.append((r0, r1 - r0, done, k))
-        done += k
-        i = j
-    del dist
-    if not np.isfinite(values).all():
-        values = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
-    vmax = max(0.0, float(values.max())) if values.size else 0.0
-    seg = np.empty(k_total, np.int32)
-    peaks, pa, pb, ps = [np.zeros(1)], [], [], []
-    offset = 0
-    for r0, rows, first, k in parts:
-        owner = np.zeros((rows, width), np.int32)
-        local = (index[first : first + k] - r0 * width).astype(itype)
-        owner.ravel()[local] = owners[first : first + k]
-        basin, _, _, peak, a, b, s = flood_padded(
-            None,
-            owner,
-            conn,
-            local,
-            in_place=True,
-            values=values[first : first + k],
-            vmax=vmax,
+        values = np.nan_to_num(flat[local], nan=0.0, posinf=0.0, neginf=0.0)
+        return owner, local, raw, values
+
+    # The first part, flooded first, is kept from this pass: one part is packed once.
+    kept = smoothed(*parts[0])
+    vmax = 0.0
+    for i, part in enumerate(parts):
+        values = kept[3] if i == 0 else smoothed(*part)[3]
+        if values.size:
+            vmax = max(vmax, float(values.max()))
+    first = int(labels.max())  # piece ids of a part: first + its basin number
+    peaks, counts = [np.zeros(1)], [np.zeros(1, np.int64)]
+    for i, (r0, r1, part) in enumerate(parts):
+        owner, local, raw, values = kept if i == 0 else smoothed(r0, r1, part)
+        kept = None
+        seg, _, owners, peak, a, b, s = flood_padded(
+            None, owner, conn, local, in_place=True, values=values, vmax=vmax
         )
-        del owner
-        seg[first : first + k] = basin + offset
-        peaks.append(peak[1:])
-        pa.append(np.asarray(a, np.int64) + offset)
-        pb.append(np.asarray(b, np.int64) + offset)
-        ps.append(np.asarray(s, np.float64))
-        offset += peak.size - 1
-    region_peak = np.concatenate(peaks)
-    a, b, s = np.concatenate(pa), np.concatenate(pb), np.concatenate(ps)
-    return seg, index, owners, region_peak, a, b, s, raw, width, oy, ox
+        del owner, values
+        roots, new_id, objects = _piece_ids(
+            seg, owners, peak, a, b, np.asarray(s, np.float64), ratio, min_peak, first
+        )
+        out = _fit(out, new_id)
+        # Written back and measured pixel by pixel: no coordinate arrays.
+        piece_peak, piece_count = write_pieces(
+            local, seg, owners, width, oy - r0, ox, new_id, roots, raw, out
+        )
+        peaks.append(piece_peak[1:])
+        counts.append(piece_count[1:])
+        # The part's piece ids (first + 1 ..) are in ``labels`` now when ``out`` is
+        # ``labels``: later parts look them up as their object.
+        objects = objects[1:]
+        candidate = np.concatenate([candidate, np.ones(objects.size, bool)])
+        boxes = np.concatenate([boxes, boxes[objects]])
+        if boxed:
+            offset = np.concatenate([dist.offset, dist.offset[objects]])
+            dist = _BoxDistances(dist.store, offset, boxes)
+        first += objects.size
+    return out, np.concatenate(peaks), np.concatenate(counts)
 
 
 def _atlas_layout(labels, candidate, halo, boxes=None):
