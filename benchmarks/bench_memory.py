@@ -12,20 +12,18 @@ Measured (8192x8192, 67 Mpx, 2-core VM; fixed cost 272 MB = 4.25 B/px in both tr
 ====================================================  ==============  ==============
 count_cells options                                   before B/px     after B/px
 ====================================================  ==============  ==============
-defaults (size estimate, split, fill holes)           42.4            11.8
+defaults (size estimate, split, fill holes)           42.4            9.7
 ``split_touching=False, fill_holes=False, min_size=0``  20.8            8.4
 ====================================================  ==============  ==============
 
 The plain count's work went from 16.6 to 4.1 B/px: the mask is labeled from its runs
 (:mod:`napari_binseg._runs`: a few integers per run, no provisional-label image) straight into
 uint16 labels (fewer than 65536 objects), which are relabeled in place and returned as they
-are (uint16): numba's runtime ~0.9 + mask 1 + labels 2 + the table. The defaults go through
-the split, whose peak is the clumps' atlas (``_split._flood_atlas``, 11.8): on top of that
-8.4, the distances of the non-round objects in their boxes (1.0 B/px here) and, for each of
-the 13% of pixels in clumps, its atlas index, raw and smoothed value and owner (16 B) and
-then its basin (4 B), held for the whole image. Flooding and writing the atlas part by part
-would remove those (~9.9), but a part's pieces cannot be written into the labels before the
-later parts are packed (packing reads the labels of neighbouring clumps).
+are: numba's runtime ~0.9 + mask 1 + labels 2 + the table. The defaults add 1.3 B/px at
+their peak, the clumps' flood: the distances of the non-round objects kept in their boxes
+(1.0 B/px here) and one part of the clumps' atlas (``_split._flood_atlas``: packed, smoothed,
+flooded, merged and written 1 Mpx at a time). Holes are filled from background runs and the
+distance map is computed per object in its box: no full-size temporary is left on the path.
 
 Run: ``python benchmarks/bench_memory.py [--size 8192] [--base /work/base/src]``
 """
