@@ -252,6 +252,11 @@ def test_labels_in_the_smallest_unsigned_type():
     assert count_cells(small, split_touching=False)[0].dtype == np.uint16
     wide = np.arange(70000, dtype=np.int64).reshape(280, 250)  # a label image, 69999 objects
     assert count_cells(wide, split_touching=False)[0].dtype == np.uint32
+    signed = np.zeros((20, 30), np.int16)  # worked on as int32, returned as uint16
+    signed[2:8, 2:8], signed[10:15, 10:20], signed[0:2, 25:30] = 5, 300, 7
+    out, table = count_cells(signed, split_touching=False, min_size=20)
+    assert out.dtype == np.uint16 and table["area"].tolist() == [36.0, 50.0]
+    assert out[4, 4] == 1 and out[12, 12] == 2 and out[0, 27] == 0
 
 
 def test_label_image_input_kept():
