@@ -31,6 +31,24 @@ Run (CPU: one thread, in the background)::
     OMP_NUM_THREADS=1 nice -n 15 python scripts/finetune_multisource.py --out RUN --minutes 45
 
 Then compare with ``benchmarks/eval_unet_sources.py --candidate RUN``.
+
+Measured on CPU (one thread; neither run shipped, the bundled weights pass every check):
+
+- run1 (defaults, lr 3e-4, 3000 steps, best step 200): held-out s-bsst265 0.833 -> 0.847, DSB
+  val 0.902 -> 0.902, but the scale sweep failed at 3x/5x. Each time ONE image: a probe
+  estimate 48.2 against the 48.25-pixel ``native_max`` threshold (3x), and 202-pixel nuclei
+  that the fine-tuned weights fragment at the 0.25x probe (5x: estimate 14, 520 objects for
+  18 nuclei). With the true diameter the weights were fine (3x 0.882, 5x 0.869).
+- run2 (``--lr 1.5e-4 --bsst-copies 0.8,1,1.25,1.6,2 --dsb-large 2 --dsb-large-every 3
+  --val-scales 1,2``, 3960 steps in 62 min, best step 360, validation 0.835 against the
+  bundled weights' 0.850 on the same images): DSB val 0.895, held-out s-bsst265 0.840, sweep
+  3x -0.040, 4x -0.048, 5x -0.245, and weaker with the true diameter too (3-5x 0.81-0.84
+  against 0.87-0.88).
+
+On CPU the validation F1 swings by 0.02-0.07 between epochs and the best epochs come in the
+first few hundred steps: a longer run (GPU) that chooses the checkpoint by the default
+``segment`` over rescaled validation images (the probe included), not by one full-size
+pass, is the next step.
 """
 
 import argparse
