@@ -25,8 +25,9 @@ from .options import (
 #: Version of the settings JSON. 1: napari-binseg 0.1 (method, threshold, unet, count);
 #: 2: adds ``axes``, ``unet.precision``/``unet.backend`` (their defaults are what 0.1 did),
 #: ``unet.mode`` (z-stacks as volumes),
-#: ``count.diameter``, and ``count.min_size`` null = automatic (from the nucleus size).
-SETTINGS_VERSION = 2
+#: ``count.diameter``, and ``count.min_size`` null = automatic (from the nucleus size);
+#: 3: adds ``threshold.ignore_bright_outliers`` (on by default; off for older files).
+SETTINGS_VERSION = 3
 
 #: Names of napari-binseg 0.1, kept for code that imports them.
 ThresholdSettings = ThresholdOptions
@@ -50,8 +51,20 @@ def _from_v1(data):
     return {**data, "version": 2}
 
 
+def _from_v2(data):
+    """Version 2 -> 3: a file written before the bright-outlier rule thresholds as it did then
+    (``threshold.ignore_bright_outliers`` false unless the file sets it)."""
+    data = dict(data)
+    section = data.get("threshold")
+    if section is None:
+        section = {}
+    if isinstance(section, dict):
+        data["threshold"] = {"ignore_bright_outliers": False, **section}
+    return {**data, "version": 3}
+
+
 #: ``version -> function`` that turns a dict of that version into the next version's.
-MIGRATIONS = {1: _from_v1}
+MIGRATIONS = {1: _from_v1, 2: _from_v2}
 
 
 def _depth(value, limit):

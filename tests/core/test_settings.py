@@ -53,8 +53,21 @@ def test_version_1_defaults_are_0_1_defaults():
     assert migrate_settings({"version": 1, "method": "li"}) == {
         "method": "li",
         "count": {"min_size": 0.0},
+        "threshold": {"ignore_bright_outliers": False},
     }
     assert migrate_settings({"method": "li"}) == {"method": "li"}  # no version: current
+
+
+def test_files_before_version_3_keep_plain_thresholds():
+    # The bright-outlier rule came with version 3: older files reproduce their old thresholds.
+    assert not PipelineSettings.from_dict({"version": 2}).threshold.ignore_bright_outliers
+    old = PipelineSettings.from_dict({"version": 2, "threshold": {"sigma": 1.5}}).threshold
+    assert (old.sigma, old.ignore_bright_outliers) == (1.5, False)
+    kept = {"version": 2, "threshold": {"ignore_bright_outliers": True}}
+    assert PipelineSettings.from_dict(kept).threshold.ignore_bright_outliers
+    assert PipelineSettings.from_dict({"version": 3}).threshold.ignore_bright_outliers
+    again = PipelineSettings.from_dict(PipelineSettings().to_dict())
+    assert again.threshold.ignore_bright_outliers and again == PipelineSettings()
 
 
 @pytest.mark.parametrize("version", [0, 99, "1", True, None, 1.5])
