@@ -10,6 +10,8 @@ this module inside functions only.
 import numba
 import numpy as np
 
+from ._runs import _find
+
 
 def _jit(func):
     try:
@@ -494,16 +496,6 @@ def _pack_boxes_impl(labels, dist, candidate, ids, boxes, hy, hx, oy, ox, value,
 
 
 pack_boxes = _jit(_pack_boxes_impl)
-
-
-def _find(parent, x):
-    while parent[x] != x:
-        parent[x] = parent[parent[x]]
-        x = parent[x]
-    return x
-
-
-_find = _jit(_find)
 
 
 def _hole_runs_impl(labels, z_faces):
