@@ -79,6 +79,14 @@ def test_centre_saddle_along_z_gives_two_objects(diameter):
     assert (labels[:14] == 1).all() and (labels[18:] == 2).all()
 
 
+@pytest.mark.parametrize("shape", [(1, 1, 3), (1, 3, 1), (3, 1, 1)])
+def test_two_peaks_on_a_line_of_voxels(shape):
+    # cc3d's 26-connectivity raised on a bool line of voxels with two peaks.
+    centre = np.array([1.0, 0, 1]).reshape(shape)
+    labels = probabilities_to_labels_3d(np.ones(shape), centre, min_size=1, diameter=3)
+    assert labels.ravel()[[0, 2]].tolist() == [1, 2] and labels.ravel()[1] in (1, 2)
+
+
 def test_stitch_planes_links_by_overlap():
     planes = np.zeros((4, 6, 6), np.int32)
     planes[0, 1:4, 1:4] = 1
