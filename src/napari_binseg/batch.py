@@ -157,6 +157,7 @@ def segment_file(
     chunk_bytes=None,
     axes=None,
     spacing=None,
+    diameter_px=None,
 ):
     """Run the pipeline on one file and write its labels and tables, all or nothing.
 
@@ -184,6 +185,9 @@ def segment_file(
         file's ImageJ/OME axes, else the default for its dimensions.
     spacing : sequence of float, optional
         Pixel size per spatial axis; default the file's.
+    diameter_px : float, optional
+        Typical nucleus diameter in x pixels for the count: replaces ``settings.count.diameter``
+        (which is in the file's physical units) by this many times the file's x pixel size.
 
     Returns
     -------
@@ -206,6 +210,8 @@ def segment_file(
     axes, time_axis = resolve_image_axes(settings, data.ndim, _file_axes(meta, given, data.ndim))
     if spacing is None:
         spacing = [s for a, s in enumerate(meta["scale"]) if a != time_axis]
+    if diameter_px is not None:
+        settings = settings.replace(count={"diameter": diameter_px * float(spacing[-1])})
     estimate = peak_bytes(data.shape, data.dtype, settings)
     large = estimate > max_memory
     if large and settings.method == "unet":
@@ -422,8 +428,8 @@ class BatchResult:
     skipped: list = field(default_factory=list)
     #: ``(path, message)`` of every input that failed.
     failed: list = field(default_factory=list)
-    #: ``(diameter, unit)`` of the estimated nucleus size per finished input (diameter None
-    #: where the count gives none).
+    #: ``(diameter, unit, diameter in x pixels)`` of the count's nucleus size (estimated or
+    #: given) per finished input (diameters None where the count gives none).
     diameters: dict = field(default_factory=dict)
     #: Where the threshold ignored a few bright outliers (debris), per finished input: its
     #: ``table.attrs["bright_outliers"]`` (see :func:`.pipeline.outliers_note`).
@@ -461,6 +467,7 @@ def segment_files(
     scheduler=None,
     record=None,
     progress=None,
+    diameter_px=None,
 ):
     """Segment and count every input into the folder ``out``, skipping finished ones.
 
@@ -475,8 +482,9 @@ def segment_files(
         Default ``PipelineSettings()``.
     batch : BatchOptions, optional
         Memory limit and chunk size.
-    axes, spacing : optional
-        As in :func:`segment_file` (for every input).
+    axes, spacing, diameter_px : optional
+        As in :func:`segment_file` (for every input); ``diameter_px`` is recorded in
+        ``params.json`` and belongs to the settings of the output folder.
     overwrite : bool
         Redo finished inputs, and replace results of other settings.
     scheduler : str, optional
@@ -528,19 +536,21 @@ def segment_files(
         params_path = out / "params.json"
         if params_path.is_file() and not overwrite:
             try:
-                previous = json.loads(params_path.read_text(encoding="utf-8")).get("settings")
+                recorded = json.loads(params_path.read_text(encoding="utf-8"))
+                previous = recorded.get("settings")
             except (ValueError, AttributeError, RecursionError):
-                previous = None
-            if previous != settings.to_dict():
+                recorded, previous = {}, None
+            same = recorded.get("diameter_px") == diameter_px
+            if same and previous != settings.to_dict():
                 try:
                     same = PipelineSettings.from_dict(previous) == settings
                 except (TypeError, ValueError):
                     same = False
-                if not same:
-                    raise ValueError(
-                        f"{out} holds results of other settings (see {params_path}); "
-                        "choose another --out or pass --overwrite"
-                    )
+            if not same:
+                raise ValueError(
+                    f"{out} holds results of other settings (see {params_path}); "
+                    "choose another --out or pass --overwrite"
+                )
         params = {
             "napari_binseg": __version__,
             **(record or {}),
@@ -551,6 +561,8 @@ def segment_files(
         }
         if axes is not None or spacing is not None:
             params |= {"axes": axes, "spacing": None if spacing is None else list(spacing)}
+        if diameter_px is not None:
+            params["diameter_px"] = diameter_px
         _write_atomic(params_path, lambda p: p.write_text(json.dumps(params, indent=2) + "\n"))
         for i, path in enumerate(inputs):
             if progress is not None:
@@ -567,6 +579,7 @@ def segment_files(
                     chunk_bytes=int(batch.chunk_mb * 2**20),
                     axes=axes,
                     spacing=spacing,
+                    diameter_px=diameter_px,
                 )
             except Exception as exc:  # one bad file must not stop the others
                 message = (
@@ -575,8 +588,11 @@ def segment_files(
                 result.failed.append((path, message))
                 continue
             result.done.append(path)
-            diameter = table.attrs.get("diameter")
-            result.diameters[path] = (diameter, table.attrs.get("unit") or "px")
+            result.diameters[path] = (
+                table.attrs.get("diameter"),
+                table.attrs.get("unit") or "px",
+                table.attrs.get("diameter_px"),
+            )
             if table.attrs.get("bright_outliers"):
                 result.outliers[path] = table.attrs["bright_outliers"]
         if progress is not None:

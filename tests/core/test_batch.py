@@ -187,6 +187,30 @@ def test_the_command_prints_the_estimated_diameter(folder, tmp_path, capsys):
     assert "cells1.tif: nucleus diameter 12.0 px (given)" in capsys.readouterr().out
 
 
+def test_diameter_flag_is_in_pixels_on_calibrated_files(tmp_path, capsys):
+    """--diameter is pixels for the count too: a calibrated copy of an image (0.25 um/px)
+    keeps every nucleus (the count's minimum size follows 16 px = 4 um, not 16 um)."""
+    image = nb.synthetic_nuclei((96, 96), n=8, radius=8, seed=3)[0]
+    imwrite(tmp_path / "px" / "cells.tif", image)
+    imwrite(tmp_path / "um" / "cells.tif", image, scale=(0.25, 0.25), units="µm")
+    flags = ["--method", "otsu", "--no-split", "--diameter", "16"]
+    for name in ("px", "um"):
+        assert main(["segment", str(tmp_path / name), "--out", str(tmp_path / f"o{name}"),
+                     *flags]) == 0  # fmt: skip
+    px = pd.read_csv(tmp_path / "opx" / "objects.csv")
+    um = pd.read_csv(tmp_path / "oum" / "objects.csv")
+    assert len(px) >= 6 and len(um) == len(px)
+    np.testing.assert_allclose(um["area_um2"], px["area_px2"] * 0.0625)
+    assert "cells.tif: nucleus diameter 4.0 µm = 16.0 px (given)" in capsys.readouterr().out
+    params = tmp_path / "oum" / "params.json"
+    assert json.loads(params.read_text())["diameter_px"] == 16
+    out = str(tmp_path / "oum")
+    um_in = str(tmp_path / "um")
+    assert main(["segment", um_in, "--out", out, "-q", "--settings", str(params)]) == 0
+    assert main(["segment", um_in, "--out", out, "-q", *flags[:-1], "8"]) == 2
+    assert "holds results of other settings" in capsys.readouterr().err
+
+
 def test_chunks_processed_at_once_stay_under_the_limit():
     mb = 2**20
     assert chunk_limit(64 * mb, 1024 * mb, np.uint16, threads=1) == 64 * mb
@@ -209,7 +233,7 @@ def test_objects_csv_names_sizes_with_their_units(folder, tmp_path, capsys):
     assert main(["segment", str(tmp_path / "um"), "--out", str(tmp_path / "o"),
                  "--method", "otsu", "--no-split", "--no-fill-holes"]) == 0  # fmt: skip
     printed = capsys.readouterr().out
-    assert re.search(r"cells.tif: nucleus diameter [\d.]+ nm \(estimated\)", printed)
+    assert re.search(r"cells.tif: nucleus diameter [\d.]+ nm = [\d.]+ px \(estimated\)", printed)
     nm = pd.read_csv(tmp_path / "o" / "objects.csv")
     assert list(nm.columns[:5]) == ["file", "label", "centroid_y_nm", "centroid_x_nm", "area_nm2"]
     np.testing.assert_allclose(nm["area_nm2"], px["area_px2"] * 0.25)

@@ -102,6 +102,7 @@ def help_text(opt):
     if opt.kind is bool and not opt.special and opt.default is True:
         extra.append("on by default; this flag turns it off")
     text = parts[0] + (f" ({'; '.join(extra)})" if extra else "")
+    text = text.replace("px or µm", "in the file's units: physical on a calibrated file, else px")
     return text.replace("%", "%%")
 
 

@@ -1,6 +1,7 @@
 """``napari-binseg segment``: segment and count many files (:func:`..batch.segment_files`)."""
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -62,11 +63,8 @@ def _settings_from_args(args):
             for name, cls in (("threshold", ThresholdOptions), ("unet", UNetOptions),
                               ("count", CountOptions))
         }  # fmt: skip
-        # One --diameter for both paths: the U-Net rescales to it, the count sizes follow it.
-        diameter = changes["unet"].get("diameter")
-        if "diameter" in changes["unet"] and "diameter" in _names(CountOptions):
-            if diameter == "auto" or diameter is not None:
-                changes["count"]["diameter"] = None if diameter == "auto" else diameter
+        if changes["unet"].get("diameter") == "auto":
+            changes["count"]["diameter"] = None  # the count estimates it too
         top = {}
         if getattr(args, "method", None):
             top["method"] = args.method
@@ -77,8 +75,21 @@ def _settings_from_args(args):
         raise CliError(str(exc)) from None
 
 
-def _names(cls):
-    return {o.name for o in options_of(cls)}
+def _diameter_px(args):
+    """The count's nucleus diameter in pixels: a number given to ``--diameter``, else the one
+    a previous run's params.json (``--settings``) recorded, else None.
+
+    A number is passed on in pixels, not as ``count.diameter``: that is in physical units on
+    calibrated files, so :func:`..batch.segment_file` converts it per file.
+    """
+    given = getattr(args, _flags.dest("unet", "diameter"), "unset")
+    if given == "unset" and args.settings:
+        try:
+            recorded = json.loads(Path(args.settings).read_text(encoding="utf-8"))
+        except (OSError, ValueError, UnicodeDecodeError):
+            return None
+        given = recorded.get("diameter_px") if isinstance(recorded, dict) else None
+    return float(given) if isinstance(given, int | float) else None
 
 
 def _progress_bar(done, total, name, width=30):
@@ -93,6 +104,7 @@ def run(args):
     from ..pipeline import outliers_note
 
     settings = _settings_from_args(args)
+    diameter_px = _diameter_px(args)
     try:
         batch = BatchOptions(**_flags.given(args, BatchOptions))
         result = segment_files(
@@ -105,6 +117,7 @@ def run(args):
             scheduler=args.scheduler,
             record={"command": ["napari-binseg", *map(str, args.argv)]},
             progress=None if args.quiet else _progress_bar,
+            diameter_px=diameter_px,
         )
     except ValueError as exc:
         raise CliError(str(exc)) from None
@@ -113,10 +126,12 @@ def run(args):
             print(file=sys.stderr)
     for path, message in result.failed:
         print(f"napari-binseg segment: {path.name}: error: {message}", file=sys.stderr)
-    source = "estimated" if settings.count.diameter is None else "given"
-    for path, (diameter, unit) in result.diameters.items():
+    given = diameter_px is not None or settings.count.diameter is not None
+    source = "given" if given else "estimated"
+    for path, (diameter, unit, pixels) in result.diameters.items():
         if diameter is not None and not args.quiet:
-            print(f"{path.name}: nucleus diameter {diameter:.1f} {unit} ({source})")
+            size = f"{diameter:.1f} {unit}" + (f" = {pixels:.1f} px" if unit != "px" else "")
+            print(f"{path.name}: nucleus diameter {size} ({source})")
         if path in result.outliers and not args.quiet:
             print(f"{path.name}: threshold {outliers_note(result.outliers[path])}")
     n, failed = len(result.inputs), result.failed
@@ -168,7 +183,18 @@ def add(subparsers):
     g = p.add_argument_group("threshold options")
     _flags.add_options(g, ThresholdOptions, prefixed=("fill_holes", "min_size"))
     g = p.add_argument_group("U-Net options")
-    _flags.add_options(g, UNetOptions)
+    _flags.add_options(g, UNetOptions, skip=("diameter",))
+    (diameter,) = (o for o in options_of(UNetOptions) if o.name == "diameter")
+    g.add_argument(
+        "--diameter",
+        dest=_flags.dest("unet", "diameter"),
+        type=_flags.number_type(diameter),
+        metavar="auto|none|PIXELS",
+        default=argparse.SUPPRESS,
+        help=_flags.help_text(diameter) + ". For every method, a number is also the count's "
+        "typical diameter, in pixels of each file (the count's automatic sizes follow it); "
+        "auto lets the count estimate it",
+    )
     g = p.add_argument_group("count options")
     _flags.add_options(g, CountOptions, skip=("diameter",))
     g.add_argument(
