@@ -68,3 +68,34 @@ def test_demo_opens_on_the_first_step_without_a_preview(make_napari_viewer, monk
     assert evaluate.ground_truth.value is viewer.layers["nuclei_2d ground truth"]
     assert evaluate.prediction.value is None
     np.testing.assert_array_equal(widgets["Count"].table_view.rowCount(), 0)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_labels_are_not_cut_on_a_laptop_screen(make_napari_viewer, qtbot, name):
+    """In napari's window at 1366x768 every row label is as wide as its text in the
+    stylesheet's font (magicgui measures it in the application's font, and a narrow dock cut
+    "diameter (µm)" to "diameter (µ"), also after the units change with the layer."""
+    from qtpy.QtWidgets import QLabel
+
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1366, 768)
+    stack = np.zeros((4, 32, 32), np.uint16)
+    viewer.add_image(stack, name="stack", scale=(2.0, 0.325, 0.325), units="µm")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-binseg", name)
+    widget.advanced_section.expand(animate=False)
+    qtbot.wait(50)
+    viewer.add_image(stack[0], name="plane", scale=(0.325, 0.325), units="µm")  # new choices
+    qtbot.wait(50)
+    rows = [
+        label
+        for label in widget.content.findChildren(QLabel)
+        if label.minimumWidth() > 0 and label.isVisibleTo(widget.content) and label.text()
+    ]
+    assert len(rows) >= 3
+    cut = {
+        label.text(): (label.width(), label.sizeHint().width())
+        for label in rows
+        if label.width() < label.sizeHint().width()
+    }
+    assert cut == {}
+    assert widget.window().width() <= 1366

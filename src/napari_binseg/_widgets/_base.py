@@ -186,7 +186,33 @@ class BinsegWidget(QWidget):
             self.advanced_section.setVisible(True)
         else:
             self.form.append(widget)
+        # After magicgui's own handler, which sets the label widths again in its measure.
+        widget.label_changed.connect(self.fit_labels)
         return widget
+
+    def fit_labels(self, *_):
+        """Make each form's label column as wide as its longest label in the font it is drawn
+        with. magicgui measures labels in the application's font, narrower than napari's
+        stylesheet font, and a narrow dock then cuts them ("diameter (µ")."""
+        from qtpy.QtWidgets import QLabel
+
+        columns: dict = {}
+        for label in self.content.findChildren(QLabel):
+            # magicgui's row labels are the QLabels with a minimum width (its label column).
+            row = label.parentWidget()
+            if label.minimumWidth() > 0 and row is not None and row.parentWidget() is not None:
+                label.ensurePolished()
+                columns.setdefault(id(row.parentWidget()), []).append(label)
+        for labels in columns.values():
+            width = max(label.sizeHint().width() for label in labels)
+            for label in labels:
+                if label.minimumWidth() != width:
+                    label.setMinimumWidth(width)
+        self.updateGeometry()
+
+    def showEvent(self, event):
+        self.fit_labels()  # the stylesheet's font is known once the widget is shown
+        super().showEvent(event)
 
     def option_widgets(self):
         """Every value widget of the form and of the advanced section."""

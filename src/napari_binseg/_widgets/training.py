@@ -160,6 +160,7 @@ class TrainWidget(BinsegWidget):
         )
         self.pairs.append((image, labels))
         self.pairs_box.extend([image, labels])
+        self.fit_labels()
 
     def remove_pair(self, *_):
         if len(self.pairs) > 1:
