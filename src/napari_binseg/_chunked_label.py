@@ -242,8 +242,9 @@ def label_and_measure(
 
     Returns
     -------
-    labels : dask array of int32
-        Lazy labels ``1..n`` (computed chunk by chunk when stored).
+    labels : dask array of uint16 (fewer than 65536 objects) or uint32
+        Lazy labels ``1..n`` (computed chunk by chunk when stored), typed as
+        :func:`napari_binseg.count_cells` types them.
     table : pandas.DataFrame
         The table of :func:`napari_binseg.count_cells`; with ``min_size=None`` its ``attrs``
         hold ``diameter``, ``diameter_px`` and ``min_size`` as there.
@@ -336,9 +337,12 @@ def label_and_measure(
     order = present[np.argsort(agg["first"][present], kind="stable")]
     table, keep = _table(agg, order, mask.shape, spacing, time, min_size, max_size,
                          exclude_border)  # fmt: skip
-    final = np.zeros(n_comp, np.int32)
-    final[order[keep]] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
-    lut = final[component] if n_nodes else np.zeros(0, np.int32)
+    n = int(keep.sum())
+    # The in-memory count's type (uint16 below 65536 objects), known before any label is made.
+    dtype = next(t for t in (np.uint16, np.uint32, np.uint64) if n <= np.iinfo(t).max)
+    final = np.zeros(n_comp, dtype)
+    final[order[keep]] = np.arange(1, n + 1, dtype=dtype)
+    lut = final[component] if n_nodes else np.zeros(0, dtype)
 
     table.attrs.update(auto)
     labels = mask.map_blocks(
@@ -349,7 +353,7 @@ def label_and_measure(
         grid=grid,
         cc=connectivity,
         time=time,
-        dtype=np.int32,
+        dtype=dtype,
     )
     return labels, table
 
@@ -359,7 +363,7 @@ def _final_block(block, slabs, lut, offsets, *, grid, cc, time, block_id=None):
     ext, own, _ = _with_halo(block, slabs, block_id, grid, time)
     labels = _label(ext, cc, time)[own]
     k = int(np.ravel_multi_index(block_id, grid))
-    table = np.concatenate([[0], lut[offsets[k] : offsets[k + 1]]]).astype(np.int32)
+    table = np.concatenate([[0], lut[offsets[k] : offsets[k + 1]]]).astype(lut.dtype)
     return table[labels]
 
 

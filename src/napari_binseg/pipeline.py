@@ -94,9 +94,9 @@ def run_pipeline(image, settings=None, *, axes=None, spacing=None):
 
     Returns
     -------
-    labels : ndarray of uint16 or uint32 (as :func:`napari_binseg.count_cells`), or dask array
-        of int32 (lazy, for a dask image with a threshold method)
-        Objects ``1..n``.
+    labels : ndarray or dask array (lazy, for a dask image with a threshold method)
+        Objects ``1..n``, uint16 below 65536 objects, else uint32 (as
+        :func:`napari_binseg.count_cells`).
     table : pandas.DataFrame
         One row per object, as :func:`napari_binseg.count_cells` gives it (its ``attrs``
         hold the estimated nucleus ``diameter`` where the count gives one and, for a

@@ -118,7 +118,20 @@ def test_dask_labels_and_table_equal_numpy(stack, chunks, connectivity):
     labels, table = run_pipeline(da.from_array(stack, chunks=chunks), s, spacing=(2.0, 0.5, 0.5))
     assert isinstance(labels, da.Array)
     assert len(ref_table) >= 9
+    assert labels.dtype == ref.dtype == np.uint16  # the chunked path was int32
     assert_same_objects(ref, ref_table, labels.compute(), table)
+
+
+def test_dask_labels_of_65536_objects_are_uint32_as_in_memory():
+    image = np.zeros((512, 512), np.uint16)
+    image[::2, ::2] = 1000  # 256 x 256 single pixels, apart at every connectivity
+    s = PipelineSettings("otsu", count=NO_SPLIT | {"min_size": 0.0})
+    ref = run_pipeline(image, s)[0]
+    labels = run_pipeline(da.from_array(image, chunks=200), s)[0]
+    assert labels.dtype == ref.dtype == np.uint32
+    labels = labels.compute()
+    assert labels.dtype == np.uint32 and labels[510, 510] == ref[510, 510] == 65536
+    np.testing.assert_array_equal(labels, ref)
 
 
 @pytest.mark.parametrize(
