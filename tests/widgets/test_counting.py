@@ -213,3 +213,44 @@ def test_count_widget_z_stack_is_3d(make_napari_viewer, qtbot, errors):
     run_and_wait(qtbot, widget)
     assert errors == [] and len(widget.table) == 1 and "volume" in widget.table.columns
     assert viewer.dims.ndisplay == 3
+
+
+def test_count_widget_in_the_3d_view(make_napari_viewer, qtbot, errors):
+    """Counting a z-stack while napari shows 3D adds the Labels layer with its table (napari
+    0.9 failed to add a Labels layer with features there: "len() of unsized object")."""
+    zz, yy, xx = np.mgrid[:8, :24, :24]
+    balls = (((zz - 4) / 2.0) ** 2 + ((yy - 6) / 4.0) ** 2 + ((xx - 6) / 4.0) ** 2 < 1) | (
+        ((zz - 4) / 2.0) ** 2 + ((yy - 16) / 4.0) ** 2 + ((xx - 16) / 4.0) ** 2 < 1
+    )
+    viewer = make_napari_viewer(show=True)
+    mask = viewer.add_labels(balls.astype(np.uint8), name="stack", scale=(2.0, 0.5, 0.5))
+    viewer.dims.ndisplay = 3
+    widget = CountWidget(viewer)
+    widget.mask.value = mask
+    run_and_wait(qtbot, widget)
+    assert errors == []
+    (out,) = output_layers(viewer, "count")
+    assert out is widget.output and out.metadata["napari_binseg"]["count"] == 2
+    assert list(out.features["index"]) == [1, 2]
+    np.testing.assert_allclose(out.features["volume"], np.bincount(out.data.ravel())[1:] * 0.5)
+
+
+def test_count_widget_refuses_an_intensity_image_as_mask(make_napari_viewer, qtbot, errors):
+    """A raw image chosen as the mask (the picker's default when no Labels layer exists) gets
+    one message, not 100,000 one-grey-level "objects"; an Image layer holding a 0/255 mask
+    is counted."""
+    viewer = make_napari_viewer()
+    image = np.zeros((32, 32), np.uint8)
+    image[4:12, 4:12] = 200
+    image[20:28, 20:28] = 90
+    image[::3] += 7
+    layer = viewer.add_image(image, name="raw")
+    widget = CountWidget(viewer)
+    assert widget.mask.value is layer
+    run_and_wait(qtbot, widget)
+    assert len(errors) == 1 and "'raw' is an Image layer of uint8 intensities" in errors[0]
+    assert "Convert to Labels" in errors[0] and output_layers(viewer, "count") == []
+    errors.clear()
+    widget.mask.value = viewer.add_image(np.where(image > 50, 255, 0).astype(np.uint8), name="m")
+    run_and_wait(qtbot, widget)
+    assert errors == [] and widget.output.metadata["napari_binseg"]["count"] == 2

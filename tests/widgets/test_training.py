@@ -106,6 +106,7 @@ def test_train_widget_unusable_layers(
         labels = {"shape": labels[1], "empty": np.zeros_like(labels)}.get(case, labels)
         viewer.add_labels(labels, name="painted")
     widget = _widget(viewer, tmp_path)
+    widget.pairs[0][0].value = viewer.layers["cells"]
     widget.pairs[0][1].value = viewer.layers["painted"]
     run_and_wait(qtbot, widget)  # the layers are read and checked in the worker
     assert len(errors) == 1 and message in errors[0]
@@ -216,3 +217,14 @@ def test_train_widget_defaults_by_role(make_napari_viewer, tmp_path, stack):
     widget = TrainWidget(viewer)
     assert widget.pairs[0][0].value is image and widget.pairs[0][1].value is painted
     assert widget.val_image.value is None and widget.val_labels.value is None
+
+
+def test_train_widget_refuses_the_image_as_its_own_labels(make_napari_viewer, tmp_path, errors):
+    """With no Labels layer yet, both pickers show the image: one message says what to do,
+    before any worker starts."""
+    viewer = make_napari_viewer()
+    layer = viewer.add_image(np.zeros((32, 32), np.uint8), name="cells")
+    widget = _widget(viewer, tmp_path)
+    assert widget.pairs[0][0].value is layer and widget.pairs[0][1].value is layer
+    assert widget.run() is None and not widget.busy
+    assert len(errors) == 1 and "'cells' is chosen as image and as labels" in errors[0]

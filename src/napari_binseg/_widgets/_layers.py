@@ -313,15 +313,12 @@ def upsert_layer(
     geometry = spatial_meta(source) if geometry is None else geometry
     layer = find_output(viewer, widget=widget, source=source.name, role=role, layer_type=cls)
     if layer is None:
-        add = getattr(viewer, f"add_{layer_type}")
-        return add(data, name=name, metadata=meta, **geometry, **kwargs)
+        return _add_layer(viewer, layer_type, data, name=name, metadata=meta, **geometry, **kwargs)
     if np.ndim(data) != layer.ndim and layer_type != "points":
         # A different dimensionality cannot be set in place; replace the layer at its index.
         index = viewer.layers.index(layer)
         viewer.layers.remove(layer)
-        new = getattr(viewer, f"add_{layer_type}")(
-            data, name=name, metadata=meta, **geometry, **kwargs
-        )
+        new = _add_layer(viewer, layer_type, data, name=name, metadata=meta, **geometry, **kwargs)
         viewer.layers.move(viewer.layers.index(new), index)
         return new
     layer.data = data
@@ -332,6 +329,17 @@ def upsert_layer(
     layer.metadata = meta
     layer.name = name
     layer.refresh()
+    return layer
+
+
+def _add_layer(viewer, layer_type: str, data, **kwargs):
+    """``viewer.add_<layer_type>(data, **kwargs)``, a Labels layer's features set after it is
+    added: napari 0.9 fails to add a Labels layer with features in the 3D view before the mouse
+    has moved over the canvas (its status line reads the cursor's unset view direction)."""
+    features = kwargs.pop("features", None) if layer_type == "labels" else None
+    layer = getattr(viewer, f"add_{layer_type}")(data, **kwargs)
+    if features is not None:
+        layer.features = features
     return layer
 
 
@@ -376,6 +384,28 @@ def labels_data(layer, *, name="labels"):
     data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
     if getattr(layer, "rgb", False):
         raise ValueError(f"{name}: layer {layer.name!r} is RGB(A); choose a mask layer")
+    return data
+
+
+def mask_data(layer, *, name="mask"):
+    """Data of a Labels layer, or of an Image layer holding a binary mask (0/1, 0/255).
+
+    An Image layer of intensities is refused: counted as labels, a raw 8-bit image gave
+    100,000 one-grey-level "objects". A label image opened as an Image layer is converted by
+    the user (napari's Convert to Labels).
+    """
+    import napari.layers
+
+    from napari_binseg._validation import is_mask
+
+    data = labels_data(layer, name=name)
+    if isinstance(layer, napari.layers.Image) and isinstance(data, np.ndarray):
+        if data.size == 0 or not is_mask(data):
+            raise ValueError(
+                f"{name}: {layer.name!r} is an Image layer of {data.dtype} intensities, not a "
+                "mask: threshold it first (Threshold or U-Net), or, if it holds labels, "
+                "convert it (right-click the layer > Convert to Labels)"
+            )
     return data
 
 

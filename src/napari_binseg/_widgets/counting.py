@@ -15,7 +15,7 @@ from ._axes import axes_combo, length_unit, spatial_spacing, update_axes_combo
 from ._base import BinsegWidget
 from ._files import ask_save_path, save_table_csv
 from ._form import OptionForm
-from ._layers import image_data, labels_data, show_in_3d, upsert_layer
+from ._layers import image_data, mask_data, show_in_3d, upsert_layer
 from ._table import DataFrameTable
 
 if TYPE_CHECKING:
@@ -214,7 +214,7 @@ class CountWidget(BinsegWidget):
     def run(self):
         mask_layer, image_layer = self.mask.value, self.image.value
         try:
-            mask = labels_data(mask_layer, name="mask")
+            mask = mask_data(mask_layer, name="mask")
             image = image_data(image_layer, name="intensity image") if image_layer else None
             if image is not None and image.shape != mask.shape:
                 raise ValueError(

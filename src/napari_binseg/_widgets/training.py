@@ -19,7 +19,14 @@ from ..unet.training import ARCHITECTURES, TrainConfig, annotated_planes
 from ._base import BinsegWidget
 from ._curves import TrainingCurves
 from ._form import OptionForm
-from ._layers import current_index, image_data, labels_data, spatial_meta, upsert_layer
+from ._layers import (
+    current_index,
+    image_data,
+    labels_data,
+    same_layer,
+    spatial_meta,
+    upsert_layer,
+)
 
 if TYPE_CHECKING:
     import napari
@@ -192,6 +199,11 @@ class TrainWidget(BinsegWidget):
             img_layer, lab_layer = image_combo.value, labels_combo.value
             if img_layer is None or lab_layer is None:
                 raise ValueError("pairs: choose an image and a labels layer for every pair")
+            if same_layer(img_layer, lab_layer):
+                raise ValueError(
+                    f"pairs: {img_layer.name!r} is chosen as image and as labels; choose the "
+                    "Labels layer of its painted nuclei (Layers > New Labels layer to paint one)"
+                )
             pairs.append((img_layer, lab_layer))
         if (self.val_image.value is None) != (self.val_labels.value is None):
             raise ValueError("validation: choose both a validation image and its labels, or none")
