@@ -127,14 +127,49 @@ def test_downsample_factor_rule():
     assert sc.downsample_factor(50.0, ref) == 0.5
     assert sc.downsample_factor(80.0, ref) == 0.5  # 40 px is closer to 29 than 20 px
     assert sc.downsample_factor(90.0, ref) == 0.25
-    assert sc.downsample_factor(400.0, ref) == 0.25
+    assert sc.downsample_factor(sc.COARSE_FROM * ref, ref) == 0.25  # up to 130 px: 0.25x
+    assert sc.downsample_factor(131.0, ref) == 0.125
+    assert sc.downsample_factor(400.0, ref) == 0.125
+    assert sc.downsample_factor(400.0, ref, scales=(0.5, 0.25)) == 0.25  # no look possible
     assert sc.probe_shape_ok((128, 128), 16) and not sc.probe_shape_ok((120, 400), 16)
-    # The probe alone downsamples and upsamples (its estimate times 0.9); None: the
+    assert sc.probe_shape_ok((256, 300), 16, sc.LOOK_SCALE)
+    assert not sc.probe_shape_ok((250, 300), 16, sc.LOOK_SCALE)
+    # The estimate alone downsamples and upsamples (its value times 0.9); None: the
     # full-size pass decides (mid-sized nuclei, or none seen by the probe).
     assert sc.probe_scale(90.0, ref) == 0.25
+    assert sc.probe_scale(200.0, ref) == 0.125
     assert sc.probe_scale(18.0, ref) == 1.25  # 16.2 px after the 0.9
     assert sc.probe_scale(5.0, ref, max_scale=3.0) == 3.0
     assert sc.probe_scale(21.0, ref) is None and sc.probe_scale(None, ref) is None
+
+
+def test_look_rule_on_hand_made_estimates():
+    """When the probe gets a 0.125x look, and when the look's estimate replaces the probe's."""
+    ref = 19.3
+    # Estimates above 2.5x the model's diameter: always looked at (they may be fragments).
+    assert sc.needs_look(49.0, None, ref) and sc.needs_look(300.0, None, ref)
+    assert not sc.needs_look(49.0, None, ref, native_max=3.0)
+    # Smaller ones: only where the probe's foreground is over 2x its objects' size (pieces
+    # of larger nuclei), or a foreground where no object was kept.
+    assert sc.needs_look(14.0, 200.0, ref) and sc.needs_look(None, 150.0, ref)
+    assert not sc.needs_look(14.0, 28.0, ref) and sc.needs_look(14.0, 28.5, ref)
+    assert not sc.needs_look(30.0, 40.0, ref) and not sc.needs_look(None, None, ref)
+    assert not sc.needs_look(300.0, None, None)  # a model without a reference size
+    # The look wins when it saw nuclei 1.4x larger that are >= 0.6 x 19.3 px at 0.125x.
+    assert sc.checked_estimate(14.0, 202.0, ref) == 202.0  # fragments of 202-px nuclei
+    assert sc.checked_estimate(63.0, 202.0, ref) == 202.0
+    assert sc.checked_estimate(100.0, 139.0, ref) == 100.0  # agreement: the probe's
+    assert sc.checked_estimate(100.0, 141.0, ref) == 141.0
+    assert sc.checked_estimate(10.0, 90.0, ref) == 10.0  # 11.25 px at 0.125x: specks
+    assert sc.checked_estimate(10.0, 93.0, ref) == 93.0
+    assert sc.checked_estimate(None, 120.0, ref) == 120.0
+    assert sc.checked_estimate(None, 50.0, ref) is None
+    assert sc.checked_estimate(40.0, None, ref) == 40.0
+    # Together: the fine-tuned probe's 14 px for 202-px nuclei upsampled the plane (1.5x);
+    # the look's 202 px send it to 0.125x. A probe that agrees keeps its scale.
+    assert sc.probe_scale(14.0, ref) == 1.5
+    assert sc.probe_scale(sc.checked_estimate(14.0, 202.0, ref), ref) == 0.125
+    assert sc.probe_scale(sc.checked_estimate(60.0, 66.0, ref), ref) == 0.5
 
 
 def test_size_rule_per_model(sized_model, tmp_path):
@@ -143,7 +178,8 @@ def test_size_rule_per_model(sized_model, tmp_path):
     rule = sc.size_rule({"native_max": 4.0, "down_target": 2.5})
     assert sc.downsample_factor(70.0, 19.3, **rule) == 1.0  # 70 <= 4 * 19.3
     assert sc.downsample_factor(80.0, 19.3, **rule) == 0.5  # 40 px is closer to 48 than 20 px
-    assert sc.downsample_factor(200.0, 19.3, **rule) == 0.25
+    assert sc.downsample_factor(200.0, 19.3, **rule) == 0.125  # over COARSE_FROM
+    assert sc.downsample_factor(200.0, 19.3, scales=(0.5, 0.25), **rule) == 0.25
     for bad in (0, -1.0, "2", True):
         config = json.loads((sized_model / "config.json").read_text())
         config["postprocess"]["down_target"] = bad
@@ -178,14 +214,15 @@ def test_bundled_model_upsamples_small_nuclei(sample_image, sample_labels):
 
 @needs_bundled
 def test_large_nuclei_are_not_fragments(big_nuclei):
-    """Nuclei ~110 px: the probe finds their size and the plane is segmented at 0.25x."""
+    """Nuclei ~110 px: the probe finds their size, the look agrees, and the plane is
+    segmented at 0.25x (the probe's pass is the result; the look is the estimate's cost)."""
     image, truth = big_nuclei
     lm = load_model("nuclei", device="cpu")
     labels, info = segment(image, lm, return_info=True)
     true_d = sc.median_diameter(truth)
     assert info["scales"] == [0.25]
     assert info["diameter"] == pytest.approx(true_d, rel=0.25)
-    assert info["estimate_seconds"] == 0  # the probe's pass is the result
+    assert info["looked"] == 1 and 0 < info["estimate_seconds"] == info["probe_seconds"]
     assert estimate_diameter(image, lm) == pytest.approx(info["diameter"])
     f1 = object_f1(truth, labels)
     assert f1 >= 0.85 and f1 > object_f1(truth, segment(image, lm, diameter=None)) + 0.2

@@ -29,11 +29,11 @@ from .normalize import normalize_plane, percentile_range
 from .passes import (
     _auto_unit,
     _check_options,
+    _estimate,
     _foreground,
     _infer_pass,
     _labels_at_scale,
     _normalized_units,
-    _probe,
     _probing,
     _tiles,
     _units,
@@ -45,10 +45,8 @@ from .scale import (
     check_diameter,
     mask_diameter,
     median_diameter,
-    probe_scale,
     rescale_factor,
     resize,
-    size_rule,
     upsample_factor,
 )
 
@@ -389,6 +387,7 @@ def segment(
         "estimate_seconds": 0.0,
         "probe_seconds": 0.0,
         "remeasured": 0,
+        "looked": 0,
     }
     offset = 0
     for idx, unit, bad in _normalized_units(image, lm):
@@ -479,8 +478,7 @@ def estimate_diameter(
     found = []
     for _, unit, _ in _normalized_units(image, lm):
         if probing:
-            d = _probe(unit, lm, runner, prob_threshold, extra=True, **kw)[2]
-            scale = probe_scale(d, reference, **size_rule(post))
+            d, scale = _estimate(unit, lm, runner, prob_threshold, extra=True, **kw)[:2]
         else:
             d = mask_diameter(unit) if reference is not None else None
             scale = upsample_factor(d, reference, post.get("max_scale", 2.0))

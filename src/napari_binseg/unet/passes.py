@@ -14,10 +14,14 @@ from ._postprocess import probabilities_to_labels, remove_small
 from .backends import _Runner
 from .normalize import nonfinite_mask, normalize_plane
 from .scale import (
+    DOWN_SCALES,
+    LOOK_SCALE,
     PROBE_SCALE,
+    checked_estimate,
     labels_resized,
     mask_diameter,
     median_diameter,
+    needs_look,
     probe_scale,
     probe_shape_ok,
     resize,
@@ -222,9 +226,10 @@ def labels_from_probabilities(
 def _auto_unit(unit, lm, runner, prob_threshold, probing, info, **kw):
     """``diameter="auto"`` on one plane: (labels, probabilities, scale, estimated diameter).
 
-    The probe (0.25x; on planes too small for it, the Otsu mask) estimates the nucleus
-    diameter; where it gives a scale (:func:`.scale.probe_scale`), the plane goes through
-    one pass at that scale (none at 0.25x: the probe is the result). Otherwise the full-size
+    The probe (0.25x, checked by a 0.125x look where it may have cut nuclei up; on planes too
+    small for it, the Otsu mask) estimates the nucleus diameter; where it gives a scale
+    (:func:`.scale.probe_scale`), the plane goes through one pass at that scale (none at
+    0.25x or 0.125x: the probe's or the look's pass is the result). Otherwise the full-size
     pass is the result, unless the nuclei measured there call for upsampling. Time that only
     served the estimate is added to ``info["estimate_seconds"]``.
     """
@@ -234,18 +239,22 @@ def _auto_unit(unit, lm, runner, prob_threshold, probing, info, **kw):
     native_tiles = _tiles(unit.shape, lm, 1.0, kw["tile_size"], kw["overlap"])
     t = time.perf_counter()
     if probing:
-        small, probs, found = _probe(unit, lm, runner, prob_threshold, **kw)
-        scale = probe_scale(found, reference, max_scale, **size_rule(post))
-        if scale == PROBE_SCALE:
+        found, scale, coarse = _estimate(unit, lm, runner, prob_threshold, **kw)
+        info["looked"] += LOOK_SCALE in coarse
+        seconds = time.perf_counter() - t
+        if scale in coarse:
+            labels, probs, result_seconds = coarse[scale]
+            info["estimate_seconds"] += seconds - result_seconds
+            info["probe_seconds"] += seconds - result_seconds
             runner.total -= native_tiles
-            return labels_resized(small, unit.shape), probs, scale, found
+            return labels_resized(labels, unit.shape), probs, scale, found
+        info["probe_seconds"] += seconds
     else:
         found = mask_diameter(unit) if reference is not None else None
         scale = upsample_factor(found, reference, max_scale)
         scale = None if scale == 1.0 else scale
-    seconds = time.perf_counter() - t
+        seconds = time.perf_counter() - t
     info["estimate_seconds"] += seconds
-    info["probe_seconds"] += seconds if probing else 0.0
     if scale is not None:
         runner.total -= native_tiles
         probs = _infer_pass(unit, lm, runner, scale, extra=True, **kw)
@@ -264,10 +273,49 @@ def _auto_unit(unit, lm, runner, prob_threshold, probing, info, **kw):
     return labels, probs, scale, found
 
 
-def _probe(unit, lm, runner, prob_threshold, extra=False, **kw):
-    """The 0.25x pass of a plane: (labels at 0.25x, probabilities, estimated diameter or
-    None in the plane's pixels)."""
-    probs = _infer_pass(unit, lm, runner, PROBE_SCALE, extra=extra, **kw)
-    small = _labels_at_scale(probs, lm, PROBE_SCALE, None, prob_threshold, resize=False)
-    found = median_diameter(small)
-    return small, probs, None if found is None else found / PROBE_SCALE
+def _coarse_pass(x, lm, runner, prob_threshold, resize_by, plane_scale, extra=False, **kw):
+    """``x`` resized by ``resize_by`` through the network, at ``plane_scale`` of the plane:
+    (its input, labels at that scale, probabilities, estimated diameter in the plane's
+    pixels or None, seconds)."""
+    t = time.perf_counter()
+    x = resize(x, scaled_shape(x.shape, resize_by))
+    probs = _infer_pass(x, lm, runner, 1.0, extra=extra, **kw)
+    labels = _labels_at_scale(probs, lm, plane_scale, None, prob_threshold, resize=False)
+    found = median_diameter(labels)
+    found = None if found is None else found / plane_scale
+    return x, labels, probs, found, time.perf_counter() - t
+
+
+def _estimate(unit, lm, runner, prob_threshold, extra=False, **kw):
+    """The probe of a plane, and its look where the probe may have cut nuclei up
+    (:func:`.scale.needs_look`): (estimated diameter or None, :func:`.scale.probe_scale`,
+    {scale: (labels, probabilities, seconds)} of the passes run at 0.25x and 0.125x).
+
+    The look resizes the probe's input (1/4 of its pixels), not the plane.
+    """
+    from ..size import estimate_diameter
+
+    post = lm.config["postprocess"]
+    reference = post["diameter"]
+    rule = size_rule(post)
+    x, labels, probs, found, seconds = _coarse_pass(
+        unit, lm, runner, prob_threshold, PROBE_SCALE, PROBE_SCALE, extra, **kw
+    )
+    coarse = {PROBE_SCALE: (labels, probs, seconds)}
+    scales = DOWN_SCALES
+    if probe_shape_ok(unit.shape, lm.config["divisor"], LOOK_SCALE):
+        foreground = None
+        if not found or found <= rule["native_max"] * reference:
+            mask = _foreground(probs, lm) > prob_threshold
+            foreground = estimate_diameter(mask) / PROBE_SCALE if mask.any() else None
+        if needs_look(found, foreground, reference, rule["native_max"]):
+            _, labels, probs, seen, seconds = _coarse_pass(
+                x, lm, runner, prob_threshold, LOOK_SCALE / PROBE_SCALE, LOOK_SCALE, True, **kw
+            )
+            coarse[LOOK_SCALE] = (labels, probs, seconds)
+            found = checked_estimate(found, seen, reference)
+    else:
+        scales = tuple(s for s in DOWN_SCALES if s != LOOK_SCALE)
+    # Estimates over COARSE_FROM exceed native_max: where 0.125x may be chosen, the look ran.
+    scale = probe_scale(found, reference, post.get("max_scale", 2.0), scales=scales, **rule)
+    return found, scale, coarse

@@ -50,23 +50,51 @@ from ._postprocess import remove_small
 #: Scale of the probe pass of ``diameter="auto"``.
 PROBE_SCALE = 0.25
 
+#: Scale of the coarse look that checks a probe which may have seen fragments (1/64 of a
+#: full pass; its pass is the result when the plane is segmented at this scale).
+LOOK_SCALE = 0.125
+
 #: Nuclei estimated above this multiple of the model's diameter are segmented downsampled
 #: (chosen on the DSB validation split rescaled 1-3x: real DSB nuclei of 45-52 px do as well
 #: at full size, upsampled ones do better at 0.5x). Default of a config's
 #: ``postprocess.native_max``.
 NATIVE_MAX = 2.5
 
-#: Downsampled planes bring nuclei closest to this multiple of the model's diameter. Default
-#: of a config's ``postprocess.down_target``.
+#: Downsampled planes go to 0.5x or 0.25x, whichever brings nuclei closest to this multiple
+#: of the model's diameter. Default of a config's ``postprocess.down_target``.
 DOWN_TARGET = 1.5
+
+#: Nuclei estimated above this multiple of the model's diameter (130 px for the bundled
+#: model) are segmented at 0.125x (chosen on DSB *training* images rescaled 3-8x, nuclei of
+#: 20-415 px: thresholds of 100-164 px gave the same pooled F1 at 3-6x within 0.005; at 8x
+#: 0.884 at 130 px against 0.869 at 164 px, where the ``DOWN_TARGET`` rule would switch).
+COARSE_FROM = 6.75
 
 #: The probe's estimate times this decides upsampling (chosen on DSB *training* images
 #: rescaled 0.25-1.4x: the same pooled F1 as the full-size measurement, half as many planes
 #: measured again at full size; the probe sees nuclei of 14-24 pixels 5-10% too large).
 PROBE_SMALL = 0.9
 
-#: The scales a downsampled plane may take (powers of two: 0.25 reuses the probe).
-DOWN_SCALES = (0.5, 0.25)
+#: The scales a downsampled plane may take (powers of two: 0.25 reuses the probe, 0.125 the
+#: look).
+DOWN_SCALES = (0.5, 0.25, 0.125)
+
+#: A probe whose foreground's nucleus diameter (inscribed, :func:`napari_binseg.size.
+#: estimate_diameter`: touching nuclei count one by one) exceeds its median object this many
+#: times may have cut large nuclei into pieces: the plane gets a look. Normal planes of DSB
+#: training images at 0.5-8x stay under 1.4 at mid sizes, up to 3.5 for nuclei of 2-3 px at
+#: 0.25x (a wasted look, not a wrong scale); the DSB validation image whose 202-px nuclei the
+#: probe cut up gave 4.5 (bundled model) and 16 (a fine-tuned one).
+FRAGMENTS = 2.0
+
+#: The look's estimate replaces the probe's when it is this many times larger (the probe cut
+#: nuclei it could not see whole) ...
+LOOK_GAIN = 1.4
+
+#: ... and its nuclei at 0.125x are at least this multiple of the model's diameter (smaller
+#: ones are specks of small nuclei, measured too large: up to 70 px in the plane for nuclei of
+#: 10 px on DSB training images). Both chosen on DSB training images rescaled 0.5-8x.
+LOOK_MIN = 0.6
 
 
 def median_diameter(labels):
@@ -120,39 +148,91 @@ def size_rule(post):
     }
 
 
-def downsample_factor(estimate, reference, *, native_max=NATIVE_MAX, down_target=DOWN_TARGET):
-    """Scale of a plane whose nuclei the probe estimated at ``estimate`` pixels: 1.0 up to
-    ``native_max`` times ``reference``, else the one of :data:`DOWN_SCALES` that brings
-    them closest to ``down_target`` times ``reference`` (in ratio). ``None`` gives 1.0.
+def downsample_factor(
+    estimate,
+    reference,
+    *,
+    native_max=NATIVE_MAX,
+    down_target=DOWN_TARGET,
+    scales=DOWN_SCALES,
+):
+    """Scale of a plane whose nuclei were estimated at ``estimate`` pixels: 1.0 up to
+    ``native_max`` times ``reference``; 0.125 (when in ``scales``) above :data:`COARSE_FROM`
+    times it; else 0.5 or 0.25, whichever brings them closest to ``down_target`` times
+    ``reference`` (in ratio). ``None`` gives 1.0.
 
     Examples
     --------
     >>> downsample_factor(40.0, 19.3), downsample_factor(70.0, 19.3)
     (1.0, 0.5)
-    >>> downsample_factor(120.0, 19.3)
-    0.25
+    >>> downsample_factor(120.0, 19.3), downsample_factor(200.0, 19.3)
+    (0.25, 0.125)
     """
     if not estimate or reference is None or estimate <= native_max * reference:
         return 1.0
+    if LOOK_SCALE in scales and estimate > COARSE_FROM * reference:
+        return LOOK_SCALE
     target = down_target * reference
-    return min(DOWN_SCALES, key=lambda s: abs(math.log(estimate * s / target)))
+    return min(
+        (s for s in scales if s != LOOK_SCALE),
+        key=lambda s: abs(math.log(estimate * s / target)),
+    )
 
 
-def probe_scale(found, reference, max_scale=2.0, **rule):
-    """Scale of a plane chosen by its probe alone, or ``None``: the full-size pass decides.
+def needs_look(found, foreground, reference, native_max=NATIVE_MAX):
+    """Whether a probe that estimated ``found`` pixels needs a look at 0.125x.
 
-    ``found``: the probe's estimate (pixels of the plane; ``None`` when it saw no nucleus).
-    Large nuclei are downsampled (:func:`downsample_factor`, ``rule``: its keywords), small
-    ones upsampled (:func:`upsample_factor` of ``found`` times :data:`PROBE_SMALL`); ``None``
-    for the others: the full-size pass is their result unless the nuclei measured there
-    call for upsampling.
+    Nuclei over ~2.5x the model's diameter at 0.25x (~190 px in the plane) come out of the
+    probe as pieces of about the model's size, which can pass for nuclei of any size: for
+    large estimates (over ``native_max`` times ``reference``: the plane is downsampled) the
+    nuclei may be larger still, and for others a ``foreground`` (the inscribed nucleus
+    diameter of the probe's foreground, in plane pixels) over :data:`FRAGMENTS` times
+    ``found`` (or a foreground without objects) says the probe cut it up.
+
+    Examples
+    --------
+    >>> needs_look(60.0, None, 19.3), needs_look(14.0, 200.0, 19.3), needs_look(14.0, 20.0, 19.3)
+    (True, True, False)
+    """
+    if reference is None:
+        return False
+    if found and found > native_max * reference:
+        return True
+    return bool(foreground) and (not found or foreground > FRAGMENTS * found)
+
+
+def checked_estimate(found, look, reference):
+    """The probe's estimate ``found``, or the look's ``look`` where the look saw nuclei the
+    probe cut up: at least :data:`LOOK_GAIN` times larger, and nuclei of at least
+    :data:`LOOK_MIN` times ``reference`` at 0.125x (``None``: nothing seen).
+
+    Examples
+    --------
+    >>> checked_estimate(14.0, 200.0, 19.3), checked_estimate(60.0, 70.0, 19.3)
+    (200.0, 60.0)
+    >>> checked_estimate(10.0, 70.0, 19.3)  # 9 px at 0.125x: specks, not nuclei
+    10.0
+    """
+    if look is None or reference is None or look * LOOK_SCALE < LOOK_MIN * reference:
+        return found
+    return look if not found or look > LOOK_GAIN * found else found
+
+
+def probe_scale(found, reference, max_scale=2.0, scales=DOWN_SCALES, **rule):
+    """Scale of a plane chosen by its estimate alone, or ``None``: the full-size pass decides.
+
+    ``found``: the estimate (pixels of the plane; ``None`` when no nucleus was seen). Large
+    nuclei are downsampled (:func:`downsample_factor`, ``scales`` and ``rule``: its
+    keywords), small ones upsampled (:func:`upsample_factor` of ``found`` times
+    :data:`PROBE_SMALL`); ``None`` for the others: the full-size pass is their result unless
+    the nuclei measured there call for upsampling.
 
     Examples
     --------
     >>> probe_scale(120.0, 19.3), probe_scale(12.0, 19.3), probe_scale(30.0, 19.3)
     (0.25, 1.75, None)
     """
-    scale = downsample_factor(found, reference, **rule)
+    scale = downsample_factor(found, reference, scales=scales, **rule)
     if scale == 1.0 and found:
         scale = upsample_factor(PROBE_SMALL * found, reference, max_scale)
     return None if scale == 1.0 else scale
@@ -173,22 +253,25 @@ def mask_diameter(unit):
     from ..size import estimate_diameter
     from ..thresholding import threshold_value
 
+    if not unit.size or unit.min() == unit.max():  # a constant plane: nothing to measure
+        return None
     mask = unit > threshold_value(unit)
     if not mask.any() or mask.mean() > 0.5:
         return None
     return estimate_diameter(mask) or None
 
 
-def probe_shape_ok(shape, divisor):
-    """Whether a plane is large enough for a meaningful probe (both sides >= 2 divisors)."""
-    return all(round(s * PROBE_SCALE) >= 2 * divisor for s in shape)
+def probe_shape_ok(shape, divisor, scale=PROBE_SCALE):
+    """Whether a plane is large enough for a meaningful probe (or look, at ``scale``): both
+    sides at least 2 divisors at that scale."""
+    return all(round(s * scale) >= 2 * divisor for s in shape)
 
 
 def rescale_factor(diameter, lm, labels=None):
     """Resize factor of a plane for :func:`segment`'s ``diameter`` option (1.0: no resize).
 
-    ``diameter=None``: 1.0. A number: the model's reference diameter over it (a model
-    without one raises ValueError). ``"auto"``: from the median nucleus of ``labels`` (the
+    ``diameter=None``: 1.0. A number: the model's reference diameter over it, within 1/16-4
+    (a model without one raises ValueError). ``"auto"``: from the median nucleus of ``labels`` (the
     full-size pass, step 5 of the module's rule), only upwards, when nuclei are at least 25%
     smaller than the model's reference; the factor is rounded to a quarter and capped at the
     model's ``max_scale`` (the probe's steps are :func:`probe_scale`).
@@ -205,7 +288,7 @@ def rescale_factor(diameter, lm, labels=None):
             f"model {lm.name!r} has no reference nucleus diameter (postprocess.diameter in "
             "its config): use diameter=None or 'auto'"
         )
-    return float(np.clip(reference / diameter, 0.25, 4.0))
+    return float(np.clip(reference / diameter, 1 / 16, 4.0))
 
 
 def check_diameter(diameter, lm):
