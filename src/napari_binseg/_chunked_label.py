@@ -15,7 +15,8 @@ computed again, chunk by chunk, when written.
 Objects are numbered in the raster order of their first pixel, whatever the chunks; labels and
 table equal :func:`napari_binseg.count_cells` on the whole array (without splitting or hole
 filling) up to that numbering. The automatic ``min_size`` follows a nucleus size measured on the
-objects of a few chunks (:func:`sampled_diameter`), where ``count_cells`` measures all objects.
+objects of a few chunks (:func:`sampled_diameter`; per frame of a time series,
+:func:`sampled_frame_diameters`), where ``count_cells`` measures all objects.
 """
 
 import itertools
@@ -27,6 +28,9 @@ from .morphology import label
 
 #: Chunks (with foreground) whose objects give the nucleus size of the automatic min_size.
 SAMPLE_CHUNKS = 8
+#: Pixels per frame of a sampled chunk of a time series (a central crop of larger chunks):
+#: every frame is measured, at a bounded cost.
+FRAME_SAMPLE_PIXELS = 2**18
 
 
 def _label(ext, cc, time):
@@ -172,17 +176,38 @@ def _pairs(outer, inner):
     return np.unique(np.stack([outer, inner], axis=1).astype(np.int64), axis=0)
 
 
-def _block_peaks(block, spacing, cc, time):
-    """Inscribed radius (distance peak) and pixel count of each object of one mask chunk."""
+def _block_peaks(block, spacing, cc, time, pixels=None):
+    """Inscribed radius (distance peak), pixel count and frame in the chunk (0 without
+    ``time``) of each object of one mask chunk, or of its central crop of at most ``pixels``
+    pixels per frame."""
     from .size import _distance_map, object_peaks
 
-    labels = _label(np.asarray(block), cc, time)
+    block = np.asarray(block)
+    if pixels is not None:
+        first = int(time)
+        shape = block.shape[first:]
+        fraction = min(1.0, (pixels / np.prod(shape)) ** (1 / len(shape)))
+        crop = [max(1, int(n * fraction)) for n in shape]
+        box = tuple(
+            slice((n - m) // 2, (n - m) // 2 + m) for n, m in zip(shape, crop, strict=True)
+        )
+        block = block[(slice(None),) * first + box]
+    labels = _label(block, cc, time)
     if not labels.any():
-        return np.zeros(0), np.zeros(0)
+        return np.zeros(0), np.zeros(0), np.zeros(0, np.intp)
     # Frames are measured one by one (the distance map has no time axis).
     frames = labels if time else labels[np.newaxis]
     peak, count = object_peaks(labels, np.stack([_distance_map(f, spacing) for f in frames]))
-    return peak[1:], count[1:]
+    frame = np.zeros(len(peak), np.intp)
+    for t, f in enumerate(frames):
+        frame[f] = t  # frames never share a label (see _label)
+    return peak[1:], count[1:], frame[1:]
+
+
+def _spread(items, n):
+    """Up to ``n`` of ``items``, spread evenly over them."""
+    picks = np.unique(np.linspace(0, len(items) - 1, min(n, len(items))).round())
+    return [items[int(i)] for i in picks]
 
 
 def sampled_diameter(mask_blocks, filled, spacing, cc, time, n_chunks=SAMPLE_CHUNKS):
@@ -203,13 +228,58 @@ def sampled_diameter(mask_blocks, filled, spacing, cc, time, n_chunks=SAMPLE_CHU
     nonempty = [idx for idx, n in zip(indices, filled, strict=True) if n]
     if not nonempty:
         return 0.0
-    picks = np.unique(np.linspace(0, len(nonempty) - 1, min(n_chunks, len(nonempty))).round())
     tasks = [
-        dask.delayed(_block_peaks)(mask_blocks[nonempty[int(i)]], spacing, cc, time) for i in picks
+        dask.delayed(_block_peaks)(mask_blocks[i], spacing, cc, time)
+        for i in _spread(nonempty, n_chunks)
     ]
-    peaks, counts = zip(*dask.compute(*tasks), strict=True)
+    peaks, counts, _ = zip(*dask.compute(*tasks), strict=True)
     size = np.concatenate(counts) * float(np.prod(spacing))
     return diameter_from_peaks(np.concatenate(peaks), size, len(spacing))
+
+
+def sampled_frame_diameters(
+    mask_blocks, filled, spacing, cc, frame_chunks, n_chunks=SAMPLE_CHUNKS
+):
+    """Typical nucleus diameter of every frame of a chunked time series (axis 0 is time).
+
+    As :func:`sampled_diameter`, per frame: every time chunk (``frame_chunks``, the mask's
+    chunk lengths along axis 0) gives ``max(1, n_chunks // len(frame_chunks))`` of its chunks
+    holding foreground, spread evenly, each cropped to its central
+    :data:`FRAME_SAMPLE_PIXELS` pixels per frame; a frame pools its objects there. A frame
+    without a sampled object (its objects all elsewhere) takes the diameter of every sampled
+    object; 0.0 for all frames of an empty mask.
+
+    Returns
+    -------
+    (n_frames,) ndarray of float
+    """
+    import dask
+
+    from .size import diameter_from_peaks
+
+    starts = np.cumsum((0, *frame_chunks))
+    per_block = max(1, n_chunks // len(frame_chunks))
+    indices = list(np.ndindex(*mask_blocks.shape))
+    chosen = []
+    for t in range(len(frame_chunks)):
+        nonempty = [i for i, n in zip(indices, filled, strict=True) if n and i[0] == t]
+        chosen += _spread(nonempty, per_block)
+    out = np.zeros(int(starts[-1]))
+    if not chosen:
+        return out
+    tasks = [
+        dask.delayed(_block_peaks)(mask_blocks[i], spacing, cc, True, FRAME_SAMPLE_PIXELS)
+        for i in chosen
+    ]
+    peaks, counts, frames = zip(*dask.compute(*tasks), strict=True)
+    peak = np.concatenate(peaks)
+    size = np.concatenate(counts) * float(np.prod(spacing))
+    frame = np.concatenate([f + starts[i[0]] for f, i in zip(frames, chosen, strict=True)])
+    out[:] = diameter_from_peaks(peak, size, len(spacing))
+    for t in np.unique(frame):
+        here = frame == t
+        out[t] = diameter_from_peaks(peak[here], size[here], len(spacing))
+    return out
 
 
 def label_and_measure(
@@ -231,8 +301,8 @@ def label_and_measure(
     min_size, max_size : float
         Kept sizes (area or volume in physical units). ``min_size=None``: a tenth of the
         nucleus of ``diameter``, as :func:`napari_binseg.count_cells` sets it for a mask;
-        with ``diameter`` None, estimated on a few chunks (:func:`sampled_diameter`; one value
-        for every frame of a time series, where ``count_cells`` estimates each frame's).
+        with ``diameter`` None, estimated on a few chunks (:func:`sampled_diameter`), per
+        frame of a time series (:func:`sampled_frame_diameters`).
     exclude_border : bool
         Drop objects touching a spatial face.
     time : bool
@@ -247,7 +317,9 @@ def label_and_measure(
         :func:`napari_binseg.count_cells` types them.
     table : pandas.DataFrame
         The table of :func:`napari_binseg.count_cells`; with ``min_size=None`` its ``attrs``
-        hold ``diameter``, ``diameter_px`` and ``min_size`` as there.
+        hold ``diameter``, ``diameter_px`` and ``min_size`` as there; for a time series with
+        an estimated diameter, ``frame_diameters`` (each frame's) and the median of those
+        above 0 as ``diameter``, without ``min_size`` (as ``count_cells``).
     """
     import dask
     from scipy.sparse import coo_matrix
@@ -267,13 +339,21 @@ def label_and_measure(
     if min_size is None:
         from .counting import MIN_SIZE_FRACTION, _nucleus_size
 
-        if diameter is None:
-            diameter = sampled_diameter(mask_blocks, filled, spacing, connectivity, time)
-        min_size = MIN_SIZE_FRACTION * _nucleus_size(diameter, len(spacing))
-        auto = {
+        if diameter is None and time:
+            frames = sampled_frame_diameters(
+                mask_blocks, filled, spacing, connectivity, mask.chunks[0]
+            )
+            min_size = MIN_SIZE_FRACTION * _nucleus_size(frames, len(spacing))
+            diameter = float(np.median(frames[frames > 0])) if frames.any() else 0.0
+            auto = {"frame_diameters": frames.tolist()}
+        else:
+            if diameter is None:
+                diameter = sampled_diameter(mask_blocks, filled, spacing, connectivity, time)
+            min_size = MIN_SIZE_FRACTION * _nucleus_size(diameter, len(spacing))
+            auto = {"min_size": float(min_size)}
+        auto |= {
             "diameter": float(diameter),
             "diameter_px": float(diameter) / float(spacing[-1]),
-            "min_size": float(min_size),
         }
     slabs = dask.delayed(slabs, traverse=False)
     image_blocks = None if image is None else image.to_delayed()
@@ -383,6 +463,8 @@ def _table(agg, order, shape, spacing, time, min_size, max_size, exclude_border)
     )
     axes = AXES[3 - len(spatial) :]
     size = table["area" if len(spatial) == 2 else "volume"].to_numpy()
+    if np.ndim(min_size):  # one per frame
+        min_size = np.asarray(min_size)[agg["min0"][order]]
     keep = size >= min_size
     if max_size is not None:
         keep &= size <= max_size

@@ -186,6 +186,22 @@ def test_dask_time_series_counts_per_frame(series):
     assert [len(np.unique(f[f > 0])) for f in labels] == counts
 
 
+def test_dask_time_series_sizes_each_frame_as_in_memory():
+    """Frame 0 holds big nuclei (radius 12), frame 1 small ones (radius 3): one diameter for
+    both (the big one, size-weighted) set a minimum size above every small nucleus."""
+    big = nb.synthetic_nuclei((128, 128), n=8, radius=12, seed=0)[0]
+    small = nb.synthetic_nuclei((128, 128), n=30, radius=3, seed=1)[0]
+    series = np.stack([big, small])
+    s = PipelineSettings("otsu", threshold={"scope": "slice"}, count={"time_axis": 0} | NO_SPLIT)
+    ref, ref_table = run_pipeline(series, s)
+    labels, table = run_pipeline(da.from_array(series, chunks=(1, 64, 64)), s)
+    counts = nb.count_summary(table)["count"].tolist()
+    assert counts == nb.count_summary(ref_table)["count"].tolist() and counts[1] >= 20
+    assert_same_objects(ref, ref_table, labels.compute(), table)
+    got, expected = table.attrs["frame_diameters"], ref_table.attrs["frame_diameters"]
+    assert got == pytest.approx(expected, rel=0.15) and got[0] > 2.5 * got[1]
+
+
 def test_chunked_run_refuses_whole_image_options(stack):
     with pytest.raises(ValueError, match="split_touching and count.fill_holes need whole"):
         run_pipeline(da.from_array(stack, chunks=3), PipelineSettings())
