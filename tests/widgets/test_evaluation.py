@@ -181,3 +181,20 @@ def test_evaluate_widget_defaults_by_role(make_napari_viewer, sample_labels):
     assert widget.prediction.value is count and widget.ground_truth.value is truth
     widget.prediction.value = truth  # the user's choice is kept...
     assert widget.prediction.value is truth
+
+
+def test_evaluate_widget_never_pairs_two_samples(make_napari_viewer):
+    """With both 2D samples open, the prediction is not the other sample's ground truth (of
+    another shape): (none) until an output of the same shape exists, then that output."""
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-binseg", "nuclei_2d")
+    viewer.open_sample("napari-binseg", "nuclei_2d_small")
+    widget = EvaluateWidget(viewer)
+    small_truth = viewer.layers["nuclei_2d_small ground truth"]
+    assert widget.ground_truth.value is small_truth and widget.prediction.value is None
+    big = viewer.add_labels(viewer.layers["nuclei_2d ground truth"].data > 0, name="big [otsu]")
+    assert widget.prediction.value is None
+    small = viewer.add_labels(small_truth.data > 0, name="small [otsu]")
+    assert widget.prediction.value is small
+    widget.ground_truth.value = viewer.layers["nuclei_2d ground truth"]
+    assert widget.prediction.value is big

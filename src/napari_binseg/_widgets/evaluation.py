@@ -65,7 +65,7 @@ class EvaluateWidget(BinsegWidget):
             optional=True,
             auto=True,
             prefer=("count", ("labels", "mask"), "input"),
-            avoid=lambda: [self.ground_truth.value],
+            avoid=self._not_a_prediction,
         )
         # One of EvaluateOptions.thresholds, the first the table scores to begin with.
         self.iou = number_control(
@@ -98,6 +98,23 @@ class EvaluateWidget(BinsegWidget):
         self._extra.addWidget(self.save_button)
         self.table = None
         self.output = None
+
+    def _not_a_prediction(self):
+        """Layers the prediction picker never chooses by itself: the ground truth, another
+        ground truth, and layers of another shape (with two samples open, it chose the other
+        sample's ground truth)."""
+        from napari.layers import Labels
+
+        from ._layers import labels_data, layer_role
+
+        truth = self.ground_truth.value
+        shape = None if truth is None else labels_data(truth).shape
+        return [truth] + [
+            layer
+            for layer in self.viewer.layers
+            if isinstance(layer, Labels)
+            and (layer_role(layer) == "truth" or labels_data(layer).shape != (shape or ()))
+        ]
 
     def run(self):
         gt_layer, pred_layer = self.ground_truth.value, self.prediction.value
