@@ -11,19 +11,14 @@ import numpy as np
 
 
 def _pad_to(x, target):
-    """Pad the spatial dims of (1, 1, *S) at their ends up to ``target`` (mirrored where the
-    padding is shorter than the side, else the edge repeated)."""
-    import torch.nn.functional as F
-
+    """Pad the spatial dims of a (1, 1, *S) ndarray at their ends up to ``target`` (mirrored
+    where the padding is shorter than the side, else the edge repeated)."""
     spatial = x.shape[2:]
-    pads = []
-    for s, t in zip(reversed(spatial), reversed(target), strict=True):
-        pads += [0, t - s]
-    if not any(pads):
+    pads = [(0, 0), (0, 0)] + [(0, t - s) for s, t in zip(spatial, target, strict=True)]
+    if not any(after for _, after in pads):
         return x
     small = all(t - s < s for s, t in zip(spatial, target, strict=True))
-    mode = "reflect" if small else "replicate"
-    return F.pad(x, pads, mode=mode)
+    return np.pad(x, pads, mode="reflect" if small else "edge")
 
 
 def _roi(shape, tile_size, divisor, overlap):
@@ -65,27 +60,27 @@ def _plan(spatial, lm, tile_size, overlap):
 
 
 def _infer_unit(unit, lm, runner, *, tile_size, overlap, batch_size):
-    """(C, *spatial) float32 probabilities of one normalized plane/volume."""
-    import torch
-
+    """(C, *spatial) float32 probabilities of one normalized plane/volume (one network call
+    on an ndarray where it fits a tile; tiles of a tensor otherwise)."""
     spatial = unit.shape
     padded, roi, _ = _plan(spatial, lm, tile_size, overlap)
-    x = torch.from_numpy(np.ascontiguousarray(unit))[None, None].to(lm.device)
-    x = _pad_to(x, padded)
+    x = _pad_to(np.ascontiguousarray(unit, np.float32)[None, None], padded)
+    crop = (0, slice(None)) + tuple(slice(0, s) for s in spatial)
+    import torch
+
     with torch.inference_mode():
         if roi is None:
             y = runner(x)
-        else:
-            from monai.inferers import sliding_window_inference
+            return (y if isinstance(y, np.ndarray) else y.float().cpu().numpy())[crop]
+        from monai.inferers import sliding_window_inference
 
-            y = sliding_window_inference(
-                x,
-                roi_size=roi,
-                sw_batch_size=batch_size,
-                predictor=runner,
-                overlap=overlap,
-                mode="gaussian",
-                padding_mode="reflect",
-            )
-        crop = (0, slice(None)) + tuple(slice(0, s) for s in spatial)
+        y = sliding_window_inference(
+            torch.from_numpy(x).to(lm.device),
+            roi_size=roi,
+            sw_batch_size=batch_size,
+            predictor=runner,
+            overlap=overlap,
+            mode="gaussian",
+            padding_mode="reflect",
+        )
         return y[crop].float().cpu().numpy()
