@@ -149,7 +149,7 @@ def test_count_widget_units_and_role_defaults(make_napari_viewer, sample_labels)
     )
     viewer.add_labels((sample_labels > 0).astype(np.uint8), name="nuclei [preview]")
     widget = CountWidget(viewer)
-    assert widget.mask.value is mask and widget.image.value is None
+    assert widget.mask.value is mask and widget.image.value is viewer.layers["nuclei"]
     assert widget.min_size.label == "min size (µm²)" and widget.diameter.label == "diameter (µm)"
     assert "auto" in widget.min_size.native.specialValueText()
     assert widget.split_touching.value is True and widget.stack.native.isHidden()
@@ -254,3 +254,28 @@ def test_count_widget_refuses_an_intensity_image_as_mask(make_napari_viewer, qtb
     widget.mask.value = viewer.add_image(np.where(image > 50, 255, 0).astype(np.uint8), name="m")
     run_and_wait(qtbot, widget)
     assert errors == [] and widget.output.metadata["napari_binseg"]["count"] == 2
+
+
+def test_count_widget_measures_the_image_a_mask_was_made_from(make_napari_viewer, qtbot, errors):
+    """A Threshold (or U-Net) output as mask brings its image as the intensity image, so the
+    table has mean intensities without a second choice; a choice of (none) is kept."""
+    from napari_binseg._widgets.thresholding import ThresholdWidget
+
+    viewer = make_napari_viewer()
+    image = np.zeros((40, 40), np.uint16)
+    image[5:15, 5:15], image[25:35, 22:30] = 2000, 2500
+    layer = viewer.add_image(image, name="nuclei", scale=(0.5, 0.5))
+    viewer.add_image(image[:20], name="other")  # another shape: never the intensity image
+    threshold = ThresholdWidget(viewer)
+    threshold.image.value = layer
+    widget = CountWidget(viewer)
+    assert widget.image.value is None
+    run_and_wait(qtbot, threshold)
+    assert widget.mask.value is threshold.output and widget.image.value is layer
+    widget.split_touching.value = False
+    run_and_wait(qtbot, widget)
+    assert errors == [] and sorted(widget.table["mean_intensity"]) == [2000.0, 2500.0]
+    widget.image.value = None
+    widget.mask.value = viewer.add_labels(threshold.output.data.copy(), name="painted")
+    widget.mask.value = threshold.output
+    assert widget.image.value is None

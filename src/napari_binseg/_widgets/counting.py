@@ -15,7 +15,7 @@ from ._axes import axes_combo, length_unit, spatial_spacing, update_axes_combo
 from ._base import BinsegWidget
 from ._files import ask_save_path, save_table_csv
 from ._form import OptionForm
-from ._layers import image_data, mask_data, show_in_3d, upsert_layer
+from ._layers import image_data, labels_data, mask_data, show_in_3d, upsert_layer
 from ._table import DataFrameTable
 
 if TYPE_CHECKING:
@@ -133,7 +133,10 @@ class CountWidget(BinsegWidget):
         for name, widget in self.options.widgets.items():
             setattr(self, name, widget)
         self._split_chosen = False
+        self._image_chosen = False
+        self._setting_image = False
         self.split_touching.changed.connect(self._split_changed)
+        self.image.changed.connect(self._image_changed)
         self.mask.changed.connect(self._mask_changed)
         self._mask_changed()
 
@@ -162,10 +165,21 @@ class CountWidget(BinsegWidget):
 
     _setting_split = False
 
+    def _image_changed(self, *_):
+        if not self._setting_image:
+            self._image_chosen = True
+
     def _mask_changed(self, *_):
         """Axes and units follow the mask layer; a label image of instances is not split
-        again unless the user chose a split."""
+        again unless the user chose a split; the intensity image is the one the mask was made
+        from (until the user picks one)."""
         layer = self.mask.value
+        if not self._image_chosen:
+            self._setting_image = True
+            try:
+                self.image.value = source_image(self.viewer, layer)
+            finally:
+                self._setting_image = False
         update_axes_combo(self.stack, layer)
         axes = self.stack.value if layer is not None else "YX"
         self.options.set_calibration(
@@ -322,6 +336,25 @@ class CountWidget(BinsegWidget):
         path = ask_save_path(self, f"{mask.name if mask else 'count'}_objects.csv")
         if path:
             self.status.setText(f"Saved {self.save_csv(path)}")
+
+
+def source_image(viewer, layer):
+    """The Image layer a widget output was made from (through a chain of outputs: a count of
+    a U-Net result), when it is in the viewer with the output's shape; else None."""
+    import napari.layers
+
+    from ._layers import METADATA_KEY
+
+    shape = None if layer is None else np.shape(labels_data(layer))
+    for _ in range(4):
+        meta = getattr(layer, "metadata", {}).get(METADATA_KEY, {})
+        name = meta.get("source") if isinstance(meta, dict) else None
+        layer = viewer.layers[name] if name in viewer.layers else None
+        if layer is None or not isinstance(layer, (napari.layers.Image, napari.layers.Labels)):
+            return None
+        if isinstance(layer, napari.layers.Image) and not layer.rgb:
+            return layer if np.shape(image_data(layer)) == shape else None
+    return None
 
 
 def size_text(attrs, spacing, unit) -> str:
