@@ -393,3 +393,22 @@ def test_keyword_defaults_are_the_options_defaults(func):
     assert {name: params[name].default for name in shared} == {
         name: defaults[name] for name in shared
     }
+
+
+@needs_bundled
+@pytest.mark.parametrize(
+    "image",
+    [
+        np.full((32, 32), 7, np.uint8),
+        np.ones((1, 1), np.uint16),
+        np.full((32, 32), np.nan, np.float32),
+        np.full((300, 300), 5, np.uint16),
+    ],
+    ids=["constant", "one-pixel", "all-nan", "constant-probed"],
+)
+def test_segment_featureless_image_gives_no_objects(image):
+    """A constant (or all-NaN) plane has no nuclei: 0 objects, no size, like diameter=None
+    (too small to probe, it once raised a thresholding error about its normalized values)."""
+    labels, info = segment(image, return_info=True)
+    assert labels.shape == image.shape and labels.max() == 0 and info["diameter"] is None
+    assert segment(image, diameter=None).max() == 0

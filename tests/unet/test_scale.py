@@ -237,3 +237,36 @@ def test_same_count_at_three_magnifications(sample_image):
         for k in (1, 2, 4)
     ]
     assert max(counts) - min(counts) <= 0.1 * counts[0], counts
+
+
+@needs_bundled
+def test_synthetic_large_nuclei_counted_and_a_fragmenting_probe_is_caught(monkeypatch):
+    """Nuclei of ~170 px (beyond what the model keeps whole at 0.25x): the default count is
+    the truth's, at 0.125x; a probe that saw ~14-px pieces (what a fine-tuned model's probe
+    gave for 202-px nuclei) is overruled by the look instead of upsampling the plane."""
+    from napari_binseg.synthetic import synthetic_nuclei
+    from napari_binseg.unet import passes
+
+    image, truth = synthetic_nuclei((1024, 1024), 20, radius=90, seed=2)
+    true_d = sc.median_diameter(truth)
+    assert 150 < true_d < 200 and truth.max() == 20
+    lm = load_model("nuclei", device="cpu")
+    labels, info = segment(image, lm, return_info=True)
+    assert info["scales"] == [0.125] and info["looked"] == 1
+    assert info["diameter"] == pytest.approx(true_d, rel=0.1)
+    assert abs(int(labels.max()) - 20) <= 2
+    assert object_f1(truth, labels) >= 0.9
+    assert segment(image, lm, diameter=None).max() > 30  # full size: fragments
+
+    coarse_pass = passes._coarse_pass
+
+    def fragmenting_probe(x, lm, runner, prob_threshold, resize_by, plane_scale, *a, **kw):
+        out = coarse_pass(x, lm, runner, prob_threshold, resize_by, plane_scale, *a, **kw)
+        return out[:3] + ((14.0,) if plane_scale == sc.PROBE_SCALE else out[3:4]) + out[4:]
+
+    monkeypatch.setattr(passes, "_coarse_pass", fragmenting_probe)
+    labels, info = segment(image, lm, return_info=True)
+    assert info["scales"] == [0.125] and abs(int(labels.max()) - 20) <= 2
+    monkeypatch.setattr(passes, "needs_look", lambda *a: False)  # no guard: upsampled
+    labels, info = segment(image, lm, return_info=True)
+    assert info["scales"] == [1.5] and labels.max() > 30
