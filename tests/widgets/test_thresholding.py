@@ -407,3 +407,25 @@ def test_background_subtraction_in_the_form_and_the_preview(make_napari_viewer, 
     widget.background.value = "auto"
     qtbot.waitUntil(lambda: "only scope 'slice' previews" in widget.status.text(), timeout=10_000)
     assert errors == []
+
+
+def test_preview_of_the_image_chosen_before_is_hidden(make_napari_viewer, qtbot, sample_image):
+    """Choosing another image shows its preview only: the first image's preview layer no
+    longer lies over it."""
+    viewer = make_napari_viewer()
+    first = viewer.add_image(sample_image, name="first")
+    second = viewer.add_image(sample_image[::2, ::2], name="second")
+    widget = ThresholdWidget(viewer)
+    widget.image.value = first
+    widget.preview.value = True
+    widget.update_preview()
+    widget.image.value = second
+    widget.update_preview()
+    previews = {
+        p.metadata["napari_binseg"]["source"]: p.visible
+        for p in output_layers(viewer, "threshold", role="preview")
+    }
+    assert previews == {"first": False, "second": True}
+    widget.preview.value = False
+    widget.update_preview()
+    assert not any(p.visible for p in output_layers(viewer, "threshold", role="preview"))

@@ -12,7 +12,14 @@ from qtpy.QtCore import QTimer
 from ._base import BinsegWidget
 from ._form import OptionForm, number_control
 from ._histogram import HistogramPlot, histogram
-from ._layers import current_index, find_output, image_data, same_layer, unwrap, upsert_layer
+from ._layers import (
+    METADATA_KEY,
+    current_index,
+    image_data,
+    same_layer,
+    unwrap,
+    upsert_layer,
+)
 
 if TYPE_CHECKING:
     import napari
@@ -349,14 +356,17 @@ class ThresholdWidget(BinsegWidget):
             self.histogram.set_thresholds(t)
 
     def _set_preview_visible(self, visible: bool):
+        """Show or hide the chosen image's preview; other images' previews are hidden (a
+        preview of the image chosen before stayed on screen over the new one)."""
         layer = self.image.value
-        if layer is None:
-            return
-        preview = find_output(
-            self.viewer, widget=self.widget_id, source=layer.name, role="preview"
-        )
-        if preview is not None:
-            preview.visible = visible
+        for other in self.viewer.layers:
+            meta = other.metadata.get(METADATA_KEY) if isinstance(other.metadata, dict) else None
+            if (
+                isinstance(meta, dict)
+                and meta.get("widget") == self.widget_id
+                and meta.get("role") == "preview"
+            ):
+                other.visible = visible and layer is not None and meta.get("source") == layer.name
 
     # -- full run ----------------------------------------------------------------------------
     def run(self):
