@@ -26,13 +26,23 @@ import numpy as np
 from .io import TIFF_EXTENSIONS, source_name
 from .options import BatchOptions
 
-#: Peak bytes per pixel of an in-memory run beyond the input and the imported libraries,
-#: measured with ``ru_maxrss`` on a 4096 x 4096 uint16 image (``run_pipeline``, Otsu) after
-#: the count's uint16 work labels: 13-16 B/px with splitting and hole filling (run to run),
-#: 10.4 without (count_cells alone: 8.0, ``benchmarks/bench_memory.py``); both paths keep
-#: 20 as the margin. The U-Net holds a float32 copy, its probabilities and labels. Above
+#: Peak bytes per pixel of an in-memory run beyond the input and the imported libraries, by
+#: path and by what is counted at once (2: an image, 3: a z-stack). Measured (session 6) as
+#: the growth of ``ru_maxrss`` of ``segment_file`` (read, Otsu, count, write) between two
+#: sizes of a uint16 input, so numba's ~100 MB of code and runtime are not counted per pixel;
+#: with the input, with / without splitting and hole filling: images (bench_memory.py's,
+#: 4096^2 -> 8192^2) 6.1 / 5.6 B/px; z-stacks (synthetic_nuclei, 48 -> 96 x 512 x 512) 29.5
+#: / 9-13. Set at about 1.5x that, less the input, and at least the whole peak over the
+#: libraries at the smaller size (images 11.8 / 9.6, z-stacks 36.3 / 19.3). The U-Net
+#: (not re-measured) holds a float32 copy, its probabilities and labels. Above
 #: ``max_memory`` a threshold run goes to chunks (see issue 15).
-PEAK_BYTES_PER_PIXEL = {"split": 20, "threshold": 20, "unet": 48}
+PEAK_BYTES_PER_PIXEL = {"split": {2: 12, 3: 42}, "threshold": {2: 12, 3: 20}, "unet": 48}
+#: Bytes per pixel of a whole time series beyond its input (its labels, mask and their
+#: uint16 copy), on top of one frame's :data:`PEAK_BYTES_PER_PIXEL`: measured 6-10 B/px with
+#: the input (16 -> 32 frames of 1024^2, 2 -> 4 frames of 24 x 512 x 512), as above.
+SERIES_BYTES_PER_PIXEL = 12
+#: Working bytes per input pixel of one chunk of a chunked threshold run (not re-measured).
+CHUNK_BYTES_PER_PIXEL = 20
 #: Smallest processing chunk (bytes of input) a memory limit may ask for.
 MIN_CHUNK_BYTES = 4096
 _LOCK_NAME = ".napari-binseg.lock"
@@ -96,7 +106,7 @@ def output_names(name):
     }
 
 
-def peak_bytes(shape, dtype, settings):
+def peak_bytes(shape, dtype, settings, time_axis=None):
     """Estimated peak memory of an in-memory pipeline run on an image (input included).
 
     Parameters
@@ -105,27 +115,33 @@ def peak_bytes(shape, dtype, settings):
         Of the input image.
     settings : PipelineSettings
         The path (U-Net, threshold with or without splitting) decides the working arrays.
+    time_axis : int, optional
+        The time axis of a time series: its frames are counted one at a time.
     """
-    if settings.method == "unet":
-        path = "unet"
-    elif settings.count.split_touching or settings.count.fill_holes:
-        path = "split"
-    else:
-        path = "threshold"
     pixels = int(np.prod(shape, dtype=np.float64))
-    return pixels * (np.dtype(dtype).itemsize + PEAK_BYTES_PER_PIXEL[path])
+    itemsize = np.dtype(dtype).itemsize
+    if settings.method == "unet":
+        return pixels * (itemsize + PEAK_BYTES_PER_PIXEL["unet"])
+    split = settings.count.split_touching or settings.count.fill_holes
+    rate = PEAK_BYTES_PER_PIXEL["split" if split else "threshold"]
+    spatial = len(shape) - (time_axis is not None)
+    frame_rate = rate[3 if spatial >= 3 else 2]
+    if time_axis is None:
+        return pixels * (itemsize + frame_rate)
+    frame = pixels // max(int(shape[time_axis]), 1)
+    return pixels * (itemsize + SERIES_BYTES_PER_PIXEL) + frame * frame_rate
 
 
 def chunk_limit(chunk_bytes, max_memory, dtype, threads=None):
     """Input bytes per chunk so that chunks processed at once stay under ``max_memory``.
 
     Every thread of dask's scheduler works on one chunk, holding its working arrays
-    (:data:`PEAK_BYTES_PER_PIXEL` of the chunked threshold path); chunks never go below
+    (:data:`CHUNK_BYTES_PER_PIXEL`); chunks never go below
     :data:`MIN_CHUNK_BYTES`, where the per-chunk overhead would dominate.
     """
     threads = threads or os.cpu_count() or 1
     itemsize = np.dtype(dtype).itemsize
-    share = max_memory / threads * itemsize / (itemsize + PEAK_BYTES_PER_PIXEL["threshold"])
+    share = max_memory / threads * itemsize / (itemsize + CHUNK_BYTES_PER_PIXEL)
     return int(min(chunk_bytes, max(share, MIN_CHUNK_BYTES)))
 
 
@@ -212,7 +228,7 @@ def segment_file(
         spacing = [s for a, s in enumerate(meta["scale"]) if a != time_axis]
     if diameter_px is not None:
         settings = settings.replace(count={"diameter": diameter_px * float(spacing[-1])})
-    estimate = peak_bytes(data.shape, data.dtype, settings)
+    estimate = peak_bytes(data.shape, data.dtype, settings, time_axis)
     large = estimate > max_memory
     if large and settings.method == "unet":
         raise ValueError(

@@ -116,12 +116,26 @@ def test_a_missing_zarr_chunk_fails_that_file_only(folder, tmp_path, capsys):
     assert sorted(pd.read_csv(out / "counts.csv")["file"]) == ["cells1.tif", "cells2.tif"]
 
 
+def test_the_peak_estimate_follows_what_is_counted_at_once():
+    """Measured per pixel (batch.py): a z-stack with splitting needs 3.5x an image's working
+    memory; a time series pays its whole labels and one frame's work."""
+    split = PipelineSettings("otsu")
+    mpx = 1_000_000
+    assert peak_bytes((1000, 1000), np.uint16, split) == mpx * (2 + 12)
+    assert peak_bytes((10, 1000, 1000), np.uint16, split) == 10 * mpx * (2 + 42)
+    assert peak_bytes((10, 1000, 1000), np.uint16, split, time_axis=0) == 10 * mpx * 14 + mpx * 12
+    stack = peak_bytes((10, 4, 1000, 1000), np.uint8, split, time_axis=0)
+    assert stack == 40 * mpx * (1 + 12) + 4 * mpx * 42
+    plain = PipelineSettings("otsu", count=NO_SPLIT)
+    assert peak_bytes((10, 1000, 1000), np.uint16, plain) == 10 * mpx * (2 + 20)
+
+
 def test_the_memory_limit_bounds_the_estimated_peak(tmp_path):
     image = nb.synthetic_nuclei((64, 64), n=6, seed=4)[0]
     imwrite(tmp_path / "img.tif", image)
     settings = PipelineSettings("otsu", count=NO_SPLIT)
     peak = peak_bytes(image.shape, image.dtype, settings)
-    assert peak > 8 * image.nbytes  # the in-memory path's working arrays count
+    assert peak == 7 * image.nbytes  # the input and 12 bytes per pixel of working arrays
     assert peak_bytes(image.shape, image.dtype, PipelineSettings("unet")) > peak
     # the input fits the limit, its peak does not: chunks, to zarr
     segment_file(tmp_path / "img.tif", tmp_path / "a", settings, max_memory=peak - 1,
