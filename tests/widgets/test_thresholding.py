@@ -153,6 +153,10 @@ def test_bad_input_notifies_without_output(make_napari_viewer, qtbot, errors, ca
     assert output_layers(viewer, "threshold") == []
     assert output_layers(viewer, "threshold", role="preview") == []
     assert len(viewer.layers) == n_layers
+    assert widget.status.text().startswith(("Error:", "Preview:"))
+    # Another image chosen: the message about the first one goes (it read as this one's).
+    widget.image.value = viewer.add_image(np.arange(64, dtype=np.uint8).reshape(8, 8))
+    assert widget.status.text() == "" and widget.last_error is None
 
 
 def test_cancel_stops_worker(make_napari_viewer, qtbot, errors):

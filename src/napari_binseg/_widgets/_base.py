@@ -188,7 +188,15 @@ class BinsegWidget(QWidget):
             self.form.append(widget)
         # After magicgui's own handler, which sets the label widths again in its measure.
         widget.label_changed.connect(self.fit_labels)
+        if hasattr(widget, "changed"):
+            widget.changed.connect(self._forget_error)
         return widget
+
+    def _forget_error(self, *_):
+        """A changed input or option makes the last run's error message stale."""
+        if self.last_error is not None and not self.busy:
+            self.last_error = None
+            self.status.setText("")
 
     def fit_labels(self, *_):
         """Make each form's label column as wide as its longest label in the font it is drawn
