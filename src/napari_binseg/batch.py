@@ -527,6 +527,8 @@ def segment_files(
         settings = PipelineSettings.from_dict(settings or {})
     if not isinstance(settings, PipelineSettings):
         raise ValueError(f"settings must be PipelineSettings, got {type(settings).__name__}")
+    if diameter_px is not None and not diameter_px > 0:
+        raise ValueError(f"diameter_px must be > 0 (pixels), got {diameter_px!r}")
     batch = BatchOptions() if batch is None else batch
     if not isinstance(batch, BatchOptions):
         raise ValueError(f"batch must be BatchOptions, got {type(batch).__name__}")

@@ -223,6 +223,8 @@ def test_diameter_flag_is_in_pixels_on_calibrated_files(tmp_path, capsys):
     assert main(["segment", um_in, "--out", out, "-q", "--settings", str(params)]) == 0
     assert main(["segment", um_in, "--out", out, "-q", *flags[:-1], "8"]) == 2
     assert "holds results of other settings" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="diameter_px must be > 0"):
+        segment_files([um_in], tmp_path / "o0", diameter_px=-16.0)
 
 
 def test_chunks_processed_at_once_stay_under_the_limit():
