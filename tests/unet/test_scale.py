@@ -54,6 +54,8 @@ def test_rescale_factor_rules(sized_model, small_model, monkeypatch):
 def test_auto_diameter_is_the_fixed_rescale_it_chose(sized_model, sample_images, monkeypatch):
     image = sample_images["nuclei_003cee89357d9fe1"][:96, :112]
     lm = load_model(sized_model, device="cpu")
+    # The tiny model's nuclei (reference 200 px) may exceed half of this 96-px crop.
+    monkeypatch.setattr(sc, "PLANE_MAX", 4.0)
     norm = lm.config["normalization"]
     kw = dict(device="cpu", precision="float32", tile_size=64, overlap=0.25)
     native = segment(image, lm, diameter=None, **kw)
@@ -170,6 +172,10 @@ def test_look_rule_on_hand_made_estimates():
     assert sc.probe_scale(14.0, ref) == 1.5
     assert sc.probe_scale(sc.checked_estimate(14.0, 202.0, ref), ref) == 0.125
     assert sc.probe_scale(sc.checked_estimate(60.0, 66.0, ref), ref) == 0.5
+    # A blob over half the plane's shorter side (a sheet of merged small nuclei) is no size.
+    assert sc.plausible(300.0, (603, 1272)) == 300.0
+    assert sc.plausible(305.0, (603, 1272)) is None and sc.plausible(None, (64, 64)) is None
+    assert sc.checked_estimate(33.0, sc.plausible(680.0, (603, 1272)), ref) == 33.0
 
 
 def test_size_rule_per_model(sized_model, tmp_path):

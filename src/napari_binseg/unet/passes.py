@@ -22,6 +22,7 @@ from .scale import (
     mask_diameter,
     median_diameter,
     needs_look,
+    plausible,
     probe_scale,
     probe_shape_ok,
     resize,
@@ -290,6 +291,7 @@ def _estimate(unit, lm, runner, prob_threshold, extra=False, **kw):
     """The probe of a plane, and its look where the probe may have cut nuclei up
     (:func:`.scale.needs_look`): (estimated diameter or None, :func:`.scale.probe_scale`,
     {scale: (labels, probabilities, seconds)} of the passes run at 0.25x and 0.125x).
+    Estimates over half the plane (:func:`.scale.plausible`) count as nothing seen.
 
     The look resizes the probe's input (1/4 of its pixels), not the plane.
     """
@@ -302,6 +304,7 @@ def _estimate(unit, lm, runner, prob_threshold, extra=False, **kw):
         unit, lm, runner, prob_threshold, PROBE_SCALE, PROBE_SCALE, extra, **kw
     )
     coarse = {PROBE_SCALE: (labels, probs, seconds)}
+    found = plausible(found, unit.shape)
     scales = DOWN_SCALES
     if probe_shape_ok(unit.shape, lm.config["divisor"], LOOK_SCALE):
         foreground = None
@@ -313,7 +316,7 @@ def _estimate(unit, lm, runner, prob_threshold, extra=False, **kw):
                 x, lm, runner, prob_threshold, LOOK_SCALE / PROBE_SCALE, LOOK_SCALE, True, **kw
             )
             coarse[LOOK_SCALE] = (labels, probs, seconds)
-            found = checked_estimate(found, seen, reference)
+            found = checked_estimate(found, plausible(seen, unit.shape), reference)
     else:
         scales = tuple(s for s in DOWN_SCALES if s != LOOK_SCALE)
     # Estimates over COARSE_FROM exceed native_max: where 0.125x may be chosen, the look ran.

@@ -96,6 +96,12 @@ LOOK_GAIN = 1.4
 #: 10 px on DSB training images). Both chosen on DSB training images rescaled 0.5-8x.
 LOOK_MIN = 0.6
 
+#: An estimate over this fraction of the plane's shorter side is a sheet of merged nuclei,
+#: not a nucleus, and is dropped (a sanity bound, not tuned: no DSB training or s-bsst265
+#: plane at 0.5-8x comes near it; on a dense DSB validation image of ~200 nuclei, probe and
+#: look saw one blob of 340-680 px and sent the plane to 0.125x, 0 nuclei found).
+PLANE_MAX = 0.5
+
 
 def median_diameter(labels):
     """Equivalent-circle diameter (pixels) of the median-area object.
@@ -216,6 +222,18 @@ def checked_estimate(found, look, reference):
     if look is None or reference is None or look * LOOK_SCALE < LOOK_MIN * reference:
         return found
     return look if not found or look > LOOK_GAIN * found else found
+
+
+def plausible(estimate, shape):
+    """``estimate`` (pixels), or ``None`` when it exceeds :data:`PLANE_MAX` times the shorter
+    side of a plane of ``shape``.
+
+    Examples
+    --------
+    >>> plausible(100.0, (256, 300)), plausible(130.0, (256, 300))
+    (100.0, None)
+    """
+    return estimate if estimate is None or estimate <= PLANE_MAX * min(shape) else None
 
 
 def probe_scale(found, reference, max_scale=2.0, scales=DOWN_SCALES, **rule):
