@@ -142,6 +142,7 @@ def _count_frame(
             split=bool(split),
             separate=not is_labels,
             widen=widen if buffer is not None else None,
+            intensity=image,
         )
         diameter = estimate if diameter is None else diameter
     if min_size is None:
