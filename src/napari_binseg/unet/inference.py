@@ -261,12 +261,13 @@ def segment(
         Typical nucleus diameter in pixels, to bring nuclei to the size the model segments
         best (its ``postprocess.diameter``, the median nucleus of its training labels: 19.3
         pixels for the bundled model). ``"auto"``: each plane's nucleus size is estimated by
-        a probe pass at 0.25x, which fragments of large nuclei cannot fool; planes of nuclei
-        over 2.5x the model's size (48 pixels) are segmented at 0.5x or 0.25x, planes of
-        nuclei at least 25% smaller than the model's are upsampled (at most 2x), the others
-        segmented at full size, and upsampled if their nuclei measured there are small (see
-        :mod:`napari_binseg.unet.scale`). A number: each plane is resized by the model's
-        diameter over it, in one pass.
+        a probe pass at 0.25x, checked by a pass at 0.125x where the probe may have cut
+        nuclei of ~190 pixels or more into pieces; planes of nuclei over 2.5x the model's
+        size (48 pixels) are segmented at 0.5x or 0.25x, over 130 pixels at 0.125x (nuclei
+        up to ~380 pixels), planes of nuclei at least 25% smaller than the model's are
+        upsampled (at most 2x), the others segmented at full size, and upsampled if their
+        nuclei measured there are small (see :mod:`napari_binseg.unet.scale`). A number:
+        each plane is resized by the model's diameter over it (1/16 to 4x), in one pass.
         ``None``: no resizing. Labels always come at the image's own size.
     return_probabilities : bool
         Also return the foreground probability map (what :func:`predict` gives), from the
@@ -279,9 +280,10 @@ def segment(
         ``diameter_um`` (with ``spacing``), ``diameters`` and ``scales`` (per plane),
         ``nonfinite_pixels`` (NaN/inf pixels, segmented as background), ``seconds``,
         ``estimate_seconds`` (network passes that only served the size estimate: the probe
-        when its pass is not the result, and the full-size pass of planes upsampled after
-        it), ``probe_seconds`` (the probe's share of it) and ``remeasured`` (planes upsampled
-        after a full-size pass).
+        and the 0.125x look when their pass is not the result, and the full-size pass of
+        planes upsampled after it), ``probe_seconds`` (the probe's and look's share of it),
+        ``remeasured`` (planes upsampled after a full-size pass) and ``looked`` (planes
+        whose probe was checked at 0.125x).
     spacing : float or (float, float), optional
         Pixel size (µm) along Y and X, only to report ``diameter_um``; for z-stacks
         ``(dz, dy, dx)``, which also sets the accurate mode's resampling.
@@ -319,9 +321,9 @@ def segment(
     Small nuclei merge and vanish at a U-Net's native scale, and nuclei several times larger
     than the training nuclei come out as fragments; bringing them to the training size is
     the size normalization of Cellpose [1]_. The probe costs 1/16 of a full-size pass in
-    pixels (more on small planes, where each network call has a fixed cost); a plane pays a
-    full-size pass for the estimate only when that pass, run as its result, finds nuclei
-    small enough to upsample. Measured results are in the model card
+    pixels and the look 1/64 (more on small planes, where each network call has a fixed
+    cost); a plane pays a full-size pass for the estimate only when that pass, run as its
+    result, finds nuclei small enough to upsample. Measured results are in the model card
     (``benchmarks/bench_scale_sweep.py``).
 
     References
@@ -441,11 +443,12 @@ def estimate_diameter(
 ):
     """Typical nucleus diameter (pixels) as ``segment(diameter="auto")`` measures it.
 
-    Each plane goes through the 0.25x probe (planes too small for it: their Otsu mask),
-    whose median nucleus is the estimate where it chooses the plane's scale
-    (:mod:`napari_binseg.unet.scale`); the other planes (mid-sized nuclei, none found) are
-    measured on the full-size pass, as :func:`segment` does. Costs 1/16 of a full pass per
-    plane, one full pass for those. Parameters as in :func:`segment`.
+    Each plane goes through the 0.25x probe, checked at 0.125x where it may have cut large
+    nuclei up (planes too small for it: their Otsu mask), whose median nucleus is the
+    estimate where it chooses the plane's scale (:mod:`napari_binseg.unet.scale`); the
+    other planes (mid-sized nuclei, none found) are measured on the full-size pass, as
+    :func:`segment` does. Costs 1/16 of a full pass per plane (1/64 more with the check),
+    one full pass for those. Parameters as in :func:`segment`.
 
     Returns
     -------

@@ -5,6 +5,7 @@ volume modes: :func:`probabilities_at_scale` is the documented entry point; ``_a
 ``segment(diameter="auto")`` on one plane (the rule itself lives in :mod:`.scale`).
 """
 
+import math
 import time
 
 import numpy as np
@@ -15,6 +16,7 @@ from .backends import _Runner
 from .normalize import nonfinite_mask, normalize_plane
 from .scale import (
     DOWN_SCALES,
+    FRAGMENTS,
     LOOK_SCALE,
     PROBE_SCALE,
     checked_estimate,
@@ -295,8 +297,6 @@ def _estimate(unit, lm, runner, prob_threshold, extra=False, **kw):
 
     The look resizes the probe's input (1/4 of its pixels), not the plane.
     """
-    from ..size import estimate_diameter
-
     post = lm.config["postprocess"]
     reference = post["diameter"]
     rule = size_rule(post)
@@ -309,8 +309,9 @@ def _estimate(unit, lm, runner, prob_threshold, extra=False, **kw):
     if probe_shape_ok(unit.shape, lm.config["divisor"], LOOK_SCALE):
         foreground = None
         if not found or found <= rule["native_max"] * reference:
-            mask = _foreground(probs, lm) > prob_threshold
-            foreground = estimate_diameter(mask) / PROBE_SCALE if mask.any() else None
+            above = FRAGMENTS * PROBE_SCALE * (found or 0.0)
+            foreground = _foreground_diameter(_foreground(probs, lm) > prob_threshold, above)
+            foreground = None if foreground is None else foreground / PROBE_SCALE
         if needs_look(found, foreground, reference, rule["native_max"]):
             _, labels, probs, seen, seconds = _coarse_pass(
                 x, lm, runner, prob_threshold, LOOK_SCALE / PROBE_SCALE, LOOK_SCALE, True, **kw
@@ -322,3 +323,20 @@ def _estimate(unit, lm, runner, prob_threshold, extra=False, **kw):
     # Estimates over COARSE_FROM exceed native_max: where 0.125x may be chosen, the look ran.
     scale = probe_scale(found, reference, post.get("max_scale", 2.0), scales=scales, **rule)
     return found, scale, coarse
+
+
+def _foreground_diameter(mask, above):
+    """Nucleus diameter of a probe's foreground ``mask`` (:func:`napari_binseg.size.
+    estimate_diameter`, pixels) where it may exceed ``above``, else None: its largest
+    component is too small to hold a wider inscribed disc, and the distance transform (most
+    of the cost on a probe of 64x64 pixels) is skipped."""
+    from ..morphology import label
+    from ..size import SHAPE_FACTOR, estimate_diameter
+
+    labels, n = label(mask, 8)
+    if not n:
+        return None
+    largest = int(np.bincount(labels.ravel())[1:].max())
+    if 2.0 * SHAPE_FACTOR * math.sqrt(largest / math.pi) <= above:
+        return None
+    return estimate_diameter(labels)
