@@ -208,7 +208,7 @@ def test_count_widget_z_stack_is_3d(make_napari_viewer, qtbot, errors):
     )
     widget = CountWidget(viewer)
     assert widget.mask.value is viewer_mask and widget.stack.value == "ZYX"
-    assert widget.min_size.label == "min size (px³)"
+    assert widget.min_size.label == "min size (µm³)"  # a pixel size without a unit: µm
     widget.split_touching.value = False
     run_and_wait(qtbot, widget)
     assert errors == [] and len(widget.table) == 1 and "volume" in widget.table.columns
@@ -279,3 +279,24 @@ def test_count_widget_measures_the_image_a_mask_was_made_from(make_napari_viewer
     widget.mask.value = viewer.add_labels(threshold.output.data.copy(), name="painted")
     widget.mask.value = threshold.output
     assert widget.image.value is None
+
+
+@pytest.mark.parametrize("scale, unit", [((0.5, 0.5), "µm"), ((1.0, 1.0), "px")])
+def test_count_widget_names_the_unit_its_numbers_are_in(
+    make_napari_viewer, qtbot, tmp_path, errors, scale, unit
+):
+    """A layer added with a scale but no unit (napari's "pixel") is measured with its scale:
+    the form, the status line and the CSV all say µm (they said px over µm numbers)."""
+    viewer = make_napari_viewer()
+    mask = np.zeros((40, 40), np.uint8)
+    mask[5:15, 5:15] = 1
+    widget = CountWidget(viewer)
+    widget.mask.value = viewer.add_labels(mask, name="m", scale=scale)
+    widget.split_touching.value = False
+    run_and_wait(qtbot, widget)
+    assert errors == [] and widget.table["area"].tolist() == [100 * scale[0] ** 2]
+    assert widget.min_size.label == f"min size ({unit}²)"
+    text = widget.count_label.text()
+    assert text.endswith(f"{unit}²") and ("µm" in text) == (unit == "µm")
+    ascii_unit = {"µm": "um", "px": "px"}[unit]
+    assert f"area_{ascii_unit}2" in pd.read_csv(widget.save_csv(tmp_path / "t.csv")).columns

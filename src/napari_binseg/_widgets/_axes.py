@@ -53,10 +53,16 @@ def spatial_spacing(layer, axes: str) -> tuple:
 
 
 def length_unit(layer) -> str | None:
-    """The layer's spatial unit as shown in labels ("µm", "nm"), None when uncalibrated."""
+    """The layer's spatial unit as shown in labels ("µm", "nm"), None when uncalibrated.
+
+    A pixel size without a unit (napari's default unit "pixel" with a scale other than 1, as
+    scripts add layers) is in µm, as the core reads a spacing without a unit: the form, the
+    status line and the CSV columns then name the unit the numbers are in.
+    """
     units = [str(u) for u in getattr(layer, "units", ())][-2:]
     if not units or all(u in ("pixel", "px", "") for u in units):
-        return None
+        scale = [float(s) for s in getattr(layer, "scale", ())][-2:]
+        return "µm" if any(s != 1.0 for s in scale) else None
     unit = units[-1]
     if unit in _MICRO:
         return "µm"
