@@ -228,3 +228,29 @@ def test_train_widget_refuses_the_image_as_its_own_labels(make_napari_viewer, tm
     assert widget.pairs[0][0].value is layer and widget.pairs[0][1].value is layer
     assert widget.run() is None and not widget.busy
     assert len(errors) == 1 and "'cells' is chosen as image and as labels" in errors[0]
+
+
+def test_train_widget_pairs_are_rows_of_the_form(make_napari_viewer, qtbot, tmp_path):
+    """Image and labels pickers are full rows (in a box of their own they were as narrow as
+    "nuclei_2d_s" for both the image and its ground truth at 1366x768); Add pair puts the
+    second pair under the first, Remove takes it away."""
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1366, 768)
+    viewer.open_sample("napari-binseg", "nuclei_2d_small")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-binseg", "Train")
+    qtbot.wait(50)
+    names = [w.name for w in widget.form]
+    assert names[:3] == ["image", "labels", "start_from"]
+    image, labels = widget.pairs[0]
+    assert labels.value.name == "nuclei_2d_small ground truth"
+    assert labels.native.width() >= widget.start_from.native.width() - 2
+    widget.add_pair()
+    assert [w.name for w in widget.form][:5] == [
+        "image",
+        "labels",
+        "image 2",
+        "labels 2",
+        "start_from",
+    ]
+    widget.remove_pair()
+    assert [w.name for w in widget.form] == names

@@ -177,13 +177,16 @@ class BinsegWidget(QWidget):
         return hint
 
     # -- form --------------------------------------------------------------------------------
-    def add_option(self, name: str, widget, *, advanced: bool = False):
-        """Put ``widget`` in the main form or in the folded "Advanced options" section."""
+    def add_option(self, name: str, widget, *, advanced: bool = False, index: int | None = None):
+        """Put ``widget`` in the main form (at row ``index``, else last) or in the folded
+        "Advanced options" section."""
         widget.name = name
         _narrow(widget)
         if advanced:
             self.advanced.append(widget)
             self.advanced_section.setVisible(True)
+        elif index is not None:
+            self.form.insert(index, widget)
         else:
             self.form.append(widget)
         # After magicgui's own handler, which sets the label widths again in its measure.

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit
+from magicgui.widgets import CheckBox, ComboBox, FileEdit
 from qtpy.QtCore import QObject, Signal
 from qtpy.QtWidgets import QHBoxLayout, QPushButton
 
@@ -81,7 +81,6 @@ class TrainWidget(BinsegWidget):
 
         self._layer_types = (Image, (Labels, Image))
         self.pairs: list[tuple[ComboBox, ComboBox]] = []
-        self.pairs_box = Container(labels=True)
         self.add_pair()
         self.val_image = self.layer_combo(Image, label="validation image", optional=True)
         self.val_labels = self.layer_combo(
@@ -108,7 +107,6 @@ class TrainWidget(BinsegWidget):
         self.save_to.tooltip = "Folder the trained model is written to (napari-binseg reads it)"
         self.export_bundle = CheckBox(text="also export a MONAI bundle", value=False)
         for name, w in (
-            ("pairs", self.pairs_box),
             ("start_from", self.start_from),
             ("init_path", self.init_path),
             ("architecture", self.architecture),
@@ -165,8 +163,11 @@ class TrainWidget(BinsegWidget):
         labels = self.layer_combo(
             labels_types, label=f"labels{suffix}", prefer=("truth", "input", "count", "labels")
         )
+        # Rows of the form itself (a box of pairs in a row left the layer names 11 characters).
+        row = 2 * len(self.pairs)
+        self.add_option(f"image{suffix}", image, index=row)
+        self.add_option(f"labels{suffix}", labels, index=row + 1)
         self.pairs.append((image, labels))
-        self.pairs_box.extend([image, labels])
         self.fit_labels()
 
     def remove_pair(self, *_):
@@ -174,7 +175,7 @@ class TrainWidget(BinsegWidget):
             for w in self.pairs.pop():
                 w.disconnect_viewer()
                 self._disconnects.remove(w.disconnect_viewer)
-                self.pairs_box.remove(w)
+                self.form.remove(w)
 
     def _show_start(self, *_):
         start = self.start_from.value
