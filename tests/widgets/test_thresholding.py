@@ -433,3 +433,44 @@ def test_preview_of_the_image_chosen_before_is_hidden(make_napari_viewer, qtbot,
     widget.preview.value = False
     widget.update_preview()
     assert not any(p.visible for p in output_layers(viewer, "threshold", role="preview"))
+
+
+def test_calibrated_tiff_to_counted_labels(make_napari_viewer, qtbot, tmp_path, errors):
+    """An ImageJ z-stack (z step 2 µm, 0.325 µm pixels) opened with the plugin's reader:
+    the mask and the counted labels keep its scale, translate, units and axes, and name the
+    file they come from; volumes are voxels x 2 x 0.325 x 0.325 µm³."""
+    import tifffile
+
+    from napari_binseg._widgets.counting import CountWidget
+
+    stack = np.zeros((6, 40, 40), np.uint16)
+    stack[1:4, 5:15, 5:15] = 1000
+    stack[2:5, 22:34, 20:30] = 1500
+    path = tmp_path / "stack.tif"
+    tifffile.imwrite(
+        path,
+        stack,
+        imagej=True,
+        resolution=(1 / 0.325, 1 / 0.325),
+        metadata={"axes": "ZYX", "spacing": 2.0, "unit": "um"},
+    )
+    viewer = make_napari_viewer()
+    (layer,) = viewer.open(path, plugin="napari-binseg")
+    layer.translate = (4.0, 1.0, 2.0)
+    threshold = ThresholdWidget(viewer)
+    run_and_wait(qtbot, threshold)
+    count = CountWidget(viewer)
+    count.split_touching.value = False
+    run_and_wait(qtbot, count)
+    assert errors == []
+    for out in (threshold.output, count.output):
+        np.testing.assert_allclose(out.scale, (2.0, 0.325, 0.325))
+        np.testing.assert_allclose(out.translate, (4.0, 1.0, 2.0))
+        assert [str(u) for u in out.units] == ["micrometer"] * 3
+        assert tuple(out.axis_labels) == ("z", "y", "x")
+        assert out.metadata["napari_binseg"]["source_path"] == str(path)
+    assert count.image.value is layer and count.stack.value == "ZYX"
+    np.testing.assert_allclose(
+        sorted(count.table["volume"]), np.array([300, 360]) * 2.0 * 0.325**2
+    )
+    np.testing.assert_allclose(sorted(count.table["mean_intensity"]), [1000, 1500])

@@ -241,6 +241,17 @@ def jsonable(value):
     return str(value)
 
 
+def source_path(layer) -> str | None:
+    """The file an input layer was read from (napari's layer source, or the reader's
+    metadata); an output's own ``source_path`` for an output of an output."""
+    path = getattr(getattr(layer, "source", None), "path", None)
+    meta = layer.metadata if isinstance(layer.metadata, dict) else {}
+    ours = meta.get(METADATA_KEY)
+    ours = ours.get("source_path") if isinstance(ours, dict) else None
+    path = path or meta.get("path") or ours
+    return str(path) if path else None
+
+
 def find_output(viewer, *, widget: str, source: str, role: str = "main", layer_type=None):
     """The output layer a widget made earlier for the input layer named ``source``, or None."""
     for layer in viewer.layers:
@@ -307,6 +318,7 @@ def upsert_layer(
     meta = {
         METADATA_KEY: jsonable(
             {"widget": widget, "source": source.name, "role": role, "version": __version__}
+            | ({"source_path": path} if (path := source_path(source)) else {})
             | metadata
         )
     }
