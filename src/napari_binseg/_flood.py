@@ -866,3 +866,140 @@ def _object_edt_impl(labels, boxes, counts, ids, keep):
 
 
 object_edt = _jit(_object_edt_impl)
+
+
+def _reflect_impl(i, n):
+    """Index ``i`` mirrored into ``0..n - 1`` as scipy's mode "reflect" (d c b a | a b c d)."""
+    while i < 0 or i >= n:
+        i = -i - 1 if i < 0 else 2 * n - i - 1
+    return i
+
+
+_reflect = _jit(_reflect_impl)
+
+
+def _quantile_impl(values, n, q):
+    """``np.quantile(values[:n], q)`` (linear interpolation), sorting ``values[:n]``."""
+    v = np.sort(values[:n])
+    pos = q * (n - 1)
+    lo = int(np.floor(pos))
+    hi = min(lo + 1, n - 1)
+    return np.float64(v[lo]) + (np.float64(v[hi]) - np.float64(v[lo])) * (pos - lo)
+
+
+_quantile = _jit(_quantile_impl)
+
+
+def _edge_widths_impl(image, labels, ids, boxes, margin, kernel, ody, odx, od2, out):
+    """Edge width of each object ``ids[i]`` of a 2D label image, into ``out[i]``: see
+    ``_split._edge_width``. Each in its bounding box (``boxes``, inclusive) grown by
+    ``margin``: the intensity smoothed by ``kernel`` along y then x (scipy's mode
+    "reflect" at the box's edges), its gradient as ``np.gradient``, and exact Euclidean
+    distances up to 6 px: ``ody``, ``odx`` the offsets within 6 px by increasing squared
+    distance ``od2``."""
+    ny, nx = labels.shape
+    r = kernel.size // 2
+    for i in range(ids.size):
+        k = ids[i]
+        y0 = max(0, boxes[k, 0] - margin)
+        y1 = min(ny, boxes[k, 1] + margin + 1)
+        x0 = max(0, boxes[k, 2] - margin)
+        x1 = min(nx, boxes[k, 3] + margin + 1)
+        h = y1 - y0
+        w = x1 - x0
+        near_y0 = max(0, boxes[k, 0] - y0 - 6)
+        near_y1 = boxes[k, 1] - y0 + 7
+        near_x0 = max(0, boxes[k, 2] - x0 - 6)
+        near_x1 = boxes[k, 3] - x0 + 7
+        tmp = np.empty((h, w), np.float32)
+        sm = np.empty((h, w), np.float32)
+        for y in range(h):
+            for x in range(w):
+                acc = 0.0
+                for j in range(-r, r + 1):
+                    acc += kernel[j + r] * np.float32(image[y0 + _reflect(y + j, h), x0 + x])
+                tmp[y, x] = acc
+        for y in range(h):
+            for x in range(w):
+                acc = 0.0
+                for j in range(-r, r + 1):
+                    acc += kernel[j + r] * tmp[y, _reflect(x + j, w)]
+                sm[y, x] = acc
+        band = np.empty(h * w, np.float32)
+        inner = np.empty(h * w, np.float32)
+        ring = np.empty(h * w, np.float32)
+        nb = ni = nr = 0
+        low = np.inf
+        half = np.float32(2.0)
+        for y in range(h):
+            for x in range(w):
+                lab = labels[y0 + y, x0 + x]
+                if h < 2:
+                    gy = np.float32(0.0)
+                elif y == 0:
+                    gy = sm[1, x] - sm[0, x]
+                elif y == h - 1:
+                    gy = sm[h - 1, x] - sm[h - 2, x]
+                else:
+                    gy = (sm[y + 1, x] - sm[y - 1, x]) / half
+                if w < 2:
+                    gx = np.float32(0.0)
+                elif x == 0:
+                    gx = sm[y, 1] - sm[y, 0]
+                elif x == w - 1:
+                    gx = sm[y, w - 1] - sm[y, w - 2]
+                else:
+                    gx = (sm[y, x + 1] - sm[y, x - 1]) / half
+                grad = np.float32(np.sqrt(np.float32(gy * gy + gx * gx)))
+                if lab == k:
+                    inner[ni] = sm[y, x]
+                    ni += 1
+                    edge = False  # a pixel of another label or of background within 2 px
+                    for dy in range(-2, 3):
+                        for dx in range(-2, 3):
+                            if dy * dy + dx * dx <= 4 and 0 <= y + dy < h and 0 <= x + dx < w:
+                                if labels[y0 + y + dy, x0 + x + dx] != k:
+                                    edge = True
+                    if edge:
+                        band[nb] = grad
+                        nb += 1
+                elif lab == 0:
+                    low = min(low, np.float64(sm[y, x]))
+                    if not (near_y0 <= y < near_y1 and near_x0 <= x < near_x1):
+                        continue  # over 6 px from every pixel of k
+                    # The nearest object pixels (offsets by increasing distance): is one k's?
+                    d_fg = 1000
+                    d_k = 1000
+                    for o in range(od2.size):
+                        if od2[o] > d_fg:
+                            break
+                        yy = y + ody[o]
+                        xx = x + odx[o]
+                        if 0 <= yy < h and 0 <= xx < w:
+                            other = labels[y0 + yy, x0 + xx]
+                            if other != 0:
+                                d_fg = od2[o]
+                                if other == k:
+                                    d_k = od2[o]
+                                    break
+                    if d_k <= d_fg:
+                        if d_fg <= 9:
+                            band[nb] = grad
+                            nb += 1
+                        elif d_fg <= 36:
+                            ring[nr] = sm[y, x]
+                            nr += 1
+        if nb == 0 or ni == 0:
+            out[i] = 0.0
+            continue
+        steep = _quantile(band, nb, 0.9)
+        top = _quantile(inner, ni, 0.95)
+        if nr:
+            low = _quantile(ring, nr, 0.1)
+        elif low == np.inf:
+            low = np.float64(sm.min())
+        out[i] = (top - low) / steep if steep > 0 else 0.0
+    return out
+
+
+edge_widths = _jit(_edge_widths_impl)

@@ -7,6 +7,11 @@ between them is wide compared with the regions themselves: two regions whose dis
 when ``s >= ratio * min(p1, p2)``, or when either region is smaller than ``min_diameter``. This
 is the "dynamics" criterion of Grimaud (1992) made relative to the object size, so one setting
 works for small and large nuclei alike.
+
+Out of focus (2D, when the count passes its image): a blur comparable to the nuclei merges
+their masks into blobs without necks. Objects whose edges are wide in pixels and compared with
+their own size (:data:`BLUR_EDGE`) have their pieces split further at the maxima of the
+Laplacian of Gaussian of the image (Lindeberg 1998); sharp images are left as they were.
 """
 
 import numpy as np
@@ -33,15 +38,17 @@ SMOOTH = 0.15
 
 #: Out-of-focus clumps (2D). Blur merges the masks of small nuclei into blobs whose distance
 #: map holds one peak per blob, so the split above cannot see them; their intensity still
-#: does. An object is out of focus when its edge width (contrast over its steepest edge
-#: gradient, :func:`_edge_width`; about 2.5x the blur sigma plus 4 px on sharp images) is at
-#: least ``BLUR_EDGE`` pixels and ``BLUR_RATIO`` times its inscribed radius: sharp images
-#: (DSB 2018 objects: median 5.8 px, 99th percentile 11 px) are left as they were. Its pieces
-#: are then split further at the maxima of the Laplacian of Gaussian of the image (scale
-#: ``BLUR_SCALE`` times the edge width) that stand out by ``BLUR_NOISE`` times the noise of
-#: that filter and by ``BLUR_CONTRAST`` of the piece's range of it. All five chosen on the
-#: development data only: synthetic blur seeds 0-2 (``eval_split.py --blur``), the
-#: development parts of DSB and s-bsst265 (``eval_count.py``: F1 within 0.0012 of before).
+#: does. An object is out of focus when its edge width (:func:`_edge_widths`: about 2.5x the
+#: blur sigma, plus 4 px on sharp images) is at least ``BLUR_EDGE`` pixels and ``BLUR_RATIO``
+#: times its inscribed radius. Its pieces are then split further at the maxima of the
+#: Laplacian of Gaussian of the image (scale ``BLUR_SCALE`` times the edge width) that stand
+#: out by ``BLUR_NOISE`` times the noise of that filter and by ``BLUR_CONTRAST`` of the
+#: piece's range of it. Chosen on development data only: synthetic blur seeds 0-2
+#: (``eval_split.py --blur``: all-levels count error within 0.1 point for scale 0.25-0.4,
+#: contrast 0.05-0.1, noise 2-3, ratio 0.6-0.7; a smaller scale or edge finds more radius-8
+#: nuclei at blur 8 but over-splits radius 15 at blur 4-6), and the DSB and s-bsst265
+#: development parts (``eval_count.py``: no label changes; DSB edge widths are 6 px median,
+#: 11 px at the 99th percentile; s-bsst265's large nuclei 9 px, small beside their radius).
 BLUR_EDGE = 11.0
 BLUR_RATIO = 0.7
 BLUR_SCALE = 0.4
@@ -728,41 +735,25 @@ def split_frame(
     return finish(out.reshape(labels.shape)), diameter
 
 
-def _edge_width(image, labels, k, box):
-    """Edge width of object ``k`` of a 2D label image, in pixels: its contrast (95th
-    percentile of the lightly smoothed intensity inside, less the 10th percentile of a ring
-    3-6 px outside) over its steepest gradients (90th percentile within 2 px inside and 3 px
-    outside its outline). About 2.5 times the sigma of a Gaussian blur of a step edge.
+def _edge_widths(image, labels, ids, boxes):
+    """Edge width of each object ``ids`` of a 2D label image, in pixels: its contrast (95th
+    percentile of the intensity inside, less the 10th percentile of a ring 3-6 px outside)
+    over its steepest gradients (90th percentile within 2 px inside and 3 px outside its
+    outline), on the intensity smoothed by a Gaussian of sigma 1 px. About 2.5 times the
+    sigma of a Gaussian blur of a step edge, plus 4 px on sharp images.
 
-    ``box``: the object's bounding box (y0, y1, x0, x1, inclusive).
+    ``boxes``: bounding boxes (y0, y1, x0, x1, inclusive) by label.
     """
-    import edt
+    from ._flood import edge_widths
 
-    margin = 10
-    y0, x0 = max(0, int(box[0]) - margin), max(0, int(box[2]) - margin)
-    y1, x1 = int(box[1]) + margin + 1, int(box[3]) + margin + 1
-    sub = labels[y0:y1, x0:x1]
-    obj = sub == k
-    fg = sub != 0
-    smooth = np.asarray(image[y0:y1, x0:x1], np.float32)
-    for axis in (0, 1):  # scipy's gaussian_filter(sigma=1), its kernel made once
-        smooth = ndi.correlate1d(smooth, _GAUSS_1, axis, mode="reflect")
-    gy, gx = np.gradient(smooth)
-    grad = np.hypot(gy, gx)
-    inside = edt.edt(obj.view(np.uint8), black_border=False, parallel=1)
-    outside = edt.edt((~fg).view(np.uint8), black_border=False, parallel=1)
-    # Outside pixels whose nearest object pixel is one of ``k``'s.
-    own = ~fg & (edt.edt((~obj).view(np.uint8), black_border=False, parallel=1) <= outside)
-    band = obj & (inside <= 2) | own & (outside <= 3)
-    ring = own & (outside > 3) & (outside <= 6)
-    steep = float(np.quantile(grad[band], 0.9))
-    top = float(np.quantile(smooth[obj], 0.95))
-    low = float(np.quantile(smooth[ring], 0.1)) if ring.any() else float(smooth[~fg].min())
-    return (top - low) / steep if steep > 0 else 0.0
-
-
-_GAUSS_1 = np.exp(-0.5 * np.arange(-4, 5) ** 2)
-_GAUSS_1 /= _GAUSS_1.sum()
+    kernel = np.exp(-0.5 * np.arange(-4, 5) ** 2)  # scipy's gaussian_filter(sigma=1)
+    dy, dx = (a.ravel() for a in np.mgrid[-6:7, -6:7])
+    d2 = dy**2 + dx**2
+    order = np.argsort(d2[d2 <= 36], kind="stable")
+    dy, dx, d2 = (a[d2 <= 36][order].astype(np.int64) for a in (dy, dx, d2))
+    ids = np.asarray(ids, np.int64)
+    out = np.zeros(ids.size)
+    return edge_widths(image, labels, ids, boxes, 10, kernel / kernel.sum(), dy, dx, d2, out)
 
 
 def _blurred_objects(labels, image, peak, count, spacing, f):
@@ -787,15 +778,16 @@ def _blurred_objects(labels, image, peak, count, spacing, f):
     boxes[:, 1::2] = -1
     label_boxes(labels, candidate, boxes)
     image = np.asarray(image)
-    sample = ids[np.unique(np.linspace(0, ids.size - 1, BLUR_SAMPLE).astype(np.int64))]
-    width = {int(k): _edge_width(image, labels, k, boxes[k]) for k in sample}
-    if np.median(list(width.values())) < BLUR_FRAME:
+    sample = np.zeros(ids.size, bool)
+    sample[np.linspace(0, ids.size - 1, BLUR_SAMPLE).astype(np.int64)] = True
+    width = np.zeros(ids.size)
+    width[sample] = _edge_widths(image, labels, ids[sample], boxes)
+    if not np.median(width[sample]) >= BLUR_FRAME:  # also NaN: not-a-number pixels
         return {}
-    for k in ids:
-        if int(k) not in width:
-            width[int(k)] = _edge_width(image, labels, k, boxes[k])
-    radius = peak * f / spacing[-1]  # inscribed radius in full-resolution pixels
-    return {k: w for k, w in width.items() if w >= BLUR_EDGE and w >= BLUR_RATIO * radius[k]}
+    width[~sample] = _edge_widths(image, labels, ids[~sample], boxes)
+    radius = peak[ids] * f / spacing[-1]  # inscribed radius in full-resolution pixels
+    gated = (width >= BLUR_EDGE) & (width >= BLUR_RATIO * radius)
+    return dict(zip(ids[gated].tolist(), width[gated].tolist(), strict=True))
 
 
 def _object_masks(labels, widths):
@@ -820,7 +812,7 @@ def _noise_sd(image):
     """Noise standard deviation from the median absolute difference of neighbours along x
     (every 4th row)."""
     d = np.diff(np.asarray(image[::4], np.float32), axis=-1).ravel()
-    return 1.4826 * float(np.median(np.abs(d - np.median(d)))) / np.sqrt(2.0)
+    return 1.4826 * float(np.nanmedian(np.abs(d - np.nanmedian(d)))) / np.sqrt(2.0)
 
 
 def _split_blurred(labels, image, objects, widen=None):
@@ -840,7 +832,7 @@ def _split_blurred(labels, image, objects, widen=None):
         t = max(1.0, BLUR_SCALE * width)
         margin = int(3 * t) + 1
         outer = tuple(slice(max(0, b.start - margin), b.stop + margin) for b in box)
-        log = -ndi.gaussian_laplace(np.asarray(image[outer], np.float32), t)
+        log = -ndi.gaussian_laplace(np.nan_to_num(np.asarray(image[outer], np.float32)), t)
         inner = tuple(
             slice(b.start - o.start, b.stop - o.start) for b, o in zip(box, outer, strict=True)
         )
@@ -849,20 +841,27 @@ def _split_blurred(labels, image, objects, widen=None):
         # The LoG of white noise of unit sd has sd 1 / (sqrt(2 pi) t^3).
         floor = BLUR_NOISE * noise / (np.sqrt(2 * np.pi) * t**3)
         # Maxima of the filter over the whole box, not of each piece alone: a piece's
-        # border where the filter rises towards a neighbour is no seed.
+        # border where the filter rises towards a neighbour is no seed, nor is the edge of a
+        # maximum that lies mostly in the neighbour.
         span = float(log.max() - log.min())
         for piece in np.unique(region[mask]):
             obj = mask & (region == piece)
             values = log[obj]
             h = max(floor, BLUR_CONTRAST * (float(values.max()) - min(0.0, float(values.min()))))
-            peaks = h_maxima(log - log.min(), max(h, 1e-3 * span + 1e-9)) & obj
-            seeds, n = ndi.label(peaks, np.ones((3, 3)))
-            if n < 2:
+            peaks, n = ndi.label(h_maxima(log - log.min(), max(h, 1e-3 * span + 1e-9)))
+            inside = np.ones(n + 1, bool)
+            inside[peaks[~obj]] = False
+            inside[0] = False
+            if inside.sum() < 2:
                 continue
+            seeds = np.zeros(n + 1, np.int32)
+            seeds[inside] = np.arange(1, int(inside.sum()) + 1)
+            seeds, n = seeds[peaks], int(inside.sum())
             if labels.dtype == np.uint16 and nxt + n > np.iinfo(np.uint16).max:
                 labels = widen() if widen is not None else labels.astype(np.int32)
                 region = labels[box]
-            cut = watershed(-log, seeds, mask=obj)
-            region[obj] = cut[obj] + (nxt - 1)
+            cut = watershed(-log, seeds, mask=obj, connectivity=2)
+            grown = cut > 0  # all of a connected piece; anything unreached keeps its id
+            region[grown] = cut[grown] + (nxt - 1)
             nxt += n
     return labels

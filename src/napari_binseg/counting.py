@@ -208,7 +208,8 @@ def count_cells(
         object; touching different labels are never merged). Float data raises ``ValueError``.
         Numpy, dask or array-like; dask is read frame by frame.
     image : array of the same shape, optional
-        Intensity image for ``mean_intensity``, ``min_intensity``, ``max_intensity``.
+        Intensity image for ``mean_intensity``, ``min_intensity``, ``max_intensity``; in 2D
+        it also lets the split separate out-of-focus nuclei whose masks merged.
     spacing : sequence of float, optional
         Pixel size per spatial axis, ``(dy, dx)`` or ``(dz, dy, dx)``. When given, the table,
         ``min_size``, ``max_size`` and ``min_diameter`` are in these physical units; otherwise

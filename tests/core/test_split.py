@@ -88,6 +88,46 @@ def test_sharp_images_unchanged_by_out_of_focus_split(name):
         np.testing.assert_array_equal(count_cells(mask, image=img)[0], count_cells(mask)[0])
 
 
+def _edge_width_reference(image, labels, k, box):
+    """``_split._edge_widths`` of one object with scipy: Gaussian filter, np.gradient,
+    Euclidean distance transforms with nearest-pixel indices, np.quantile."""
+    from scipy import ndimage as ndi
+
+    y0, x0 = max(0, box[0] - 10), max(0, box[2] - 10)
+    sub = labels[y0 : box[1] + 11, x0 : box[3] + 11]
+    obj, fg = sub == k, sub != 0
+    smooth = ndi.gaussian_filter(image[y0 : box[1] + 11, x0 : box[3] + 11].astype(np.float32), 1)
+    grad = np.hypot(*np.gradient(smooth))
+    inside = ndi.distance_transform_edt(obj)
+    outside = ndi.distance_transform_edt(~fg)
+    own = ~fg & (ndi.distance_transform_edt(~obj) <= outside)
+    band = obj & (inside <= 2) | own & (outside <= 3)
+    ring = own & (outside > 3) & (outside <= 6)
+    top, low = np.quantile(smooth[obj], 0.95), np.quantile(smooth[ring], 0.1)
+    return (top - low) / np.quantile(grad[band], 0.9)
+
+
+@pytest.mark.parametrize("blur", [1.0, 8.0])
+def test_edge_widths_equal_scipy_reference(blur):
+    from scipy import ndimage as ndi
+
+    from napari_binseg._flood import label_boxes
+    from napari_binseg._split import _edge_widths
+
+    image, _ = synthetic_nuclei((200, 200), radius=12.0, blur=blur, seed=3)
+    labels = ndi.label(threshold(image), np.ones((3, 3)))[0].astype(np.int32)
+    ids = np.flatnonzero(np.bincount(labels.ravel()) >= 50)[1:]
+    boxes = np.empty((int(labels.max()) + 1, 4), np.int64)
+    boxes[:, 0::2], boxes[:, 1::2] = np.iinfo(np.int64).max, -1
+    label_boxes(labels, np.ones(boxes.shape[0], bool), boxes)
+    got = _edge_widths(image, labels, ids, boxes)
+    expected = [_edge_width_reference(image, labels, k, boxes[k]) for k in ids]
+    assert ids.size >= 5
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    # A blurred step edge is about 2.5 sigma wide, plus 4 px on a sharp image.
+    assert 3 < np.median(got) < 7 if blur == 1 else np.median(got) > 11
+
+
 def test_two_nuclei_touching_only_in_z():
     spacing = (2.0, 0.5, 0.5)
     shape = (16, 48, 48)
