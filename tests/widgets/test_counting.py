@@ -300,3 +300,23 @@ def test_count_widget_names_the_unit_its_numbers_are_in(
     assert text.endswith(f"{unit}²") and ("µm" in text) == (unit == "µm")
     ascii_unit = {"µm": "um", "px": "px"}[unit]
     assert f"area_{ascii_unit}2" in pd.read_csv(widget.save_csv(tmp_path / "t.csv")).columns
+
+
+def test_count_widget_refuses_multiotsu_classes(make_napari_viewer, qtbot, errors):
+    """Multi-Otsu classes as the mask gave 504 "objects" on the 179-nucleus sample (each
+    class region counted); now one message with the threshold that keeps every class."""
+    from napari_binseg._widgets.thresholding import ThresholdWidget
+
+    viewer = make_napari_viewer()
+    image = np.zeros((40, 40), np.uint8)
+    image[5:15, 5:15], image[25:35, 22:30] = 100, 200
+    viewer.add_image(image, name="nuclei")
+    threshold = ThresholdWidget(viewer)
+    threshold.method.value = "multiotsu"
+    run_and_wait(qtbot, threshold)
+    lowest = threshold.output.metadata["napari_binseg"]["thresholds"][0]
+    widget = CountWidget(viewer)
+    assert widget.mask.value is threshold.output
+    run_and_wait(qtbot, widget)
+    assert len(errors) == 1 and "holds multi-Otsu classes, not a mask" in errors[0]
+    assert f"({lowest:.4g})" in errors[0] and output_layers(viewer, "count") == []

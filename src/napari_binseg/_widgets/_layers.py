@@ -411,6 +411,14 @@ def mask_data(layer, *, name="mask"):
     from napari_binseg._validation import is_mask
 
     data = labels_data(layer, name=name)
+    meta = layer.metadata.get(METADATA_KEY) if isinstance(layer.metadata, dict) else None
+    if isinstance(meta, dict) and meta.get("method") == "multiotsu":
+        lowest = np.atleast_1d(meta.get("thresholds", [np.nan]))[0]
+        raise ValueError(
+            f"{name}: {layer.name!r} holds multi-Otsu classes, not a mask (each class would "
+            "be counted as objects): threshold with a binary method, or with method manual "
+            f"at the lowest multi-Otsu threshold ({float(lowest):.4g}) to keep every class"
+        )
     if isinstance(layer, napari.layers.Image) and isinstance(data, np.ndarray):
         if data.size == 0 or not is_mask(data):
             raise ValueError(
