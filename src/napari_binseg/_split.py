@@ -661,7 +661,8 @@ def split_frame(
         del fg  # only the upsampling of a coarse split needs it (1 byte per pixel)
     blurred = None
     if intensity is not None and ndim == 2 and f <= BLUR_STEP:
-        widths = _blurred_objects(labels, intensity, *peak_count[:2], cspacing, f)
+        boxes = dist.boxes if isinstance(dist, _BoxDistances) else None
+        widths = _blurred_objects(labels, intensity, *peak_count[:2], cspacing, f, boxes)
         # Their pixels before the split writes its pieces into ``labels``.
         blurred = _object_masks(labels, widths) if widths else None
 
@@ -756,11 +757,12 @@ def _edge_widths(image, labels, ids, boxes):
     return edge_widths(image, labels, ids, boxes, 10, kernel / kernel.sum(), dy, dx, d2, out)
 
 
-def _blurred_objects(labels, image, peak, count, spacing, f):
+def _blurred_objects(labels, image, peak, count, spacing, f, boxes=None):
     """Out-of-focus candidates of a 2D frame (``BLUR_EDGE``, ``BLUR_RATIO``).
 
     ``labels`` and ``image`` at full resolution; ``peak`` and ``count`` of each label
-    measured on the grid subsampled by ``f`` whose pixel size is ``spacing``. Returns
+    measured on the grid subsampled by ``f`` whose pixel size is ``spacing``; ``boxes``:
+    every label's bounding box (y0, y1, x0, x1, inclusive), when known. Returns
     ``{label: edge width in pixels}``, empty when the frame is sharp.
     """
     from ._flood import label_boxes
@@ -773,10 +775,11 @@ def _blurred_objects(labels, image, peak, count, spacing, f):
     ids = np.flatnonzero(candidate)
     if ids.size == 0:
         return {}
-    boxes = np.empty((candidate.size, 4), np.int64)
-    boxes[:, 0::2] = np.iinfo(np.int64).max
-    boxes[:, 1::2] = -1
-    label_boxes(labels, candidate, boxes)
+    if boxes is None:
+        boxes = np.empty((candidate.size, 4), np.int64)
+        boxes[:, 0::2] = np.iinfo(np.int64).max
+        boxes[:, 1::2] = -1
+        label_boxes(labels, candidate, boxes)
     image = np.asarray(image)
     sample = np.zeros(ids.size, bool)
     sample[np.linspace(0, ids.size - 1, BLUR_SAMPLE).astype(np.int64)] = True
