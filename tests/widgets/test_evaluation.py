@@ -198,3 +198,28 @@ def test_evaluate_widget_never_pairs_two_samples(make_napari_viewer):
     assert widget.prediction.value is small
     widget.ground_truth.value = viewer.layers["nuclei_2d ground truth"]
     assert widget.prediction.value is big
+
+
+def test_evaluate_widget_refuses_multiotsu_classes(make_napari_viewer, qtbot, errors):
+    """A multi-Otsu class image as the prediction: one message, not class regions scored as
+    nuclei."""
+    viewer = make_napari_viewer()
+    truth = np.zeros((20, 20), np.uint8)
+    truth[2:8, 2:8], truth[10:18, 10:18] = 1, 2
+    viewer.add_labels(truth, name="ground truth")
+    classes = viewer.add_labels(
+        truth.copy(),
+        name="img [multiotsu]",
+        metadata={
+            "napari_binseg": {
+                "widget": "threshold",
+                "method": "multiotsu",
+                "thresholds": [12.0, 30.0],
+                "source": "img",
+            }
+        },
+    )
+    widget = EvaluateWidget(viewer)
+    assert widget.prediction.value is classes
+    run_and_wait(qtbot, widget)
+    assert len(errors) == 1 and "holds multi-Otsu classes" in errors[0] and "(12)" in errors[0]

@@ -389,13 +389,29 @@ def image_data(layer, *, name="image"):
     return data
 
 
+def layer_shape(layer) -> tuple:
+    """Shape of a layer's (full-resolution) data, read without checks."""
+    data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+    return tuple(np.shape(data))
+
+
 def labels_data(layer, *, name="labels"):
-    """Data of a Labels layer (or an integer Image layer used as a mask)."""
+    """Data of a Labels layer (or an integer Image layer used as a mask); a multi-Otsu class
+    image is refused."""
     if layer is None:
         raise ValueError(f"{name}: choose a layer")
     data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
     if getattr(layer, "rgb", False):
         raise ValueError(f"{name}: layer {layer.name!r} is RGB(A); choose a mask layer")
+    meta = layer.metadata.get(METADATA_KEY) if isinstance(layer.metadata, dict) else None
+    if isinstance(meta, dict) and meta.get("method") == "multiotsu":
+        lowest = np.atleast_1d(meta.get("thresholds", [np.nan]))[0]
+        raise ValueError(
+            f"{name}: {layer.name!r} holds multi-Otsu classes, not a mask (each class "
+            "region would be taken as an object): threshold with a binary method, or with "
+            f"method manual at the lowest multi-Otsu threshold ({float(lowest):.4g}) to keep "
+            "every class"
+        )
     return data
 
 
@@ -411,14 +427,6 @@ def mask_data(layer, *, name="mask"):
     from napari_binseg._validation import is_mask
 
     data = labels_data(layer, name=name)
-    meta = layer.metadata.get(METADATA_KEY) if isinstance(layer.metadata, dict) else None
-    if isinstance(meta, dict) and meta.get("method") == "multiotsu":
-        lowest = np.atleast_1d(meta.get("thresholds", [np.nan]))[0]
-        raise ValueError(
-            f"{name}: {layer.name!r} holds multi-Otsu classes, not a mask (each class would "
-            "be counted as objects): threshold with a binary method, or with method manual "
-            f"at the lowest multi-Otsu threshold ({float(lowest):.4g}) to keep every class"
-        )
     if isinstance(layer, napari.layers.Image) and isinstance(data, np.ndarray):
         if data.size == 0 or not is_mask(data):
             raise ValueError(

@@ -15,7 +15,7 @@ from ._axes import axes_combo, length_unit, spatial_spacing, update_axes_combo
 from ._base import BinsegWidget
 from ._files import ask_save_path, save_table_csv
 from ._form import OptionForm
-from ._layers import image_data, labels_data, mask_data, show_in_3d, upsert_layer
+from ._layers import image_data, layer_shape, mask_data, show_in_3d, upsert_layer
 from ._table import DataFrameTable
 
 if TYPE_CHECKING:
@@ -345,7 +345,7 @@ def source_image(viewer, layer):
 
     from ._layers import METADATA_KEY
 
-    shape = None if layer is None else np.shape(labels_data(layer))
+    shape = None if layer is None else layer_shape(layer)
     for _ in range(4):
         meta = getattr(layer, "metadata", {}).get(METADATA_KEY, {})
         name = meta.get("source") if isinstance(meta, dict) else None

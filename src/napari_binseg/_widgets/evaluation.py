@@ -105,15 +105,15 @@ class EvaluateWidget(BinsegWidget):
         sample's ground truth)."""
         from napari.layers import Labels
 
-        from ._layers import labels_data, layer_role
+        from ._layers import layer_role, layer_shape
 
         truth = self.ground_truth.value
-        shape = None if truth is None else labels_data(truth).shape
+        shape = None if truth is None else layer_shape(truth)
         return [truth] + [
             layer
             for layer in self.viewer.layers
             if isinstance(layer, Labels)
-            and (layer_role(layer) == "truth" or labels_data(layer).shape != (shape or ()))
+            and (layer_role(layer) == "truth" or layer_shape(layer) != (shape or ()))
         ]
 
     def run(self):
