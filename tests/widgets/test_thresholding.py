@@ -474,3 +474,22 @@ def test_calibrated_tiff_to_counted_labels(make_napari_viewer, qtbot, tmp_path, 
         sorted(count.table["volume"]), np.array([300, 360]) * 2.0 * 0.325**2
     )
     np.testing.assert_allclose(sorted(count.table["mean_intensity"]), [1000, 1500])
+
+
+def test_manual_value_shows_the_decimals_of_the_image(make_napari_viewer, qtbot, sample_image):
+    """The manual value's step and decimals follow the grey-level range of the image, both
+    ways: 1e-7 steps for an image in [0, 1e-4], two decimals again for a 16-bit one."""
+    viewer = make_napari_viewer()
+    tiny = viewer.add_image(sample_image.astype(np.float32) / 255 * 1e-4, name="tiny")
+    widget = ThresholdWidget(viewer)
+    widget.image.value = tiny
+    widget.update_preview()
+    widget.method.value = "manual"
+    assert widget.value.step == pytest.approx(1e-7) and widget.value.native.decimals() == 9
+    sixteen = sample_image.astype(np.uint16) * 100
+    widget.image.value = viewer.add_image(sixteen, name="sixteen bit")
+    widget.method.value = "otsu"
+    widget.update_preview()
+    widget.method.value = "manual"
+    assert widget.value.step == 1.0 and widget.value.native.decimals() == 2
+    assert widget.value.value == pytest.approx(filters.threshold_otsu(sixteen), abs=100)

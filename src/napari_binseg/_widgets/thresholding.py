@@ -10,7 +10,7 @@ from magicgui.widgets import CheckBox, ComboBox, SpinBox
 from qtpy.QtCore import QTimer
 
 from ._base import BinsegWidget
-from ._form import OptionForm, number_control
+from ._form import OptionForm, _decimals, number_control
 from ._histogram import HistogramPlot, histogram
 from ._layers import (
     METADATA_KEY,
@@ -166,7 +166,10 @@ class ThresholdWidget(BinsegWidget):
         span = float(edges[-1] - edges[0])
         if self.method.value == "manual" and span > 0:
             # A step of about 1/200 of the grey-level range: 1 for 8-bit, 0.005 for [0, 1].
-            self.value.step = float(min(1.0, 10 ** np.floor(np.log10(span / 200))))
+            step = float(min(1.0, 10 ** np.floor(np.log10(span / 200))))
+            self.value.step = step
+            # Decimals follow the step both ways (an earlier [0, 1e-4] image left seven).
+            self.value.native.setDecimals(_decimals(step))
         if self.method.value == "manual" and self.preview_thresholds is not None:
             # Start a manual threshold where the last automatic one was.
             first = float(np.atleast_1d(self.preview_thresholds)[0])
