@@ -149,6 +149,8 @@ def test_bad_input_notifies_without_output(make_napari_viewer, qtbot, errors, ca
     assert len(errors) == 1
     expected = {"rgb": "RGB", "constant": "constant", "nan": "NaN"}[case]
     assert expected.lower() in errors[0].lower()
+    # napari has Split RGB in the layer list's right-click menu only (not in Layers).
+    assert case != "rgb" or "(right-click the layer > Split RGB)" in errors[0]
     qtbot.wait(100)  # let the preview timer fire too: it must not add a layer either
     assert output_layers(viewer, "threshold") == []
     assert output_layers(viewer, "threshold", role="preview") == []

@@ -383,7 +383,7 @@ def image_data(layer, *, name="image"):
     if getattr(layer, "rgb", False):
         raise ValueError(
             f"{name}: layer {layer.name!r} is RGB(A) (shape {layer.data.shape}); choose one "
-            "channel first (Layers > Split RGB) and run on that layer"
+            "channel first (right-click the layer > Split RGB) and run on that layer"
         )
     data = layer.data[0] if layer.multiscale else layer.data
     return data
