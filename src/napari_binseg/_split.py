@@ -847,8 +847,12 @@ def _split_blurred(labels, image, objects, widen=None):
         # border where the filter rises towards a neighbour is no seed, nor is the edge of a
         # maximum that lies mostly in the neighbour.
         span = float(log.max() - log.min())
+        # Each seed holds a local maximum: a piece with fewer than two stays whole.
+        top = log == ndi.maximum_filter(log, size=3)
         for piece in np.unique(region[mask]):
             obj = mask & (region == piece)
+            if np.count_nonzero(top & obj) < 2:
+                continue
             values = log[obj]
             h = max(floor, BLUR_CONTRAST * (float(values.max()) - min(0.0, float(values.min()))))
             peaks, n = ndi.label(h_maxima(log - log.min(), max(h, 1e-3 * span + 1e-9)))
