@@ -203,7 +203,7 @@ class TrainWidget(BinsegWidget):
             if same_layer(img_layer, lab_layer):
                 raise ValueError(
                     f"pairs: {img_layer.name!r} is chosen as image and as labels; choose the "
-                    "Labels layer of its painted nuclei (Layers > New Labels layer to paint one)"
+                    "Labels layer of its painted nuclei (File > New Layer > Labels to paint one)"
                 )
             pairs.append((img_layer, lab_layer))
         if (self.val_image.value is None) != (self.val_labels.value is None):
