@@ -60,16 +60,83 @@ def diameter_from_peaks(peak, size, ndim):
     return float(2.0 * SHAPE_FACTOR * median)
 
 
-def object_peaks(labels, dist):
-    """Per-label distance peak and pixel count, for labels ``0..labels.max()``."""
+def object_peaks(labels, dist, n=None):
+    """Per-label distance peak and pixel count, for labels ``0..n - 1`` (default
+    ``labels.max()``)."""
     from ._flood import label_max
 
     lab = labels.ravel()
-    n = int(lab.max()) + 1 if lab.size else 1
+    if n is None:
+        n = int(lab.max()) + 1 if lab.size else 1
     peak, counts = label_max(lab, dist.ravel(), n)
     peak[0] = 0
     counts[0] = 0
     return peak, counts
+
+
+#: Label images up to this many pixels get one distance transform; larger ones are
+#: transformed in (y, x) tiles of about this many pixels (the float map and the transform's
+#: own buffers then cost a few bytes per pixel of a tile, not of the image).
+TILE_PIXELS = 1 << 22
+
+
+def distance_peaks(labels, spacing):
+    """Per-label distance peak and pixel count of a label image, without its full-size map.
+
+    The distance of an object pixel to the nearest pixel of another label or background
+    (:func:`_distance_map`) is computed tile by tile (full depth, ``TILE_PIXELS`` with their
+    halo), and each tile's centre is kept. A centre distance below the halo's width is
+    exact: the nearest other pixel lies within the halo. A tile whose centre holds a larger
+    one (a fat object) is done again with a halo wider than that; where the tile would cover
+    half the image (no background near), the whole image is transformed at once. The peaks
+    and counts equal :func:`object_peaks` over the whole map.
+
+    Parameters
+    ----------
+    labels : (M, N) or (P, M, N) ndarray of int
+        Label image.
+    spacing : (ndim,) ndarray of float
+        Pixel size per axis.
+
+    Returns
+    -------
+    peak, count : (labels.max() + 1,) ndarrays
+        Each label's largest distance and its pixel count (0 for label 0).
+    """
+    n = int(labels.max()) + 1 if labels.size else 1
+    if labels.size <= TILE_PIXELS:
+        return object_peaks(labels, _distance_map(labels, spacing), n)
+    ny, nx = labels.shape[-2:]
+    depth = labels.size // (ny * nx)
+    side = max(64, int(np.sqrt(TILE_PIXELS / depth)))
+    dy, dx = (float(s) for s in spacing[-2:])
+    peak = np.zeros(n)
+    count = np.zeros(n, np.int64)
+    for y0 in range(0, ny, side):
+        for x0 in range(0, nx, side):
+            y1, x1 = min(y0 + side, ny), min(x0 + side, nx)
+            halo = 16 * max(dy, dx)  # physical units
+            for _ in range(2):
+                hy, hx = int(np.ceil(halo / dy)), int(np.ceil(halo / dx))
+                ty, tx = max(0, y0 - hy), max(0, x0 - hx)
+                if (min(y1 + hy, ny) - ty) * (min(x1 + hx, nx) - tx) * depth > labels.size // 2:
+                    # The distances are too long for tiles to pay (no background near).
+                    return object_peaks(labels, _distance_map(labels, spacing), n)
+                tile = labels[..., ty : y1 + hy, tx : x1 + hx]
+                core = (Ellipsis, slice(y0 - ty, y1 - ty), slice(x0 - tx, x1 - tx))
+                dist = _distance_map(tile, spacing)[core]
+                top = float(dist.max())
+                if top < min(hy * dy, hx * dx):
+                    break
+                if not np.isfinite(top):  # no background in the tile
+                    return object_peaks(labels, _distance_map(labels, spacing), n)
+                # Computed distances never fall short of the true ones: a halo wider than
+                # the tile's largest one makes every distance of its centre exact.
+                halo = top + max(dy, dx)
+            p, c = object_peaks(np.ascontiguousarray(tile[core]), np.ascontiguousarray(dist), n)
+            np.maximum(peak, p, out=peak)
+            count += c
+    return peak, count
 
 
 def estimate_diameter(mask, *, spacing=None):
@@ -123,6 +190,5 @@ def estimate_diameter(mask, *, spacing=None):
         labels = mask
     if not labels.any():
         return 0.0
-    dist = _distance_map(labels, spacing)
-    peak, counts = object_peaks(labels, dist)
+    peak, counts = distance_peaks(labels, spacing)
     return diameter_from_peaks(peak, counts * float(np.prod(spacing)), mask.ndim)

@@ -80,3 +80,48 @@ def test_estimate_diameter_labels_a_bool_mask_exactly():
         mask = rng.random((rng.integers(1, 12), rng.integers(1, 12))) < 0.5
         expected = estimate_diameter(sk_label(mask, connectivity=2) * 2)  # labels, not a mask
         assert estimate_diameter(mask) == expected
+
+
+@pytest.mark.parametrize("tile", [1 << 12, 1 << 16])
+def test_tiled_distance_peaks_equal_the_whole_map(monkeypatch, tile):
+    # Tiles (a few planes deep, with halos, redone around fat objects) give the peaks and
+    # counts of one transform of the whole stack, bit for bit, and the diameter of scipy's
+    # exact transform; the blob of radius 26 is fatter than the first halo (16 px).
+    from scipy import ndimage as ndi
+
+    from napari_binseg import size
+    from napari_binseg.morphology import label
+    from napari_binseg.synthetic import synthetic_stack
+
+    shape = (8, 256, 320)
+    image, truth = synthetic_stack(shape, radius=8.0, seed=3)
+    mask = image > np.percentile(image, 70)
+    mask |= disc(shape, (4, 128, 160), 26)  # z radius over the stack: a thick slab
+    spacing = np.array([2.0, 1.0, 1.0])
+    labels = label(mask, 26)[0]
+    whole = size.object_peaks(labels, size._distance_map(labels, spacing))
+    exact = ndi.distance_transform_edt(mask, sampling=spacing)
+    peak = ndi.maximum(exact, labels, np.arange(1, labels.max() + 1))
+    counts = np.bincount(labels.ravel())[1:]
+    scipy_diameter = size.diameter_from_peaks(peak, counts * 2.0, 3)
+    monkeypatch.setattr(size, "TILE_PIXELS", tile)
+    tiled = size.distance_peaks(labels, spacing)
+    assert np.array_equal(tiled[0], whole[0]) and np.array_equal(tiled[1], whole[1])
+    assert whole[0].max() > 16 and np.array_equal(whole[1][1:], counts)
+    assert estimate_diameter(mask, spacing=spacing) == pytest.approx(scipy_diameter, rel=1e-6)
+    truth_tiled = size.distance_peaks(truth, spacing)  # touching labels: their shared face
+    truth_whole = size.object_peaks(truth, size._distance_map(truth, spacing))
+    assert np.array_equal(truth_tiled[0], truth_whole[0])
+
+
+def test_tiles_without_background_fall_back_to_one_transform(monkeypatch):
+    from napari_binseg import size
+
+    monkeypatch.setattr(size, "TILE_PIXELS", 1 << 10)
+    labels = np.ones((3, 80, 90), np.uint16)
+    labels[1, 5, 5] = 0
+    peak, count = size.distance_peaks(labels, np.array([2.0, 1.0, 1.0]))
+    assert count[1] == labels.size - 1
+    assert peak[1] == pytest.approx(np.sqrt(2**2 + 74**2 + 84**2), rel=1e-6)  # far corner
+    peak, count = size.distance_peaks(np.ones((3, 80, 90), np.uint16), np.ones(3))
+    assert np.isinf(peak[1]) and count[1] == 3 * 80 * 90
