@@ -148,15 +148,17 @@ def test_downsample_factor_rule():
 def test_look_rule_on_hand_made_estimates():
     """When the probe gets a 0.125x look, and when the look's estimate replaces the probe's."""
     ref = 19.3
-    # Estimates above 2.5x the model's diameter: always looked at (they may be fragments).
-    assert sc.needs_look(49.0, None, ref) and sc.needs_look(300.0, None, ref)
-    assert not sc.needs_look(49.0, None, ref, native_max=3.0)
-    # Smaller ones: only where the probe's foreground is over 2x its objects' size (pieces
-    # of larger nuclei), or a foreground where no object was kept.
+    # A look where the probe's foreground (inscribed nucleus diameter) is over 2x its
+    # objects' size (pieces of larger nuclei), over 1.35x for estimates above 2.5x the
+    # model's diameter (48 px: whole at 0.25x unless larger still), or where a foreground
+    # kept no object.
     assert sc.needs_look(14.0, 200.0, ref) and sc.needs_look(None, 150.0, ref)
     assert not sc.needs_look(14.0, 28.0, ref) and sc.needs_look(14.0, 28.5, ref)
     assert not sc.needs_look(30.0, 40.0, ref) and not sc.needs_look(None, None, ref)
-    assert not sc.needs_look(300.0, None, None)  # a model without a reference size
+    assert sc.look_limit(40.0, ref) == 80.0 and sc.look_limit(60.0, ref) == 81.0
+    assert sc.needs_look(60.0, 82.0, ref) and not sc.needs_look(60.0, 80.0, ref)
+    assert not sc.needs_look(60.0, 82.0, ref, native_max=4.0)  # 60 px is mid-sized there
+    assert not sc.needs_look(300.0, 1000.0, None)  # a model without a reference size
     # The look wins when it saw nuclei 1.4x larger that are >= 0.6 x 19.3 px at 0.125x.
     assert sc.checked_estimate(14.0, 202.0, ref) == 202.0  # fragments of 202-px nuclei
     assert sc.checked_estimate(63.0, 202.0, ref) == 202.0
@@ -220,15 +222,15 @@ def test_bundled_model_upsamples_small_nuclei(sample_image, sample_labels):
 
 @needs_bundled
 def test_large_nuclei_are_not_fragments(big_nuclei):
-    """Nuclei ~110 px: the probe finds their size, the look agrees, and the plane is
-    segmented at 0.25x (the probe's pass is the result; the look is the estimate's cost)."""
+    """Nuclei ~110 px: the probe finds their size (its foreground agrees: no look) and the
+    plane is segmented at 0.25x, the probe's pass being the result."""
     image, truth = big_nuclei
     lm = load_model("nuclei", device="cpu")
     labels, info = segment(image, lm, return_info=True)
     true_d = sc.median_diameter(truth)
     assert info["scales"] == [0.25]
     assert info["diameter"] == pytest.approx(true_d, rel=0.25)
-    assert info["looked"] == 1 and 0 < info["estimate_seconds"] == info["probe_seconds"]
+    assert info["looked"] == 0 and info["estimate_seconds"] == info["probe_seconds"]
     assert estimate_diameter(image, lm) == pytest.approx(info["diameter"])
     f1 = object_f1(truth, labels)
     assert f1 >= 0.85 and f1 > object_f1(truth, segment(image, lm, diameter=None)) + 0.2
@@ -258,7 +260,7 @@ def test_synthetic_large_nuclei_counted_and_a_fragmenting_probe_is_caught(monkey
     assert 150 < true_d < 200 and truth.max() == 20
     lm = load_model("nuclei", device="cpu")
     labels, info = segment(image, lm, return_info=True)
-    assert info["scales"] == [0.125] and info["looked"] == 1
+    assert info["scales"] == [0.125] and info["looked"] == 0  # whole at 0.25x: no look
     assert info["diameter"] == pytest.approx(true_d, rel=0.1)
     assert abs(int(labels.max()) - 20) <= 2
     assert object_f1(truth, labels) >= 0.9
@@ -272,7 +274,9 @@ def test_synthetic_large_nuclei_counted_and_a_fragmenting_probe_is_caught(monkey
 
     monkeypatch.setattr(passes, "_coarse_pass", fragmenting_probe)
     labels, info = segment(image, lm, return_info=True)
-    assert info["scales"] == [0.125] and abs(int(labels.max()) - 20) <= 2
+    assert info["scales"] == [0.125] and info["looked"] == 1
+    assert info["diameter"] == pytest.approx(true_d, rel=0.1)
+    assert abs(int(labels.max()) - 20) <= 2
     monkeypatch.setattr(passes, "needs_look", lambda *a: False)  # no guard: upsampled
     labels, info = segment(image, lm, return_info=True)
     assert info["scales"] == [1.5] and labels.max() > 30

@@ -481,7 +481,7 @@ def estimate_diameter(
     found = []
     for _, unit, _ in _normalized_units(image, lm):
         if probing:
-            d, scale = _estimate(unit, lm, runner, prob_threshold, extra=True, **kw)[:2]
+            d, scale = _estimate(unit, lm, runner, prob_threshold, True, False, **kw)[:2]
         else:
             d = mask_diameter(unit) if reference is not None else None
             scale = upsample_factor(d, reference, post.get("max_scale", 2.0))

@@ -16,11 +16,11 @@ from .backends import _Runner
 from .normalize import nonfinite_mask, normalize_plane
 from .scale import (
     DOWN_SCALES,
-    FRAGMENTS,
     LOOK_SCALE,
     PROBE_SCALE,
     checked_estimate,
     labels_resized,
+    look_limit,
     mask_diameter,
     median_diameter,
     needs_look,
@@ -242,8 +242,8 @@ def _auto_unit(unit, lm, runner, prob_threshold, probing, info, **kw):
     native_tiles = _tiles(unit.shape, lm, 1.0, kw["tile_size"], kw["overlap"])
     t = time.perf_counter()
     if probing:
-        found, scale, coarse = _estimate(unit, lm, runner, prob_threshold, **kw)
-        info["looked"] += LOOK_SCALE in coarse
+        found, scale, coarse, looked = _estimate(unit, lm, runner, prob_threshold, **kw)
+        info["looked"] += looked
         seconds = time.perf_counter() - t
         if scale in coarse:
             labels, probs, result_seconds = coarse[scale]
@@ -289,11 +289,13 @@ def _coarse_pass(x, lm, runner, prob_threshold, resize_by, plane_scale, extra=Fa
     return x, labels, probs, found, time.perf_counter() - t
 
 
-def _estimate(unit, lm, runner, prob_threshold, extra=False, **kw):
+def _estimate(unit, lm, runner, prob_threshold, extra=False, result=True, **kw):
     """The probe of a plane, and its look where the probe may have cut nuclei up
     (:func:`.scale.needs_look`): (estimated diameter or None, :func:`.scale.probe_scale`,
-    {scale: (labels, probabilities, seconds)} of the passes run at 0.25x and 0.125x).
-    Estimates over half the plane (:func:`.scale.plausible`) count as nothing seen.
+    {scale: (labels, probabilities, seconds)} of the passes run at 0.25x and 0.125x,
+    whether it looked). Estimates over half the plane (:func:`.scale.plausible`) count as
+    nothing seen. ``result``: also run the 0.125x pass of a plane segmented at 0.125x that
+    got no look.
 
     The look resizes the probe's input (1/4 of its pixels), not the plane.
     """
@@ -305,24 +307,29 @@ def _estimate(unit, lm, runner, prob_threshold, extra=False, **kw):
     )
     coarse = {PROBE_SCALE: (labels, probs, seconds)}
     found = plausible(found, unit.shape)
+    looked = False
     scales = DOWN_SCALES
     if probe_shape_ok(unit.shape, lm.config["divisor"], LOOK_SCALE):
-        foreground = None
-        if not found or found <= rule["native_max"] * reference:
-            above = FRAGMENTS * PROBE_SCALE * (found or 0.0)
-            foreground = _foreground_diameter(_foreground(probs, lm) > prob_threshold, above)
-            foreground = None if foreground is None else foreground / PROBE_SCALE
+        limit = look_limit(found, reference, rule["native_max"])
+        mask = _foreground(probs, lm) > prob_threshold
+        foreground = _foreground_diameter(mask, limit * PROBE_SCALE)
+        foreground = None if foreground is None else foreground / PROBE_SCALE
         if needs_look(found, foreground, reference, rule["native_max"]):
             _, labels, probs, seen, seconds = _coarse_pass(
                 x, lm, runner, prob_threshold, LOOK_SCALE / PROBE_SCALE, LOOK_SCALE, True, **kw
             )
             coarse[LOOK_SCALE] = (labels, probs, seconds)
+            looked = True
             found = checked_estimate(found, plausible(seen, unit.shape), reference)
     else:
         scales = tuple(s for s in DOWN_SCALES if s != LOOK_SCALE)
-    # Estimates over COARSE_FROM exceed native_max: where 0.125x may be chosen, the look ran.
     scale = probe_scale(found, reference, post.get("max_scale", 2.0), scales=scales, **rule)
-    return found, scale, coarse
+    if result and scale == LOOK_SCALE and scale not in coarse:  # from the probe's input
+        _, labels, probs, _, seconds = _coarse_pass(
+            x, lm, runner, prob_threshold, LOOK_SCALE / PROBE_SCALE, LOOK_SCALE, True, **kw
+        )
+        coarse[LOOK_SCALE] = (labels, probs, seconds)
+    return found, scale, coarse, looked
 
 
 def _foreground_diameter(mask, above):
