@@ -6,33 +6,46 @@ median training nucleus of 19.3 pixels, training crops rescaled 0.6-1.6x, so nuc
 range, down or up (Cellpose's size normalization [1]_):
 
 1. A **probe**: the plane at :data:`PROBE_SCALE` (0.25x, 1/16 of a full pass) through the
-   network. Large nuclei come out whole there (a 100-pixel nucleus is 25 pixels), small ones
-   as specks whose median size still follows the nucleus size; fragments of a large nucleus,
-   which fool a measurement at full size (a 100-pixel nucleus comes out as ~20-pixel pieces),
-   do not form at this scale. Estimated diameter: the probe's median nucleus over 0.25.
-2. Nuclei estimated above :data:`NATIVE_MAX` times the model's diameter (48 pixels for the
+   network. Nuclei up to ~2.5x the model's diameter there (~190 pixels in the plane) come out
+   whole, small ones as specks whose median size still follows the nucleus size; fragments
+   of a large nucleus, which fool a measurement at full size (a 100-pixel nucleus comes out
+   as ~20-pixel pieces), do not form at this scale. Estimated diameter: the probe's median
+   nucleus over 0.25.
+2. A **look**: larger nuclei come out of the probe as pieces of about the model's size,
+   which can pass for nuclei of any size (a DSB image rescaled 5x, nuclei of 202 pixels:
+   63 pixels by the bundled model's probe, 14 by a fine-tuned one, which then upsampled the
+   plane into 1389 pieces of 18 nuclei). Probes that may have done so (:func:`needs_look`:
+   estimates over :data:`NATIVE_MAX` times the model's diameter, or a probe foreground
+   whose inscribed nucleus diameter is over :data:`FRAGMENTS` times its objects') are
+   checked at :data:`LOOK_SCALE` (0.125x of the probe's input, 1/64 of a pass), where
+   nuclei of up to ~380 pixels are whole; its estimate wins where it is :data:`LOOK_GAIN`
+   times larger with nuclei of at least :data:`LOOK_MIN` times the model's diameter there
+   (:func:`checked_estimate`). Planes under 256 pixels a side get no look. An estimate over
+   half the plane's shorter side (:func:`plausible`: merged small nuclei seen as one blob)
+   counts as nothing seen.
+3. Nuclei estimated above :data:`NATIVE_MAX` times the model's diameter (48 pixels for the
    bundled model) are segmented at 0.5x or 0.25x, whichever brings them closer to
-   :data:`DOWN_TARGET` times the model's diameter (29 pixels); at 0.25x the probe's own pass
-   is the result, so the estimate costs nothing extra, and a 0.5x pass costs 4x the probe.
-   A model's config may set its own multiples (``postprocess.native_max``, ``down_target``).
-3. Small nuclei are upsampled by the probe's estimate times :data:`PROBE_SMALL`
+   :data:`DOWN_TARGET` times the model's diameter (29 pixels), and above
+   :data:`COARSE_FROM` times it (130 pixels) at 0.125x; at 0.25x and 0.125x the probe's or
+   the look's own pass is the result, and a 0.5x pass costs 4x the probe. A model's config
+   may set its own multiples (``postprocess.native_max``, ``down_target``).
+4. Small nuclei are upsampled by the estimate times :data:`PROBE_SMALL`
    (:func:`upsample_factor`: by the model's diameter over it, rounded to a quarter, from
    1.25x, at most ``max_scale``), in one pass: the estimate costs the probe alone.
-4. Planes too small to probe (under 128 pixels a side for the bundled model), where every
+5. Planes too small to probe (under 128 pixels a side for the bundled model), where every
    network call costs about the same fixed time, are upsampled in the same way by the
    nuclei of their Otsu mask (:func:`mask_diameter`, no network pass; on the DSB training
    images rescaled to 64-90 pixels it upsamples the planes the full-size measurement does,
    at the same pooled F1).
-5. Other planes (mid-sized nuclei, no nucleus in the probe or the mask) go through the
+6. Other planes (mid-sized nuclei, no nucleus in the probe or the mask) go through the
    full-size pass, which is their result; their nuclei are measured there too (for free),
    and planes where that measurement calls for upsampling are run again at the factor it
-   gives (the only case where the estimate costs a full-size pass; 2-5 of the 55 DSB
+   gives (the only case where the estimate costs a full-size pass; 0-5 of the 55 DSB
    validation planes at 0.5-1.5x).
 
-:func:`probe_scale` is steps 2-3. The estimate's cost is the probe's (1/16 of a full pass in
-pixels), plus the full-size pass of the planes of step 5. On the small planes of the DSB
-(mostly 256x256) each network call's fixed cost makes the probe 16-26% of the pass at the
-chosen scale; on s-bsst265's 1024x1280 planes the whole estimate is 5-8%
+:func:`probe_scale` is steps 3-4. The estimate's cost is the probe's (1/16 of a full pass in
+pixels), the look's where one runs and is not the result (1/64), plus the full-size pass of
+the planes of step 6. Measured costs: the model card
 (``benchmarks/bench_scale_sweep.py``).
 
 References
@@ -86,6 +99,12 @@ DOWN_SCALES = (0.5, 0.25, 0.125)
 #: 0.25x (a wasted look, not a wrong scale); the DSB validation image whose 202-px nuclei the
 #: probe cut up gave 4.5 (bundled model) and 16 (a fine-tuned one).
 FRAGMENTS = 2.0
+
+#: The same for estimates over ``native_max`` times the model's diameter, whose nuclei are
+#: whole at 0.25x unless larger still (chosen on DSB training images rescaled 3-8x and
+#: s-bsst265 even rows at 1-2x: 1.2-1.5 gave the pooled F1 of a look at every such plane,
+#: with 1-9 looks per 40 planes instead of 41; 1.75 missed one at 6x).
+FRAGMENTS_LARGE = 1.35
 
 #: The look's estimate replaces the probe's when it is this many times larger (the probe cut
 #: nuclei it could not see whole) ...
@@ -185,26 +204,36 @@ def downsample_factor(
     )
 
 
+def look_limit(found, reference, native_max=NATIVE_MAX):
+    """Foreground diameter above which a probe that estimated ``found`` pixels gets a look:
+    :data:`FRAGMENTS_LARGE` times ``found`` over ``native_max`` times ``reference``,
+    :data:`FRAGMENTS` times it below, 0 when nothing was found; ``None`` (never) for a
+    model without a reference diameter."""
+    if reference is None:
+        return None
+    if not found:
+        return 0.0
+    return (FRAGMENTS_LARGE if found > native_max * reference else FRAGMENTS) * found
+
+
 def needs_look(found, foreground, reference, native_max=NATIVE_MAX):
     """Whether a probe that estimated ``found`` pixels needs a look at 0.125x.
 
     Nuclei over ~2.5x the model's diameter at 0.25x (~190 px in the plane) come out of the
-    probe as pieces of about the model's size, which can pass for nuclei of any size: for
-    large estimates (over ``native_max`` times ``reference``: the plane is downsampled) the
-    nuclei may be larger still, and for others a ``foreground`` (the inscribed nucleus
-    diameter of the probe's foreground, in plane pixels) over :data:`FRAGMENTS` times
-    ``found`` (or a foreground without objects) says the probe cut it up.
+    probe as pieces of about the model's size, which can pass for nuclei of any size; the
+    probe's foreground still shows them whole: a ``foreground`` (the inscribed nucleus
+    diameter of the probe's foreground, in plane pixels) over :func:`look_limit` says the
+    probe cut it up.
 
     Examples
     --------
-    >>> needs_look(60.0, None, 19.3), needs_look(14.0, 200.0, 19.3), needs_look(14.0, 20.0, 19.3)
-    (True, True, False)
+    >>> needs_look(14.0, 200.0, 19.3), needs_look(14.0, 20.0, 19.3)
+    (True, False)
+    >>> needs_look(60.0, 90.0, 19.3), needs_look(60.0, 70.0, 19.3)
+    (True, False)
     """
-    if reference is None:
-        return False
-    if found and found > native_max * reference:
-        return True
-    return bool(foreground) and (not found or foreground > FRAGMENTS * found)
+    limit = look_limit(found, reference, native_max)
+    return limit is not None and bool(foreground) and foreground > limit
 
 
 def checked_estimate(found, look, reference):
