@@ -125,3 +125,25 @@ def test_tiles_without_background_fall_back_to_one_transform(monkeypatch):
     assert peak[1] == pytest.approx(np.sqrt(2**2 + 74**2 + 84**2), rel=1e-6)  # far corner
     peak, count = size.distance_peaks(np.ones((3, 80, 90), np.uint16), np.ones(3))
     assert np.isinf(peak[1]) and count[1] == 3 * 80 * 90
+
+
+def test_tiled_distances_binary_and_written_where_asked(monkeypatch):
+    # Two labels touching face to face: binary distances ignore their shared face, as the
+    # split's transform of a mask's components (``separate``); the map is written where asked.
+    from napari_binseg import size
+    from napari_binseg._split import _distance
+
+    labels = np.zeros((4, 200, 260), np.uint16)
+    labels[:, 20:180, 30:130] = 1
+    labels[:, 20:180, 130:240] = 2
+    labels[:, 90:100, 5:20] = 3
+    spacing = np.array([3.0, 1.0, 1.0])
+    where = labels == 2
+    monkeypatch.setattr(size, "TILE_PIXELS", 1 << 12)
+    for binary in (False, True):
+        whole = _distance(labels, labels != 0, spacing, separate=binary)
+        out = np.full(labels.shape, -1.0, np.float32)
+        peak, count = size.distance_peaks(labels, spacing, binary=binary, out=out, where=where)
+        assert np.array_equal(out[where], whole[where]) and (out[~where] == -1).all()
+        assert np.array_equal(peak, size.object_peaks(labels, whole)[0])
+        assert peak[1] == (80 if binary else 50) and peak[2] == (80 if binary else 55)
