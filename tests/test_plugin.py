@@ -89,6 +89,27 @@ def test_reader_layer_types_and_scale(tmp_path):
     assert lab_data.dtype == np.int32 and lab_kw["units"] == ("pixel",) * 3
 
 
+def test_reader_names_labels_of_a_dataset_folder(make_napari_viewer, tmp_path):
+    """images/a.tif and labels/a.tif (a training set's layout) open as "a" and "a labels"
+    (napari named the second "a [1]"), and Evaluate takes the labels as ground truth."""
+    from napari_binseg._widgets.evaluation import EvaluateWidget
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels").mkdir()
+    labels = np.zeros((16, 16), np.uint16)
+    labels[2:6, 2:6], labels[9:14, 8:12] = 1, 2
+    tifffile.imwrite(tmp_path / "images" / "a.tif", (labels * 100).astype(np.uint8))
+    tifffile.imwrite(tmp_path / "labels" / "a.tif", labels)
+    viewer = make_napari_viewer()
+    viewer.open(tmp_path / "images" / "a.tif", plugin="napari-binseg")
+    viewer.open(tmp_path / "labels" / "a.tif", plugin="napari-binseg")
+    assert [(layer.name, type(layer).__name__) for layer in viewer.layers] == [
+        ("a", "Image"),
+        ("a labels", "Labels"),
+    ]
+    assert EvaluateWidget(viewer).ground_truth.value is viewer.layers["a labels"]
+
+
 def test_reader_channels_and_rgb(tmp_path):
     tifffile.imwrite(
         tmp_path / "c.tif", np.zeros((4, 2, 5, 6), np.uint16), imagej=True,

@@ -14,7 +14,7 @@ still reads with napari's reader.
 
 from pathlib import Path
 
-from .io import TIFF_EXTENSIONS, imread
+from .io import LABEL_FOLDERS, TIFF_EXTENSIONS, imread
 
 # Files larger than this open as lazy dask arrays (tifffile zarr store) instead of in memory.
 LAZY_BYTES = 1 << 30
@@ -61,6 +61,10 @@ def layer_data(data, meta):
     keep = list(range(len(axes)))
     kwargs = {"name": meta["name"], "metadata": dict(meta)}
     layer_type = "labels" if meta["is_labels"] else "image"
+    folder = Path(meta.get("path", "")).parent.name
+    if layer_type == "labels" and folder.lower() in LABEL_FOLDERS:
+        # images/a.tif and labels/a.tif: "a" and "a labels", not "a" and "a [1]"
+        kwargs["name"] = f"{meta['name']} {folder}"
     if layer_type == "labels":
         if data.dtype == bool:
             data = data.astype("uint8")
