@@ -205,8 +205,6 @@ class BinsegWidget(QWidget):
         """Make each form's label column as wide as its longest label in the font it is drawn
         with. magicgui measures labels in the application's font, narrower than napari's
         stylesheet font, and a narrow dock then cuts them ("diameter (µ")."""
-        from qtpy.QtWidgets import QLabel
-
         columns: dict = {}
         for label in self.content.findChildren(QLabel):
             # magicgui's row labels are the QLabels with a minimum width (its label column).

@@ -15,7 +15,14 @@ from ._axes import axes_combo, length_unit, spatial_spacing, update_axes_combo
 from ._base import BinsegWidget
 from ._files import ask_save_path, save_table_csv
 from ._form import OptionForm
-from ._layers import image_data, layer_shape, mask_data, show_in_3d, upsert_layer
+from ._layers import (
+    METADATA_KEY,
+    image_data,
+    layer_shape,
+    mask_data,
+    show_in_3d,
+    upsert_layer,
+)
 from ._table import DataFrameTable
 
 if TYPE_CHECKING:
@@ -343,8 +350,6 @@ def source_image(viewer, layer):
     a U-Net result), when it is in the viewer with the output's shape; else None."""
     import napari.layers
 
-    from ._layers import METADATA_KEY
-
     shape = None if layer is None else layer_shape(layer)
     for _ in range(4):
         meta = getattr(layer, "metadata", {}).get(METADATA_KEY, {})
@@ -353,7 +358,7 @@ def source_image(viewer, layer):
         if layer is None or not isinstance(layer, (napari.layers.Image, napari.layers.Labels)):
             return None
         if isinstance(layer, napari.layers.Image) and not layer.rgb:
-            return layer if np.shape(image_data(layer)) == shape else None
+            return layer if layer_shape(layer) == shape else None
     return None
 
 

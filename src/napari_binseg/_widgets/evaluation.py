@@ -15,7 +15,7 @@ from ._axes import axes_combo, update_axes_combo
 from ._base import BinsegWidget
 from ._files import ask_save_path, save_table_csv
 from ._form import OptionForm, number_control
-from ._layers import labels_data, same_layer, upsert_layer
+from ._layers import labels_data, layer_role, layer_shape, same_layer, upsert_layer
 from ._table import DataFrameTable
 
 if TYPE_CHECKING:
@@ -104,8 +104,6 @@ class EvaluateWidget(BinsegWidget):
         ground truth, and layers of another shape (with two samples open, it chose the other
         sample's ground truth)."""
         from napari.layers import Labels
-
-        from ._layers import layer_role, layer_shape
 
         truth = self.ground_truth.value
         shape = None if truth is None else layer_shape(truth)
