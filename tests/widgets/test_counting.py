@@ -233,6 +233,9 @@ def test_count_widget_in_the_3d_view(make_napari_viewer, qtbot, errors):
     assert out is widget.output and out.metadata["napari_binseg"]["count"] == 2
     assert list(out.features["index"]) == [1, 2]
     np.testing.assert_allclose(out.features["volume"], np.bincount(out.data.ravel())[1:] * 0.5)
+    # Selecting it (before the mouse ever moved over the 3D canvas) shows its status.
+    viewer.layers.selection.active = mask
+    viewer.layers.selection.active = out
 
 
 def test_count_widget_refuses_an_intensity_image_as_mask(make_napari_viewer, qtbot, errors):
