@@ -99,7 +99,9 @@ def test_count_widget_time_series(make_napari_viewer, qtbot, errors):
     widget = CountWidget(viewer)
     widget.mask.value = mask
     assert widget.stack.value == "ZYX"  # an unlabeled 3D stack is a z-stack
+    assert widget.min_size.label == "min size (µm³)"
     widget.stack.value = "TYX"
+    assert widget.min_size.label == "min size (µm²)"  # frames: areas (it kept µm³)
     widget.split_touching.value = False
     run_and_wait(qtbot, widget)
     assert errors == []

@@ -145,6 +145,7 @@ class CountWidget(BinsegWidget):
         self.split_touching.changed.connect(self._split_changed)
         self.image.changed.connect(self._image_changed)
         self.mask.changed.connect(self._mask_changed)
+        self.stack.changed.connect(self._show_units)
         self._mask_changed()
 
         self.count_label = QLabel("")
@@ -188,17 +189,22 @@ class CountWidget(BinsegWidget):
             finally:
                 self._setting_image = False
         update_axes_combo(self.stack, layer)
-        axes = self.stack.value if layer is not None else "YX"
-        self.options.set_calibration(
-            length_unit(layer) if layer is not None else None,
-            ndim=3 if "Z" in axes else 2,
-        )
+        self._show_units()
         if layer is not None and not self._split_chosen:
             self._setting_split = True
             try:
                 self.split_touching.value = not is_instance_labels(layer)
             finally:
                 self._setting_split = False
+
+    def _show_units(self, *_):
+        """Sizes in the mask's units, as areas for 2D images and frames, volumes for z-stacks."""
+        layer = self.mask.value
+        axes = self.stack.value if layer is not None else "YX"
+        self.options.set_calibration(
+            length_unit(layer) if layer is not None else None,
+            ndim=3 if "Z" in axes else 2,
+        )
 
     def axes(self, mask_layer) -> str:
         return self.stack.value if mask_layer.ndim > 2 else "YX"
