@@ -129,8 +129,8 @@ def test_downsample_factor_rule():
     assert sc.downsample_factor(50.0, ref) == 0.5
     assert sc.downsample_factor(80.0, ref) == 0.5  # 40 px is closer to 29 than 20 px
     assert sc.downsample_factor(90.0, ref) == 0.25
-    assert sc.downsample_factor(sc.COARSE_FROM * ref, ref) == 0.25  # up to 130 px: 0.25x
-    assert sc.downsample_factor(131.0, ref) == 0.125
+    assert sc.downsample_factor(sc.COARSE_FROM * ref, ref) == 0.25  # up to 193 px: 0.25x
+    assert sc.downsample_factor(194.0, ref) == 0.125
     assert sc.downsample_factor(400.0, ref) == 0.125
     assert sc.downsample_factor(400.0, ref, scales=(0.5, 0.25)) == 0.25  # no look possible
     assert sc.probe_shape_ok((128, 128), 16) and not sc.probe_shape_ok((120, 400), 16)
@@ -249,9 +249,9 @@ def test_same_count_at_three_magnifications(sample_image):
 
 @needs_bundled
 def test_synthetic_large_nuclei_counted_and_a_fragmenting_probe_is_caught(monkeypatch):
-    """Nuclei of ~170 px (beyond what the model keeps whole at 0.25x): the default count is
-    the truth's, at 0.125x; a probe that saw ~14-px pieces (what a fine-tuned model's probe
-    gave for 202-px nuclei) is overruled by the look instead of upsampling the plane."""
+    """Nuclei of ~170 px: the default count is the truth's, at 0.25x (the probe's pass); a
+    probe that saw ~14-px pieces (what a fine-tuned model's probe gave for 202-px nuclei) is
+    overruled by the look, which is then the result (0.125x), instead of upsampling."""
     from napari_binseg.synthetic import synthetic_nuclei
     from napari_binseg.unet import passes
 
@@ -260,7 +260,7 @@ def test_synthetic_large_nuclei_counted_and_a_fragmenting_probe_is_caught(monkey
     assert 150 < true_d < 200 and truth.max() == 20
     lm = load_model("nuclei", device="cpu")
     labels, info = segment(image, lm, return_info=True)
-    assert info["scales"] == [0.125] and info["looked"] == 0  # whole at 0.25x: no look
+    assert info["scales"] == [0.25] and info["looked"] == 0  # whole at 0.25x: no look
     assert info["diameter"] == pytest.approx(true_d, rel=0.1)
     assert abs(int(labels.max()) - 20) <= 2
     assert object_f1(truth, labels) >= 0.9

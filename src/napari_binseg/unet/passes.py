@@ -320,7 +320,9 @@ def _estimate(unit, lm, runner, prob_threshold, extra=False, result=True, **kw):
             )
             coarse[LOOK_SCALE] = (labels, probs, seconds)
             looked = True
-            found = checked_estimate(found, plausible(seen, unit.shape), reference)
+            seen = checked_estimate(found, plausible(seen, unit.shape), reference)
+            if seen != found:  # the probe cut nuclei up: 0.25x will not do
+                return seen, LOOK_SCALE, coarse, looked
     else:
         scales = tuple(s for s in DOWN_SCALES if s != LOOK_SCALE)
     scale = probe_scale(found, reference, post.get("max_scale", 2.0), scales=scales, **rule)

@@ -26,8 +26,9 @@ range, down or up (Cellpose's size normalization [1]_):
 3. Nuclei estimated above :data:`NATIVE_MAX` times the model's diameter (48 pixels for the
    bundled model) are segmented at 0.5x or 0.25x, whichever brings them closer to
    :data:`DOWN_TARGET` times the model's diameter (29 pixels), and above
-   :data:`COARSE_FROM` times it (130 pixels) at 0.125x; at 0.25x and 0.125x the probe's or
-   the look's own pass is the result, and a 0.5x pass costs 4x the probe. A model's config
+   :data:`COARSE_FROM` times it (193 pixels), or where the look overruled the probe, at
+   0.125x; at 0.25x and 0.125x the probe's or the look's own pass is the result, and a 0.5x
+   pass costs 4x the probe. A model's config
    may set its own multiples (``postprocess.native_max``, ``down_target``).
 4. Small nuclei are upsampled by the estimate times :data:`PROBE_SMALL`
    (:func:`upsample_factor`: by the model's diameter over it, rounded to a quarter, from
@@ -77,11 +78,13 @@ NATIVE_MAX = 2.5
 #: of the model's diameter. Default of a config's ``postprocess.down_target``.
 DOWN_TARGET = 1.5
 
-#: Nuclei estimated above this multiple of the model's diameter (130 px for the bundled
-#: model) are segmented at 0.125x (chosen on DSB *training* images rescaled 3-8x, nuclei of
-#: 20-415 px: thresholds of 100-164 px gave the same pooled F1 at 3-6x within 0.005; at 8x
-#: 0.884 at 130 px against 0.869 at 164 px, where the ``DOWN_TARGET`` rule would switch).
-COARSE_FROM = 6.75
+#: Nuclei estimated above this multiple of the model's diameter (193 px for the bundled
+#: model, NATIVE_MAX / PROBE_SCALE: beyond what the model keeps whole at 0.25x) are
+#: segmented at 0.125x, and so are planes whose look overruled the probe. Chosen on the even
+#: rows of s-bsst265 at 1x (real 63x nuclei of 150-190 px come out better at 0.25x: pooled
+#: 0.835 against 0.832 with 130 px) over DSB *training* images rescaled 3-8x (8x: 0.875
+#: against 0.884 with 130 px; 3-6x within 0.004).
+COARSE_FROM = 10.0
 
 #: The probe's estimate times this decides upsampling (chosen on DSB *training* images
 #: rescaled 0.25-1.4x: the same pooled F1 as the full-size measurement, half as many planes
@@ -190,7 +193,7 @@ def downsample_factor(
     --------
     >>> downsample_factor(40.0, 19.3), downsample_factor(70.0, 19.3)
     (1.0, 0.5)
-    >>> downsample_factor(120.0, 19.3), downsample_factor(200.0, 19.3)
+    >>> downsample_factor(120.0, 19.3), downsample_factor(250.0, 19.3)
     (0.25, 0.125)
     """
     if not estimate or reference is None or estimate <= native_max * reference:
