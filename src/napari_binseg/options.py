@@ -538,7 +538,11 @@ class CountOptions(StageOptions):
         low=0,
         units="px|µm",
     )
-    exclude_border: bool = option(False, "Drop objects touching the image border.")
+    exclude_border: bool = option(
+        False,
+        "Drop objects touching the image border; in a z-stack also the first and last "
+        "planes (a thin stack cuts most nuclei there).",
+    )
     fill_holes: bool = option(True, "Fill holes enclosed by one object.")
     time_axis: int | None = option(
         None,

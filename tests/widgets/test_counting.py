@@ -211,6 +211,7 @@ def test_count_widget_z_stack_is_3d(make_napari_viewer, qtbot, errors):
     widget = CountWidget(viewer)
     assert widget.mask.value is viewer_mask and widget.stack.value == "ZYX"
     assert widget.min_size.label == "min size (µm³)"  # a pixel size without a unit: µm
+    assert "first and last planes" in widget.exclude_border.tooltip  # 2 of 51 on 8 planes
     widget.split_touching.value = False
     run_and_wait(qtbot, widget)
     assert errors == [] and len(widget.table) == 1 and "volume" in widget.table.columns
