@@ -362,14 +362,18 @@ def count_cells(
             np.asarray(mask), None if image is None else np.asarray(image), **options
         )
 
-    out = np.zeros(mask.shape, np.uint32)
-    out_frames = np.moveaxis(out, time_axis, 0)
+    # uint16 while the series' ids fit, widened once when they outgrow it: 2 bytes per pixel
+    # of the series, no uint32 image and its uint16 copy.
+    out = np.zeros(mask.shape, np.uint16)
     tables, offset = [], 0
     for t in range(n_frames):
         frame = np.asarray(np.take(mask, t, axis=time_axis))
         img = None if image is None else np.asarray(np.take(image, t, axis=time_axis))
         labels, table = _count_frame(frame, img, **options)
-        np.add(labels, np.uint32(offset), out=out_frames[t], where=labels > 0)
+        if offset + len(table) > np.iinfo(out.dtype).max:
+            out = out.astype(np.uint32)
+        out_frame = np.moveaxis(out, time_axis, 0)[t]
+        np.add(labels, out.dtype.type(offset), out=out_frame, where=labels > 0)
         table["label"] += offset
         table.insert(1, "frame", t)
         offset += len(table)
@@ -383,8 +387,6 @@ def count_cells(
     attrs.pop("min_size", None)
     table = pd.concat(tables, ignore_index=True)
     table.attrs.update(attrs, n_frames=n_frames)
-    if offset <= np.iinfo(np.uint16).max:
-        out = out.astype(np.uint16)
     return out, table
 
 

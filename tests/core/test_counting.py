@@ -247,6 +247,8 @@ def test_labels_in_the_smallest_unsigned_type():
     assert series.dtype == np.uint32 and series.max() == len(table) == n_left + 45000
     assert table.groupby("frame")["label"].min().tolist() == [1, n_left + 1]
     assert series[1, ::2, ::2].ravel().tolist() == list(range(n_left + 1, n_left + 45001))
+    # Frame 0 was written while the series still fit uint16, then widened with it.
+    assert np.array_equal(series[0], count_cells(dots[:, :300], **plain)[0])
     small = np.zeros((10, 10), np.uint8)
     small[2:5, 2:5] = 200
     assert count_cells(small, split_touching=False)[0].dtype == np.uint16
