@@ -441,12 +441,3 @@ def show_in_3d(viewer):
     """Volumes are seen in napari's 3D view: switch to it (the user may switch back)."""
     if viewer.dims.ndisplay != 3:
         viewer.dims.ndisplay = 3
-    cursor = viewer.cursor
-    if getattr(cursor, "_view_direction", False) is None:
-        # napari 0.9 reads this (set when the mouse moves over the canvas) for the status of a
-        # Labels layer with features in 3D: selecting our output before raised "len() of
-        # unsized object".
-        camera = viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera
-        cursor._view_direction = camera.calculate_nd_view_direction(
-            viewer.dims.ndim, viewer.dims.displayed
-        )
