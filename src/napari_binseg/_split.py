@@ -314,7 +314,7 @@ def _split(
         return out, diameter
     sigma = np.maximum(SMOOTH * radius, spacing.min()) / spacing if SMOOTH else None
     conn = ndim if connectivity is None else connectivity
-    from ._flood import flood_padded, label_max
+    from ._flood import flood_padded, label_max, nonzero_index
 
     if ndim == 2 and image is None:
         # The clumps' own boxes, packed side by side: smoothing and flooding then cost in
@@ -342,30 +342,43 @@ def _split(
         owner_img = np.zeros(value.shape, np.int32)
         np.copyto(owner_img[inner], labels[box], where=flood)
         np.copyto(value[inner], dist[box], where=flood)
-        raw = value
+        del dist, flood  # the map and the mask of the whole frame (5 bytes per pixel)
+        # The flooded pixels and their raw values: the padded maps are then smoothed in
+        # place, read at those pixels and freed before the flood.
+        pixels = nonzero_index(owner_img.ravel())
+        raw = value.ravel()[pixels]
         if SMOOTH:
             # Smoothing at a fraction of the radius removes the ridges of a ragged outline
             # at any magnification (at least one pixel).
-            value = ndi.gaussian_filter(value, sigma, truncate=3.0)
+            ndi.gaussian_filter(value, sigma, truncate=3.0, output=value)
+        values = value.ravel()[pixels]
+        del value
         if image is not None:
-            weight = np.zeros(value.shape, np.float32)
+            weight = np.zeros(owner_img.shape, np.float32)
             weight[inner] = ndi.gaussian_filter(np.asarray(image, dtype=np.float32)[box], 2.0)
-            hi_val = float(weight[inner][flood].max())
-            lo_val = float(weight[inner][flood].min())
+            weight = weight.ravel()[pixels]
+            hi_val = float(weight.max())
+            lo_val = float(weight.min())
             if hi_val > lo_val:
-                value *= 0.5 + 0.5 * (weight - lo_val) / (hi_val - lo_val)
-        # ``index``: the flooded pixels, in the order of ``seg``.
-        seg, index, owners, region_peak, a, b, saddle = flood_padded(value, owner_img, conn)
+                values *= 0.5 + 0.5 * (weight - lo_val) / (hi_val - lo_val)
+            del weight
         shape = owner_img.shape
-        del value, owner_img
+        # ``pixels``: the flooded pixels, in the order of ``seg``; ``owner_img`` is ours.
+        seg, _, owners, region_peak, a, b, saddle = flood_padded(
+            None, owner_img, conn, pixels, in_place=True, values=values
+        )
+        del owner_img, values
         roots, new_id, _ = _piece_ids(
             seg, owners, region_peak, a, b, saddle, ratio, min_peak, int(labels.max())
         )
         out = _fit(out, new_id)
-        coords = np.unravel_index(index, shape)
-        coords = tuple(c + (s.start - 1) for c, s in zip(coords, box, strict=True))
-        out[coords] = new_id[seg]
-        piece_peak, piece_count = label_max(roots[seg], raw.ravel()[index], roots.size)
+        # Written a million pixels at a time: coordinate arrays of a chunk, not of the flood.
+        chunk = 1 << 20
+        for i0 in range(0, pixels.size, chunk):
+            coords = np.unravel_index(pixels[i0 : i0 + chunk], shape)
+            coords = tuple(c + (s.start - 1) for c, s in zip(coords, box, strict=True))
+            out[coords] = new_id[seg[i0 : i0 + chunk]]
+        piece_peak, piece_count = label_max(roots[seg], raw, roots.size)
     # The clumps inflate the first estimate (an inscribed ball can straddle two overlapping
     # nuclei): the recorded diameter comes from the pieces and the objects left whole.
     whole = ~candidate
