@@ -634,7 +634,7 @@ def split_frame(
     ``intensity``: the frame's image, for the out-of-focus clumps of a 2D frame
     (:data:`BLUR_EDGE`); ``image`` weights the split itself.
     """
-    from .size import diameter_from_peaks, object_peaks
+    from .size import diameter_from_peaks, distance_peaks, object_peaks
 
     ndim = labels.ndim
     spacing = np.asarray(spacing, float)
@@ -651,6 +651,10 @@ def split_frame(
             # atlas): the same values without a full-size float map (4 bytes per pixel).
             fg = None
             peak_count, dist = _object_distances(coarse, keep=bool(split))
+        elif not split:
+            # Peaks only (the size estimate): tile by tile, no map of the whole frame.
+            fg = dist = None
+            peak_count = distance_peaks(coarse, cspacing, binary=separate and f == 1)
         else:
             fg = coarse != 0
             # Subsampling can bring two components into contact: binary distances at full
