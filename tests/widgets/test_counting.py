@@ -124,6 +124,20 @@ def test_count_widget_bad_input(make_napari_viewer, qtbot, errors):
     assert len(viewer.layers) == n_layers and widget.table is None
 
 
+def test_count_widget_intensity_split_asks_for_the_image(make_napari_viewer, qtbot, errors):
+    """The valley split without an intensity image says which control to set (the core's
+    "split_touching='intensity' needs an image" named no control of the form)."""
+    viewer = make_napari_viewer()
+    mask = np.zeros((16, 16), np.uint8)
+    mask[2:8, 2:8] = 1
+    widget = CountWidget(viewer)
+    widget.mask.value = viewer.add_labels(mask, name="painted")
+    assert widget.image.value is None
+    widget.split_touching.value = "intensity"
+    assert widget.run() is None and not widget.busy
+    assert len(errors) == 1 and errors[0].startswith("napari-binseg count: intensity image:")
+
+
 def test_count_widget_cancel(make_napari_viewer, qtbot, errors):
     viewer = make_napari_viewer()
     stack = np.zeros((6, 32, 32), np.uint8)

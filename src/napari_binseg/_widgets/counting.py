@@ -249,6 +249,11 @@ class CountWidget(BinsegWidget):
                     f"{mask.shape}: choose an image of the same shape"
                 )
             params = self.parameters(mask_layer)
+            if params["split_touching"] == "intensity" and image is None:
+                raise ValueError(
+                    "intensity image: 'distance + intensity valleys' splits nuclei along the "
+                    "image's dark valleys; choose the image (or split by distance transform)"
+                )
         except ValueError as exc:
             self.report_error(exc)
             return None
