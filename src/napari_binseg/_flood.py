@@ -35,7 +35,8 @@ def _flood_impl(value, pos, owner, pixels, offsets, flood_offsets, n_levels, nxt
     the top of the quantization (negative: the largest of ``value`` and 0).
 
     Returns (basin of each pixel of ``pixels`` (1..n), peak per basin (index 0 unused),
-    pair a, pair b, saddle) where a saddle is min(value) of two adjacent pixels of two basins.
+    pair a, pair b, saddle): every pair of adjacent basins (a < b, sorted) once, with its
+    highest saddle, a saddle being min(value) of two adjacent pixels of the two basins.
     """
     n = pixels.size
     if vmax < 0:
@@ -85,12 +86,10 @@ def _flood_impl(value, pos, owner, pixels, offsets, flood_offsets, n_levels, nxt
             else:
                 nxt[tail[lv]] = i
             tail[lv] = i
-    pa = [np.int32(0)]
-    pb = [np.int32(0)]
-    ps = [0.0]
-    pa.pop()
-    pb.pop()
-    ps.pop()
+    # The highest saddle per pair of basins, kept as the flood meets it: memory in proportion
+    # to the pairs, not to the (many more) pixels where two basins touch.
+    n_keys = np.int64(n_basins + 1)
+    saddles = numba.typed.Dict.empty(numba.types.int64, numba.types.float64)
     for level in range(n_levels - 1, -1, -1):
         i = head[level]
         while i >= 0:
@@ -112,17 +111,21 @@ def _flood_impl(value, pos, owner, pixels, offsets, flood_offsets, n_levels, nxt
                         nxt[tail[lq]] = j
                     tail[lq] = j
                 elif bq != b:
-                    pa.append(min(b, bq))
-                    pb.append(max(b, bq))
-                    ps.append(min(value[i], value[j]))
+                    key = min(b, bq) * n_keys + max(b, bq)
+                    s = np.float64(min(value[i], value[j]))
+                    if key not in saddles or s > saddles[key]:
+                        saddles[key] = s
             i = nxt[i]
-    return (
-        basin,
-        np.array(peaks),
-        np.array(pa, dtype=np.int32),
-        np.array(pb, dtype=np.int32),
-        np.array(ps),
-    )
+    keys = np.empty(len(saddles), np.int64)
+    best = np.empty(len(saddles), np.float64)
+    k = 0
+    for key, s in saddles.items():
+        keys[k] = key
+        best[k] = s
+        k += 1
+    order = np.argsort(keys)
+    keys = keys[order]
+    return basin, np.array(peaks), keys // n_keys, keys % n_keys, best[order]
 
 
 def _positions_impl(flat_owner, pixels, owner):
@@ -224,13 +227,6 @@ def flood_padded(
     basin = np.zeros(pixels.size, np.int32)
     top = -1.0 if vmax is None else float(vmax)
     basin, peak, a, b, s = _flood(values, pos, owners, pixels, full, face, 1024, nxt, basin, top)
-    del nxt, pos
-    if a.size:
-        n = int(peak.size)
-        key, inverse = np.unique(a.astype(np.int64) * n + b, return_inverse=True)
-        best = np.full(key.size, -np.inf)
-        np.maximum.at(best, inverse, s)
-        a, b, s = key // n, key % n, best
     return basin, pixels, owners, peak, a, b, s
 
 
