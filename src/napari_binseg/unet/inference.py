@@ -264,9 +264,10 @@ def segment(
         a probe pass at 0.25x, checked by a pass at 0.125x where the probe may have cut
         nuclei of ~190 pixels or more into pieces; planes of nuclei over 2.5x the model's
         size (48 pixels) are segmented at 0.5x or 0.25x, over 193 pixels (or where the
-        check overruled the probe) at 0.125x (nuclei up to ~380 pixels), planes of nuclei at least 25% smaller than the model's are
-        upsampled (at most 2x), the others segmented at full size, and upsampled if their
-        nuclei measured there are small (see :mod:`napari_binseg.unet.scale`). A number:
+        check overruled the probe) at 0.125x (nuclei up to ~380 pixels), planes of nuclei
+        at least 25% smaller than the model's are upsampled (at most 2x), the others
+        segmented at full size, and upsampled if their nuclei measured there are small (see
+        :mod:`napari_binseg.unet.scale`). A number:
         each plane is resized by the model's diameter over it (1/16 to 4x), in one pass.
         ``None``: no resizing. Labels always come at the image's own size.
     return_probabilities : bool

@@ -41,7 +41,7 @@ range, down or up (Cellpose's size normalization [1]_):
 6. Other planes (mid-sized nuclei, no nucleus in the probe or the mask) go through the
    full-size pass, which is their result; their nuclei are measured there too (for free),
    and planes where that measurement calls for upsampling are run again at the factor it
-   gives (the only case where the estimate costs a full-size pass; 0-5 of the 55 DSB
+   gives (the only case where the estimate costs a full-size pass; 1-6 of the 55 DSB
    validation planes at 0.5-1.5x).
 
 :func:`probe_scale` is steps 3-4. The estimate's cost is the probe's (1/16 of a full pass in
