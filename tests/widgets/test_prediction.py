@@ -212,3 +212,17 @@ def test_predict_widget_z_stack(tiny_model, make_napari_viewer, qtbot, small_ima
     np.testing.assert_array_equal(out.data, expected)
     assert viewer.dims.ndisplay == 3
     assert out.metadata["napari_binseg"]["parameters"]["mode"] == "fast"
+
+
+@pytest.mark.parametrize("value", [7.0, np.nan])
+def test_predict_widget_featureless_image(make_napari_viewer, qtbot, errors, value):
+    """A constant or all-NaN image gives 0 objects, not a thresholding error about a
+    constant image of zeros (the size estimate saw the normalized plane)."""
+    viewer = make_napari_viewer()
+    layer = viewer.add_image(np.full((32, 32), value, np.float32), name="blank")
+    widget = PredictWidget(viewer)
+    widget.image.value = layer
+    widget.device.value = "cpu"
+    run_and_wait(qtbot, widget, timeout=300_000)
+    assert errors == [] and widget.output.data.max() == 0
+    assert widget.status.text() == "blank [unet]: 0 objects (nuclei)"
