@@ -60,13 +60,12 @@ def test_count_widget(counted, qtbot, sample_image, sample_labels, tmp_path, err
     (points,) = output_layers(viewer, "count", role="points")
     props = regionprops(labels)
     expected = np.array([p.centroid for p in props]) * 0.5 + np.array([100.0, -50.0])
-    np.testing.assert_allclose(points.data, expected, atol=1e-9)
+    world = np.array([points.data_to_world(p) for p in points.data])
+    np.testing.assert_allclose(world, expected, atol=1e-9)
     np.testing.assert_allclose(points.scale, (1.0, 1.0))
     # Points land on their objects: napari's world -> data mapping of the labels layer gives
     # the object's own label at its centroid for (nearly) all nuclei, which are convex.
-    hits = [
-        out.get_value(q, world=True) == pr.label for q, pr in zip(points.data, props, strict=True)
-    ]
+    hits = [out.get_value(q, world=True) == pr.label for q, pr in zip(world, props, strict=True)]
     assert np.mean(hits) > 0.95
 
     # Units in the column names of the table shown and of the CSV (no index column).
@@ -338,3 +337,35 @@ def test_count_widget_refuses_multiotsu_classes(make_napari_viewer, qtbot, error
     run_and_wait(qtbot, widget)
     assert len(errors) == 1 and "holds multi-Otsu classes, not a mask" in errors[0]
     assert f"({lowest:.4g})" in errors[0] and output_layers(viewer, "count") == []
+
+
+def test_outputs_follow_a_rotated_layer(make_napari_viewer, qtbot, errors):
+    """A rotated, translated mask (a stage angle in the file's transform): the count and its
+    centroid points lie on the mask's objects in the world, not beside them."""
+    viewer = make_napari_viewer()
+    mask = np.zeros((40, 60), np.uint8)
+    mask[5:15, 5:15] = mask[20:32, 30:50] = 1
+    layer = viewer.add_labels(mask, name="m", scale=(0.5, 0.5), translate=(10, -4), rotate=30)
+    widget = CountWidget(viewer)
+    widget.mask.value = layer
+    widget.add_points.value = True
+    widget.split_touching.value = False
+    run_and_wait(qtbot, widget)
+    assert errors == []
+    out, points = widget.output, widget.points
+    np.testing.assert_allclose(out.rotate, layer.rotate)
+    corner = (37.0, 55.0)
+    np.testing.assert_allclose(out.data_to_world(corner), layer.data_to_world(corner))
+    hits = [out.get_value(points.data_to_world(p), world=True) for p in points.data]
+    assert hits == [1, 2]
+    # The Threshold preview of a rotated image lies on it too.
+    from napari_binseg._widgets.thresholding import ThresholdWidget
+
+    image = viewer.add_image(mask * 200, name="img", scale=(0.5, 0.5), translate=(10, -4))
+    image.rotate = 30
+    threshold = ThresholdWidget(viewer)
+    threshold.image.value = image
+    threshold.preview.value = True
+    threshold.update_preview()
+    (preview,) = output_layers(viewer, "threshold", role="preview")
+    np.testing.assert_allclose(preview.data_to_world(corner), image.data_to_world(corner))

@@ -21,6 +21,7 @@ from ._layers import (
     layer_shape,
     mask_data,
     show_in_3d,
+    spatial_meta,
     upsert_layer,
 )
 from ._table import DataFrameTable
@@ -295,20 +296,14 @@ class CountWidget(BinsegWidget):
                 features=features,
             )
             if add_points:
-                translate = tuple(mask_layer.translate)
+                # Physical centroids placed by the mask's own translate, rotation and affine.
                 pts = centroid_points(
                     table,
-                    translate=translate,
+                    translate=(0.0,) * mask_layer.ndim,
                     time_axis=time_axis,
                     frame_scale=float(mask_layer.scale[0]),
                 )
-                geometry = {
-                    "scale": (1.0,) * mask_layer.ndim,
-                    "translate": (0.0,) * mask_layer.ndim,
-                }
-                if hasattr(mask_layer, "units"):
-                    geometry["units"] = tuple(mask_layer.units)
-                    geometry["axis_labels"] = tuple(mask_layer.axis_labels)
+                geometry = spatial_meta(mask_layer) | {"scale": (1.0,) * mask_layer.ndim}
                 self.points = upsert_layer(
                     self.viewer,
                     pts,

@@ -17,6 +17,7 @@ from ._layers import (
     current_index,
     image_data,
     same_layer,
+    spatial_meta,
     unwrap,
     upsert_layer,
 )
@@ -296,6 +297,8 @@ class ThresholdWidget(BinsegWidget):
         for attr in ("units", "axis_labels"):
             if hasattr(layer, attr):
                 geometry[attr] = tuple(getattr(layer, attr))[-2:]
+        if layer.ndim == 2:
+            geometry = spatial_meta(layer)  # with its rotation or affine, if any
         upsert_layer(
             self.viewer,
             mask,
