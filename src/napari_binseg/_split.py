@@ -338,11 +338,14 @@ def _split(
         flood = flood[box]
         # Zero-padded value and owner arrays: the flood kernel needs no bounds checks.
         inner = (slice(1, -1),) * ndim
+        # One at a time, the frame's map freed before the owner image is made: at most three
+        # frame-sized arrays besides the labels.
         value = np.zeros(tuple(s.stop - s.start + 2 for s in box), np.float32)
+        np.copyto(value[inner], dist[box], where=flood)
+        del dist
         owner_img = np.zeros(value.shape, np.int32)
         np.copyto(owner_img[inner], labels[box], where=flood)
-        np.copyto(value[inner], dist[box], where=flood)
-        del dist, flood  # the map and the mask of the whole frame (5 bytes per pixel)
+        del flood
         # The flooded pixels and their raw values: the padded maps are then smoothed in
         # place, read at those pixels and freed before the flood.
         pixels = nonzero_index(owner_img.ravel())
