@@ -338,17 +338,16 @@ def _split(
         flood = flood[box]
         # Zero-padded value and owner arrays: the flood kernel needs no bounds checks.
         inner = (slice(1, -1),) * ndim
-        # One at a time, the frame's map freed before the owner image is made: at most three
-        # frame-sized arrays besides the labels.
-        value = np.zeros(tuple(s.stop - s.start + 2 for s in box), np.float32)
+        # One at a time: the frame's map is freed once copied, the padded map once read at
+        # the flooded pixels (raw, then smoothed in place), before the owner image is made.
+        shape = tuple(s.stop - s.start + 2 for s in box)
+        value = np.zeros(shape, np.float32)
         np.copyto(value[inner], dist[box], where=flood)
         del dist
-        owner_img = np.zeros(value.shape, np.int32)
-        np.copyto(owner_img[inner], labels[box], where=flood)
-        del flood
-        # The flooded pixels and their raw values: the padded maps are then smoothed in
-        # place, read at those pixels and freed before the flood.
-        pixels = nonzero_index(owner_img.ravel())
+        padded = np.zeros(shape, bool)
+        padded[inner] = flood
+        pixels = nonzero_index(padded.ravel())  # the flooded pixels, in raster order
+        del padded
         raw = value.ravel()[pixels]
         if SMOOTH:
             # Smoothing at a fraction of the radius removes the ridges of a ragged outline
@@ -357,7 +356,7 @@ def _split(
         values = value.ravel()[pixels]
         del value
         if image is not None:
-            weight = np.zeros(owner_img.shape, np.float32)
+            weight = np.zeros(shape, np.float32)
             weight[inner] = ndi.gaussian_filter(np.asarray(image, dtype=np.float32)[box], 2.0)
             weight = weight.ravel()[pixels]
             hi_val = float(weight.max())
@@ -365,7 +364,9 @@ def _split(
             if hi_val > lo_val:
                 values *= 0.5 + 0.5 * (weight - lo_val) / (hi_val - lo_val)
             del weight
-        shape = owner_img.shape
+        owner_img = np.zeros(shape, np.int32)
+        np.copyto(owner_img[inner], labels[box], where=flood)
+        del flood
         # ``pixels``: the flooded pixels, in the order of ``seg``; ``owner_img`` is ours.
         seg, _, owners, region_peak, a, b, saddle = flood_padded(
             None, owner_img, conn, pixels, in_place=True, values=values
