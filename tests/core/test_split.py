@@ -278,3 +278,57 @@ def test_upsample_per_box_equals_whole_image(dtype):
     assert cut.sum() >= 5
     assert np.count_nonzero(got > n) > 0.3 * np.count_nonzero(labels)  # pieces written
     np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("conn", [1, 3])
+def test_flood_saddles_are_the_highest_per_pair_of_basins(conn):
+    # Every pair of adjacent basins once (a < b, sorted) with the highest min(value) over its
+    # touching pixel pairs: a brute-force reference over all neighbour pairs of a 3D flood.
+    from scipy import ndimage as ndi
+
+    from napari_binseg._flood import _offsets, flood_padded
+
+    rng = np.random.default_rng(0)
+    value = np.zeros((12, 22, 26), np.float32)
+    value[1:-1, 1:-1, 1:-1] = ndi.gaussian_filter(rng.random((10, 20, 24)), 1.5) + 0.1
+    owner = np.zeros(value.shape, np.int32)
+    owner[1:-1, 1:-1, 1:13], owner[1:-1, 1:-1, 13:-1] = 1, 2
+    seg, pixels, owners, peak, a, b, s = flood_padded(value, owner.copy(), conn)
+    basin = np.zeros(value.size, np.int64)
+    basin[pixels] = seg
+    flat, own = value.ravel(), owner.ravel()
+    best = {}
+    for off in _offsets(value.shape, conn):
+        for p in pixels:
+            q = p + off
+            if own[q] == own[p] and basin[q] not in (0, basin[p]):
+                key = (min(basin[p], basin[q]), max(basin[p], basin[q]))
+                best[key] = max(best.get(key, -np.inf), float(min(flat[p], flat[q])))
+    assert len(best) > 5 and peak.size - 1 == seg.max()
+    assert list(zip(a.tolist(), b.tolist(), strict=True)) == sorted(best)
+    assert s.tolist() == [best[k] for k in sorted(best)]
+
+
+def test_stack_of_touching_pairs_counted_exactly():
+    # Five pairs of touching ellipsoids and two single ones, anisotropic: 12 nuclei, each
+    # piece inside its own ellipsoid; the valley split with an image counts the same.
+    spacing = (2.0, 1.0, 1.0)
+    shape = (14, 60, 200)
+    truth = np.zeros(shape, np.int32)
+    k = 0
+    for i in range(5):
+        for dx in (0.0, 15.0):
+            k += 1
+            truth[ellipsoid(shape, (13.0, 30.0, 20.0 + 36 * i + dx), (8.0, 9.0, 8.5), spacing)] = k
+    for x in (60.0, 150.0):
+        k += 1
+        truth[ellipsoid(shape, (13.0, 52.0, x), (7.0, 6.0, 6.0), spacing)] = k
+    mask = truth > 0
+    assert sk_label(mask).max() == 7
+    image = (mask * 1000 + 100).astype(np.uint16)
+    for split in (True, "intensity"):
+        labels, table = count_cells(mask, image, spacing=spacing, split_touching=split)
+        assert len(table) == 12
+        for piece in range(1, 13):
+            inside = np.bincount(truth[labels == piece], minlength=k + 1)
+            assert inside.max() >= 0.9 * inside.sum()
