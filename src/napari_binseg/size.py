@@ -80,7 +80,7 @@ def object_peaks(labels, dist, n=None):
 TILE_PIXELS = 1 << 22
 
 
-def distance_peaks(labels, spacing, *, binary=False, out=None, where=None):
+def distance_peaks(labels, spacing, *, binary=False):
     """Per-label distance peak and pixel count of a label image, without its full-size map.
 
     The distance of an object pixel to the nearest pixel of another label or background
@@ -88,8 +88,8 @@ def distance_peaks(labels, spacing, *, binary=False, out=None, where=None):
     halo), and each tile's centre is kept. A centre distance below the halo's width is
     exact: the nearest other pixel lies within the halo. A tile whose centre holds a larger
     one (a fat object) is done again with a halo wider than that; where the tile would cover
-    half the image (no background near), the whole image is transformed at once. The peaks,
-    counts and distances equal those of one transform of the whole image, bit for bit.
+    half the image (no background near), the whole image is transformed at once. The peaks
+    and counts equal those of one transform of the whole image, bit for bit.
 
     Parameters
     ----------
@@ -100,9 +100,6 @@ def distance_peaks(labels, spacing, *, binary=False, out=None, where=None):
     binary : bool
         Distance to the nearest background pixel only (touching labels do not bound each
         other), as :func:`._split._distance` with ``separate``.
-    out : ndarray of float32, optional
-        Shape of ``labels``: the distances are also written there, where ``where`` (bool,
-        same shape) holds, everywhere without ``where``.
 
     Returns
     -------
@@ -113,16 +110,14 @@ def distance_peaks(labels, spacing, *, binary=False, out=None, where=None):
 
     n = int(labels.max()) + 1 if labels.size else 1
 
-    def peaks(index, lab, dist):
-        if out is not None:
-            np.copyto(out[index], dist, where=True if where is None else where[index])
+    def peaks(lab, dist):
         return object_peaks(np.ascontiguousarray(lab), np.ascontiguousarray(dist), n)
 
     def transform(lab):
         return _distance(lab, lab != 0, spacing, separate=binary)
 
     if labels.size <= TILE_PIXELS:
-        return peaks(Ellipsis, labels, transform(labels))
+        return peaks(labels, transform(labels))
     ny, nx = labels.shape[-2:]
     depth = labels.size // (ny * nx)
     side = max(64, int(np.sqrt(TILE_PIXELS / depth)))
@@ -138,19 +133,18 @@ def distance_peaks(labels, spacing, *, binary=False, out=None, where=None):
                 ty, tx = max(0, y0 - hy), max(0, x0 - hx)
                 if (min(y1 + hy, ny) - ty) * (min(x1 + hx, nx) - tx) * depth > labels.size // 2:
                     # The distances are too long for tiles to pay (no background near).
-                    return peaks(Ellipsis, labels, transform(labels))
+                    return peaks(labels, transform(labels))
                 core = (Ellipsis, slice(y0 - ty, y1 - ty), slice(x0 - tx, x1 - tx))
                 dist = transform(labels[..., ty : y1 + hy, tx : x1 + hx])[core]
                 top = float(dist.max())
                 if top < min(hy * dy, hx * dx):
                     break
                 if not np.isfinite(top):  # no background in the tile
-                    return peaks(Ellipsis, labels, transform(labels))
+                    return peaks(labels, transform(labels))
                 # Computed distances never fall short of the true ones: a halo wider than
                 # the tile's largest one makes every distance of its centre exact.
                 halo = top + max(dy, dx)
-            here = (Ellipsis, slice(y0, y1), slice(x0, x1))
-            p, c = peaks(here, labels[here], dist)
+            p, c = peaks(labels[..., y0:y1, x0:x1], dist)
             np.maximum(peak, p, out=peak)
             count += c
     return peak, count

@@ -127,9 +127,9 @@ def test_tiles_without_background_fall_back_to_one_transform(monkeypatch):
     assert np.isinf(peak[1]) and count[1] == 3 * 80 * 90
 
 
-def test_tiled_distances_binary_and_written_where_asked(monkeypatch):
+def test_tiled_distances_binary(monkeypatch):
     # Two labels touching face to face: binary distances ignore their shared face, as the
-    # split's transform of a mask's components (``separate``); the map is written where asked.
+    # split's transform of a mask's components (``separate``).
     from napari_binseg import size
     from napari_binseg._split import _distance
 
@@ -138,14 +138,12 @@ def test_tiled_distances_binary_and_written_where_asked(monkeypatch):
     labels[:, 20:180, 130:240] = 2
     labels[:, 90:100, 5:20] = 3
     spacing = np.array([3.0, 1.0, 1.0])
-    where = labels == 2
     monkeypatch.setattr(size, "TILE_PIXELS", 1 << 12)
     for binary in (False, True):
         whole = _distance(labels, labels != 0, spacing, separate=binary)
-        out = np.full(labels.shape, -1.0, np.float32)
-        peak, count = size.distance_peaks(labels, spacing, binary=binary, out=out, where=where)
-        assert np.array_equal(out[where], whole[where]) and (out[~where] == -1).all()
+        peak, count = size.distance_peaks(labels, spacing, binary=binary)
         assert np.array_equal(peak, size.object_peaks(labels, whole)[0])
+        assert np.array_equal(count, size.object_peaks(labels, whole)[1])
         assert peak[1] == (80 if binary else 50) and peak[2] == (80 if binary else 55)
 
 
