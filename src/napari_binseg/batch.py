@@ -31,12 +31,13 @@ from .options import BatchOptions
 #: the growth of ``ru_maxrss`` of ``segment_file`` (read, Otsu, count, write) between two
 #: sizes of a uint16 input, so numba's ~100 MB of code and runtime are not counted per pixel;
 #: with the input, with / without splitting and hole filling: images (bench_memory.py's,
-#: 4096^2 -> 8192^2) 6.1 / 5.6 B/px; z-stacks (synthetic_nuclei, 48 -> 96 x 512 x 512) 29.5
-#: / 9-13. Set at about 1.5x that, less the input, and at least the whole peak over the
-#: libraries at the smaller size (images 11.8 / 9.6, z-stacks 36.3 / 19.3). The U-Net
+#: 4096^2 -> 8192^2) 6.1 / 5.6 B/px; z-stacks (synthetic_nuclei, 48 -> 96 x 512 x 512) 17.3
+#: / 4-13 (39.5 with splitting before the 3D split's memory work of session 6). Set at about
+#: 1.5x that, less the input, and at least the whole peak over the libraries at the smaller
+#: size (images 11.8 / 9.6, z-stacks 24.3 / 19.3). The U-Net
 #: (not re-measured) holds a float32 copy, its probabilities and labels. Above
 #: ``max_memory`` a threshold run goes to chunks (see issue 15).
-PEAK_BYTES_PER_PIXEL = {"split": {2: 12, 3: 42}, "threshold": {2: 12, 3: 20}, "unet": 48}
+PEAK_BYTES_PER_PIXEL = {"split": {2: 12, 3: 26}, "threshold": {2: 12, 3: 20}, "unet": 48}
 #: Bytes per pixel of a whole time series beyond its input (its labels, mask and their
 #: uint16 copy), on top of one frame's :data:`PEAK_BYTES_PER_PIXEL`: measured 6-10 B/px with
 #: the input (16 -> 32 frames of 1024^2, 2 -> 4 frames of 24 x 512 x 512), as above.

@@ -694,7 +694,7 @@ class BatchOptions(StageOptions):
     max_memory_mb: float = option(
         4096.0,
         "Peak memory one input may take in memory (the estimate of its whole run: about 14 "
-        "bytes per pixel for a classic count of an image, 44 for a z-stack with splitting, "
+        "bytes per pixel for a classic count of an image, 28 for a z-stack with splitting, "
         "50 for the U-Net); larger inputs run in chunks, to zarr.",
         low=0,
         low_open=True,

@@ -117,15 +117,15 @@ def test_a_missing_zarr_chunk_fails_that_file_only(folder, tmp_path, capsys):
 
 
 def test_the_peak_estimate_follows_what_is_counted_at_once():
-    """Measured per pixel (batch.py): a z-stack with splitting needs 3.5x an image's working
+    """Measured per pixel (batch.py): a z-stack with splitting needs about 2x an image's working
     memory; a time series pays its whole labels and one frame's work."""
     split = PipelineSettings("otsu")
     mpx = 1_000_000
     assert peak_bytes((1000, 1000), np.uint16, split) == mpx * (2 + 12)
-    assert peak_bytes((10, 1000, 1000), np.uint16, split) == 10 * mpx * (2 + 42)
+    assert peak_bytes((10, 1000, 1000), np.uint16, split) == 10 * mpx * (2 + 26)
     assert peak_bytes((10, 1000, 1000), np.uint16, split, time_axis=0) == 10 * mpx * 14 + mpx * 12
     stack = peak_bytes((10, 4, 1000, 1000), np.uint8, split, time_axis=0)
-    assert stack == 40 * mpx * (1 + 12) + 4 * mpx * 42
+    assert stack == 40 * mpx * (1 + 12) + 4 * mpx * 26
     plain = PipelineSettings("otsu", count=NO_SPLIT)
     assert peak_bytes((10, 1000, 1000), np.uint16, plain) == 10 * mpx * (2 + 20)
 
