@@ -274,6 +274,7 @@ def test_matches_brute_force_on_random_cases(seed):
 
 def test_dask_input_gives_same_result(sample_labels):
     import dask.array as da
+
     pred = np.roll(sample_labels, 2, axis=0)
     ref = evaluate(sample_labels, pred)
     lazy = evaluate(da.from_array(sample_labels, chunks=128), da.from_array(pred, chunks=100))

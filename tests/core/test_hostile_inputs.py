@@ -62,8 +62,7 @@ LABEL_FUNCTIONS = {
 }
 
 #: Cases another engineer owns that are not fixed yet: (function, input id) -> reason.
-KNOWN = {
-}
+KNOWN = {}
 
 
 def _run(func, data, words):

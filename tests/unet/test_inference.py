@@ -167,6 +167,7 @@ def test_openvino_backend_equals_torch(small_model, sample_images):
 
 def test_dask_input_equals_numpy(small_model):
     import dask.array as da
+
     folder, _ = small_model
     rng = np.random.default_rng(3)
     stack = (rng.random((2, 40, 40)) * 1000).astype(np.uint16)

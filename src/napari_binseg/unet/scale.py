@@ -322,7 +322,7 @@ def rescale_factor(diameter, lm, labels=None):
 
     ``diameter=None``: 1.0. A number: the model's reference diameter over it, within 1/16-4
     (a model without one raises ValueError). ``"auto"``: from the median nucleus of ``labels`` (the
-    full-size pass, step 5 of the module's rule), only upwards, when nuclei are at least 25%
+    full-size pass, step 6 of the module's rule), only upwards, when nuclei are at least 25%
     smaller than the model's reference; the factor is rounded to a quarter and capped at the
     model's ``max_scale`` (the probe's steps are :func:`probe_scale`).
     """
