@@ -252,10 +252,25 @@ def test_count_widget_in_the_3d_view(make_napari_viewer, qtbot, errors):
     np.testing.assert_allclose(out.features["volume"], np.bincount(out.data.ravel())[1:] * 0.5)
 
 
-def test_count_widget_refuses_an_intensity_image_as_mask(make_napari_viewer, qtbot, errors):
+def test_count_widget_refuses_an_intensity_image_as_mask(
+    make_napari_viewer, qtbot, errors, monkeypatch
+):
     """A raw image chosen as the mask (the picker's default when no Labels layer exists) gets
     one message, not 100,000 one-grey-level "objects"; an Image layer holding a 0/255 mask
-    is counted."""
+    is counted. The check reads the whole image, in the worker (a large image froze the
+    viewer at the press of Count)."""
+    import threading
+
+    from napari_binseg import _validation
+
+    threads = []
+
+    def is_mask(data, high=None):
+        threads.append(threading.current_thread())
+        return real_is_mask(data, high)
+
+    real_is_mask = _validation.is_mask
+    monkeypatch.setattr(_validation, "is_mask", is_mask)
     viewer = make_napari_viewer()
     image = np.zeros((32, 32), np.uint8)
     image[4:12, 4:12] = 200
@@ -271,6 +286,7 @@ def test_count_widget_refuses_an_intensity_image_as_mask(make_napari_viewer, qtb
     widget.mask.value = viewer.add_image(np.where(image > 50, 255, 0).astype(np.uint8), name="m")
     run_and_wait(qtbot, widget)
     assert errors == [] and widget.output.metadata["napari_binseg"]["count"] == 2
+    assert threads and threading.main_thread() not in threads
 
 
 def test_count_widget_measures_the_image_a_mask_was_made_from(make_napari_viewer, qtbot, errors):

@@ -425,25 +425,23 @@ def labels_data(layer, *, name="labels"):
     return data
 
 
-def mask_data(layer, *, name="mask"):
-    """Data of a Labels layer, or of an Image layer holding a binary mask (0/1, 0/255).
+def check_mask_image(data, *, layer_name: str, name="mask"):
+    """Refuse the data of an Image layer chosen as a mask unless it holds a binary mask (0/1,
+    0/255); returns ``data``.
 
-    An Image layer of intensities is refused: counted as labels, a raw 8-bit image gave
-    100,000 one-grey-level "objects". A label image opened as an Image layer is converted by
-    the user (napari's Convert to Labels).
+    Counted as labels, a raw 8-bit image gave 100,000 one-grey-level "objects". A label image
+    opened as an Image layer is converted by the user (napari's Convert to Labels). It reads
+    the whole array, so a widget calls it in its worker, not on the GUI thread; a lazy array
+    is not read for it.
     """
-    import napari.layers
-
     from napari_binseg._validation import is_mask
 
-    data = labels_data(layer, name=name)
-    if isinstance(layer, napari.layers.Image) and isinstance(data, np.ndarray):
-        if data.size == 0 or not is_mask(data):
-            raise ValueError(
-                f"{name}: {layer.name!r} is an Image layer of {data.dtype} intensities, not a "
-                "mask: threshold it first (Threshold or U-Net), or, if it holds labels, "
-                "convert it (right-click the layer > Convert to Labels)"
-            )
+    if isinstance(data, np.ndarray) and (data.size == 0 or not is_mask(data)):
+        raise ValueError(
+            f"{name}: {layer_name!r} is an Image layer of {data.dtype} intensities, not a "
+            "mask: threshold it first (Threshold or U-Net), or, if it holds labels, "
+            "convert it (right-click the layer > Convert to Labels)"
+        )
     return data
 
 

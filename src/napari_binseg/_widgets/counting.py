@@ -17,9 +17,10 @@ from ._files import ask_save_path, save_table_csv
 from ._form import OptionForm
 from ._layers import (
     METADATA_KEY,
+    check_mask_image,
     image_data,
+    labels_data,
     layer_shape,
-    mask_data,
     show_in_3d,
     spatial_meta,
     upsert_layer,
@@ -240,9 +241,11 @@ class CountWidget(BinsegWidget):
             self.stack.value = axes
 
     def run(self):
+        import napari.layers
+
         mask_layer, image_layer = self.mask.value, self.image.value
         try:
-            mask = mask_data(mask_layer, name="mask")
+            mask = labels_data(mask_layer, name="mask")
             image = image_data(image_layer, name="intensity image") if image_layer else None
             if image is not None and image.shape != mask.shape:
                 raise ValueError(
@@ -260,10 +263,14 @@ class CountWidget(BinsegWidget):
             return None
         progress = self.progress_callback
         add_points = bool(self.add_points.value)
+        image_as_mask = isinstance(mask_layer, napari.layers.Image)
+        mask_name = mask_layer.name
 
         def work():
             from napari_binseg.counting import count_cells, count_summary
 
+            if image_as_mask:
+                check_mask_image(mask, layer_name=mask_name, name="mask")
             labels, table = count_cells(mask, image, **params, progress=progress)
             summary = count_summary(table, per="frame")
             return labels, table, summary
