@@ -134,7 +134,10 @@ def test_count_widget_intensity_split_asks_for_the_image(make_napari_viewer, qtb
     assert widget.image.value is None
     widget.split_touching.value = "intensity"
     assert widget.run() is None and not widget.busy
-    assert len(errors) == 1 and errors[0].startswith("napari-binseg count: intensity image:")
+    assert errors == [
+        "napari-binseg count: intensity image: 'distance + intensity valleys' splits nuclei "
+        "along the image's dark valleys; choose the image (or split by distance transform)"
+    ]
 
 
 def test_count_widget_cancel(make_napari_viewer, qtbot, errors):

@@ -254,9 +254,10 @@ class CountWidget(BinsegWidget):
                 )
             params = self.parameters(mask_layer)
             if params["split_touching"] == "intensity" and image is None:
+                names = dict(SPLIT_NAMES)
                 raise ValueError(
-                    "intensity image: 'distance + intensity valleys' splits nuclei along the "
-                    "image's dark valleys; choose the image (or split by distance transform)"
+                    f"intensity image: {names['intensity']!r} splits nuclei along the image's "
+                    f"dark valleys; choose the image (or split by {names[True]})"
                 )
         except ValueError as exc:
             self.report_error(exc)
