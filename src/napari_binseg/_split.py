@@ -682,6 +682,7 @@ def split_frame(
         del fg  # only the upsampling of a coarse split needs it (1 byte per pixel)
     blurred = None
     if intensity is not None and ndim == 2 and f <= BLUR_STEP:
+        intensity = _finite(intensity)
         boxes = dist.boxes if isinstance(dist, _BoxDistances) else None
         widths = _blurred_objects(labels, intensity, *peak_count[:2], cspacing, f, boxes)
         # Their pixels before the split writes its pieces into ``labels``.
@@ -806,7 +807,7 @@ def _blurred_objects(labels, image, peak, count, spacing, f, boxes=None):
     sample[np.linspace(0, ids.size - 1, BLUR_SAMPLE).astype(np.int64)] = True
     width = np.zeros(ids.size)
     width[sample] = _edge_widths(image, labels, ids[sample], boxes)
-    if not np.median(width[sample]) >= BLUR_FRAME:  # also NaN: not-a-number pixels
+    if np.median(width[sample]) < BLUR_FRAME:
         return {}
     width[~sample] = _edge_widths(image, labels, ids[~sample], boxes)
     radius = peak[ids] * f / spacing[-1]  # inscribed radius in full-resolution pixels
@@ -830,6 +831,21 @@ def _object_masks(labels, widths):
         box = (slice(boxes[k, 0], boxes[k, 1] + 1), slice(boxes[k, 2], boxes[k, 3] + 1))
         objects.append((labels[box] == k, box, width))
     return objects
+
+
+def _finite(image):
+    """``image``, or a copy whose NaN and infinite pixels take the value of the nearest finite
+    one: a few such pixels would make an object's edge width NaN, and the frame's median
+    with it (the frame then passed for sharp)."""
+    from .unet.normalize import nonfinite_mask
+
+    bad = nonfinite_mask(image)
+    if bad is None:
+        return np.asarray(image)
+    if bad.all():
+        return np.zeros(bad.shape, np.float32)
+    nearest = ndi.distance_transform_edt(bad, return_distances=False, return_indices=True)
+    return np.asarray(image)[tuple(nearest)]
 
 
 def _noise_sd(image):
@@ -856,7 +872,7 @@ def _split_blurred(labels, image, objects, widen=None):
         t = max(1.0, BLUR_SCALE * width)
         margin = int(3 * t) + 1
         outer = tuple(slice(max(0, b.start - margin), b.stop + margin) for b in box)
-        log = -ndi.gaussian_laplace(np.nan_to_num(np.asarray(image[outer], np.float32)), t)
+        log = -ndi.gaussian_laplace(np.asarray(image[outer], np.float32), t)
         inner = tuple(
             slice(b.start - o.start, b.stop - o.start) for b, o in zip(box, outer, strict=True)
         )
