@@ -888,7 +888,7 @@ _quantile = _jit(_quantile_impl)
 
 def _edge_widths_impl(image, labels, ids, boxes, margin, kernel, ody, odx, od2, out):
     """Edge width of each object ``ids[i]`` of a 2D label image, into ``out[i]``: see
-    ``_split._edge_width``. Each in its bounding box (``boxes``, inclusive) grown by
+    ``_split._edge_widths``. Each in its bounding box (``boxes``, inclusive) grown by
     ``margin``: the intensity smoothed by ``kernel`` along y then x (scipy's mode
     "reflect" at the box's edges), its gradient as ``np.gradient``, and exact Euclidean
     distances up to 6 px: ``ody``, ``odx`` the offsets within 6 px by increasing squared
