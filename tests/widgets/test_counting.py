@@ -377,6 +377,14 @@ def test_outputs_follow_a_rotated_layer(make_napari_viewer, qtbot, errors):
     np.testing.assert_allclose(out.data_to_world(corner), layer.data_to_world(corner))
     hits = [out.get_value(points.data_to_world(p), world=True) for p in points.data]
     assert hits == [1, 2]
+    # The rotation undone and counted again: the outputs, updated in place, lose it too.
+    layer.rotate = 0
+    run_and_wait(qtbot, widget)
+    assert errors == [] and widget.output is out and widget.points is points
+    np.testing.assert_allclose(out.rotate, np.eye(2), atol=1e-12)
+    np.testing.assert_allclose(out.data_to_world(corner), layer.data_to_world(corner))
+    hits = [out.get_value(points.data_to_world(p), world=True) for p in points.data]
+    assert hits == [1, 2]
     # The Threshold preview of a rotated image lies on it too.
     from napari_binseg._widgets.thresholding import ThresholdWidget
 

@@ -218,21 +218,16 @@ def layer_combo(
 
 
 def spatial_meta(layer) -> dict:
-    """Layer geometry to copy onto an output layer: scale, translate, units, axis labels, and
-    a rotation, shear or affine transform when the layer has one (outputs lay beside a
-    rotated input before)."""
+    """Layer geometry to copy onto an output layer: scale, translate, units, axis labels,
+    rotation, shear and affine transform (outputs lay beside a rotated input before; an
+    identity is copied too, so an output updated in place drops a rotation its input lost)."""
     meta = {"scale": tuple(layer.scale), "translate": tuple(layer.translate)}
     for attr in ("units", "axis_labels"):
         if hasattr(layer, attr):  # napari >= 0.6
             meta[attr] = tuple(getattr(layer, attr))
-    eye = np.eye(layer.ndim)
-    if not np.allclose(layer.rotate, eye):
-        meta["rotate"] = np.asarray(layer.rotate)
-    if np.any(np.asarray(layer.shear) != 0):
-        meta["shear"] = np.asarray(layer.shear)
-    affine = np.asarray(layer.affine.affine_matrix)
-    if not np.allclose(affine, np.eye(layer.ndim + 1)):
-        meta["affine"] = affine
+    meta["rotate"] = np.asarray(layer.rotate)
+    meta["shear"] = np.asarray(layer.shear)
+    meta["affine"] = np.asarray(layer.affine.affine_matrix)
     return meta
 
 
