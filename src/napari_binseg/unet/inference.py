@@ -33,6 +33,7 @@ from .passes import (
     _foreground,
     _infer_pass,
     _labels_at_scale,
+    _mask_estimate,
     _normalized_units,
     _probing,
     _tiles,
@@ -43,7 +44,6 @@ from .passes import (
 from .scale import (
     PROBE_SCALE,
     check_diameter,
-    mask_diameter,
     median_diameter,
     rescale_factor,
     resize,
@@ -484,9 +484,8 @@ def estimate_diameter(
         if probing:
             d, scale = _estimate(unit, lm, runner, prob_threshold, True, False, **kw)[:2]
         else:
-            d = mask_diameter(unit) if reference is not None else None
-            scale = upsample_factor(d, reference, post.get("max_scale", 2.0))
-        if scale in (None, 1.0):
+            d, scale = _mask_estimate(unit, reference, post.get("max_scale", 2.0))
+        if scale is None:
             probs = _infer_pass(unit, lm, runner, 1.0, extra=True, **kw)
             d = median_diameter(_labels_at_scale(probs, lm, 1.0, unit.shape, prob_threshold))
         if d is not None:

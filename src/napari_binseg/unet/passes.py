@@ -253,9 +253,7 @@ def _auto_unit(unit, lm, runner, prob_threshold, probing, info, **kw):
             return labels_resized(labels, unit.shape), probs, scale, found
         info["probe_seconds"] += seconds
     else:
-        found = mask_diameter(unit) if reference is not None else None
-        scale = upsample_factor(found, reference, max_scale)
-        scale = None if scale == 1.0 else scale
+        found, scale = _mask_estimate(unit, reference, max_scale)
         seconds = time.perf_counter() - t
     info["estimate_seconds"] += seconds
     if scale is not None:
@@ -274,6 +272,14 @@ def _auto_unit(unit, lm, runner, prob_threshold, probing, info, **kw):
         probs = _infer_pass(unit, lm, runner, scale, extra=True, **kw)
         labels = _labels_at_scale(probs, lm, scale, unit.shape, prob_threshold)
     return labels, probs, scale, found
+
+
+def _mask_estimate(unit, reference, max_scale):
+    """A plane too small to probe: (its Otsu mask's diameter or None, the upsampling factor
+    it gives or None: the full-size pass decides); no network pass."""
+    found = mask_diameter(unit) if reference is not None else None
+    scale = upsample_factor(found, reference, max_scale)
+    return found, None if scale == 1.0 else scale
 
 
 def _coarse_pass(x, lm, runner, prob_threshold, resize_by, plane_scale, extra=False, **kw):
@@ -306,6 +312,14 @@ def _estimate(unit, lm, runner, prob_threshold, extra=False, result=True, **kw):
         unit, lm, runner, prob_threshold, PROBE_SCALE, PROBE_SCALE, extra, **kw
     )
     coarse = {PROBE_SCALE: (labels, probs, seconds)}
+
+    def look():  # the 0.125x pass, from the probe's input; its estimate
+        _, labels, probs, seen, seconds = _coarse_pass(
+            x, lm, runner, prob_threshold, LOOK_SCALE / PROBE_SCALE, LOOK_SCALE, True, **kw
+        )
+        coarse[LOOK_SCALE] = (labels, probs, seconds)
+        return seen
+
     found = plausible(found, unit.shape)
     looked = False
     scales = DOWN_SCALES
@@ -315,22 +329,15 @@ def _estimate(unit, lm, runner, prob_threshold, extra=False, result=True, **kw):
         foreground = _foreground_diameter(mask, limit * PROBE_SCALE)
         foreground = None if foreground is None else foreground / PROBE_SCALE
         if needs_look(found, foreground, reference, rule["native_max"]):
-            _, labels, probs, seen, seconds = _coarse_pass(
-                x, lm, runner, prob_threshold, LOOK_SCALE / PROBE_SCALE, LOOK_SCALE, True, **kw
-            )
-            coarse[LOOK_SCALE] = (labels, probs, seconds)
             looked = True
-            seen = checked_estimate(found, plausible(seen, unit.shape), reference)
+            seen = checked_estimate(found, plausible(look(), unit.shape), reference)
             if seen != found:  # the probe cut nuclei up: 0.25x will not do
                 return seen, LOOK_SCALE, coarse, looked
     else:
         scales = tuple(s for s in DOWN_SCALES if s != LOOK_SCALE)
     scale = probe_scale(found, reference, post.get("max_scale", 2.0), scales=scales, **rule)
     if result and scale == LOOK_SCALE and scale not in coarse:  # from the probe's input
-        _, labels, probs, _, seconds = _coarse_pass(
-            x, lm, runner, prob_threshold, LOOK_SCALE / PROBE_SCALE, LOOK_SCALE, True, **kw
-        )
-        coarse[LOOK_SCALE] = (labels, probs, seconds)
+        look()
     return found, scale, coarse, looked
 
 
