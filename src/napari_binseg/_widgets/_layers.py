@@ -37,6 +37,12 @@ def same_layer(a, b) -> bool:
     return a is not None and b is not None and unwrap(a) is unwrap(b)
 
 
+def output_meta(layer) -> dict:
+    """What a widget wrote in its output layer's metadata; ``{}`` for any other layer."""
+    meta = layer.metadata.get(METADATA_KEY) if isinstance(layer.metadata, dict) else None
+    return meta if isinstance(meta, dict) else {}
+
+
 def layer_role(layer) -> str:
     """What a layer is to the workflow.
 
@@ -45,8 +51,8 @@ def layer_role(layer) -> str:
     layer named like ground truth); ``"input"`` (anything else: an opened image, painted labels).
     Outputs are known by the metadata the widgets write, or by their name once saved and reopened.
     """
-    meta = layer.metadata.get(METADATA_KEY) if isinstance(layer.metadata, dict) else None
-    if isinstance(meta, dict) and "widget" in meta:
+    meta = output_meta(layer)
+    if "widget" in meta:
         role = meta.get("role", "main")
         if role in ("preview", "probability"):
             return role
@@ -251,19 +257,16 @@ def source_path(layer) -> str | None:
     metadata); an output's own ``source_path`` for an output of an output."""
     path = getattr(getattr(layer, "source", None), "path", None)
     meta = layer.metadata if isinstance(layer.metadata, dict) else {}
-    ours = meta.get(METADATA_KEY)
-    ours = ours.get("source_path") if isinstance(ours, dict) else None
-    path = path or meta.get("path") or ours
+    path = path or meta.get("path") or output_meta(layer).get("source_path")
     return str(path) if path else None
 
 
 def find_output(viewer, *, widget: str, source: str, role: str = "main", layer_type=None):
     """The output layer a widget made earlier for the input layer named ``source``, or None."""
     for layer in viewer.layers:
-        meta = layer.metadata.get(METADATA_KEY) if isinstance(layer.metadata, dict) else None
+        meta = output_meta(layer)
         if (
-            meta
-            and meta.get("widget") == widget
+            meta.get("widget") == widget
             and meta.get("source") == source
             and meta.get("role", "main") == role
             and (layer_type is None or isinstance(layer, layer_type))
@@ -408,8 +411,8 @@ def labels_data(layer, *, name="labels"):
     data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
     if getattr(layer, "rgb", False):
         raise ValueError(f"{name}: layer {layer.name!r} is RGB(A); choose a mask layer")
-    meta = layer.metadata.get(METADATA_KEY) if isinstance(layer.metadata, dict) else None
-    if isinstance(meta, dict) and meta.get("method") == "multiotsu":
+    meta = output_meta(layer)
+    if meta.get("method") == "multiotsu":
         lowest = np.atleast_1d(meta.get("thresholds", [np.nan]))[0]
         raise ValueError(
             f"{name}: {layer.name!r} holds multi-Otsu classes, not a mask (each class "

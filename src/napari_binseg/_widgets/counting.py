@@ -16,11 +16,11 @@ from ._base import BinsegWidget
 from ._files import ask_save_path, save_table_csv
 from ._form import OptionForm
 from ._layers import (
-    METADATA_KEY,
     check_mask_image,
     image_data,
     labels_data,
     layer_shape,
+    output_meta,
     show_in_3d,
     spatial_meta,
     upsert_layer,
@@ -366,8 +366,7 @@ def source_image(viewer, layer):
 
     shape = None if layer is None else layer_shape(layer)
     for _ in range(4):
-        meta = getattr(layer, "metadata", {}).get(METADATA_KEY, {})
-        name = meta.get("source") if isinstance(meta, dict) else None
+        name = output_meta(layer).get("source") if layer is not None else None
         layer = viewer.layers[name] if name in viewer.layers else None
         if layer is None or not isinstance(layer, (napari.layers.Image, napari.layers.Labels)):
             return None

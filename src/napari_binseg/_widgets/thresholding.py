@@ -13,9 +13,9 @@ from ._base import BinsegWidget
 from ._form import OptionForm, _decimals, number_control
 from ._histogram import HistogramPlot, histogram
 from ._layers import (
-    METADATA_KEY,
     current_index,
     image_data,
+    output_meta,
     same_layer,
     spatial_meta,
     unwrap,
@@ -366,12 +366,8 @@ class ThresholdWidget(BinsegWidget):
         preview of the image chosen before stayed on screen over the new one)."""
         layer = self.image.value
         for other in self.viewer.layers:
-            meta = other.metadata.get(METADATA_KEY) if isinstance(other.metadata, dict) else None
-            if (
-                isinstance(meta, dict)
-                and meta.get("widget") == self.widget_id
-                and meta.get("role") == "preview"
-            ):
+            meta = output_meta(other)
+            if meta.get("widget") == self.widget_id and meta.get("role") == "preview":
                 other.visible = visible and layer is not None and meta.get("source") == layer.name
 
     # -- full run ----------------------------------------------------------------------------
