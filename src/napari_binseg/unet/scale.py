@@ -20,7 +20,7 @@ range, down or up (Cellpose's size normalization [1]_):
    checked at :data:`LOOK_SCALE` (0.125x of the probe's input, 1/64 of a pass), where
    nuclei of up to ~380 pixels are whole; its estimate wins where it is :data:`LOOK_GAIN`
    times larger with nuclei of at least :data:`LOOK_MIN` times the model's diameter there
-   (:func:`checked_estimate`). Planes under 256 pixels a side get no look. An estimate over
+   (:func:`checked_estimate`). Planes under 252 pixels a side get no look. An estimate over
    half the plane's shorter side (:func:`plausible`: merged small nuclei seen as one blob)
    counts as nothing seen.
 3. Nuclei estimated above :data:`NATIVE_MAX` times the model's diameter (48 pixels for the
@@ -33,7 +33,7 @@ range, down or up (Cellpose's size normalization [1]_):
 4. Small nuclei are upsampled by the estimate times :data:`PROBE_SMALL`
    (:func:`upsample_factor`: by the model's diameter over it, rounded to a quarter, from
    1.25x, at most ``max_scale``), in one pass: the estimate costs the probe alone.
-5. Planes too small to probe (under 128 pixels a side for the bundled model), where every
+5. Planes too small to probe (under 126 pixels a side for the bundled model), where every
    network call costs about the same fixed time, are upsampled in the same way by the
    nuclei of their Otsu mask (:func:`mask_diameter`, no network pass; on the DSB training
    images rescaled to 64-90 pixels it upsamples the planes the full-size measurement does,
