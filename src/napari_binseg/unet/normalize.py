@@ -1,7 +1,8 @@
 """Input normalization: each plane's intensity percentiles mapped to 0 and 1.
 
 Pixels that hold no number (NaN, and +-inf) are left out of the percentiles and set to the
-background level (0 after normalization), so one bad pixel cannot blank a whole plane.
+background level (0 after normalization), so one bad pixel cannot blank a whole plane;
+values are clipped to +-:data:`CLIP`, so a few saturated ones cannot change the whole plane.
 """
 
 import math
