@@ -429,10 +429,15 @@ class UNetOptions(StageOptions):
         advanced=True,
     )
     batch_size: int = option(4, "Tiles per network call.", low=1, advanced=True)
-    prob_threshold: float = option(
-        0.5,
-        "Foreground probability above which a pixel belongs to a nucleus.",
+    prob_threshold: float | None = option(
+        None,
+        "Foreground probability above which a pixel belongs to a nucleus; model: the model's "
+        "own (postprocess.prob_threshold of its config.json, 0.5 for the bundled model).",
+        kind=float,
         label="probability threshold",
+        nullable=True,
+        none_label="model",
+        zero_is_none=True,
         low=0,
         high=1,
         low_open=True,

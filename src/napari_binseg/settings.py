@@ -26,8 +26,9 @@ from .options import (
 #: 2: adds ``axes``, ``unet.precision``/``unet.backend`` (their defaults are what 0.1 did),
 #: ``unet.mode`` (z-stacks as volumes),
 #: ``count.diameter``, and ``count.min_size`` null = automatic (from the nucleus size);
-#: 3: adds ``threshold.ignore_bright_outliers`` (on by default; off for older files).
-SETTINGS_VERSION = 3
+#: 3: adds ``threshold.ignore_bright_outliers`` (on by default; off for older files);
+#: 4: ``unet.prob_threshold`` null = the model's own (the default; 0.5 for older files).
+SETTINGS_VERSION = 4
 
 #: Names of napari-binseg 0.1, kept for code that imports them.
 ThresholdSettings = ThresholdOptions
@@ -63,8 +64,20 @@ def _from_v2(data):
     return {**data, "version": 3}
 
 
+def _from_v3(data):
+    """Version 3 -> 4: a file written when the U-Net always ran at 0.5 unless told otherwise
+    keeps 0.5 (``unet.prob_threshold`` null, the model's own, unless the file sets it)."""
+    data = dict(data)
+    section = data.get("unet")
+    if section is None:
+        section = {}
+    if isinstance(section, dict):
+        data["unet"] = {"prob_threshold": 0.5, **section}
+    return {**data, "version": 4}
+
+
 #: ``version -> function`` that turns a dict of that version into the next version's.
-MIGRATIONS = {1: _from_v1, 2: _from_v2}
+MIGRATIONS = {1: _from_v1, 2: _from_v2, 3: _from_v3}
 
 
 def _depth(value, limit):
@@ -131,8 +144,8 @@ def migrate_settings(data):
 
     Examples
     --------
-    >>> migrate_settings({"version": 1, "method": "li"})
-    {'method': 'li', 'count': {'min_size': 0.0}}
+    >>> migrate_settings({"version": 3, "method": "unet"})
+    {'method': 'unet', 'unet': {'prob_threshold': 0.5}}
     """
     data = dict(data)
     version = data.pop("version", SETTINGS_VERSION)

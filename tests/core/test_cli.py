@@ -227,6 +227,10 @@ def test_every_option_has_a_flag_with_its_help(capsys):
          {"split_touching": False, "fill_holes": False, "exclude_border": True}),
         (["--precision", "float32", "--tile-size", "256", "--diameter", "none"], "unet",
          {"precision": "float32", "tile_size": 256, "diameter": None}),
+        ([], "unet", {"prob_threshold": None}),  # the model's own
+        (["--prob-threshold", "0.4"], "unet", {"prob_threshold": 0.4}),
+        (["--prob-threshold", "model"], "unet", {"prob_threshold": None}),
+        (["--prob-threshold", "0"], "unet", {"prob_threshold": None}),
         (["--threshold-min-size", "5", "--invert", "--sigma", "2"], "threshold",
          {"min_size": 5, "invert": True, "sigma": 2.0}),
     ],
@@ -261,3 +265,27 @@ def test_bad_flag_values_exit_2_naming_the_flag(tmp_path, capsys):
             main(["segment", str(tmp_path), "--out", str(tmp_path / "o"), *flags])
         assert info.value.code == 2
         assert message in capsys.readouterr().err
+
+
+def test_segment_runs_the_models_own_prob_threshold(tmp_path, sample_image):
+    """Without --prob-threshold the model's config.json value runs (it was always 0.5)."""
+    from napari_binseg.io import imread
+    from tests.unet.conftest import bundled_copy
+
+    strict = bundled_copy(tmp_path / "strict", prob_threshold=0.9)
+    imwrite(tmp_path / "in" / "crop.tif", sample_image[:192, :192])
+
+    def labels(*flags):
+        out = tmp_path / f"out{len(list(tmp_path.glob('out*')))}"
+        args = ["segment", str(tmp_path / "in"), "--out", str(out), "--method", "unet",
+                "--device", "cpu", "-q", *flags]  # fmt: skip
+        assert main(args) == 0
+        return imread(out / "crop_labels.tif")[0]
+
+    own = labels("--model", str(strict))
+    np.testing.assert_array_equal(own, labels("--prob-threshold", "0.9"))
+    bundled = labels()
+    assert 0 < np.count_nonzero(own) < 0.95 * np.count_nonzero(bundled)
+    np.testing.assert_array_equal(
+        labels("--model", str(strict), "--prob-threshold", "0.5"), bundled
+    )

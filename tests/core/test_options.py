@@ -132,7 +132,7 @@ def test_defaults_are_those_of_version_0_1():
         0.25,
         4,
     )
-    assert (u.prob_threshold, u.diameter) == (0.5, "auto")
+    assert (u.prob_threshold, u.diameter) == (None, "auto")  # None: the model's own
     assert CountOptions().to_dict() == dict(
         connectivity=None,
         split_touching=True,

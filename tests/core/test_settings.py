@@ -54,6 +54,7 @@ def test_version_1_defaults_are_0_1_defaults():
         "method": "li",
         "count": {"min_size": 0.0},
         "threshold": {"ignore_bright_outliers": False},
+        "unet": {"prob_threshold": 0.5},
     }
     assert migrate_settings({"method": "li"}) == {"method": "li"}  # no version: current
 
@@ -68,6 +69,17 @@ def test_files_before_version_3_keep_plain_thresholds():
     assert PipelineSettings.from_dict({"version": 3}).threshold.ignore_bright_outliers
     again = PipelineSettings.from_dict(PipelineSettings().to_dict())
     assert again.threshold.ignore_bright_outliers and again == PipelineSettings()
+
+
+def test_files_before_version_4_keep_prob_threshold_0_5():
+    # Until version 4 the U-Net ran at 0.5 unless told otherwise; now the model's own value.
+    assert PipelineSettings.from_dict({"version": 3}).unet.prob_threshold == 0.5
+    kept = {"version": 2, "unet": {"prob_threshold": 0.3}}
+    assert PipelineSettings.from_dict(kept).unet.prob_threshold == 0.3
+    assert PipelineSettings.from_dict({"version": 4}).unet.prob_threshold is None
+    assert PipelineSettings().unet.prob_threshold is None
+    again = PipelineSettings.from_json(PipelineSettings("unet").to_json())
+    assert again.unet.prob_threshold is None and again == PipelineSettings("unet")
 
 
 @pytest.mark.parametrize("version", [0, 99, "1", True, None, 1.5])

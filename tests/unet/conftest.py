@@ -94,3 +94,23 @@ def big_nuclei(sample_image, sample_labels):
     (nuclei ~110 px, the size of 63x images)."""
     crop, truth = sample_image[:256, :256], sample_labels[:256, :256]
     return np.kron(crop, np.ones((4, 4), crop.dtype)), np.kron(truth, np.ones((4, 4), truth.dtype))
+
+
+def bundled_copy(folder, **postprocess):
+    """A copy of the bundled model folder at ``folder`` with ``postprocess`` keys of its
+    config.json changed; skips the test where the bundled weights are absent."""
+    import shutil
+
+    if not HAS_BUNDLED:
+        pytest.skip("bundled weights not present")
+    shutil.copytree(MODELS_DIR / "nuclei", folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["postprocess"].update(postprocess)
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+@pytest.fixture(scope="package")
+def strict_model(tmp_path_factory):
+    """The bundled model with ``prob_threshold`` 0.9 in its config.json (0.5 in the bundled)."""
+    return bundled_copy(tmp_path_factory.mktemp("strict") / "strict", prob_threshold=0.9)

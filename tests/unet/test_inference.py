@@ -360,6 +360,30 @@ def test_bundled_model_tiled_equals_full(sample_image, sample_labels):
     assert abs(object_f1(sample_labels, full) - object_f1(sample_labels, tiled)) < 0.02
 
 
+def test_the_models_own_prob_threshold_is_the_default(strict_model, sample_image):
+    """A model's config.json ``postprocess.prob_threshold`` is what runs unless a threshold is
+    given (it was validated at load, then 0.5 ran whatever it said)."""
+    bundled, info = segment(sample_image, "nuclei", device="cpu", return_info=True)
+    strict, strict_info = segment(sample_image, strict_model, device="cpu", return_info=True)
+    assert (info["prob_threshold"], strict_info["prob_threshold"]) == (0.5, 0.9)
+    assert 0 < np.count_nonzero(strict) < 0.95 * np.count_nonzero(bundled)
+    at_09 = segment(sample_image, "nuclei", device="cpu", prob_threshold=0.9)
+    np.testing.assert_array_equal(strict, at_09)
+    # A given threshold overrides the model's.
+    given = segment(sample_image, strict_model, device="cpu", prob_threshold=0.5)
+    np.testing.assert_array_equal(given, bundled)
+    crop = sample_image[:200, :200]  # too small to probe: measured on the full-size pass
+    assert inference.estimate_diameter(crop, strict_model, device="cpu") == (
+        inference.estimate_diameter(crop, "nuclei", device="cpu", prob_threshold=0.9)
+    )
+    lm = load_model(strict_model, device="cpu")
+    probs = probabilities_at_scale(crop, lm, device="cpu")
+    np.testing.assert_array_equal(
+        inference.labels_from_probabilities(probs, lm),
+        inference.labels_from_probabilities(probs, lm, prob_threshold=0.9),
+    )
+
+
 def test_import_does_not_load_torch():
     code = (
         "import sys, napari_binseg, napari_binseg.unet as u\n"

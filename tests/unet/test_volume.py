@@ -146,6 +146,19 @@ def test_synthetic_stack_quality(lm, mode):
     assert abs(int(labels.max()) - int(truth.max())) <= 0.1 * truth.max()
 
 
+@pytest.mark.parametrize("mode", ["accurate", "fast"])
+def test_stack_runs_at_the_models_own_prob_threshold(strict_model, mode):
+    from napari_binseg.unet import segment
+
+    spacing = (2.0, 1.0, 1.0)
+    image, _ = _balls((12, 40, 40), spacing, [(12, 20, 20)], radius=9)
+    run = dict(spacing=spacing, mode=mode, **CPU)
+    labels, info = segment(image, strict_model, return_info=True, **run)
+    assert info["prob_threshold"] == 0.9
+    np.testing.assert_array_equal(labels, segment(image, "nuclei", prob_threshold=0.9, **run))
+    assert 0 < np.count_nonzero(labels) < np.count_nonzero(segment(image, "nuclei", **run))
+
+
 @needs_bundled
 def test_anisotropic_resampling_back_to_input_grid(lm):
     spacing = (3.0, 1.0, 1.0)

@@ -191,6 +191,31 @@ def test_predict_widget_bundled_model(make_napari_viewer, qtbot, small_image, er
     assert meta["model"] == "nuclei" and meta["weights_sha256"] == model.sha256
 
 
+def test_predict_widget_runs_the_models_own_threshold(
+    make_napari_viewer, qtbot, small_image, errors, tmp_path
+):
+    """The form's default threshold is the model's (its config.json says 0.9 here), recorded
+    in the layer's parameters as the number that ran; settings saved keep "the model's"."""
+    from napari_binseg.settings import PipelineSettings
+    from napari_binseg.unet import segment
+    from tests.unet.conftest import bundled_copy
+
+    strict = bundled_copy(tmp_path / "strict", prob_threshold=0.9)
+    viewer = make_napari_viewer()
+    layer = viewer.add_image(small_image, name="nuclei")
+    widget = _widget_for(viewer, layer, strict)
+    box = widget.prob_threshold
+    assert box.value == box.min and box.native.specialValueText() == "model"
+    run_and_wait(qtbot, widget, timeout=300_000)
+    assert errors == []
+    (out,) = output_layers(viewer, "predict")
+    expected = segment(small_image, "nuclei", device="cpu", prob_threshold=0.9)
+    np.testing.assert_array_equal(out.data, expected)
+    assert 0 < np.count_nonzero(expected) < np.count_nonzero(segment(small_image, device="cpu"))
+    assert out.metadata["napari_binseg"]["parameters"]["prob_threshold"] == 0.9
+    assert widget.settings(PipelineSettings()).unet.prob_threshold is None
+
+
 def test_predict_widget_z_stack(tiny_model, make_napari_viewer, qtbot, small_image, errors):
     """A z-stack layer (axis labels z, y, x) is segmented as a volume and shown in 3D."""
     from napari_binseg.unet import segment

@@ -208,6 +208,8 @@ class PredictWidget(BinsegWidget):
             table = measure_labels(labels, np.asarray(data), spacing=spacing, unit=unit, axes=axes)
             # segment numbers the nuclei 1..n, so the count is the maximum (no np.unique).
             info |= {
+                # The threshold that ran: the model's own where the form says "model".
+                "parameters": params | {"prob_threshold": run_info["prob_threshold"]},
                 "n_objects": int(labels.max(initial=0)),
                 "diameter": run_info.get("diameter"),
                 "diameter_um": run_info.get("diameter_um"),
@@ -218,7 +220,7 @@ class PredictWidget(BinsegWidget):
         def done(result):
             labels, probability, info, table = result
             n = info["n_objects"]
-            metadata = {"method": "unet", "parameters": params} | info
+            metadata = {"method": "unet"} | info
             features = table.copy()
             features.insert(0, "index", features["label"].to_numpy())
             self.table = table

@@ -39,6 +39,7 @@ from .passes import (
     _tiles,
     _units,
     labels_from_probabilities,
+    model_threshold,
     probabilities_at_scale,
 )
 from .scale import (
@@ -238,7 +239,7 @@ def segment(
     tile_size=1024,
     overlap=0.25,
     batch_size=4,
-    prob_threshold=0.5,
+    prob_threshold=None,
     diameter="auto",
     precision="auto",
     backend="auto",
@@ -255,8 +256,10 @@ def segment(
     ----------
     image, model, device, tile_size, overlap, batch_size, precision, backend, progress
         As in :func:`predict`.
-    prob_threshold : float
-        Foreground probability above which a pixel belongs to a nucleus.
+    prob_threshold : float, optional
+        Foreground probability above which a pixel belongs to a nucleus; default: the
+        model's own (``postprocess.prob_threshold`` of its config, 0.5 for the bundled
+        model).
     diameter : "auto", float or None
         Typical nucleus diameter in pixels, to bring nuclei to the size the model segments
         best (its ``postprocess.diameter``, the median nucleus of its training labels: 19.3
@@ -275,9 +278,10 @@ def segment(
         same network pass (resized back to the image when the plane was resized).
     return_info : bool
         Also return a dict describing the run (for layer metadata, tables and the CLI):
-        ``diameter`` (px: the median over planes of the nucleus diameter that chose each
-        plane's scale, i.e. the estimate for ``"auto"``, the given number, or the measured
-        median of the labels for ``None``; ``None`` when no nucleus was found),
+        ``prob_threshold`` (the one used), ``diameter`` (px: the median over planes of the
+        nucleus diameter that chose each plane's scale, i.e. the estimate for ``"auto"``, the
+        given number, or the measured median of the labels for ``None``; ``None`` when no
+        nucleus was found),
         ``diameter_um`` (with ``spacing``), ``diameters`` and ``scales`` (per plane),
         ``nonfinite_pixels`` (NaN/inf pixels, segmented as background), ``seconds``,
         ``estimate_seconds`` (network passes that only served the size estimate: the probe
@@ -353,6 +357,7 @@ def segment(
         backend=backend,
     )
     check_diameter(diameter, lm)
+    prob_threshold = model_threshold(prob_threshold, lm)
     if axes is not None or image.ndim <= 4:
         from ..axes import resolve_axes
 
@@ -384,6 +389,7 @@ def segment(
     out = np.zeros(tuple(image.shape), np.int32)
     prob = np.empty(tuple(image.shape), np.float32) if return_probabilities else None
     info = {
+        "prob_threshold": prob_threshold,
         "diameters": [],
         "scales": [],
         "nonfinite_pixels": 0,
@@ -438,7 +444,7 @@ def estimate_diameter(
     tile_size=1024,
     overlap=0.25,
     batch_size=4,
-    prob_threshold=0.5,
+    prob_threshold=None,
     precision="auto",
     backend="auto",
 ):
@@ -475,6 +481,7 @@ def estimate_diameter(
         backend=backend,
         **kw,
     )
+    prob_threshold = model_threshold(prob_threshold, lm)
     post = lm.config["postprocess"]
     reference = post.get("diameter")
     probing = _probing(lm, image.shape[image.ndim - lm.spatial_dims :])

@@ -199,11 +199,19 @@ def _foreground(probs, lm):
     return probs[fg]
 
 
+def model_threshold(prob_threshold, lm):
+    """``prob_threshold``, or the model's own (``postprocess.prob_threshold`` of its config)
+    where it is None."""
+    return lm.config["postprocess"]["prob_threshold"] if prob_threshold is None else prob_threshold
+
+
 def labels_from_probabilities(
-    probs, lm, *, prob_threshold=0.5, seed_threshold=None, min_size=None
+    probs, lm, *, prob_threshold=None, seed_threshold=None, min_size=None
 ):
-    """Instances of one unit from its channel probabilities (centres if the model has them)."""
+    """Instances of one unit from its channel probabilities (centres if the model has them);
+    thresholds and ``min_size`` left None are the model's (its config's ``postprocess``)."""
     post = lm.config["postprocess"]
+    prob_threshold = model_threshold(prob_threshold, lm)
     seed_threshold = post["seed_threshold"] if seed_threshold is None else seed_threshold
     min_size = post["min_size"] if min_size is None else min_size
     fg = _foreground(probs, lm)

@@ -39,7 +39,7 @@ from ._postprocess import add_seedless, continue_numbering, grow_seeds_3d, remov
 from .inference import _returned, predict_channels, segment
 from .inference import estimate_diameter as _plane_diameter
 from .normalize import normalize_plane
-from .passes import _foreground
+from .passes import _foreground, model_threshold
 from .scale import labels_resized, resize
 
 #: Modes of :func:`segment_volume`.
@@ -528,7 +528,7 @@ def segment_volume(
     spacing=None,
     mode="accurate",
     diameter="auto",
-    prob_threshold=0.5,
+    prob_threshold=None,
     stitch_threshold=None,
     plane_step=None,
     return_probabilities=False,
@@ -558,8 +558,9 @@ def segment_volume(
     diameter : "auto", float or None
         Typical nucleus diameter in lateral pixels; ``"auto"`` estimates it once per stack
         (:func:`estimate_diameter`); ``None`` keeps the pixel size as it is.
-    prob_threshold : float
-        Foreground probability threshold.
+    prob_threshold : float, optional
+        Foreground probability threshold; default: the model's (its config's
+        ``postprocess.prob_threshold``).
     stitch_threshold : float, optional
         Fast mode: ``None`` (default) stacks the XY planes' foreground and centre maps and
         grows 3D seeds through them (as the accurate mode, from one view); a number links the
@@ -572,8 +573,9 @@ def segment_volume(
     return_probabilities : bool
         Also return the foreground probability on the input grid.
     return_info : bool
-        Also return a dict: ``diameter`` (px) and ``diameter_um`` (with ``spacing``) of the
-        first frame's estimate (``diameters``: every frame's), ``mode``, ``seconds``.
+        Also return a dict: ``prob_threshold`` (the one used), ``diameter`` (px) and
+        ``diameter_um`` (with ``spacing``) of the first frame's estimate (``diameters``: every
+        frame's), ``mode``, ``seconds``.
     progress : callable, optional
         ``progress(done, total)`` in planes over all passes; raising in it cancels.
     **options
@@ -592,6 +594,7 @@ def segment_volume(
     t0 = time.perf_counter()
     _check(mode, stitch_threshold, plane_step)
     spacing = resolve_spacing(spacing, axes)
+    prob_threshold = model_threshold(prob_threshold, lm)
     frames = list(iter_frames(image, axes))
     nz, ny, nx = image.shape[-3:]
     lateral = _lateral(spacing)
@@ -616,7 +619,8 @@ def segment_volume(
             frame = frame.compute()
         volume = normalize_plane(np.asarray(frame), lm.config["normalization"])
         if diameter == "auto":
-            found = estimate_diameter(volume, lm, spacing, options=options, progress=tracker)
+            plane = options | {"prob_threshold": prob_threshold}
+            found = estimate_diameter(volume, lm, spacing, options=plane, progress=tracker)
         else:
             found = None if diameter is None else float(diameter) * lateral
             tracker.step(3)
@@ -643,6 +647,7 @@ def segment_volume(
     if return_info:
         first = diameters[0] if diameters else None
         info = {
+            "prob_threshold": prob_threshold,
             "diameter": first,
             "diameter_um": None if first is None else first * lateral,
             "diameters": diameters,
