@@ -24,7 +24,7 @@ import itertools
 import numpy as np
 
 from .measure import AXES, object_table
-from .morphology import label
+from .morphology import label, label_dtype
 
 #: Chunks (with foreground) whose objects give the nucleus size of the automatic min_size.
 SAMPLE_CHUNKS = 8
@@ -419,7 +419,7 @@ def label_and_measure(
                          exclude_border)  # fmt: skip
     n = int(keep.sum())
     # The in-memory count's type (uint16 below 65536 objects), known before any label is made.
-    dtype = next(t for t in (np.uint16, np.uint32, np.uint64) if n <= np.iinfo(t).max)
+    dtype = label_dtype(n)
     final = np.zeros(n_comp, dtype)
     final[order[keep]] = np.arange(1, n + 1, dtype=dtype)
     lut = final[component] if n_nodes else np.zeros(0, dtype)

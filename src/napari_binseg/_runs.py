@@ -18,6 +18,8 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
+from .morphology import label_dtype
+
 
 def _jit(func):
     try:
@@ -198,8 +200,7 @@ def paint_runs(runs, out=None):
     type holds ``runs.n``) or a new array of the smallest unsigned type (uint16 at least)."""
     clear = out is not None
     if out is None:
-        dtype = next(t for t in (np.uint16, np.uint32, np.uint64) if runs.n <= np.iinfo(t).max)
-        out = np.zeros(runs.shape, dtype)  # zero pages: only the runs are written
+        out = np.zeros(runs.shape, label_dtype(runs.n))  # zero pages: only the runs are written
     if out.size:
         view = out.reshape((1,) * (3 - out.ndim) + out.shape)
         _paint(view, runs.offsets, runs.starts, runs.ends, runs.labels, clear)

@@ -57,6 +57,19 @@ def resolve_connectivity(connectivity, ndim):
     return _RANK[cc], cc
 
 
+def label_dtype(n):
+    """The type of a label image of ``n`` objects: the smallest unsigned integer type from
+    uint16 up that holds ``n`` (uint16 below 65536 objects, else uint32), as every path of
+    napari-binseg gives labels (count, chunked count, U-Net).
+
+    Examples
+    --------
+    >>> label_dtype(65535), label_dtype(65536)
+    (<class 'numpy.uint16'>, <class 'numpy.uint32'>)
+    """
+    return next(t for t in (np.uint16, np.uint32, np.uint64) if n <= np.iinfo(t).max)
+
+
 def label(mask, connectivity=None):
     """Connected components of the non-zero pixels of ``mask``.
 

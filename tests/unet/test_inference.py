@@ -53,6 +53,20 @@ def test_touching_nuclei_are_separated():
     assert labels[20, 29] == labels[20, 20] and labels[20, 31] == labels[20, 40]
 
 
+@pytest.mark.parametrize("n", [0, 1, 65535, 65536, 2**31 - 1])
+def test_labels_come_in_the_counts_type(n):
+    """segment's int32 labels leave as uint16 up to 65535 objects, else as uint32 (the same
+    memory), as count_cells gives them."""
+    from napari_binseg.morphology import label_dtype
+    from napari_binseg.unet._postprocess import as_count_labels
+
+    labels = np.array([[0, max(n - 1, 0)], [n, 0]], np.int32)
+    out = as_count_labels(labels)
+    assert out.dtype == label_dtype(n) == (np.uint16 if n < 65536 else np.uint32)
+    np.testing.assert_array_equal(out, labels)
+    assert np.shares_memory(out, labels) == (n >= 65536)
+
+
 def test_foreground_without_seed_and_small_objects():
     fg = np.zeros((20, 20), np.float32)
     fg[2:8, 2:8] = 0.9  # 36 px, no centre
@@ -138,7 +152,7 @@ def test_stack_equals_planes(small_model, shape):
         planes, folder, device="cpu", precision="float32", prob_threshold=0.5, axes="TYX"
     ).reshape(shape)
     assert prob.shape == stack.shape and labels.shape == stack.shape
-    assert labels.dtype == np.int32
+    assert labels.dtype == np.uint16
     offset = 0
     for idx in np.ndindex(*shape[:-2]):
         plane_prob = predict(stack[idx], folder, device="cpu", precision="float32")
@@ -341,7 +355,11 @@ def test_bundled_model_segments_sample(sample_image, sample_labels):
     assert lm.name == "nuclei" and len(lm.sha256) == 64
     assert lm.spatial_dims == 2 and lm.outputs == ["foreground", "centre"]
     labels = segment(sample_image, "nuclei", device="cpu")
-    assert labels.shape == sample_image.shape and labels.dtype == np.int32
+    assert labels.shape == sample_image.shape
+    # The count's type (uint16 below 65536 objects): a count of them keeps it.
+    from napari_binseg import count_cells
+
+    assert labels.dtype == count_cells(labels)[0].dtype == np.uint16
     f1 = object_f1(sample_labels, labels)
     assert f1 >= 0.85, f1
     # Otsu + connected components on the same image, the baseline the model must beat.

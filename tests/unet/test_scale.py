@@ -67,7 +67,7 @@ def test_auto_diameter_is_the_fixed_rescale_it_chose(sized_model, sample_images,
     )
     fixed = segment(image, lm, diameter=100.0, **kw)  # 200 / 100: the same 2x in one pass
     np.testing.assert_array_equal(auto, fixed)
-    assert auto.shape == image.shape and auto.dtype == np.int32
+    assert auto.shape == image.shape and auto.dtype == np.uint16
     assert np.array_equal(np.unique(auto), np.arange(auto.max() + 1))  # consecutive
     assert not np.array_equal(auto, native)
     # The probability map is the rescaled pass's, brought back to the image's size.

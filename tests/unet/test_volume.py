@@ -114,7 +114,7 @@ def test_nuclei_touching_only_in_z_are_two(lm):
     image, truth = _balls((26, 48, 48), spacing, [(14, 24, 24), (34, 24, 24)], radius=10)
     assert truth.max() == 2 and (truth[:, 24, 24] > 0).sum() >= 20  # touch along z
     labels = segment_volume(image, lm, spacing=spacing, mode="accurate", **CPU)
-    assert labels.shape == image.shape and labels.dtype == np.int32
+    assert labels.shape == image.shape and labels.dtype == np.uint16  # as count_cells gives
     assert labels.max() == 2
     assert _f1(truth, labels) == 1.0
 
@@ -225,6 +225,26 @@ def test_bad_options():
         segment_volume(image, None, plane_step=0)
     with pytest.raises(ValueError, match="spacing"):
         segment_volume(image, None, spacing=(1.0, 1.0))
+
+
+def test_fast_stitch_numbers_planes_on_past_uint16(monkeypatch):
+    """Plane labels (uint16 from segment) are numbered on in the int32 stack: 2 planes of
+    39999 objects give 79998, not numbers wrapped at 65536."""
+    plane = np.arange(200 * 200, dtype=np.uint16).reshape(200, 200)
+
+    class Model:
+        config = {"postprocess": {}, "normalization": {}}
+
+    zeros = np.zeros(plane.shape, np.float32)
+    monkeypatch.setattr(volume, "segment", lambda *a, **k: (plane.copy(), zeros))
+    monkeypatch.setattr(volume, "stitch_planes", lambda labels, threshold: labels)
+    labels, _ = volume._fast(
+        np.zeros((2, 200, 200), np.float32), Model(), (1.0, 1.0, 1.0), None, options={},
+        prob_threshold=0.5, stitch_threshold=0.25, progress=volume._Progress(None, 2),
+    )  # fmt: skip
+    assert labels.max() == 79998
+    expected = np.where(plane > 0, plane.astype(np.int32) + 39999, 0)
+    np.testing.assert_array_equal(labels[1], expected)
 
 
 def test_scale_follows_nucleus_size():

@@ -11,6 +11,7 @@ Numba is imported when the growth first runs, so importing this module stays lig
 
 import numpy as np
 
+from ..morphology import label_dtype
 from ..morphology import remove_small_labels as remove_small
 
 _KERNEL = None
@@ -146,6 +147,16 @@ def continue_numbering(labels, offset):
     if offset and n:
         labels[labels > 0] += offset
     return offset + n
+
+
+def as_count_labels(labels):
+    """Our int32 labels ``0..n`` in the type :func:`napari_binseg.count_cells` gives
+    (:func:`napari_binseg.morphology.label_dtype`: uint16 below 65536 objects, a copy; else
+    uint32, the same memory)."""
+    dtype = np.dtype(label_dtype(int(labels.max(initial=0))))
+    if dtype.itemsize == labels.dtype.itemsize:
+        return labels.view(dtype)
+    return labels.astype(dtype)
 
 
 def probabilities_to_labels(

@@ -23,7 +23,7 @@ import time
 import numpy as np
 
 from .._validation import check_image, check_rgb
-from ._postprocess import continue_numbering, remove_small
+from ._postprocess import as_count_labels, continue_numbering, remove_small
 from .backends import BACKENDS, PRECISIONS, _Runner
 from .normalize import normalize_plane, percentile_range
 from .passes import (
@@ -305,8 +305,9 @@ def segment(
 
     Returns
     -------
-    labels : ndarray of int32
-        Same shape as ``image``; 0 = background, nuclei numbered 1..n. Planes of a stack or
+    labels : ndarray of uint16 (fewer than 65536 nuclei) or uint32
+        Same shape as ``image`` (the type :func:`napari_binseg.count_cells` gives); 0 =
+        background, nuclei numbered 1..n. Planes of a stack or
         time series are segmented independently, with numbers continuing from plane to plane
         (an object never spans two planes with a 2D network).
     probability : ndarray of float32
@@ -431,7 +432,9 @@ def segment(
 
 
 def _returned(labels, prob, info):
-    """``labels`` alone, or with the probability map and the info that are not None."""
+    """``labels`` (int32 ``0..n``, returned as uint16 or uint32 like the count's) alone, or
+    with the probability map and the info that are not None."""
+    labels = as_count_labels(labels)
     result = (labels,) + tuple(x for x in (prob, info) if x is not None)
     return result if len(result) > 1 else labels
 

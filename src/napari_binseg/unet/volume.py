@@ -476,8 +476,9 @@ def _fast(volume, lm, spacing, diameter, *, options, prob_threshold, stitch_thre
                 return_probabilities=True,
                 **options,
             )
-            offset = continue_numbering(lab, offset)
             labels[z] = lab
+            # Numbered on in the int32 stack: ``lab`` is uint16 with few objects.
+            offset = continue_numbering(labels[z], offset)
             prob[z] = p
             progress.step(1)
         return stitch_planes(labels, stitch_threshold), prob
@@ -584,7 +585,7 @@ def segment_volume(
 
     Returns
     -------
-    labels : ndarray of int32
+    labels : ndarray of uint16 (fewer than 65536 nuclei) or uint32
         Same shape as ``image``; nuclei numbered 1..n, numbers continuing over frames.
     probability : ndarray of float32
         Only with ``return_probabilities=True``.
