@@ -456,20 +456,28 @@ class BatchResult:
 def check_model(settings):
     """Load the settings' U-Net once, so a bad model or device fails before any file.
 
+    Returns
+    -------
+    settings : PipelineSettings
+        ``settings`` with the model's own probability threshold in place of ``None``, so that
+        ``params.json`` records the number that ran.
+
     Raises
     ------
     ValueError
         An unknown model, an unreadable model file or an unavailable device.
     """
     if settings.method != "unet":
-        return
+        return settings
     from .unet.network import load_model
+    from .unet.passes import model_threshold
 
     u = settings.unet
     try:
-        load_model(u.model, device=u.device)
+        lm = load_model(u.model, device=u.device)
     except (OSError, RuntimeError) as exc:
         raise ValueError(f"cannot load the model {u.model!r} on {u.device}: {exc}") from None
+    return settings.replace(unet={"prob_threshold": model_threshold(u.prob_threshold, lm)})
 
 
 def segment_files(
@@ -537,7 +545,7 @@ def segment_files(
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file, not a folder")
     inputs = find_inputs(inputs, out=out)
-    check_model(settings)
+    settings = check_model(settings)
     client = contextlib.nullcontext()
     if scheduler:
         from distributed import Client

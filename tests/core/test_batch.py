@@ -274,3 +274,18 @@ def test_the_command_says_where_the_threshold_ignored_bright_debris(folder, tmp_
             "--no-ignore-bright-outliers"]  # fmt: skip
     assert main(args) == 0
     assert "debris" not in capsys.readouterr().out
+
+
+def test_params_record_the_models_threshold_that_ran(folder, tmp_path):
+    """The U-Net's default threshold (the model's own) is written as the number that ran, so
+    the folder resumes under that number and under the default alike."""
+    out = tmp_path / "out"
+    result = segment_files([folder], out, PipelineSettings("unet"))
+    assert len(result.done) == 2
+    params = json.loads((out / "params.json").read_text())
+    assert params["settings"]["unet"]["prob_threshold"] == 0.5
+    same = PipelineSettings("unet").replace(unet={"prob_threshold": 0.5})
+    assert len(segment_files([folder], out, same).skipped) == 2
+    assert len(segment_files([folder], out, PipelineSettings("unet")).skipped) == 2
+    with pytest.raises(ValueError, match="holds results of other settings"):
+        segment_files([folder], out, PipelineSettings("unet").replace(unet={"prob_threshold": 0.6}))
