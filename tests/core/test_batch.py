@@ -288,4 +288,5 @@ def test_params_record_the_models_threshold_that_ran(folder, tmp_path):
     assert len(segment_files([folder], out, same).skipped) == 2
     assert len(segment_files([folder], out, PipelineSettings("unet")).skipped) == 2
     with pytest.raises(ValueError, match="holds results of other settings"):
-        segment_files([folder], out, PipelineSettings("unet").replace(unet={"prob_threshold": 0.6}))
+        other = PipelineSettings("unet").replace(unet={"prob_threshold": 0.6})
+        segment_files([folder], out, other)
