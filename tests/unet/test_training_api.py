@@ -320,3 +320,20 @@ def test_cli_train_refuses_bad_input(tmp_path, capsys):
     (tmp_path / "img" / "c0.tif").write_bytes(data[: len(data) // 2])
     assert main(args) == 2
     assert "image c0.tif: cannot read it" in capsys.readouterr().err
+
+
+def test_fine_tune_validates_with_the_init_models_post_processing(trained, pair, tmp_path):
+    """The epoch is chosen by the objects segment() would give with the model's own
+    post-processing: an init whose min_size removes every object validates at F1 0."""
+    _, history, out = trained
+    strict = tmp_path / "strict"
+    strict.mkdir()
+    for name in ("model.safetensors", "config.json"):
+        (strict / name).write_bytes((out / name).read_bytes())
+    config = json.loads((strict / "config.json").read_text())
+    config["postprocess"]["min_size"] = 96 * 96 + 1
+    (strict / "config.json").write_text(json.dumps(config))
+    options = OPTIONS | {"architecture": None, "epochs": 1, "steps_per_epoch": 1, "lr": 1e-6}
+    _, own = nb.train(*pair, config=TrainConfig(**options | {"init": str(out)}))
+    _, removed = nb.train(*pair, config=TrainConfig(**options | {"init": str(strict)}))
+    assert own[0]["val_f1"] > 0.5 and removed[0]["val_f1"] == 0.0

@@ -82,3 +82,14 @@ def test_validation_goes_through_the_inference_path():
     logits = nb.unet.predict_channels(image, lm, device="cpu", backend="torch")
     np.testing.assert_allclose(logits, ref[0].numpy(), atol=1e-5)
     assert 0 <= f1 <= 1 and 0 <= per_image <= 1
+
+
+def test_validation_uses_the_models_post_processing():
+    """Objects come from the ``postprocess`` section given (what segment() will use)."""
+    net, _, _, image, labels = _setup(seed=1)
+    args = (net, TINY, DEFAULT_NORMALIZATION, [image], [labels], "cpu")
+    default = validate(*args)[0]
+    same = validate(*args, postprocess={"prob_threshold": 0.5, "seed_threshold": 0.5,
+                                        "min_size": 8, "diameter": 12.0})[0]  # fmt: skip
+    assert same == default
+    assert validate(*args, postprocess={"min_size": 64 * 64 + 1})[0] == 0.0

@@ -267,7 +267,7 @@ def train(
         if step % config.steps_per_epoch and not last:
             continue
         f1, per_image, pooled = validate(
-            net, network, norm, val_images, val_labels, device, loss=loss
+            net, network, norm, val_images, val_labels, device, loss=loss, postprocess=post
         )
         record = {
             "epoch": len(history) + 1,

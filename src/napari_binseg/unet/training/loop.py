@@ -139,11 +139,24 @@ def validation_model(net, network, normalization, device):
     return loaded_model(net, config, name="validation", device=device)
 
 
-def validate(net, network, normalization, images, labels, device, *, thresholds=(0.5,), loss=None):
+def validate(
+    net,
+    network,
+    normalization,
+    images,
+    labels,
+    device,
+    *,
+    thresholds=(0.5,),
+    loss=None,
+    postprocess=None,
+):
     """Pooled object F1 at IoU 0.5 (:func:`napari_binseg.evaluate`) over validation images.
 
     ``images`` are raw planes: the inference path normalizes them with ``normalization``
-    (the model's), pads them to the network's divisor and runs them in one pass. With
+    (the model's), pads them to the network's divisor and runs them in one pass; instances
+    come from the thresholds and minimum size of ``postprocess`` (the model config's section:
+    what :func:`napari_binseg.segment` will use; default 0.5 / 0.5 / 8 px). With
     ``loss`` (a function of logits and targets, e.g. :data:`LOSSES` values), the mean loss
     over the full validation images is stored in ``pooled.attrs["loss"]``.
 
@@ -162,6 +175,11 @@ def validate(net, network, normalization, images, labels, device, *, thresholds=
     from .._postprocess import probabilities_to_labels
     from ..inference import predict_channels
 
+    post = {
+        key: (postprocess or {})[key]
+        for key in ("prob_threshold", "seed_threshold", "min_size")
+        if key in (postprocess or {})
+    }
     lm = validation_model(net, network, normalization, device)
     divisor = lm.config["divisor"]
     tables = []
@@ -178,7 +196,7 @@ def validate(net, network, normalization, images, labels, device, *, thresholds=
             backend="torch",
         )
         prob = torch.sigmoid(torch.from_numpy(logits)).numpy()
-        pred = probabilities_to_labels(prob[0], prob[1])
+        pred = probabilities_to_labels(prob[0], prob[1], **post)
         tables.append(evaluate(truth, pred, thresholds=list(thresholds), label_masks=False))
         if loss is not None:
             target = torch.from_numpy(make_targets(truth).astype(np.float32))[None]
