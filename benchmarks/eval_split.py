@@ -20,10 +20,19 @@ pipeline (Otsu mask, then the nsbatwm-style split above), per blur level. The ou
 split's constants (``_split.BLUR_*``) were chosen on seeds 0-2; ``--seeds 3 4 5`` checks
 them on images they were not chosen on.
 
-Run: ``python benchmarks/eval_split.py [--limit N] [--data DIR] [--blur [--seeds 0 1 2]]``
+``--blur --scales 0.5 1 2``: the same images at other magnifications (nuclei, image and blur
+scaled alike; the same layout at every scale), ours only: count error per scale, over all
+blur levels and at blur sigma 8 (x the scale). ``--base DIR`` also runs it with the
+``napari_binseg`` of an older checkout's ``src`` (a subprocess), printed before -> after.
+
+Run: ``python benchmarks/eval_split.py [--limit N] [--data DIR] [--blur [--seeds 0 1 2]
+[--scales 0.5 1 1.5 2 3 [--base /path/to/old/src]]]``
 """
 
 import argparse
+import json
+import os
+import subprocess
 import sys
 import time
 import warnings
@@ -146,13 +155,89 @@ def blur_sweep(seeds=(0, 1, 2)):
     print(f"  all: {ours_mean:.1%} / {peer_mean:.1%}")
 
 
+def scale_sweep(seeds, scales):
+    """Signed relative count errors of ours, ``{scale: {radius: {blur: [per seed]}}}``, on
+    the ``--blur`` images with nuclei, image and blur all scaled by each of ``scales``."""
+    from napari_binseg import count_cells, threshold
+    from napari_binseg.synthetic import synthetic_nuclei
+
+    errors = {}
+    for scale in scales:
+        errors[str(scale)] = by_radius = {}
+        for radius in BLUR_RADII:
+            by_radius[str(radius)] = by_blur = {}
+            for blur in BLUR_SIGMAS:
+                by_blur[str(blur)] = []
+                for seed in seeds:
+                    size = int(20 * radius * scale)
+                    image, truth = synthetic_nuclei(
+                        (size, size), radius=radius * scale, blur=blur * scale, seed=seed
+                    )
+                    n = int(truth.max())
+                    found = len(count_cells(threshold(image), image=image)[1])
+                    by_blur[str(blur)].append((found - n) / n)
+    return errors
+
+
+def print_scales(after, before, seeds):
+    """Mean absolute count error per scale (all blur levels, blur 8), before -> after."""
+
+    def summary(errors):
+        levels = {
+            b: [abs(e) for r in errors.values() for e in r[b]] for b in next(iter(errors.values()))
+        }
+        signed = {r: np.mean(by_blur[str(BLUR_SIGMAS[-1])]) for r, by_blur in errors.items()}
+        return (
+            np.mean([np.mean(v) for v in levels.values()]),
+            np.mean(levels[str(BLUR_SIGMAS[-1])]),
+            signed,
+        )
+
+    print(
+        f"seeds {list(seeds)}; mean count error of count_cells(threshold(image), image=image),"
+        f" nuclei of radius {', '.join(f'{r:g}' for r in BLUR_RADII)} and blur sigma "
+        f"{', '.join(f'{b:g}' for b in BLUR_SIGMAS)} px at 1x, all scaled"
+    )
+    print("  scale: all blur levels | blur 8 x scale | blur 8 signed per radius at 1x radius")
+    for scale, errors in after.items():
+        all_a, b8_a, signed_a = summary(errors)
+        cells = [f"{all_a:.1%}", f"{b8_a:.1%}"]
+        per_radius = [f"r{float(r):g} {signed_a[r]:+.0%}" for r in signed_a]
+        if before is not None:
+            all_b, b8_b, signed_b = summary(before[scale])
+            cells = [f"{all_b:.1%} -> {all_a:.1%}", f"{b8_b:.1%} -> {b8_a:.1%}"]
+            per_radius = [
+                f"r{float(r):g} {signed_b[r]:+.0%} -> {signed_a[r]:+.0%}" for r in signed_a
+            ]
+        print(f"  {float(scale):g}x: {cells[0]} | {cells[1]} | {', '.join(per_radius)}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--limit", type=int, default=None, help="first N images only")
     parser.add_argument("--blur", action="store_true", help="out-of-focus synthetic count")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="with --blur")
+    parser.add_argument("--scales", type=float, nargs="+", help="with --blur: magnifications")
+    parser.add_argument("--base", type=Path, help="with --scales: an older checkout's src")
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.blur and args.scales:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            after = scale_sweep(tuple(args.seeds), tuple(args.scales))
+        if args.json:
+            print(json.dumps(after))
+            return 0
+        before = None
+        if args.base is not None:
+            cmd = [sys.executable, __file__, "--blur", "--json", "--seeds"]
+            cmd += [str(s) for s in args.seeds] + ["--scales"] + [str(s) for s in args.scales]
+            env = {**os.environ, "PYTHONPATH": str(args.base)}
+            out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+            before = json.loads(out.stdout.strip().splitlines()[-1])
+        print_scales(after, before, args.seeds)
+        return 0
     if args.blur:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)

@@ -9,10 +9,13 @@ is the "dynamics" criterion of Grimaud (1992) made relative to the object size, 
 works for small and large nuclei alike.
 
 Out of focus (2D, when the count passes its image): a blur comparable to the nuclei merges
-their masks into blobs without necks. Objects whose edges are wide in pixels and compared with
-their own size (:data:`BLUR_EDGE`) have their pieces split further at the maxima of the
-Laplacian of Gaussian of the image (Lindeberg 1998); sharp images are left as they were.
+their masks into blobs without necks. Objects whose edges are wide compared with the nucleus
+size and their own (:data:`BLUR_EDGE`, :data:`BLUR_DIAMETER`) have their pieces split further
+at the maxima of the Laplacian of Gaussian of the image (Lindeberg 1998); sharp images are
+left as they were.
 """
+
+import functools
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -39,32 +42,43 @@ SMOOTH = 0.15
 #: Out-of-focus clumps (2D). Blur merges the masks of small nuclei into blobs whose distance
 #: map holds one peak per blob, so the split above cannot see them; their intensity still
 #: does. An object is out of focus when its edge width (:func:`_edge_widths`: about 2.5x the
-#: blur sigma, plus 4 px on sharp images) is at least ``BLUR_EDGE`` pixels and ``BLUR_RATIO``
-#: times its inscribed radius. Its pieces are then split further at the maxima of the
-#: Laplacian of Gaussian of the image (scale ``BLUR_SCALE`` times the edge width) that stand
-#: out by ``BLUR_NOISE`` times the noise of that filter and by ``BLUR_CONTRAST`` of the
-#: piece's range of it. Chosen on development data only: synthetic blur seeds 0-2
-#: (``eval_split.py --blur``: all-levels count error within 0.1 point for scale 0.25-0.4,
-#: contrast 0.05-0.1, noise 2-3, ratio 0.6-0.7; a smaller scale or edge finds more radius-8
-#: nuclei at blur 8 but over-splits radius 15 at blur 4-6), and the DSB and s-bsst265
-#: development parts (``eval_count.py``: no label changes; DSB edge widths are 6 px median,
-#: 11 px at the 99th percentile; s-bsst265's large nuclei 9 px, small beside their radius).
-#: The gate is in pixels, so it acts near DSB's magnification only: the packaged sample
-#: 175dbb364bfefc95 blurred by sigma 8 px counts 141 with the image, 127 without (truth 179),
-#: but rescaled 0.5x / 1.5x with the blur scaled alike (sigma 3 / 9 px), 140 either way.
+#: blur sigma, plus 4 px on sharp images) is at least ``BLUR_EDGE`` grid pixels and
+#: ``BLUR_RATIO`` times its inscribed radius. Widths are measured on a grid where the nucleus
+#: is at most ``BLUR_DIAMETER`` pixels across, so the gate follows the magnification. Its
+#: pieces are then split further at the maxima of the Laplacian of Gaussian of the image
+#: (scale ``BLUR_SCALE`` times the edge width) that stand out by ``BLUR_NOISE`` times the
+#: noise of that filter and by ``BLUR_CONTRAST`` of the piece's range of it. Chosen on
+#: development data only: synthetic blur seeds 0-2 (``eval_split.py --blur``: all-levels
+#: count error within 0.1 point for scale 0.25-0.4, contrast 0.05-0.1, noise 2-3, ratio
+#: 0.6-0.7; a smaller scale or edge finds more radius-8 nuclei at blur 8 but over-splits
+#: radius 15 at blur 4-6), and the DSB and s-bsst265 development parts (``eval_count.py``:
+#: no label changes; DSB edge widths are 6 px median, 11 px at the 99th percentile).
 BLUR_EDGE = 11.0
 BLUR_RATIO = 0.7
 BLUR_SCALE = 0.4
 BLUR_NOISE = 3.0
 BLUR_CONTRAST = 0.1
 #: Candidates whose edge width is measured first: the rest only when their median reaches
-#: ``BLUR_FRAME`` (pixels), so a sharp frame pays for a few objects only.
+#: ``BLUR_FRAME`` grid pixels. A sharp frame stops once more than half of them, the
+#: smallest first, are below (5 objects). Not fewer: with 5 sampled, the largest DSB frame
+#: median rises from 8.05 to 8.6 px, too near ``BLUR_FRAME`` (labels still all the same).
 BLUR_SAMPLE = 8
 BLUR_FRAME = 9.0
-#: Only frames split on a grid subsampled at most this much (estimated nucleus diameter
-#: under 3 x ``COARSE_DIAMETER``): larger nuclei keep their own outline under the blur of
-#: a defocused image (radius 25-40 px at blur sigma 8: count within 5% without this).
-BLUR_STEP = 2
+#: Nucleus diameter (pixels; the frame's estimate) above which edge widths are measured on
+#: a grid of pixel ``diameter / BLUR_DIAMETER`` (bilinear) and the thresholds above are in
+#: that grid's pixels; the LoG scale follows in full-resolution pixels. Below it the grid
+#: is the image's own: small nuclei keep the gate DSB chose (a sharp DSB frame's median
+#: width reaches 8 px, blurred frames of the sweep's radius-8 and -15 nuclei at 0.5x only
+#: 7.4-8.8, so these stay unsplit: count errors at 0.5x as before). 32 (2 x
+#: ``COARSE_DIAMETER``), chosen on synthetic blur seeds 0-2 at 0.5-3x (``eval_split.py
+#: --blur --scales``): 24 loses at 1x (all levels 4.9%, blur 8 16.0%), 36-48 lose 0.1-0.6
+#: point at 1.5-3x. Count error at 1x / 1.5x / 2x / 3x, all blur levels: 4.1 / 3.5 / 3.8 /
+#: 4.0% (pixel gate: 4.3 / 4.6 / 5.2 / 6.1%); seeds 3-5, not used to choose: 3.3 / 3.2 /
+#: 3.2 / 3.2% (3.3 / 3.6 / 3.6 / 4.5%). The packaged sample 175dbb364bfefc95 blurred by
+#: sigma 8 px x the scale (truth 179): 138 / 139 / 139 / 141 with the image (pixel gate:
+#: 141 / 128 / 128 / 125; 124-128 without the image). Real images keep their labels: the
+#: largest frame median on DSB and s-bsst265 is 8.05 grid px.
+BLUR_DIAMETER = 32.0
 
 
 def _adjacent_pairs(seg, value):
@@ -684,10 +698,13 @@ def split_frame(
     if f == 1:
         del fg  # only the upsampling of a coarse split needs it (1 byte per pixel)
     blurred = None
-    if intensity is not None and ndim == 2 and f <= BLUR_STEP:
+    if intensity is not None and ndim == 2:
         intensity = _finite(intensity)
         boxes = dist.boxes if isinstance(dist, _BoxDistances) else None
-        widths = _blurred_objects(labels, intensity, *peak_count[:2], cspacing, f, boxes)
+        zoom = max(1.0, diameter / spacing[-1] / BLUR_DIAMETER)
+        widths = _blurred_objects(
+            labels, intensity, *peak_count[:2], cspacing, f, boxes, zoom=zoom, coarse=coarse
+        )
         # Their pixels before the split writes its pieces into ``labels``.
         blurred = _object_masks(labels, widths) if widths else None
 
@@ -761,34 +778,78 @@ def split_frame(
     return finish(out.reshape(labels.shape)), diameter
 
 
-def _edge_widths(image, labels, ids, boxes):
+@functools.lru_cache(maxsize=1)
+def _edge_offsets():
+    """The smoothing kernel (scipy's ``gaussian_filter(sigma=1)``) and the offsets within
+    6 px by increasing squared distance that :func:`_edge_widths` passes its kernel."""
+    kernel = np.exp(-0.5 * np.arange(-4, 5) ** 2)
+    dy, dx = (a.ravel() for a in np.mgrid[-6:7, -6:7])
+    d2 = dy**2 + dx**2
+    order = np.argsort(d2[d2 <= 36], kind="stable")
+    return (kernel / kernel.sum(),) + tuple(
+        a[d2 <= 36][order].astype(np.int64) for a in (dy, dx, d2)
+    )
+
+
+def _edge_widths(image, labels, ids, boxes, zoom=1.0):
     """Edge width of each object ``ids`` of a 2D label image, in pixels: its contrast (95th
     percentile of the intensity inside, less the 10th percentile of a ring 3-6 px outside)
     over its steepest gradients (90th percentile within 2 px inside and 3 px outside its
     outline), on the intensity smoothed by a Gaussian of sigma 1 px. About 2.5 times the
     sigma of a Gaussian blur of a step edge, plus 4 px on sharp images.
 
-    ``boxes``: bounding boxes (y0, y1, x0, x1, inclusive) by label.
+    ``boxes``: bounding boxes (y0, y1, x0, x1, inclusive) by label. ``zoom`` > 1: measured on
+    each object's box sampled on a grid of pixel ``zoom`` (bilinear), so that every distance
+    of the measure above is in grid pixels; returned in full-resolution pixels.
     """
     from ._flood import edge_widths
 
-    kernel = np.exp(-0.5 * np.arange(-4, 5) ** 2)  # scipy's gaussian_filter(sigma=1)
-    dy, dx = (a.ravel() for a in np.mgrid[-6:7, -6:7])
-    d2 = dy**2 + dx**2
-    order = np.argsort(d2[d2 <= 36], kind="stable")
-    dy, dx, d2 = (a[d2 <= 36][order].astype(np.int64) for a in (dy, dx, d2))
+    offsets = _edge_offsets()
     ids = np.asarray(ids, np.int64)
     out = np.zeros(ids.size)
-    return edge_widths(image, labels, ids, boxes, 10, kernel / kernel.sum(), dy, dx, d2, out)
+    if zoom <= 1.0:
+        return edge_widths(image, labels, ids, boxes, 10, *offsets, out)
+    # Each object alone in its box, its neighbours one label (2): all the measure tells
+    # apart. Sampled, not smoothed first: the noise of a grid pixel is that of a pixel, as
+    # at full resolution (the measure's own smoothing then acts alike at every zoom).
+    margin = int(np.ceil(10 * zoom)) + 1
+    ny, nx = labels.shape
+    one, box, width = np.ones(1, np.int64), np.empty((2, 4), np.int64), np.zeros(1)
+    for i, k in enumerate(ids.tolist()):
+        y0, y1, x0, x1 = (int(v) for v in boxes[k])
+        y0, x0 = max(0, y0 - margin), max(0, x0 - margin)
+        y1, x1 = min(ny, y1 + margin + 1), min(nx, x1 + margin + 1)
+        # Grid pixel centres in the box: the nearest label, bilinear intensity.
+        ys = np.arange(0.5 * zoom - 0.5, y1 - y0 - 1, zoom)
+        xs = np.arange(0.5 * zoom - 0.5, x1 - x0 - 1, zoom)
+        sub = labels[y0:y1, x0:x1][
+            (ys + 0.5).astype(np.int64)[:, None], (xs + 0.5).astype(np.int64)
+        ]
+        small = (sub != 0).view(np.uint8) << (sub != k)  # 1: the object, 2: another
+        inside = np.flatnonzero((small == 1).any(axis=1)), np.flatnonzero((small == 1).any(axis=0))
+        if inside[0].size == 0:
+            continue
+        box[1] = inside[0][0], inside[0][-1], inside[1][0], inside[1][-1]
+        iy, ix = ys.astype(np.int64), xs.astype(np.int64)
+        ty, tx = (ys - iy).astype(np.float32)[:, None], (xs - ix).astype(np.float32)
+        crop = image[y0:y1, x0:x1]
+        top, bottom = crop[iy].astype(np.float32), crop[iy + 1].astype(np.float32)
+        top = top[:, ix] + (top[:, ix + 1] - top[:, ix]) * tx
+        bottom = bottom[:, ix] + (bottom[:, ix + 1] - bottom[:, ix]) * tx
+        edge_widths(top + (bottom - top) * ty, small, one, box, 10, *offsets, width)
+        out[i] = zoom * width[0]
+    return out
 
 
-def _blurred_objects(labels, image, peak, count, spacing, f, boxes=None):
+def _blurred_objects(labels, image, peak, count, spacing, f, boxes=None, zoom=1.0, coarse=None):
     """Out-of-focus candidates of a 2D frame (``BLUR_EDGE``, ``BLUR_RATIO``).
 
     ``labels`` and ``image`` at full resolution; ``peak`` and ``count`` of each label
-    measured on the grid subsampled by ``f`` whose pixel size is ``spacing``; ``boxes``:
-    every label's bounding box (y0, y1, x0, x1, inclusive), when known. Returns
-    ``{label: edge width in pixels}``, empty when the frame is sharp.
+    measured on ``coarse``, the labels subsampled by ``f``, whose pixel size is ``spacing``;
+    ``boxes``: every label's bounding box (y0, y1, x0, x1, inclusive), when known; ``zoom``:
+    the nucleus diameter over ``BLUR_DIAMETER`` (at least 1), the pixel size of the grid on
+    which edge widths are measured and gated. Returns ``{label: edge width in pixels}``,
+    empty when the frame is sharp.
     """
     from ._flood import label_boxes
 
@@ -804,17 +865,35 @@ def _blurred_objects(labels, image, peak, count, spacing, f, boxes=None):
         boxes = np.empty((candidate.size, 4), np.int64)
         boxes[:, 0::2] = np.iinfo(np.int64).max
         boxes[:, 1::2] = -1
-        label_boxes(labels, candidate, boxes)
+        if f > 1 and coarse is not None:
+            # From the subsampled grid, f² times fewer pixels: each box grown by the f - 1
+            # pixels an object can reach between two samples (boxes only bound the work).
+            label_boxes(coarse, candidate, boxes)
+            grown = boxes[ids] * f + np.array([1 - f, f - 1, 1 - f, f - 1])
+            boxes[ids] = np.clip(grown, 0, np.repeat(np.array(labels.shape) - 1, 2))
+        else:
+            label_boxes(labels, candidate, boxes)
     image = np.asarray(image)
-    sample = np.zeros(ids.size, bool)
-    sample[np.linspace(0, ids.size - 1, BLUR_SAMPLE).astype(np.int64)] = True
+    sample = np.flatnonzero(
+        np.bincount(np.linspace(0, ids.size - 1, BLUR_SAMPLE).astype(np.int64), minlength=ids.size)
+    )
     width = np.zeros(ids.size)
-    width[sample] = _edge_widths(image, labels, ids[sample], boxes)
-    if np.median(width[sample]) < BLUR_FRAME:
+    # The frame is sharp when the median of the sample is below ``BLUR_FRAME``; it is so
+    # whenever more than half of the sample is: a sharp frame measures that many only, the
+    # smallest (the cost is per pixel of their boxes).
+    b = boxes[ids[sample]]
+    sample = sample[np.argsort((b[:, 1] - b[:, 0] + 1) * (b[:, 3] - b[:, 2] + 1), kind="stable")]
+    first, second = sample[: sample.size // 2 + 1], sample[sample.size // 2 + 1 :]
+    width[first] = _edge_widths(image, labels, ids[first], boxes, zoom)
+    if np.all(width[first] < BLUR_FRAME * zoom):
         return {}
-    width[~sample] = _edge_widths(image, labels, ids[~sample], boxes)
+    width[second] = _edge_widths(image, labels, ids[second], boxes, zoom)
+    if np.median(width[sample]) < BLUR_FRAME * zoom:
+        return {}
+    rest = np.setdiff1d(np.arange(ids.size), sample, assume_unique=True)
+    width[rest] = _edge_widths(image, labels, ids[rest], boxes, zoom)
     radius = peak[ids] * f / spacing[-1]  # inscribed radius in full-resolution pixels
-    gated = (width >= BLUR_EDGE) & (width >= BLUR_RATIO * radius)
+    gated = (width >= BLUR_EDGE * zoom) & (width >= BLUR_RATIO * radius)
     return dict(zip(ids[gated].tolist(), width[gated].tolist(), strict=True))
 
 
