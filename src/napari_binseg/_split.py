@@ -62,7 +62,12 @@ BLUR_CONTRAST = 0.1
 #: ``BLUR_FRAME`` grid pixels. A sharp frame stops once more than half of them, the
 #: smallest first, are below (5 objects). Not fewer: with 5 sampled, the largest DSB frame
 #: median rises from 8.05 to 8.6 px, too near ``BLUR_FRAME`` (labels still all the same).
+#: Frames measured on a grid (``BLUR_DIAMETER``) sample ``BLUR_SAMPLE_GRID``: their clumps
+#: cost more each, and there the largest frame median stays 8.05 (DSB) and 8.0 grid px
+#: (s-bsst265) with 5; a sharp one measures 3 (CPU of the default count on s-bsst265 +3%
+#: instead of +10% with 8, ``bench_count.py`` radius 40 ratio 1.08 instead of 1.05).
 BLUR_SAMPLE = 8
+BLUR_SAMPLE_GRID = 5
 BLUR_FRAME = 9.0
 #: Nucleus diameter (pixels; the frame's estimate) above which edge widths are measured on
 #: a grid of pixel ``diameter / BLUR_DIAMETER`` (bilinear) and the thresholds above are in
@@ -72,7 +77,7 @@ BLUR_FRAME = 9.0
 #: 7.4-8.8, so these stay unsplit: count errors at 0.5x as before). 32 (2 x
 #: ``COARSE_DIAMETER``), chosen on synthetic blur seeds 0-2 at 0.5-3x (``eval_split.py
 #: --blur --scales``): 24 loses at 1x (all levels 4.9%, blur 8 16.0%), 36-48 lose 0.1-0.6
-#: point at 1.5-3x. Count error at 1x / 1.5x / 2x / 3x, all blur levels: 4.1 / 3.5 / 3.8 /
+#: point at 1.5-3x. Count error at 1x / 1.5x / 2x / 3x, all blur levels: 4.1 / 3.5 / 3.9 /
 #: 4.0% (pixel gate: 4.3 / 4.6 / 5.2 / 6.1%); seeds 3-5, not used to choose: 3.3 / 3.2 /
 #: 3.2 / 3.2% (3.3 / 3.6 / 3.6 / 4.5%). The packaged sample 175dbb364bfefc95 blurred by
 #: sigma 8 px x the scale (truth 179): 138 / 139 / 139 / 141 with the image (pixel gate:
@@ -874,8 +879,9 @@ def _blurred_objects(labels, image, peak, count, spacing, f, boxes=None, zoom=1.
         else:
             label_boxes(labels, candidate, boxes)
     image = np.asarray(image)
+    n_sample = BLUR_SAMPLE if zoom <= 1.0 else BLUR_SAMPLE_GRID
     sample = np.flatnonzero(
-        np.bincount(np.linspace(0, ids.size - 1, BLUR_SAMPLE).astype(np.int64), minlength=ids.size)
+        np.bincount(np.linspace(0, ids.size - 1, n_sample).astype(np.int64), minlength=ids.size)
     )
     width = np.zeros(ids.size)
     # The frame is sharp when the median of the sample is below ``BLUR_FRAME``; it is so
