@@ -26,6 +26,21 @@ def test_median_diameter_pools_objects():
     assert sc.median_diameter(np.zeros((4, 4), int)) is None
 
 
+def test_specks_do_not_count_in_an_estimate():
+    """Ten nuclei of 16-169 px and six 1-px specks: the specks pull the plain median down to
+    the small nuclei (30.5 px); left out under SPECK times that median, the nuclei's median is
+    72.5 px. A merged blob moves it by one object only (its area does not weigh)."""
+    labels = np.zeros((64, 200), np.int32)
+    for i, side in enumerate(range(4, 14)):
+        labels[2 : 2 + side, 2 + 16 * i : 2 + 16 * i + side] = i + 1
+    for i in range(6):
+        labels[30, 2 + 3 * i] = 11 + i
+    assert sc.median_diameter(labels) == pytest.approx(2 * np.sqrt(30.5 / np.pi))
+    assert sc.median_diameter(labels, sc.SPECK) == pytest.approx(2 * np.sqrt(72.5 / np.pi))
+    labels[40:64, :] = 30  # one blob of 4800 px, most of the foreground
+    assert sc.median_diameter(labels, sc.SPECK) == pytest.approx(2 * np.sqrt(81 / np.pi))
+
+
 def test_rescale_factor_rules(sized_model, small_model, monkeypatch):
     lm = load_model(sized_model, device="cpu")  # cached: monkeypatch restores its config
     post = lm.config["postprocess"]

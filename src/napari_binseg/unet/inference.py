@@ -44,6 +44,7 @@ from .passes import (
 )
 from .scale import (
     PROBE_SCALE,
+    SPECK,
     check_diameter,
     median_diameter,
     rescale_factor,
@@ -409,7 +410,7 @@ def segment(
             scale = fixed
             probs = _infer_pass(unit, lm, runner, scale, **kw)
             labels = _labels_at_scale(probs, lm, scale, unit.shape, prob_threshold)
-            found = diameter if diameter is not None else median_diameter(labels)
+            found = diameter if diameter is not None else median_diameter(labels, SPECK)
         if bad is not None:
             info["nonfinite_pixels"] += int(bad.sum())
             labels[bad] = 0
@@ -497,7 +498,9 @@ def estimate_diameter(
             d, scale = _mask_estimate(unit, reference, post.get("max_scale", 2.0))
         if scale is None:
             probs = _infer_pass(unit, lm, runner, 1.0, extra=True, **kw)
-            d = median_diameter(_labels_at_scale(probs, lm, 1.0, unit.shape, prob_threshold))
+            d = median_diameter(
+                _labels_at_scale(probs, lm, 1.0, unit.shape, prob_threshold), SPECK
+            )
         if d is not None:
             found.append(d)
     return float(np.median(found)) if found else None

@@ -18,6 +18,7 @@ from .scale import (
     DOWN_SCALES,
     LOOK_SCALE,
     PROBE_SCALE,
+    SPECK,
     checked_estimate,
     labels_resized,
     look_limit,
@@ -272,7 +273,7 @@ def _auto_unit(unit, lm, runner, prob_threshold, probing, info, **kw):
     t = time.perf_counter()
     probs = _infer_pass(unit, lm, runner, 1.0, **kw)
     labels = _labels_at_scale(probs, lm, 1.0, unit.shape, prob_threshold)
-    found = median_diameter(labels)
+    found = median_diameter(labels, SPECK)
     scale = upsample_factor(found, reference, max_scale)
     if scale != 1.0:
         info["estimate_seconds"] += time.perf_counter() - t
@@ -298,7 +299,7 @@ def _coarse_pass(x, lm, runner, prob_threshold, resize_by, plane_scale, extra=Fa
     x = resize(x, scaled_shape(x.shape, resize_by))
     probs = _infer_pass(x, lm, runner, 1.0, extra=extra, **kw)
     labels = _labels_at_scale(probs, lm, plane_scale, None, prob_threshold, resize=False)
-    found = median_diameter(labels)
+    found = median_diameter(labels, SPECK)
     found = None if found is None else found / plane_scale
     return x, labels, probs, found, time.perf_counter() - t
 
