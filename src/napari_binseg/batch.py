@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .io import TIFF_EXTENSIONS, source_name
-from .options import BatchOptions
+from .options import BatchOptions, ThresholdOptions, UNetOptions
 
 #: Peak bytes per pixel of an in-memory run beyond the input and the imported libraries, by
 #: path and by what is counted at once (2: an image, 3: a z-stack). Measured (session 6) as
@@ -453,6 +453,15 @@ class BatchResult:
     outliers: dict = field(default_factory=dict)
 
 
+def _used(settings):
+    """``settings`` with the section its method does not run at its defaults: an older file
+    migrates it to other values (``unet.prob_threshold`` 0.5 before settings version 4),
+    which do not change the results."""
+    if settings.method == "unet":
+        return settings.replace(threshold=ThresholdOptions())
+    return settings.replace(unet=UNetOptions())
+
+
 def check_model(settings):
     """Load the settings' U-Net once, so a bad model or device fails before any file.
 
@@ -570,7 +579,7 @@ def segment_files(
             same = recorded.get("diameter_px") == diameter_px
             if same and previous != settings.to_dict():
                 try:
-                    same = PipelineSettings.from_dict(previous) == settings
+                    same = _used(PipelineSettings.from_dict(previous)) == _used(settings)
                 except (TypeError, ValueError):
                     same = False
             if not same:

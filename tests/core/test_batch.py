@@ -290,3 +290,22 @@ def test_params_record_the_models_threshold_that_ran(folder, tmp_path):
     with pytest.raises(ValueError, match="holds results of other settings"):
         other = PipelineSettings("unet").replace(unet={"prob_threshold": 0.6})
         segment_files([folder], out, other)
+
+
+@pytest.mark.parametrize("method", ["otsu", "unet"])
+def test_a_folder_of_an_older_settings_version_resumes(folder, tmp_path, method):
+    """An older params.json migrates the section its method does not use to values other
+    than today's defaults (unet.prob_threshold 0.5 before version 4, threshold.
+    ignore_bright_outliers off before 3); the results do not depend on them."""
+    out = tmp_path / "out"
+    assert len(segment_files([folder], out, PipelineSettings(method)).done) == 2
+    params = json.loads((out / "params.json").read_text())
+    old = params["settings"]
+    old["unet"]["prob_threshold"] = 0.5  # what versions 1-3 wrote
+    if method == "otsu":
+        old["version"] = 3
+    else:
+        old["version"] = 2
+        del old["threshold"]["ignore_bright_outliers"]
+    (out / "params.json").write_text(json.dumps(params))
+    assert len(segment_files([folder], out, PipelineSettings(method)).skipped) == 2
