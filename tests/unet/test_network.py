@@ -74,6 +74,11 @@ def test_user_3d_model_on_volume(tmp_path):
     np.testing.assert_allclose(prob, expected, atol=1e-5)
     with pytest.raises(ValueError, match="3D"):
         predict(volume[0], tmp_path / "w3d.pt", device="cpu")
+    # The default diameter ("auto") resizes nothing with a 3D model, as None.
+    labels = segment(volume, tmp_path / "w3d.pt", device="cpu")
+    np.testing.assert_array_equal(
+        labels, segment(volume, tmp_path / "w3d.pt", device="cpu", diameter=None)
+    )
 
 
 def test_corrupt_and_mismatched_models(tmp_path):

@@ -410,7 +410,9 @@ def segment(
             scale = fixed
             probs = _infer_pass(unit, lm, runner, scale, **kw)
             labels = _labels_at_scale(probs, lm, scale, unit.shape, prob_threshold)
-            found = diameter if diameter is not None else median_diameter(labels, SPECK)
+            # A 3D model takes "auto" as None: no resize, the labels' median reported.
+            measured = diameter is None or diameter == "auto"
+            found = median_diameter(labels, SPECK) if measured else diameter
         if bad is not None:
             info["nonfinite_pixels"] += int(bad.sum())
             labels[bad] = 0
