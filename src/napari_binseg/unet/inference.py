@@ -281,8 +281,9 @@ def segment(
         Also return a dict describing the run (for layer metadata, tables and the CLI):
         ``prob_threshold`` (the one used), ``diameter`` (px: the median over planes of the
         nucleus diameter that chose each plane's scale, i.e. the estimate for ``"auto"``, the
-        given number, or the measured median of the labels for ``None``; ``None`` when no
-        nucleus was found),
+        given number, or the measured median of the labels for ``None``, specks under
+        :data:`~napari_binseg.unet.scale.SPECK` of it left out; ``None`` when no nucleus was
+        found),
         ``diameter_um`` (with ``spacing``), ``diameters`` and ``scales`` (per plane),
         ``nonfinite_pixels`` (NaN/inf pixels, segmented as background), ``seconds``,
         ``estimate_seconds`` (network passes that only served the size estimate: the probe
@@ -466,7 +467,8 @@ def estimate_diameter(
     Returns
     -------
     diameter : float or None
-        Median over planes of each plane's median nucleus (equivalent-circle diameter);
+        Median over planes of each plane's median nucleus (equivalent-circle diameter;
+        specks under :data:`~napari_binseg.unet.scale.SPECK` of the median left out);
         ``None`` when no nucleus was found.
 
     Examples
