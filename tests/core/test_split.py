@@ -402,3 +402,44 @@ def test_non_finite_pixels_keep_the_out_of_focus_split():
     assert int(truth.max()) == 25 and labels.max() == clean.max() >= 24
     np.testing.assert_array_equal(labels, clean)
     np.testing.assert_array_equal(holed, before)  # the caller's image is not written
+
+
+@pytest.mark.parametrize("zoom", [1.0, 2.5])
+def test_sharp_frame_early_stop_decides_as_the_sample_median(monkeypatch, zoom):
+    """``_blurred_objects`` measures the smallest half-plus-one of its sample first and stops
+    when all are below ``BLUR_FRAME``: the frame is called sharp exactly when the median of
+    the whole sample is below it (widths drawn around the threshold, 1-12 clumps, boxes of
+    random sizes so the smallest are not the first ids), measuring the sample only;
+    otherwise every clump is measured and gated."""
+    from napari_binseg import _split
+
+    rng = np.random.default_rng(0)
+    frame, edge = _split.BLUR_FRAME * zoom, _split.BLUR_EDGE * zoom
+    for _ in range(200):
+        n = int(rng.integers(1, 13))
+        labels = np.zeros((40, 40 * n), np.int32)
+        for k in range(1, n + 1):
+            h, w = rng.integers(3, 30, 2)
+            labels[2 : 2 + h, 40 * (k - 1) + 2 : 40 * (k - 1) + 2 + w] = k
+        width = rng.choice([0.5, 0.99, 1.0, 1.01, 1.3], n + 1) * frame
+        measured = []
+
+        def fake(image, labels, ids, boxes, zoom, width=width, measured=measured):
+            measured.extend(ids.tolist())
+            return width[ids]
+
+        monkeypatch.setattr(_split, "_edge_widths", fake)
+        count = np.bincount(labels.ravel(), minlength=n + 1)
+        peak = np.ones(n + 1)  # every box is far from round: all are candidates
+        out = _split._blurred_objects(labels, labels, peak, count, np.ones(2), 1, zoom=zoom)
+        n_sample = _split.BLUR_SAMPLE if zoom <= 1.0 else _split.BLUR_SAMPLE_GRID
+        ids = np.arange(1, n + 1)
+        sample = ids[np.unique(np.linspace(0, n - 1, n_sample).astype(np.int64))]
+        smallest = sample[np.argsort(count[sample], kind="stable")][: sample.size // 2 + 1]
+        if np.all(width[smallest] < frame):
+            assert out == {} and sorted(measured) == sorted(smallest.tolist())
+        elif np.median(width[sample]) < frame:
+            assert out == {} and sorted(measured) == sample.tolist()
+        else:
+            assert sorted(out) == ids[width[ids] >= edge].tolist()
+            assert sorted(measured) == ids.tolist()
