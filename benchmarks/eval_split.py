@@ -222,6 +222,10 @@ def main(argv=None):
     parser.add_argument("--base", type=Path, help="with --scales: an older checkout's src")
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.scales and not args.blur:
+        parser.error("--scales needs --blur")
+    if args.base and not args.scales:
+        parser.error("--base needs --scales")
     if args.blur and args.scales:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
