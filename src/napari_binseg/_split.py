@@ -872,7 +872,8 @@ def _blurred_objects(labels, image, peak, count, spacing, f, boxes=None, zoom=1.
         boxes[:, 1::2] = -1
         if f > 1 and coarse is not None:
             # From the subsampled grid, f² times fewer pixels: each box grown by the f - 1
-            # pixels an object can reach between two samples (boxes only bound the work).
+            # pixels an object can reach between two samples (a protrusion thinner than f
+            # pixels may still stick out: boxes only bound the work, not the labels).
             label_boxes(coarse, candidate, boxes)
             grown = boxes[ids] * f + np.array([1 - f, f - 1, 1 - f, f - 1])
             boxes[ids] = np.clip(grown, 0, np.repeat(np.array(labels.shape) - 1, 2))
