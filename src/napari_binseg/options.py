@@ -63,7 +63,7 @@ ARCHITECTURES = ("mobile", "compact", "default", "large", "efficientnet-b0")
 #: Training losses.
 LOSSES = ("dice+ce", "dice", "ce", "focal")
 #: Training augmentations.
-AUGMENTATIONS = ("scale", "rotations", "flips", "intensity", "gamma", "noise")
+AUGMENTATIONS = ("scale", "rotations", "flips", "blur", "intensity", "gamma", "noise")
 #: IoU thresholds of :func:`napari_binseg.evaluate` (0.5, 0.55, ..., 0.95).
 DEFAULT_THRESHOLDS = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))
 

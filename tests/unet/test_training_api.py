@@ -170,7 +170,7 @@ def test_cli_train(tmp_path, capsys):
     assert f"wrote {out}" in capsys.readouterr().out
     cfg = json.loads((out / "config.json").read_text())["training"]
     assert cfg["config"]["architecture"] == "mobile" and cfg["config"]["init"] is None
-    assert cfg["config"]["augment"] == ["scale", "rotations", "flips", "intensity"]
+    assert cfg["config"]["augment"] == ["scale", "rotations", "flips", "blur", "intensity"]
     assert cfg["steps_done"] == 2 and cfg["data"]["planes"] == 1
     assert nb.load_model(tmp_path / "b", device="cpu").has_centres
 

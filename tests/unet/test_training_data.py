@@ -3,6 +3,8 @@ foreground/centre targets, upsampling like segment(diameter="auto"), the crop sa
 
 import numpy as np
 import pytest
+from scipy import ndimage as ndi
+from scipy.optimize import minimize_scalar
 
 import napari_binseg as nb
 from napari_binseg.evaluation import evaluate
@@ -65,7 +67,40 @@ def test_sampler_crops_are_seeded_and_augment_only_as_asked():
     windows = np.lib.stride_tricks.sliding_window_view(image, (32, 32)).reshape(-1, 32, 32)
     assert any(np.array_equal(x[0, 0].numpy(), w) for w in windows)
     assert set(np.unique(y.numpy())) <= {0.0, 1.0}
-    assert set(AUGMENTATIONS) == {"scale", "rotations", "flips", "intensity", "gamma", "noise"}
+    assert set(AUGMENTATIONS) == {
+        "scale",
+        "rotations",
+        "flips",
+        "blur",
+        "intensity",
+        "gamma",
+        "noise",
+    }
+
+
+def test_blur_augmentation_blurs_the_image_only():
+    rng = np.random.default_rng(1)
+    image = ndi.zoom(rng.random((8, 8)), 4, order=1).astype(np.float32)  # 32 x 32
+    labels = np.zeros((32, 32), np.int32)
+    labels[8:20, 6:18] = 1
+    targets = make_targets(labels)
+    sampler = Sampler([image], [targets], crop=32, seed=0, augment=("blur",))
+    sigmas = []
+    for _ in range(60):
+        x, y = sampler.batch(1)
+        x = x[0, 0].numpy()
+        np.testing.assert_array_equal(y[0].numpy(), targets)  # targets never blurred
+        if np.array_equal(x, image):
+            continue
+        fit = minimize_scalar(
+            lambda s, x=x: np.abs(ndi.gaussian_filter(image, s) - x).max(),
+            bounds=(0.3, 4.0),
+            method="bounded",
+        )
+        assert fit.fun < 1e-4  # a Gaussian blur of the crop, same in y and x
+        sigmas.append(fit.x)
+    assert 10 <= len(sigmas) <= 35  # a third of 60 crops
+    assert 0.5 - 1e-3 <= min(sigmas) and max(sigmas) <= 3.5 + 1e-3
 
 
 def test_training_pairs_are_checked():

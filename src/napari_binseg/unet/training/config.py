@@ -56,7 +56,7 @@ class TrainConfig(TrainOptions):
         Square training crops, a multiple of the network's divisor (the product of a UNet's
         strides: 8 for mobile and compact, 16 for default and large; 32 for efficientnet-b0).
     augment : tuple of str
-        Subset of ``("scale", "rotations", "flips", "intensity", "gamma", "noise")``.
+        Subset of :data:`napari_binseg.options.AUGMENTATIONS`.
     val_fraction : float
         Share of the annotated planes held out for validation (when no validation pair is
         given). With a single plane, validation uses the training plane.
