@@ -94,6 +94,10 @@ class Option:
     nullable : bool
         ``None`` (JSON null) is allowed; ``none_label`` says what it means to a user ("auto",
         "off", "none"); ``zero_is_none``: the widget and CLI show ``None`` as 0 ("0 = auto").
+    first : float, optional
+        The first number a widget offers after a word: one step up from the none word of a
+        ``zero_is_none`` option, the start of the number box of a number-or-word option.
+        Without it, the lowest number (0.01 for a probability: a value nobody means).
     units : str, optional
         ``"px"``, ``"px²"``, ``"µm"``, ... or ``"px|µm"`` when it follows the calibration.
     advanced : bool
@@ -120,6 +124,7 @@ class Option:
     nullable: bool = False
     none_label: str | None = None
     zero_is_none: bool = False
+    first: float | None = None
     units: str | None = None
     advanced: bool = False
     multiple: bool = False
@@ -372,6 +377,7 @@ class ThresholdOptions(StageOptions):
         none_label="off",
         zero_is_none=True,
         low=50,
+        first=99.0,
         high=100,
         units="%",
         advanced=True,
@@ -391,6 +397,7 @@ class ThresholdOptions(StageOptions):
         choices=("auto",),
         nullable=True,
         none_label="off",
+        first=30.0,
         low=0,
         low_open=True,
         units="px",
@@ -438,6 +445,7 @@ class UNetOptions(StageOptions):
         nullable=True,
         none_label="model",
         zero_is_none=True,
+        first=0.5,
         low=0,
         high=1,
         low_open=True,
@@ -507,6 +515,7 @@ class CountOptions(StageOptions):
         nullable=True,
         none_label="auto",
         zero_is_none=True,
+        first=5.0,
         low=0,
         units="px|µm",
         advanced=True,
@@ -519,6 +528,7 @@ class CountOptions(StageOptions):
         nullable=True,
         none_label="auto",
         zero_is_none=True,
+        first=10.0,
         low=0,
         low_open=True,
         units="px|µm",
@@ -540,6 +550,7 @@ class CountOptions(StageOptions):
         nullable=True,
         none_label="no limit",
         zero_is_none=True,
+        first=100000.0,
         low=0,
         units="px|µm",
     )
@@ -636,6 +647,7 @@ class TrainOptions(StageOptions):
         nullable=True,
         none_label="none",
         zero_is_none=True,
+        first=30.0,
         low=0,
         low_open=True,
     )

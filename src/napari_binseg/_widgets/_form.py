@@ -66,7 +66,9 @@ def tooltip_text(opt: Option, units: str = "") -> str:
         elif units:
             parts.append(f"In {units}.")
     if opt.nullable and opt.zero_is_none and "0 =" not in opt.help:
-        parts.append(f"0 = {opt.none_label or 'none'}.")
+        word = opt.none_label or "none"
+        first = f"; one step up from {word}: {opt.first:g}" if opt.first is not None else ""
+        parts.append(f"0 = {word}{first}.")
     elif opt.nullable and not opt.zero_is_none and opt.kind in (int, float) and not opt.special:
         parts.append(f"Lowest value: {opt.none_label or 'none'}.")
     return " ".join(parts)
@@ -235,6 +237,8 @@ class WordOrNumber(Container):
         choices += [(word, word) for word in opt.special] + [("value", self._NUMBER)]
         self._mode = ComboBox(choices=choices)
         self._box = _number_control(opt, numbers_only=True)
+        if opt.first is not None:
+            self._box.value = opt.first
         super().__init__(layout="horizontal", labels=False, widgets=[self._mode, self._box])
         self.margins = (0, 0, 0, 0)
         self._mode.changed.connect(self._show_box)
@@ -297,6 +301,7 @@ def _number_control(opt: Option, *, numbers_only: bool = False):
         high = high - tiny
     if nullable and not zero_is_none:
         low = low - step  # one step below the range: the "auto"/"none" value
+    lowest = low if low > 0 else tiny  # the lowest number; 0 is the word
     if zero_is_none:
         low = min(low, 0)
     if is_int:
@@ -306,15 +311,47 @@ def _number_control(opt: Option, *, numbers_only: bool = False):
         widget.native.setDecimals(decimals)
     if nullable:
         widget.native.setSpecialValueText(opt.none_label or "none")
+    if nullable and zero_is_none:
+        first = lowest if opt.first is None else opt.first
+        _step_from_word(widget.native, first=first, lowest=lowest, step=step, decimals=decimals)
     return widget
+
+
+def _step_from_word(native, *, first: float, lowest: float, step: float, decimals: int):
+    """Arrows, wheel and keys of a "0 = word" spin box: one step up from the word (0) gives
+    ``first``; one step down from ``first``, or below ``lowest``, gives the word. Qt's own step
+    from 0 would be the smallest number (0.01 for a probability): a value nobody meant that
+    runs silently."""
+    from qtpy.QtWidgets import QStyle
+
+    def step_by(steps: int):
+        native.interpretText()  # text typed but not yet taken, as Qt's own stepBy does
+        value = native.value()
+        for _ in range(abs(steps)):
+            if steps > 0:
+                value = first if value == 0 else round(value + step, decimals)
+            elif math.isclose(value, first) or value - step < lowest - step / 1000:
+                value = 0
+            else:
+                value = round(value - step, decimals)
+        native.setValue(min(value, native.maximum()))
+        if native.style().styleHint(QStyle.StyleHint.SH_SpinBox_SelectOnStep, None, native):
+            native.selectAll()
+
+    # magicgui makes the Qt spin box itself; PyQt and PySide call an instance's Python
+    # override of a virtual method (stepBy serves the arrows, the wheel and the keys).
+    native.stepBy = step_by
 
 
 def _step(opt: Option) -> float:
     """A spin box step for a float option: about a twentieth of its range, or of its default
-    when that is smaller (a learning rate), 0.5 when unbounded."""
+    when that is smaller (a learning rate); when unbounded 0.5, or about a twentieth of its
+    first value when that is larger (an area)."""
     step = 0.5
     if opt.low is not None and opt.high is not None and opt.high > opt.low:
         step = float(10 ** math.floor(math.log10((opt.high - opt.low) / 20)))
+    elif opt.first:
+        step = max(step, float(10 ** math.floor(math.log10(opt.first / 20))))
     default = opt.default if isinstance(opt.default, (int, float)) else 0
     if 0 < abs(default) < step:
         step = float(10 ** math.floor(math.log10(abs(default))))

@@ -1,0 +1,96 @@
+"""The arrows of a "0 = auto" number control: from the word to the option's first value."""
+
+import pytest
+from qtpy.QtCore import Qt
+from qtpy.QtTest import QTest
+
+from napari_binseg._widgets._form import OptionForm
+from napari_binseg._widgets.prediction import PredictWidget
+from napari_binseg._widgets.thresholding import ThresholdWidget
+from napari_binseg.options import (
+    CountOptions,
+    ThresholdOptions,
+    TrainOptions,
+    UNetOptions,
+    options_of,
+)
+
+#: Options a widget shows its own way (a text or a model choice, not a form control).
+_OWN_WAY = ("model", "init", "architecture")
+
+WORD_OPTIONS = [
+    (cls, opt)
+    for cls in (ThresholdOptions, UNetOptions, CountOptions, TrainOptions)
+    for opt in options_of(cls)
+    if opt.nullable and opt.zero_is_none and opt.kind in (int, float) and not opt.choices
+]
+
+
+def test_every_word_option_is_found():
+    names = {f"{cls.section}.{opt.name}" for cls, opt in WORD_OPTIONS}
+    assert {"unet.prob_threshold", "threshold.clip", "count.max_size", "train.threads"} <= names
+
+
+def test_up_from_model_is_the_bundled_threshold_and_down_is_model_again(make_napari_viewer):
+    """One press of Up on "model" gives 0.5 (not 0.01, the smallest step), Down gives "model"
+    back, a typed 0.01 stays 0.01 and steps by 0.01 from there."""
+    widget = PredictWidget(make_napari_viewer())
+    box = widget.prob_threshold.native
+    assert box.text() == "model" and widget.parameters()["prob_threshold"] is None
+    QTest.keyClick(box, Qt.Key.Key_Up)
+    assert widget.prob_threshold.value == 0.5 and widget.parameters()["prob_threshold"] == 0.5
+    QTest.keyClick(box, Qt.Key.Key_Up)
+    assert widget.parameters()["prob_threshold"] == 0.51
+    QTest.keyClick(box, Qt.Key.Key_Down)
+    QTest.keyClick(box, Qt.Key.Key_Down)
+    assert box.text() == "model" and widget.parameters()["prob_threshold"] is None
+    box.lineEdit().selectAll()
+    QTest.keyClicks(box, "0.01")
+    QTest.keyClick(box, Qt.Key.Key_Return)
+    assert widget.parameters()["prob_threshold"] == 0.01
+    QTest.keyClick(box, Qt.Key.Key_Up)
+    assert widget.parameters()["prob_threshold"] == 0.02
+    QTest.keyClick(box, Qt.Key.Key_Down)
+    QTest.keyClick(box, Qt.Key.Key_Down)
+    assert widget.parameters()["prob_threshold"] is None
+
+
+@pytest.mark.parametrize(
+    ("cls", "opt"), WORD_OPTIONS, ids=[f"{c.section}.{o.name}" for c, o in WORD_OPTIONS]
+)
+def test_one_step_from_the_word_gives_the_first_value_and_back(qtbot, cls, opt):
+    """Every "0 = word" number option: one step up gives its declared first value (a float
+    option must declare one; an int one starts at its lowest number), a value the option
+    accepts; one step down gives the word (None) again."""
+    form = OptionForm(cls, skip=_OWN_WAY)
+    control = form.widgets[opt.name]
+    assert form.values()[opt.name] is None
+    if opt.kind is float:
+        assert opt.first is not None, f"{cls.section}.{opt.name} declares no first value"
+    first = opt.first if opt.first is not None else opt.low
+    control.native.stepBy(1)
+    assert form.values()[opt.name] == first == opt.check(first)
+    control.native.stepBy(-1)
+    assert form.values()[opt.name] is None
+
+
+def test_a_step_below_the_range_is_the_word(qtbot):
+    """ThresholdOptions.clip takes 50..100 or off: down from 51 gives 50, then off (not 49,
+    which the option would refuse); Page Up from off steps on from 99."""
+    form = OptionForm(ThresholdOptions)
+    box = form.widgets["clip"].native
+    form.widgets["clip"].value = 51
+    box.stepBy(-1)
+    assert form.read().clip == 50
+    box.stepBy(-1)
+    assert form.read().clip is None
+    box.stepBy(3)
+    assert form.read().clip == 100  # 99, 100, then the box's ceiling
+
+
+def test_a_radius_chosen_after_off_starts_at_the_first_value(make_napari_viewer):
+    """Choosing "value" for the background radius shows 30 px (its first value), not the
+    box's lowest number."""
+    widget = ThresholdWidget(make_napari_viewer())
+    widget.background._mode.value = widget.background._NUMBER
+    assert widget.parameters()["background"] == 30.0
