@@ -34,14 +34,14 @@ def _cpu_s():
     return usage.ru_utime + usage.ru_stime
 
 
-def child(run, shape, spacing, seed, device):
+def child(run, shape, spacing, seed, device, model="nuclei"):
     import numpy as np
 
     import napari_binseg as nb
     from napari_binseg.unet import load_model, segment
 
     image, truth = nb.synthetic_stack(shape, spacing=spacing, seed=seed)
-    lm = load_model("nuclei", device=device)
+    lm = load_model(model, device=device)
     segment(image[len(image) // 2, :128, :128], lm)  # warm-up: conversion, kernels
     kw = {
         "planes": {"axes": "TYX"},  # the default diameter="auto", per plane
@@ -81,18 +81,20 @@ def main():
     parser.add_argument("--spacing", default="2,1,1")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--model", default="nuclei", help="model name or folder")
     parser.add_argument("--child", choices=RUNS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     shape = tuple(int(s) for s in args.shape.lower().split("x"))
     spacing = tuple(float(s) for s in args.spacing.split(","))
     if args.child:
-        child(args.child, shape, spacing, args.seed, args.device)
+        child(args.child, shape, spacing, args.seed, args.device, args.model)
         return
     results = {}
     for run in RUNS:
         out = subprocess.run(
             [sys.executable, __file__, "--child", run, "--shape", args.shape,
-             "--spacing", args.spacing, "--seed", str(args.seed), "--device", args.device],
+             "--spacing", args.spacing, "--seed", str(args.seed), "--device", args.device,
+             "--model", args.model],
             capture_output=True, text=True, check=True,
         )  # fmt: skip
         results[run] = json.loads(out.stdout.strip().splitlines()[-1])
