@@ -1,8 +1,10 @@
 """The arrows of a "0 = auto" number control: from the word to the option's first value."""
 
 import pytest
-from qtpy.QtCore import Qt
+from qtpy.QtCore import QPoint, QPointF, Qt
+from qtpy.QtGui import QWheelEvent
 from qtpy.QtTest import QTest
+from qtpy.QtWidgets import QApplication, QStyle, QStyleOptionSpinBox
 
 from napari_binseg._widgets._form import OptionForm
 from napari_binseg._widgets.prediction import PredictWidget
@@ -26,17 +28,41 @@ WORD_OPTIONS = [
 ]
 
 
+def click_up_arrow(box):
+    option = QStyleOptionSpinBox()
+    box.initStyleOption(option)
+    up = QStyle.SubControl.SC_SpinBoxUp
+    arrow = box.style().subControlRect(QStyle.ComplexControl.CC_SpinBox, option, up, box)
+    QTest.mouseClick(box, Qt.MouseButton.LeftButton, pos=arrow.center())
+
+
+def wheel_down(box):
+    at = QPointF(box.rect().center())
+    notch = QPoint(0, -120)
+    no = Qt.KeyboardModifier.NoModifier
+    event = QWheelEvent(
+        at, at, QPoint(), notch, Qt.MouseButton.NoButton, no, Qt.ScrollPhase.NoScrollPhase, False
+    )
+    QApplication.sendEvent(box, event)
+
+
 def test_every_word_option_is_found():
     names = {f"{cls.section}.{opt.name}" for cls, opt in WORD_OPTIONS}
     assert {"unet.prob_threshold", "threshold.clip", "count.max_size", "train.threads"} <= names
 
 
 def test_up_from_model_is_the_bundled_threshold_and_down_is_model_again(make_napari_viewer):
-    """One press of Up on "model" gives 0.5 (not 0.01, the smallest step), Down gives "model"
-    back, a typed 0.01 stays 0.01 and steps by 0.01 from there."""
+    """One click of the up arrow (or Up, or a wheel step) on "model" gives 0.5 (not 0.01, the
+    smallest step), a step down gives "model" back, a typed 0.01 stays 0.01 and steps by 0.01
+    from there."""
     widget = PredictWidget(make_napari_viewer())
     box = widget.prob_threshold.native
+    box.show()
     assert box.text() == "model" and widget.parameters()["prob_threshold"] is None
+    click_up_arrow(box)
+    assert widget.prob_threshold.value == 0.5
+    wheel_down(box)
+    assert box.text() == "model"
     QTest.keyClick(box, Qt.Key.Key_Up)
     assert widget.prob_threshold.value == 0.5 and widget.parameters()["prob_threshold"] == 0.5
     QTest.keyClick(box, Qt.Key.Key_Up)
@@ -61,17 +87,19 @@ def test_up_from_model_is_the_bundled_threshold_and_down_is_model_again(make_nap
 def test_one_step_from_the_word_gives_the_first_value_and_back(qtbot, cls, opt):
     """Every "0 = word" number option: one step up gives its declared first value (a float
     option must declare one; an int one starts at its lowest number), a value the option
-    accepts; one step down gives the word (None) again."""
+    accepts; one step down gives the word (None) again. The box shows the word."""
     form = OptionForm(cls, skip=_OWN_WAY)
     control = form.widgets[opt.name]
     assert form.values()[opt.name] is None
     if opt.kind is float:
         assert opt.first is not None, f"{cls.section}.{opt.name} declares no first value"
     first = opt.first if opt.first is not None else opt.low
+    assert control.native.text() == opt.none_label
     control.native.stepBy(1)
-    assert form.values()[opt.name] == first == opt.check(first)
+    value = form.values()[opt.name]
+    assert value == first == opt.check(first) and type(value) is opt.kind
     control.native.stepBy(-1)
-    assert form.values()[opt.name] is None
+    assert form.values()[opt.name] is None and control.native.text() == opt.none_label
 
 
 def test_a_step_below_the_range_is_the_word(qtbot):

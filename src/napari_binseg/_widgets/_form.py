@@ -304,9 +304,9 @@ def _number_control(opt: Option, *, numbers_only: bool = False):
     lowest = low if low > 0 else tiny  # the lowest number; 0 is the word
     if zero_is_none:
         low = min(low, 0)
-    if is_int:
+    if is_int and not nullable:
         widget = SpinBox(step=1, min=int(low), max=int(min(high, 2**31 - 1)))
-    else:
+    else:  # an int with a word too: magicgui's int box (superqt's) cannot show the word
         widget = FloatSpinBox(step=step, min=low, max=high)
         widget.native.setDecimals(decimals)
     if nullable:
