@@ -51,10 +51,10 @@ def test_every_word_option_is_found():
     assert {"unet.prob_threshold", "threshold.clip", "count.max_size", "train.threads"} <= names
 
 
-def test_up_from_model_is_the_bundled_threshold_and_down_is_model_again(make_napari_viewer):
+def test_up_from_model_is_the_bundled_threshold_and_steps_on_from_there(make_napari_viewer):
     """One click of the up arrow (or Up, or a wheel step) on "model" gives 0.5 (not 0.01, the
-    smallest step), a step down gives "model" back, a typed 0.01 stays 0.01 and steps by 0.01
-    from there."""
+    smallest step); from there the box steps both ways (0.49, 0.51); a typed 0.01 stays 0.01,
+    steps by 0.01 and one step below it is "model" again."""
     widget = PredictWidget(make_napari_viewer())
     box = widget.prob_threshold.native
     box.show()
@@ -62,14 +62,10 @@ def test_up_from_model_is_the_bundled_threshold_and_down_is_model_again(make_nap
     click_up_arrow(box)
     assert widget.prob_threshold.value == 0.5
     wheel_down(box)
-    assert box.text() == "model"
+    assert widget.parameters()["prob_threshold"] == 0.49
     QTest.keyClick(box, Qt.Key.Key_Up)
-    assert widget.prob_threshold.value == 0.5 and widget.parameters()["prob_threshold"] == 0.5
     QTest.keyClick(box, Qt.Key.Key_Up)
     assert widget.parameters()["prob_threshold"] == 0.51
-    QTest.keyClick(box, Qt.Key.Key_Down)
-    QTest.keyClick(box, Qt.Key.Key_Down)
-    assert box.text() == "model" and widget.parameters()["prob_threshold"] is None
     box.lineEdit().selectAll()
     QTest.keyClicks(box, "0.01")
     QTest.keyClick(box, Qt.Key.Key_Return)
@@ -87,7 +83,8 @@ def test_up_from_model_is_the_bundled_threshold_and_down_is_model_again(make_nap
 def test_one_step_from_the_word_gives_the_first_value_and_back(qtbot, cls, opt):
     """Every "0 = word" number option: one step up gives its declared first value (a float
     option must declare one; an int one starts at its lowest number), a value the option
-    accepts; one step down gives the word (None) again. The box shows the word."""
+    accepts; a step down from there gives a smaller number, and one from the lowest number
+    gives the word (None) again. The box shows the word."""
     form = OptionForm(cls, skip=_OWN_WAY)
     control = form.widgets[opt.name]
     assert form.values()[opt.name] is None
@@ -99,6 +96,9 @@ def test_one_step_from_the_word_gives_the_first_value_and_back(qtbot, cls, opt):
     value = form.values()[opt.name]
     assert value == first == opt.check(first) and type(value) is opt.kind
     control.native.stepBy(-1)
+    below = form.values()[opt.name]
+    assert below is None if first == opt.low else 0 < below < first
+    control.native.stepBy(-1000)  # down past the lowest number: the word, never below
     assert form.values()[opt.name] is None and control.native.text() == opt.none_label
 
 

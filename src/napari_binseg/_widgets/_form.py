@@ -319,9 +319,10 @@ def _number_control(opt: Option, *, numbers_only: bool = False):
 
 def _step_from_word(native, *, first: float, lowest: float, step: float, decimals: int):
     """Arrows, wheel and keys of a "0 = word" spin box: one step up from the word (0) gives
-    ``first``; one step down from ``first``, or below ``lowest``, gives the word. Qt's own step
-    from 0 would be the smallest number (0.01 for a probability): a value nobody meant that
-    runs silently."""
+    ``first``; a step below ``lowest`` gives the word; in between, the box steps as usual (from
+    0.5 down to 0.49, so a nudge near the first value needs no typing). Qt's own step from 0
+    would be the smallest number (0.01 for a probability): a value nobody meant that runs
+    silently."""
     from qtpy.QtWidgets import QStyle
 
     def step_by(steps: int):
@@ -330,7 +331,7 @@ def _step_from_word(native, *, first: float, lowest: float, step: float, decimal
         for _ in range(abs(steps)):
             if steps > 0:
                 value = first if value == 0 else round(value + step, decimals)
-            elif math.isclose(value, first) or value - step < lowest - step / 1000:
+            elif value - step < lowest - step / 1000:
                 value = 0
             else:
                 value = round(value - step, decimals)
