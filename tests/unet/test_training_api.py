@@ -67,6 +67,7 @@ def test_tiny_network_learns(trained, pair):
     medians = {round(median_diameter(labels), 1) for labels in pair[1][:2]}
     assert cfg["postprocess"]["diameter"] in medians and cfg["postprocess"]["max_scale"] == 2.0
     assert 10 < cfg["postprocess"]["diameter"] < 14  # synthetic nuclei of radius 6
+    assert cfg["training"]["data"]["scales"] == [1.0]  # from scratch: at their own size
 
 
 def test_saved_model_and_bundle_round_trip(trained, pair, tmp_path):
@@ -337,3 +338,26 @@ def test_fine_tune_validates_with_the_init_models_post_processing(trained, pair,
     _, own = nb.train(*pair, config=TrainConfig(**options | {"init": str(out)}))
     _, removed = nb.train(*pair, config=TrainConfig(**options | {"init": str(strict)}))
     assert own[0]["val_f1"] > 0.5 and removed[0]["val_f1"] == 0.0
+
+
+def test_fine_tune_trains_at_the_init_models_scale(trained, pair, tmp_path):
+    """Nuclei 4x the init model's reference: the planes train at the scale segment() runs
+    them at (0.5x), and the written model keeps the init's reference and size rule, so
+    segment() keeps running them there (before: the training nuclei's median became the
+    reference and the planes trained at full size)."""
+    from napari_binseg.unet.inference import median_diameter
+
+    _, _, out = trained
+    init = tmp_path / "init"
+    init.mkdir()
+    for name in ("model.safetensors", "config.json"):
+        (init / name).write_bytes((out / name).read_bytes())
+    config = json.loads((init / "config.json").read_text())
+    reference = round(median_diameter(pair[1][0]) / 4, 1)
+    config["postprocess"].update(diameter=reference, max_scale=1.5, native_max=2.0)
+    (init / "config.json").write_text(json.dumps(config))
+    options = OPTIONS | {"architecture": None, "epochs": 1, "steps_per_epoch": 2}
+    model, _ = nb.train(pair[0], pair[1], config=TrainConfig(**options | {"init": str(init)}))
+    post = model.config["postprocess"]
+    assert (post["diameter"], post["max_scale"], post["native_max"]) == (reference, 1.5, 2.0)
+    assert model.config["training"]["data"]["scales"] == [0.5]

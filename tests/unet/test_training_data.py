@@ -11,7 +11,14 @@ from napari_binseg.evaluation import evaluate
 from napari_binseg.unet import inference
 from napari_binseg.unet._postprocess import probabilities_to_labels
 from napari_binseg.unet.training import AUGMENTATIONS, annotated_planes, read_pairs
-from napari_binseg.unet.training.data import Sampler, make_targets, split_planes, upsample_to
+from napari_binseg.unet.training.data import (
+    Sampler,
+    at_segment_scale,
+    make_targets,
+    segment_scale,
+    split_planes,
+    upsample_to,
+)
 
 
 def test_targets_separate_touching_nuclei():
@@ -42,6 +49,41 @@ def test_upsamples_small_nuclei_like_segment():
     # Within 12% of the reference (rounds to 1x): untouched, the same arrays.
     same_image, same_labels = upsample_to(image, labels, 1.1 * found)
     assert same_image is image and same_labels is labels
+
+
+@pytest.mark.parametrize(
+    "diameter, shape, post, expected",
+    [
+        (100.0, (1024, 1280), {"diameter": 19.3}, 0.25),  # 63x nuclei, the bundled model
+        (60.0, (1024, 1280), {"diameter": 19.3}, 0.5),
+        (250.0, (1024, 1280), {"diameter": 19.3}, 0.125),  # over COARSE_FROM x reference
+        (250.0, (200, 200), {"diameter": 19.3}, 0.25),  # no room for the 0.125x look
+        (100.0, (100, 100), {"diameter": 19.3}, 1.0),  # too small to probe: only upsampled
+        (10.0, (256, 256), {"diameter": 19.3}, 2.0),  # at most max_scale
+        (10.0, (256, 256), {"diameter": 19.3, "max_scale": 1.5}, 1.5),
+        (14.0, (64, 64), {"diameter": 19.3}, 1.5),
+        (40.0, (1024, 1280), {"diameter": 19.3}, 1.0),
+        (40.0, (1024, 1280), {"diameter": 19.3, "native_max": 1.5}, 0.5),  # the model's rule
+        (100.0, (1024, 1280), {"diameter": None}, 1.0),  # no reference: no resize
+        (None, (1024, 1280), {"diameter": 19.3}, 1.0),
+    ],
+)
+def test_segment_scale_is_the_auto_rule_at_the_true_size(diameter, shape, post, expected):
+    assert segment_scale(diameter, shape, post, 16) == expected
+
+
+def test_at_segment_scale_resizes_a_plane_and_its_labels_together():
+    image, labels = nb.synthetic_nuclei((128, 160), radius=12, seed=0)
+    image = image.astype(np.float32)
+    found = inference.median_diameter(labels)
+    # Nuclei 4x the reference: 0.5x brings them nearer DOWN_TARGET (1.5x) than 0.25x.
+    small, small_labels, scale = at_segment_scale(image, labels, {"diameter": found / 4}, 2)
+    assert scale == 0.5 and small.shape == small_labels.shape == (64, 80)
+    assert small_labels.dtype == np.int32 and small_labels.max() == labels.max()
+    assert inference.median_diameter(small_labels) == pytest.approx(found / 2, rel=0.1)
+    np.testing.assert_allclose(small.mean(), image.mean(), rtol=0.02)
+    same = at_segment_scale(image, labels, {"diameter": found}, 2)
+    assert same[0] is image and same[1] is labels and same[2] == 1.0
 
 
 def test_split_is_seeded_and_keeps_one_of_each():

@@ -1,4 +1,5 @@
-"""Training data: annotated planes of (image, labels) pairs, targets, augmented crops.
+"""Training data: annotated planes of (image, labels) pairs, the scale segment() runs them
+at, targets, augmented crops.
 
 Targets per plane: channel 0 the foreground (``labels > 0``), channel 1 the nucleus centres
 (pixels whose distance to the nucleus border, inter-nucleus borders included, is more than half
@@ -202,6 +203,76 @@ def upsample_to(image, labels, diameter):
         return image, labels
     shape = tuple(round(s * factor) for s in image.shape)
     return resize(image, shape), labels_resized(labels, shape)
+
+
+def segment_scale(diameter, shape, post, divisor):
+    """Scale at which ``segment(diameter="auto")`` runs a plane whose nuclei measure
+    ``diameter`` pixels, when its estimate is right (:mod:`napari_binseg.unet.scale`).
+
+    Planes large enough for the probe go down by :func:`~napari_binseg.unet.scale.
+    downsample_factor` (0.125x only where the look fits); every plane goes up by
+    :func:`~napari_binseg.unet.scale.upsample_factor`; 1.0 for a model without a reference
+    diameter.
+
+    Parameters
+    ----------
+    diameter : float or None
+        Median nucleus diameter of the plane (pixels).
+    shape : (M, N) tuple
+        The plane's shape.
+    post : dict
+        The model config's ``postprocess`` section (``diameter``, ``max_scale`` and the size
+        rule's ``native_max``, ``down_target``).
+    divisor : int
+        The network's divisor (what the probe's plane size is checked against).
+
+    Examples
+    --------
+    >>> post = {"diameter": 19.3}
+    >>> segment_scale(100.0, (1024, 1280), post, 16), segment_scale(60.0, (1024, 1280), post, 16)
+    (0.25, 0.5)
+    >>> segment_scale(10.0, (256, 256), post, 16), segment_scale(100.0, (100, 100), post, 16)
+    (2.0, 1.0)
+    """
+    from ..scale import (
+        DOWN_SCALES,
+        LOOK_SCALE,
+        downsample_factor,
+        probe_shape_ok,
+        size_rule,
+        upsample_factor,
+    )
+
+    reference = post.get("diameter")
+    scale = 1.0
+    if probe_shape_ok(shape, divisor):
+        scales = DOWN_SCALES
+        if not probe_shape_ok(shape, divisor, LOOK_SCALE):
+            scales = tuple(s for s in DOWN_SCALES if s != LOOK_SCALE)
+        scale = downsample_factor(diameter, reference, scales=scales, **size_rule(post))
+    if scale == 1.0:
+        scale = upsample_factor(diameter, reference, post.get("max_scale", 2.0))
+    return scale
+
+
+def at_segment_scale(image, labels, post, divisor):
+    """A normalized plane and its labels resized as ``segment(diameter="auto")`` resizes
+    the plane, by the labels' median nucleus (:func:`segment_scale`).
+
+    Returns
+    -------
+    image : ndarray of float32
+    labels : ndarray of int32
+        Nearest-neighbour resized, renumbered 1..n (objects lost in a downsampling dropped).
+    scale : float
+    """
+    from ..scale import labels_resized, median_diameter, resize, scaled_shape
+
+    scale = segment_scale(median_diameter(labels), image.shape, post, divisor)
+    if scale == 1.0:
+        return image, labels, scale
+    shape = scaled_shape(image.shape, scale)
+    return resize(image, shape), labels_resized(labels, shape).astype(np.int32), scale
 
 
 class Sampler:
