@@ -16,7 +16,7 @@ from napari_binseg.unet.training import ARCHITECTURES, LOSSES
 from napari_binseg.unet.training.data import Sampler, make_targets
 from napari_binseg.unet.training.loop import NonFiniteLoss, fit, validate, validation_model
 
-from .conftest import TINY
+from .conftest import TINY, needs_bundled, object_f1
 
 
 def test_names_match_the_options():
@@ -67,10 +67,15 @@ def test_validation_goes_through_the_inference_path():
     image = image[:45, :51]  # padded to the divisor (2) by the inference path
     labels = labels[:45, :51]
     net.train()
+    cache = {}
     f1, per_image, pooled = validate(
-        net, TINY, DEFAULT_NORMALIZATION, [image], [labels], "cpu", loss=LOSSES["ce"]
-    )
+        net, TINY, DEFAULT_NORMALIZATION, [image], [labels], "cpu", loss=LOSSES["ce"],
+        target_cache=cache,
+    )  # fmt: skip
     assert net.training  # the training network is left as it was
+    # The targets of the one full-size pass, kept for the next epoch's validation.
+    assert list(cache) == [(0, (45, 51))]
+    np.testing.assert_array_equal(cache[0, (45, 51)].numpy(), make_targets(labels))
     # The one-pass prediction of the eval-mode network on the normalized, padded plane.
     with torch.inference_mode():
         x = torch.from_numpy(normalize_plane(image, DEFAULT_NORMALIZATION))[None, None]
@@ -79,9 +84,33 @@ def test_validation_goes_through_the_inference_path():
     target = torch.from_numpy(make_targets(labels).astype(np.float32))[None]
     assert pooled.attrs["loss"] == pytest.approx(float(LOSSES["ce"](ref, target)), abs=1e-6)
     lm = validation_model(net, TINY, DEFAULT_NORMALIZATION, "cpu")
-    logits = nb.unet.predict_channels(image, lm, device="cpu", backend="torch")
-    np.testing.assert_allclose(logits, ref[0].numpy(), atol=1e-5)
+    probs = nb.unet.predict_channels(image, lm, device="cpu", backend="torch")
+    np.testing.assert_allclose(probs, torch.sigmoid(ref[0]).numpy(), atol=1e-6)
     assert 0 <= f1 <= 1 and 0 <= per_image <= 1
+
+
+@needs_bundled
+def test_validation_scores_what_segment_gives_at_its_scale():
+    """Nuclei of ~84 pixels: segment() runs the bundled model at 0.25x; validation scores
+    that, not the full-size pass (which cuts nuclei up) nor any other scale."""
+    from napari_binseg._sample_data import load_sample
+    from napari_binseg.unet.network import load_model
+    from napari_binseg.unet.scale import labels_resized, resize
+
+    image, labels, _ = load_sample("nuclei_2d")
+    image = resize(image.astype(np.float32), (1560, 2088))[:768, :1024]
+    labels = labels_resized(labels, (1560, 2088))[:768, :1024]
+    lm = load_model("nuclei", device="cpu")
+    post = lm.config["postprocess"]
+    args = (lm.module, lm.config["network"], lm.config["normalization"], [image], [labels])
+    f1 = validate(*args, "cpu", postprocess=post)[0]
+    full_size = validate(*args, "cpu", postprocess=post | {"diameter": None})[0]
+    pred, info = nb.segment(
+        image, lm, device="cpu", backend="torch", precision="float32", return_info=True
+    )
+    assert info["scales"] == [0.25]
+    assert f1 == object_f1(labels, pred)
+    assert f1 > full_size + 0.03
 
 
 def test_validation_uses_the_models_post_processing():

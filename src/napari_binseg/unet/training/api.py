@@ -222,6 +222,7 @@ def train(
     # Raw planes: validation goes through segment()'s inference path, normalization included.
     val_images = [im for im, _, _ in val_planes]
     val_labels = [lab for _, lab, _ in val_planes]
+    val_targets = {}
     net = build_network(network)
     if init_config:
         net.load_state_dict(_load_state(Path(init_config["_folder"]) / "model.safetensors"))
@@ -292,7 +293,15 @@ def train(
         if step % config.steps_per_epoch and not last:
             continue
         f1, per_image, pooled = validate(
-            net, network, norm, val_images, val_labels, device, loss=loss, postprocess=post
+            net,
+            network,
+            norm,
+            val_images,
+            val_labels,
+            device,
+            loss=loss,
+            postprocess=post,
+            target_cache=val_targets,
         )
         record = {
             "epoch": len(history) + 1,

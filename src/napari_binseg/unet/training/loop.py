@@ -1,9 +1,9 @@
 """The training loop: losses, optimizer steps on a schedule, validation through inference.
 
-Validation runs the network as :func:`napari_binseg.segment` does (the inference path's
-normalization, padding and post-processing, :func:`napari_binseg.unet.predict_channels`), so
-the validation F1 is the score a user of the trained model gets, not that of a second
-predictor.
+Validation runs the network as :func:`napari_binseg.segment` does with its defaults (the
+inference path's normalization, nucleus size estimate and resizing, padding and
+post-processing), so the validation F1 is the score a user of the trained model gets, not
+that of a second predictor or of another scale.
 """
 
 import math
@@ -121,8 +121,9 @@ def fit(
         yield step, number
 
 
-def validation_model(net, network, normalization, device):
-    """A :class:`~napari_binseg.unet.network.LoadedModel` view of ``net`` that returns logits.
+def validation_model(net, network, normalization, device, postprocess=None):
+    """A :class:`~napari_binseg.unet.network.LoadedModel` view of ``net``, with the model
+    config's ``postprocess`` section (its thresholds, minimum size and size rule).
 
     A copy in eval mode (BatchNorm not folded), so validation matches the training network
     exactly while going through the inference path.
@@ -132,8 +133,10 @@ def validation_model(net, network, normalization, device):
     config = {
         "network": network,
         "outputs": ["foreground", "centre"],
-        "activation": "none",
+        "activation": "sigmoid",
         "normalization": normalization,
+        "postprocess": {"prob_threshold": 0.5, "seed_threshold": 0.5, "min_size": 8}
+        | (postprocess or {}),
         "optimize": False,
     }
     return loaded_model(net, config, name="validation", device=device)
@@ -150,15 +153,21 @@ def validate(
     thresholds=(0.5,),
     loss=None,
     postprocess=None,
+    target_cache=None,
 ):
-    """Pooled object F1 at IoU 0.5 (:func:`napari_binseg.evaluate`) over validation images.
+    """Pooled object F1 at IoU 0.5 (:func:`napari_binseg.evaluate`) over validation images,
+    segmented as :func:`napari_binseg.segment` segments them with its defaults.
 
-    ``images`` are raw planes: the inference path normalizes them with ``normalization``
-    (the model's), pads them to the network's divisor and runs them in one pass; instances
-    come from the thresholds and minimum size of ``postprocess`` (the model config's section:
-    what :func:`napari_binseg.segment` will use; default 0.5 / 0.5 / 8 px). With
-    ``loss`` (a function of logits and targets, e.g. :data:`LOSSES` values), the mean loss
-    over the full validation images is stored in ``pooled.attrs["loss"]``.
+    ``images`` are raw planes; each goes through ``segment(diameter="auto")``'s path for one
+    plane: normalized with ``normalization`` (the model's), its nucleus size estimated by
+    the network and the plane run at the scale that estimate gives (resized back), instances
+    from the thresholds and minimum size of ``postprocess`` (the model config's section;
+    default 0.5 / 0.5 / 8 px). A ``postprocess`` without ``diameter`` runs every plane at its
+    own size. With ``loss`` (a function of logits and targets, e.g. :data:`LOSSES` values),
+    the mean loss of the passes that gave the labels, against the targets of the labels
+    resized to the pass's scale, is stored in ``pooled.attrs["loss"]``; a ``target_cache``
+    dict kept across calls (epochs) holds those targets, by image and shape, so they are
+    computed once.
 
     Returns
     -------
@@ -172,35 +181,34 @@ def validate(
     import torch
 
     from ...evaluation import aggregate, evaluate
-    from .._postprocess import probabilities_to_labels
-    from ..inference import predict_channels
+    from ...options import UNetOptions
+    from ..backends import _Runner
+    from ..passes import _auto_unit, _normalized_units, _probing
+    from ..scale import labels_resized
 
-    post = {
-        key: (postprocess or {})[key]
-        for key in ("prob_threshold", "seed_threshold", "min_size")
-        if key in (postprocess or {})
-    }
-    lm = validation_model(net, network, normalization, device)
-    divisor = lm.config["divisor"]
+    lm = validation_model(net, network, normalization, device, postprocess)
+    threshold = lm.config["postprocess"]["prob_threshold"]
+    defaults = UNetOptions()
+    kw = {"tile_size": defaults.tile_size, "overlap": defaults.overlap, "batch_size": 1}
+    runner = _Runner(lm, precision="float32", progress=None, total=0, backend="torch")
+    target_cache = {} if target_cache is None else target_cache
     tables = []
     losses = []
-    for image, truth in zip(images, labels, strict=True):
-        tile = max(16, *(math.ceil(s / divisor) * divisor for s in image.shape))
-        logits = predict_channels(
-            image,
-            lm,
-            device=lm.device,
-            tile_size=tile,
-            batch_size=1,
-            precision="float32",
-            backend="torch",
-        )
-        prob = torch.sigmoid(torch.from_numpy(logits)).numpy()
-        pred = probabilities_to_labels(prob[0], prob[1], **post)
+    for i, (image, truth) in enumerate(zip(images, labels, strict=True)):
+        ((_, unit, _),) = _normalized_units(np.asarray(image), lm)
+        info = {"looked": 0, "estimate_seconds": 0.0, "probe_seconds": 0.0, "remeasured": 0}
+        probing = _probing(lm, unit.shape)
+        pred, prob, _, _ = _auto_unit(unit, lm, runner, threshold, probing, info, **kw)
         tables.append(evaluate(truth, pred, thresholds=list(thresholds), label_masks=False))
         if loss is not None:
-            target = torch.from_numpy(make_targets(truth).astype(np.float32))[None]
-            losses.append(float(loss(torch.from_numpy(logits)[None], target)))
+            key = (i, prob.shape[1:])
+            if key not in target_cache:
+                if prob.shape[1:] != truth.shape:
+                    truth = labels_resized(truth, prob.shape[1:])
+                target_cache[key] = torch.from_numpy(make_targets(truth).astype(np.float32))
+            target = target_cache[key][None]
+            logits = torch.logit(torch.from_numpy(prob)[None], eps=1e-6)
+            losses.append(float(loss(logits, target)))
     pooled = aggregate(tables)
     if loss is not None:
         pooled.attrs["loss"] = float(np.mean(losses))
