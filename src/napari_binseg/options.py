@@ -18,7 +18,7 @@ Examples
 >>> ThresholdOptions(sigma=-1)
 Traceback (most recent call last):
 ...
-ValueError: threshold.sigma must be >= 0 (px), got -1
+ValueError: threshold.sigma ('auto' or px) must be >= 0 (px), got -1
 >>> [o.name for o in options_of(EvaluateOptions)]
 ['thresholds', 'time_axis', 'label_masks']
 """
@@ -348,9 +348,13 @@ class ThresholdOptions(StageOptions):
         nullable=True,
         none_label="none",
     )
-    sigma: float = option(
-        0.0,
-        "Gaussian smoothing before thresholding, in pixels of the plane (0 = none).",
+    sigma: str | float = option(
+        "auto",
+        "Gaussian smoothing before thresholding, in pixels of the plane (0 = none; auto: "
+        "1, 2 or 4 px on a noisy image, none on a clean one).",
+        kind=float,
+        choices=("auto",),
+        first=1.0,
         low=0,
         high=100,
         units="px",

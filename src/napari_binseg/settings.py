@@ -27,8 +27,9 @@ from .options import (
 #: ``unet.mode`` (z-stacks as volumes),
 #: ``count.diameter``, and ``count.min_size`` null = automatic (from the nucleus size);
 #: 3: adds ``threshold.ignore_bright_outliers`` (on by default; off for older files);
-#: 4: ``unet.prob_threshold`` null = the model's own (the default; 0.5 for older files).
-SETTINGS_VERSION = 4
+#: 4: ``unet.prob_threshold`` null = the model's own (the default; 0.5 for older files);
+#: 5: ``threshold.sigma`` ``"auto"``: smoothing on noisy images (the default; 0 for older files).
+SETTINGS_VERSION = 5
 
 #: Names of napari-binseg 0.1, kept for code that imports them.
 ThresholdSettings = ThresholdOptions
@@ -76,8 +77,20 @@ def _from_v3(data):
     return {**data, "version": 4}
 
 
+def _from_v4(data):
+    """Version 4 -> 5: a file written when the threshold smoothed only when told keeps no
+    smoothing (``threshold.sigma`` 0 unless the file sets it; ``"auto"`` is the default)."""
+    data = dict(data)
+    section = data.get("threshold")
+    if section is None:
+        section = {}
+    if isinstance(section, dict):
+        data["threshold"] = {"sigma": 0.0, **section}
+    return {**data, "version": 5}
+
+
 #: ``version -> function`` that turns a dict of that version into the next version's.
-MIGRATIONS = {1: _from_v1, 2: _from_v2, 3: _from_v3}
+MIGRATIONS = {1: _from_v1, 2: _from_v2, 3: _from_v3, 4: _from_v4}
 
 
 def _depth(value, limit):
@@ -145,7 +158,7 @@ def migrate_settings(data):
     Examples
     --------
     >>> migrate_settings({"version": 3, "method": "unet"})
-    {'method': 'unet', 'unet': {'prob_threshold': 0.5}}
+    {'method': 'unet', 'unet': {'prob_threshold': 0.5}, 'threshold': {'sigma': 0.0}}
     """
     data = dict(data)
     version = data.pop("version", SETTINGS_VERSION)

@@ -16,6 +16,7 @@ Dask arrays are read chunk by chunk (memory bounded by a chunk) and the mask sta
 import numpy as np
 
 from ._threshold_mask import compare, compare_threaded, mask_block
+from ._threshold_noise import resolve_sigma
 from ._threshold_passes import (
     PIECE,
     Progress,
@@ -111,7 +112,7 @@ def threshold_value(
     *,
     scope="image",
     classes=3,
-    sigma=0.0,
+    sigma="auto",
     nbins=256,
     clip=None,
     ignore_bright_outliers=True,
@@ -130,9 +131,12 @@ def threshold_value(
         of axis 0 (time).
     classes : int
         Number of classes for ``"multiotsu"`` (it returns ``classes - 1`` thresholds).
-    sigma : float
+    sigma : "auto" or float
         Gaussian smoothing (pixels) in the last two axes before thresholding; 0 for none.
-        Integer images are smoothed into float32.
+        Integer images are smoothed into float32. ``"auto"`` (default): 1, 2 or 4 px where
+        the image is noisy against its contrast, else none (a clean image thresholds as with
+        0); measured on the whole image, or on up to 8 evenly spaced planes of a stack, one
+        sigma for all planes (``napari_binseg._threshold_noise``).
     nbins : int
         Histogram bins for float images (integer images use one bin per grey level).
     clip : float, optional
@@ -152,7 +156,8 @@ def threshold_value(
     return_info : bool
         Also return a dict: ``bright_outliers`` maps each unit where the rule fired
         (``"image"``, ``"slice 3"``, ``"frame 0"``) to its ``first_threshold`` and the
-        ``pixels`` and ``fraction`` above it; empty when it never fired.
+        ``pixels`` and ``fraction`` above it; empty when it never fired. ``sigma``: the
+        smoothing that ran (px); ``noise_ratio``: what ``"auto"`` measured (None for a number).
 
     Returns
     -------
@@ -206,18 +211,19 @@ def threshold_value(
     )
     if method == "manual":
         raise ValueError("method='manual' has no threshold to compute; pass value= to threshold()")
+    sigma, ratio = resolve_sigma(image, sigma)
     image = _smooth(image, sigma)
     notes = {}
     rules = {"clip": clip, "outliers": ignore_bright_outliers, "notes": notes}
     passes = thresholds_dask if is_dask(image) else thresholds_numpy
     thresholds = passes(image, method, scope, classes, nbins, Progress(None, 1), **rules)
     thresholds = format_thresholds(thresholds, method, scope)
-    return (thresholds, _info(notes)) if return_info else thresholds
+    return (thresholds, _info(notes, sigma, ratio)) if return_info else thresholds
 
 
-def _info(notes):
+def _info(notes, sigma, ratio):
     """The ``info`` dict of :func:`threshold_value` and :func:`threshold`."""
-    return {"bright_outliers": dict(sorted(notes.items()))}
+    return {"bright_outliers": dict(sorted(notes.items())), "sigma": sigma, "noise_ratio": ratio}
 
 
 def _postprocess(mask, fill_holes, min_size):
@@ -243,7 +249,7 @@ def threshold(
     scope="image",
     value=None,
     classes=3,
-    sigma=0.0,
+    sigma="auto",
     invert=False,
     fill_holes=False,
     min_size=0,
@@ -270,8 +276,10 @@ def threshold(
         The threshold for ``method="manual"``.
     classes : int
         Number of classes for ``"multiotsu"``.
-    sigma : float
-        Gaussian smoothing (pixels) in the last two axes before thresholding.
+    sigma : "auto" or float
+        Gaussian smoothing (pixels) in the last two axes before thresholding, 0 for none;
+        ``"auto"`` (default) as in :func:`threshold_value`, measured on the image to threshold
+        (after ``background``; with ``invert``, the background is the bright class).
     invert : bool
         Foreground is ``image <= t`` (dark objects on a bright background).
     fill_holes : bool
@@ -296,7 +304,7 @@ def threshold(
         Also return the threshold(s), as ``threshold_value`` gives them.
     return_info : bool
         Also return (last) the ``info`` dict of :func:`threshold_value`: where bright
-        outliers were ignored.
+        outliers were ignored, the ``sigma`` that ran and the ``noise_ratio`` measured.
     progress : callable, optional
         ``progress(done, total)``, called per piece, plane or frame; raise in it to cancel.
 
@@ -355,6 +363,7 @@ def threshold(
         raise ValueError("fill_holes and min_size apply to binary masks, not multiotsu classes")
     mode = 2 if method == "multiotsu" else (1 if invert else 0)
     post = bool(fill_holes) or min_size > 1
+    sigma, ratio = resolve_sigma(image, sigma, invert=invert)
     data = _smooth(image, sigma)
     units = n_units(image.shape, scope)
     n_unit_count = int(np.prod(units)) if units else 1
@@ -414,7 +423,7 @@ def threshold(
     if return_thresholds:
         out += (format_thresholds(thresholds, method if method == "multiotsu" else "", scope),)
     if return_info:
-        out += (_info(notes),)
+        out += (_info(notes, sigma, ratio),)
     return out if len(out) > 1 else result
 
 
@@ -423,7 +432,7 @@ def apply_threshold(
     thresholds,
     *,
     classes=False,
-    sigma=0.0,
+    sigma="auto",
     invert=False,
     fill_holes=False,
     min_size=0,
@@ -444,7 +453,8 @@ def apply_threshold(
     classes : bool
         Class labels ``0 .. len(thresholds)`` (``np.digitize``) instead of a binary mask.
     sigma, invert, fill_holes, min_size
-        As in :func:`threshold`.
+        As in :func:`threshold`; ``"auto"`` measures ``image`` itself: pass the ``sigma`` a
+        run reported (``info["sigma"]``) to smooth a plane of a stack as that run did.
 
     Returns
     -------
@@ -479,7 +489,8 @@ def apply_threshold(
         fill_holes=fill_holes,
         min_size=min_size,
     )
-    data = _smooth(np.asarray(image), sigma)
+    image = np.asarray(image)
+    data = _smooth(image, resolve_sigma(image, sigma, invert=invert)[0])
     mask = np.empty(data.shape, np.uint8)
     compare_threaded(data, t, 2 if classes else (1 if invert else 0), mask)
     if not classes:

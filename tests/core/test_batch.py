@@ -77,7 +77,7 @@ def test_output_inside_the_input_folder_is_never_an_input(folder, capsys):
         (["--method", "unet", "--device", "cuda"], "CUDA is not available"),
         (["--chunk-mb", "0"], "batch.chunk_mb must be > 0"),
         (["--max-memory-mb", "-1"], "batch.max_memory_mb must be > 0"),
-        (["--sigma", "1e5"], "threshold.sigma must be <= 100"),
+        (["--sigma", "1e5"], "threshold.sigma ('auto' or px) must be <= 100"),
         (["--tile-size", "8"], "unet.tile_size must be an integer >= 32"),
     ],
 )

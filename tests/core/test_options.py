@@ -25,9 +25,14 @@ STAGES = (ThresholdOptions, UNetOptions, CountOptions, EvaluateOptions, TrainOpt
 BAD = [
     (ThresholdOptions, "scope", "plane", "threshold.scope must be one of"),
     (ThresholdOptions, "value", "high", "threshold.value must be a number"),
-    (ThresholdOptions, "sigma", -1, r"threshold.sigma must be >= 0 \(px\), got -1"),
-    (ThresholdOptions, "sigma", 1e5, r"threshold.sigma must be <= 100"),
-    (ThresholdOptions, "sigma", float("nan"), "threshold.sigma must be finite"),
+    (
+        ThresholdOptions,
+        "sigma",
+        -1,
+        r"threshold.sigma \('auto' or px\) must be >= 0 \(px\), got -1",
+    ),
+    (ThresholdOptions, "sigma", 1e5, r"threshold.sigma \('auto' or px\) must be <= 100"),
+    (ThresholdOptions, "sigma", float("nan"), r"threshold.sigma \('auto' or px\) must be finite"),
     (ThresholdOptions, "invert", 1, "threshold.invert must be true or false"),
     (ThresholdOptions, "fill_holes", "yes", "threshold.fill_holes must be true or false"),
     (ThresholdOptions, "min_size", 2.5, "threshold.min_size must be an integer"),
@@ -116,7 +121,7 @@ def test_defaults_are_those_of_version_0_1():
     assert ThresholdOptions().to_dict() == dict(
         scope="image",
         value=None,
-        sigma=0.0,
+        sigma="auto",
         invert=False,
         fill_holes=False,
         min_size=0,

@@ -73,7 +73,7 @@ def test_settings_json_round_trip(tmp_path):
         ({"method": "manual"}, "needs threshold.value"),
         ({"count": {"min_sise": 3}}, "unknown setting count.min_sise"),
         ({"count": {"max_size": 1, "min_size": 5}}, "count.max_size must be >= 5"),
-        ({"threshold": {"sigma": -1}}, "threshold.sigma must be >= 0"),
+        ({"threshold": {"sigma": -1}}, r"threshold.sigma \('auto' or px\) must be >= 0"),
         ({"unet": {"prob_threshold": 1.0}}, "unet.prob_threshold must be < 1"),
         ({"unet": {"diameter": "big"}}, "unet.diameter .* must be a number"),
         ({"unet": {"diameter": 0}}, "unet.diameter .* must be > 0"),

@@ -53,7 +53,7 @@ def test_version_1_defaults_are_0_1_defaults():
     assert migrate_settings({"version": 1, "method": "li"}) == {
         "method": "li",
         "count": {"min_size": 0.0},
-        "threshold": {"ignore_bright_outliers": False},
+        "threshold": {"ignore_bright_outliers": False, "sigma": 0.0},
         "unet": {"prob_threshold": 0.5},
     }
     assert migrate_settings({"method": "li"}) == {"method": "li"}  # no version: current
@@ -80,6 +80,17 @@ def test_files_before_version_4_keep_prob_threshold_0_5():
     assert PipelineSettings().unet.prob_threshold is None
     again = PipelineSettings.from_json(PipelineSettings("unet").to_json())
     assert again.unet.prob_threshold is None and again == PipelineSettings("unet")
+
+
+def test_files_before_version_5_keep_no_smoothing():
+    # Until version 5 the threshold smoothed only when told; now "auto" on noisy images.
+    assert PipelineSettings.from_dict({"version": 4}).threshold.sigma == 0.0
+    kept = {"version": 4, "threshold": {"sigma": 1.5}}
+    assert PipelineSettings.from_dict(kept).threshold.sigma == 1.5
+    assert PipelineSettings.from_dict({"version": 5}).threshold.sigma == "auto"
+    assert PipelineSettings().threshold.sigma == "auto"
+    again = PipelineSettings.from_json(PipelineSettings().to_json())
+    assert again.threshold.sigma == "auto" and again == PipelineSettings()
 
 
 @pytest.mark.parametrize("version", [0, 99, "1", True, None, 1.5])

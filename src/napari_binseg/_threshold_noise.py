@@ -1,0 +1,136 @@
+"""Automatic smoothing before a threshold (``sigma="auto"``): how noisy is the image?
+
+The noise ratio ``r = sigma_n / (t - mu_b)`` compares the white-noise standard deviation
+``sigma_n`` (Immerkaer's Laplacian-difference mask [1]_, median-absolute-deviation version, so
+edges of nuclei barely count) with the contrast between Otsu's threshold ``t`` and the mean
+background ``mu_b`` (the pixels at or below ``t``). A background pixel crosses the threshold
+with probability ``Phi(-1/r)``: negligible below ``NOISE_GATE``, where the mask of an unsmoothed
+image is kept bit for bit. Above it, single-pixel specks fill the mask and outweigh the nuclei
+in the size estimate, so the smallest sigma of ``AUTO_SIGMAS`` that brings the ratio expected
+after smoothing (a Gaussian of ``s`` px divides white noise by ``2 sqrt(pi) s``) to
+``NOISE_AFTER`` is used. Clean real images (DSB 2018, S-BSST265: 420) measure ``r <= 0.14``;
+copies with noise of 0.15-0.3x the nucleus contrast measure 0.13-1.3.
+
+References
+----------
+.. [1] J. Immerkaer, "Fast noise variance estimation", Computer Vision and Image
+       Understanding 64(2): 300-302, 1996. :DOI:`10.1006/cviu.1996.0060`
+"""
+
+import math
+
+import numpy as np
+
+#: Smoothing sigmas (px) the automatic rule chooses from, smallest first.
+AUTO_SIGMAS = (1.0, 2.0, 4.0)
+#: Noise ratio above which ``"auto"`` smooths (a background pixel crosses the threshold with
+#: probability Phi(-4) = 3e-5 at this ratio).
+NOISE_GATE = 0.25
+#: Noise ratio expected after smoothing that ``"auto"`` aims for.
+NOISE_AFTER = 0.2
+#: Planes of a stack (evenly spaced) on which the noise is measured.
+SAMPLE_PLANES = 8
+#: Pixels measured in all: a central window of each sampled plane.
+SAMPLE_PIXELS = 1 << 20
+#: Fewest pixels that can tell noise from the edges of objects (a 32 x 32 image).
+MIN_PIXELS = 32 * 32
+
+_LAPLACE = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
+
+
+def sigma_for_ratio(ratio):
+    """The smoothing sigma (px) of ``"auto"`` for a noise ratio: 0 up to ``NOISE_GATE``.
+
+    Examples
+    --------
+    >>> [sigma_for_ratio(r) for r in (0.1, 0.25, 0.3, 0.8, 1.5, 5.0)]
+    [0.0, 0.0, 1.0, 2.0, 4.0, 4.0]
+    """
+    if not ratio > NOISE_GATE:
+        return 0.0
+    for sigma in AUTO_SIGMAS:
+        if ratio / (2 * math.sqrt(math.pi) * sigma) <= NOISE_AFTER:
+            return sigma
+    return AUTO_SIGMAS[-1]
+
+
+def _sample(image):
+    """Central windows of up to ``SAMPLE_PLANES`` evenly spaced planes, as numpy arrays."""
+    lead = image.shape[:-2]
+    n = int(np.prod(lead)) if lead else 1
+    flat = np.unique(np.linspace(0, n - 1, min(n, SAMPLE_PLANES)).round().astype(int))
+    side = max(64, math.isqrt(SAMPLE_PIXELS // len(flat)))
+    h, w = image.shape[-2:]
+    y0, x0 = max(0, (h - side) // 2), max(0, (w - side) // 2)
+    window = (slice(y0, y0 + side), slice(x0, x0 + side))
+    planes = []
+    for i in flat:
+        index = np.unravel_index(i, lead) if lead else ()
+        planes.append(np.asarray(image[tuple(index) + window]))
+    return planes
+
+
+def noise_ratio(image, *, invert=False):
+    """Noise over contrast, ``sigma_n / |t - mu_b|``, of an image (0 when it cannot say).
+
+    Parameters
+    ----------
+    image : (..., Y, X) ndarray or dask array
+        Measured on central windows of up to ``SAMPLE_PLANES`` evenly spaced planes (loaded).
+    invert : bool
+        Dark objects: the background is the pixels above Otsu's threshold.
+
+    Returns
+    -------
+    float
+        0 for an image without noise or contrast (constant, binary, all NaN) and for one too
+        small to tell (under ``MIN_PIXELS`` pixels measured).
+    """
+    from scipy import ndimage as ndi
+
+    from ._threshold_passes import unit_thresholds
+
+    planes = _sample(image)
+    wide = planes[0].dtype.itemsize > 2 and planes[0].dtype != np.float32
+    ftype = np.float64 if wide else np.float32
+    laplace = []
+    for plane in planes:
+        if min(plane.shape) < 3:
+            continue
+        lap = ndi.convolve(plane.astype(ftype), _LAPLACE.astype(ftype), mode="reflect")
+        lap = np.abs(lap[1:-1, 1:-1]).ravel()
+        laplace.append(lap[np.isfinite(lap)])
+    values = np.concatenate([p.ravel() for p in planes])
+    if values.dtype.kind == "f":
+        values = values[np.isfinite(values)]
+    laplace = np.concatenate(laplace) if laplace else np.empty(0)
+    if laplace.size == 0 or values.size < MIN_PIXELS or values.min() == values.max():
+        return 0.0
+    if values.dtype == bool:
+        values = values.view(np.uint8)
+    sigma_n = 1.4826 * float(np.median(laplace)) / 6
+    (t,) = unit_thresholds(
+        values[None], (), "otsu", "image", 2, 256, False, lambda: None,
+        clip=None, outliers=False, notes={},
+    )  # fmt: skip
+    background = values[values > t] if invert else values[values <= t]
+    contrast = abs(t - float(background.mean(dtype=np.float64))) if background.size else 0.0
+    return float(sigma_n / contrast) if contrast > 0 else 0.0
+
+
+def resolve_sigma(image, sigma, *, invert=False):
+    """``(sigma, ratio)``: ``"auto"`` measured on ``image``, a number as it is (ratio None).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> image = np.zeros((32, 32)); image[8:24, 8:24] = 1
+    >>> resolve_sigma(image, "auto")
+    (0.0, 0.0)
+    >>> resolve_sigma(image, 1.5)
+    (1.5, None)
+    """
+    if sigma != "auto":
+        return sigma, None
+    ratio = noise_ratio(image, invert=invert)
+    return sigma_for_ratio(ratio), ratio

@@ -1,0 +1,160 @@
+"""sigma="auto": the noise ratio, the sigma it picks, and what a threshold does with it."""
+
+import dask.array as da
+import numpy as np
+import pytest
+import skimage.filters as skf
+from scipy import ndimage as ndi
+
+import napari_binseg as nb
+from napari_binseg import _threshold_noise as noise
+from napari_binseg._threshold_noise import noise_ratio, resolve_sigma, sigma_for_ratio
+from napari_binseg.thresholding import apply_threshold, threshold, threshold_value
+
+LAPLACE = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], float)
+
+
+def reference_ratio(image):
+    """The definition, spelled out with scipy and scikit-image (Otsu of the data's dtype)."""
+    x = image.astype(np.float64)
+    sigma_n = 1.4826 * np.median(np.abs(ndi.convolve(x, LAPLACE, mode="reflect")[1:-1, 1:-1])) / 6
+    t = skf.threshold_otsu(image)
+    return sigma_n / (t - x[x <= t].mean())
+
+
+def noisy_nuclei(shape=(512, 512), n=20, sd=0.25, seed=5):
+    """Few nuclei on a large background, additive Gaussian noise of ``sd`` x their contrast
+    (a low-light camera image), and the true labels."""
+    image, labels = nb.synthetic_nuclei(shape, n=n, radius=8, noise=0, dtype=np.float32, seed=seed)
+    contrast = np.median(image[labels > 0]) - np.median(image[labels == 0])
+    rng = np.random.default_rng(seed)
+    return image + rng.normal(0, sd * contrast, shape).astype(np.float32), labels
+
+
+@pytest.mark.parametrize(
+    ("ratio", "sigma"),
+    [
+        (0.0, 0.0),
+        (0.25, 0.0),  # the gate itself: not smoothed
+        (0.2501, 1.0),
+        (0.7089, 1.0),  # 0.7089 / (2 sqrt(pi)) = 0.19998
+        (0.709, 2.0),
+        (1.4179, 2.0),
+        (1.418, 4.0),
+        (10.0, 4.0),  # the largest, even above its target
+        (float("nan"), 0.0),
+    ],
+)
+def test_sigma_for_ratio_table(ratio, sigma):
+    assert sigma_for_ratio(ratio) == sigma
+
+
+def test_ratio_equals_its_definition(sample_image):
+    rng = np.random.default_rng(0)
+    halves = np.zeros((128, 128), np.float32)
+    halves[:, 64:] = 1
+    halves += rng.normal(0, 0.2, halves.shape).astype(np.float32)
+    for image in (sample_image, halves):
+        assert noise_ratio(image) == pytest.approx(reference_ratio(image), rel=1e-4)
+    # Dark objects: the background is the bright class.
+    inverted = 1 - halves
+    t = skf.threshold_otsu(inverted.astype(np.float64))
+    expected = reference_ratio(halves) * (t - inverted[inverted <= t].mean())
+    expected /= inverted[inverted > t].mean() - t
+    assert noise_ratio(inverted, invert=True) == pytest.approx(expected, rel=1e-4)
+
+
+def test_ratio_is_zero_without_noise_or_contrast():
+    blocks = np.zeros((64, 64), np.uint8)
+    blocks[16:48, 16:48] = 200
+    assert noise_ratio(blocks) == 0.0  # a noiseless image: the Laplacian's median is 0
+    assert noise_ratio(np.full((3, 8, 8), np.nan)) == 0.0
+    assert resolve_sigma(blocks, "auto") == (0.0, 0.0)
+    assert resolve_sigma(blocks, 2.5) == (2.5, None)
+
+
+def test_stack_sample_is_eight_evenly_spaced_planes():
+    stack = np.broadcast_to(np.arange(20.0)[:, None, None], (20, 16, 16))
+    planes = noise._sample(stack)
+    assert [p[0, 0] for p in planes] == [0, 3, 5, 8, 11, 14, 16, 19]
+    series = np.broadcast_to(np.arange(6.0).reshape(2, 3, 1, 1), (2, 3, 16, 16))
+    assert [p[0, 0] for p in noise._sample(series)] == [0, 1, 2, 3, 4, 5]
+    # A large plane: its central window, within the pixel budget.
+    (window,) = noise._sample(np.zeros((3000, 50)))
+    assert window.shape == (1024, 50)
+
+
+def test_noisy_image_counts_right_by_default_and_explodes_unsmoothed():
+    image, labels = noisy_nuclei()
+    n_true = int(labels.max())
+    mask, info = threshold(image, return_info=True)
+    assert info["sigma"] == 2.0 and info["noise_ratio"] > 0.709
+    n_auto = len(nb.count_cells(mask, image=image)[1])
+    n_raw = len(nb.count_cells(threshold(image, sigma=0), image=image)[1])
+    assert abs(n_auto - n_true) <= 0.05 * n_true
+    assert n_raw > 10 * n_true
+
+
+def test_clean_image_mask_is_the_unsmoothed_one(sample_image):
+    image, _ = nb.synthetic_nuclei((256, 256), n=12, radius=9, noise=0.05, seed=3)
+    for clean in (sample_image, image):
+        mask, t, info = threshold(clean, return_thresholds=True, return_info=True)
+        assert info["sigma"] == 0.0 and info["noise_ratio"] < 0.25
+        np.testing.assert_array_equal(mask, threshold(clean, sigma=0))
+        assert t == threshold_value(clean, sigma=0)
+
+
+@pytest.mark.parametrize(("ratio", "sigma"), [(0.2, 0.0), (0.5, 1.0), (1.0, 2.0), (2.0, 4.0)])
+def test_threshold_smooths_with_the_sigma_of_the_ratio(monkeypatch, ratio, sigma):
+    image, _ = noisy_nuclei((128, 128), n=4)
+    monkeypatch.setattr(noise, "noise_ratio", lambda image, invert=False: ratio)
+    mask, info = threshold(image, return_info=True)
+    assert (info["sigma"], info["noise_ratio"]) == (sigma, ratio)
+    np.testing.assert_array_equal(mask, threshold(image, sigma=sigma))
+    t, info = threshold_value(image, "li", return_info=True)
+    assert info["sigma"] == sigma and t == threshold_value(image, "li", sigma=sigma)
+    np.testing.assert_array_equal(
+        apply_threshold(image, 0.5), apply_threshold(image, 0.5, sigma=sigma)
+    )
+
+
+def test_a_number_runs_as_given():
+    image, _ = noisy_nuclei((128, 128), n=4)
+    _, info = threshold(image, sigma=1.5, return_info=True)
+    assert (info["sigma"], info["noise_ratio"]) == (1.5, None)
+    _, info = threshold_value(image, sigma=0, return_info=True)
+    assert (info["sigma"], info["noise_ratio"]) == (0, None)
+
+
+@pytest.mark.parametrize("scope", ["image", "slice"])
+def test_dask_equals_numpy_with_one_sigma_for_the_stack(scope):
+    stack = np.stack([noisy_nuclei((128, 128), n=4, seed=s)[0] for s in range(3)])
+    mask, t, info = threshold(stack, scope=scope, return_thresholds=True, return_info=True)
+    assert info["sigma"] > 0
+    lazy, t_lazy, info_lazy = threshold(
+        da.from_array(stack, chunks=(1, 64, 64)),
+        scope=scope,
+        return_thresholds=True,
+        return_info=True,
+    )
+    assert info_lazy == info
+    np.testing.assert_array_equal(lazy.compute(), mask)
+    np.testing.assert_array_equal(t_lazy, t)
+    # One sigma for all planes: the stack's, not each plane's own.
+    np.testing.assert_array_equal(mask, threshold(stack, scope=scope, sigma=info["sigma"]))
+
+
+def test_auto_is_measured_after_background_and_with_invert():
+    image, _ = noisy_nuclei((128, 128), n=4)
+    dark = image.max() - image
+    mask, info = threshold(dark, invert=True, return_info=True)
+    assert info["sigma"] == threshold(image, return_info=True)[1]["sigma"] > 0
+    np.testing.assert_array_equal(mask, threshold(dark, invert=True, sigma=info["sigma"]))
+
+
+def test_nan_holes_are_ignored_by_the_measure():
+    image, _ = noisy_nuclei((128, 128), n=4)
+    holed = image.copy()
+    holed[10:20, 10:20] = np.nan
+    ratio = noise_ratio(holed)
+    assert np.isfinite(ratio) and ratio == pytest.approx(noise_ratio(image), rel=0.05)
