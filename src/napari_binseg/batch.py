@@ -451,6 +451,9 @@ class BatchResult:
     #: Where the threshold ignored a few bright outliers (debris), per finished input: its
     #: ``table.attrs["bright_outliers"]`` (see :func:`.pipeline.outliers_note`).
     outliers: dict = field(default_factory=dict)
+    #: ``(sigma, noise ratio)`` of the threshold's smoothing per finished input (threshold
+    #: methods; the ratio None unless ``sigma`` was ``"auto"``).
+    smoothing: dict = field(default_factory=dict)
 
 
 def _used(settings):
@@ -570,6 +573,7 @@ def segment_files(
     result = BatchResult(inputs=inputs, out=out)
     with output_lock(out), client:
         params_path = out / "params.json"
+        recorded = {}
         if params_path.is_file() and not overwrite:
             try:
                 recorded = json.loads(params_path.read_text(encoding="utf-8"))
@@ -631,6 +635,15 @@ def segment_files(
             )
             if table.attrs.get("bright_outliers"):
                 result.outliers[path] = table.attrs["bright_outliers"]
+            sigma = table.attrs.get("threshold_sigma")
+            if sigma is not None:
+                result.smoothing[path] = (sigma, table.attrs["noise_ratio"])
+        if result.smoothing and settings.threshold.sigma == "auto":
+            # What "auto" chose per file, kept for the files an earlier run finished.
+            ran = recorded.get("threshold_sigma") if isinstance(recorded, dict) else None
+            ran = dict(ran) if isinstance(ran, dict) else {}
+            params["threshold_sigma"] = ran | {p.name: s for p, (s, _) in result.smoothing.items()}
+            _write_atomic(params_path, lambda p: p.write_text(json.dumps(params, indent=2) + "\n"))
         if progress is not None:
             progress(len(inputs), len(inputs), "done")
         collect_tables(inputs, out)

@@ -101,7 +101,8 @@ def run_pipeline(image, settings=None, *, axes=None, spacing=None):
         One row per object, as :func:`napari_binseg.count_cells` gives it (its ``attrs``
         hold the estimated nucleus ``diameter`` where the count gives one and, for a
         threshold method, ``bright_outliers``: where the threshold ignored a few bright
-        pixels, as ``threshold(..., return_info=True)`` reports it).
+        pixels, ``threshold_sigma``: the smoothing that ran and ``noise_ratio``: what
+        ``sigma="auto"`` measured, as ``threshold(..., return_info=True)`` reports them).
 
     Raises
     ------
@@ -158,6 +159,8 @@ def run_pipeline(image, settings=None, *, axes=None, spacing=None):
     else:
         labels, table = _count_chunked(mask, image, c, spacing, time_axis)
     table.attrs["bright_outliers"] = info["bright_outliers"]
+    table.attrs["threshold_sigma"] = info["sigma"]
+    table.attrs["noise_ratio"] = info["noise_ratio"]
     return labels, table
 
 
@@ -171,6 +174,15 @@ def outliers_note(outliers: dict) -> str:
         return f"ignored {pixels} bright pixels above {above:.4g}: debris"
     units = ", ".join(list(outliers)[:4]) + (" ..." if len(outliers) > 4 else "")
     return f"ignored bright debris in {units}"
+
+
+def smoothing_note(sigma, ratio) -> str:
+    """ "smoothed with sigma 2 px (noise ratio 0.81)" where ``sigma="auto"`` smoothed a noisy
+    image (the ``sigma`` and ``noise_ratio`` of ``threshold(..., return_info=True)``), else
+    ""."""
+    if not sigma or ratio is None:
+        return ""
+    return f"smoothed with sigma {sigma:g} px (noise ratio {ratio:.2f})"
 
 
 def _count_chunked(mask, image, c, spacing, time_axis):

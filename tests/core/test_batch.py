@@ -309,3 +309,30 @@ def test_a_folder_of_an_older_settings_version_resumes(folder, tmp_path, method)
         del old["threshold"]["ignore_bright_outliers"]
     (out / "params.json").write_text(json.dumps(params))
     assert len(segment_files([folder], out, PipelineSettings(method)).skipped) == 2
+
+
+def test_params_record_the_sigma_auto_chose_per_file(tmp_path, capsys):
+    from .test_threshold_noise import noisy_nuclei
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    imwrite(src / "noisy.tif", noisy_nuclei((128, 128), n=4)[0])
+    imwrite(src / "clean.tif", nb.synthetic_nuclei((128, 128), n=4, seed=1)[0])
+    assert main(["segment", str(src), "--out", str(out), "--no-split"]) == 0
+    printed = capsys.readouterr().out
+    smoothed = r"noisy.tif: threshold smoothed with sigma 2 px \(noise ratio 0\.\d\d\)"
+    assert re.search(smoothed, printed)
+    assert "clean.tif: threshold smoothed" not in printed
+    assert json.loads((out / "params.json").read_text())["threshold_sigma"] == {
+        "clean.tif": 0.0,
+        "noisy.tif": 2.0,
+    }
+    (out / "per_file" / "noisy_objects.csv").unlink()  # redo one: the other's record is kept
+    assert main(["segment", str(src), "--out", str(out), "--no-split", "-q"]) == 0
+    params = json.loads((out / "params.json").read_text())
+    assert params["threshold_sigma"] == {"clean.tif": 0.0, "noisy.tif": 2.0}
+    # A folder of settings version 4 ran unsmoothed: it resumes under sigma 0, not under auto.
+    params["settings"] |= {"version": 4, "threshold": {"sigma": 0.0}}
+    (out / "params.json").write_text(json.dumps(params))
+    assert main(["segment", str(src), "--out", str(out), "--no-split", "-q", "--sigma", "0"]) == 0
+    assert main(["segment", str(src), "--out", str(out), "--no-split", "-q"]) == 2
+    assert "holds results of other settings" in capsys.readouterr().err

@@ -443,3 +443,15 @@ def test_axes_decide_what_a_stack_is(series):
         run_pipeline(series, s.replace(count={"time_axis": 1}), axes="TYX")
     with pytest.raises(ValueError, match="axes 'TZYX' names 4 dimensions, the image has 3"):
         run_pipeline(series, s, axes="TZYX")
+
+
+def test_pipeline_table_says_what_smoothing_ran():
+    from .test_threshold_noise import noisy_nuclei
+
+    image = noisy_nuclei((128, 128), n=4)[0]
+    s = PipelineSettings("otsu", count=NO_SPLIT)
+    for data in (image, da.from_array(image, chunks=64)):
+        attrs = run_pipeline(data, s)[1].attrs
+        assert attrs["threshold_sigma"] == 2.0 and attrs["noise_ratio"] > 0.709
+    fixed = run_pipeline(image, s.replace(threshold={"sigma": 1.0}))[1].attrs
+    assert (fixed["threshold_sigma"], fixed["noise_ratio"]) == (1.0, None)

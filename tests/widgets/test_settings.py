@@ -149,7 +149,11 @@ def test_forms_come_from_the_options(make_napari_viewer):
             assert control.tooltip.startswith(opt.help)
             in_advanced = control in list(widget.advanced)
             assert in_advanced or not opt.advanced, opt.name
-    assert threshold.sigma.label == "sigma (px)" and threshold.sigma.max == 100
+    assert threshold.sigma.label == "sigma (px)" and threshold.sigma.value == "auto"
+    threshold.sigma.value = 100.0  # a number within the option's range; above is refused
+    with pytest.raises(ValueError, match="outside"):
+        threshold.sigma.value = 101.0
+    assert threshold.options.read().sigma == 100.0
     assert predict.tile_size.min == 32 and predict.tile_size in list(predict.advanced)
     assert count.max_size.value == 0 and "0 = no limit" in count.max_size.tooltip
     assert count.parameters(viewer.add_labels(np.zeros((4, 4), np.uint8)))["max_size"] is None

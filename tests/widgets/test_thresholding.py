@@ -495,3 +495,37 @@ def test_manual_value_shows_the_decimals_of_the_image(make_napari_viewer, qtbot,
     widget.method.value = "manual"
     assert widget.value.step == 1.0 and widget.value.native.decimals() == 2
     assert widget.value.value == pytest.approx(filters.threshold_otsu(sixteen), abs=100)
+
+
+def test_auto_sigma_preview_smooths_a_plane_as_the_run_does(make_napari_viewer, qtbot, errors):
+    """sigma "auto" on a noisy stack: the preview of a plane uses the stack's sigma (measured
+    on the whole stack, as the run), and the run's layer records it."""
+    import napari_binseg as nb
+    from napari_binseg.thresholding import threshold
+
+    from ..core.test_threshold_noise import noisy_nuclei
+
+    viewer = make_napari_viewer()
+    clean = nb.synthetic_nuclei((128, 128), n=4, noise=0, dtype=np.float32, seed=4)[0]
+    stack = np.stack([noisy_nuclei((128, 128), n=4, seed=s)[0] for s in (1, 2, 3)] + [clean])
+    mask, info = threshold(stack, return_info=True)
+    assert info["sigma"] > 0 and threshold(clean, return_info=True)[1]["sigma"] == 0
+    layer = viewer.add_image(stack, name="noisy")
+    widget = ThresholdWidget(viewer)
+    widget.image.value = layer
+    assert widget.sigma.value == "auto"
+    viewer.dims.set_current_step(0, 3)
+    widget.preview.value = True
+
+    def shown():
+        found = output_layers(viewer, "threshold", role="preview")
+        return bool(found) and np.array_equal(found[0].data, mask[3])
+
+    qtbot.waitUntil(shown, timeout=10_000)
+    run_and_wait(qtbot, widget)
+    assert errors == []
+    out = next(lay for lay in output_layers(viewer, "threshold") if lay.name == "noisy [otsu]")
+    np.testing.assert_array_equal(out.data, mask)
+    meta = out.metadata["napari_binseg"]
+    assert meta["sigma"] == info["sigma"] and meta["noise_ratio"] == info["noise_ratio"]
+    assert f"smoothed with sigma {info['sigma']:g} px" in widget.status.text()

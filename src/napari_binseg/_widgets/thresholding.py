@@ -215,6 +215,18 @@ class ThresholdWidget(BinsegWidget):
             self._cache[key] = threshold_value(unit, method, **kwargs)
         return self._cache[key]
 
+    def _resolve_sigma(self, layer, data, params):
+        """``params`` with ``sigma="auto"`` replaced by the sigma a run on the whole image
+        uses (measured once per image), so the preview smooths each plane as the run does."""
+        if params["sigma"] != "auto":
+            return params
+        from napari_binseg._threshold_noise import resolve_sigma
+
+        key = (id(unwrap(layer)), id(data), "sigma", params["invert"])
+        if key not in self._cache:
+            self._cache[key] = resolve_sigma(data, "auto", invert=params["invert"])[0]
+        return params | {"sigma": self._cache[key]}
+
     def _compute_in_background(self, key, data, method, kwargs):
         """Compute a whole-stack threshold once in a worker, then refresh the preview."""
         from superqt.utils import FunctionWorker, create_worker
@@ -275,6 +287,7 @@ class ThresholdWidget(BinsegWidget):
                 if mask is None:
                     return
             else:
+                params = self._resolve_sigma(layer, data, params)
                 # The threshold line is drawn even without the preview layer.
                 t = self._thresholds_for(layer, data, index, params)
                 self.preview_thresholds = np.asarray(t, dtype=np.float64)
@@ -391,12 +404,13 @@ class ThresholdWidget(BinsegWidget):
             )
             if is_dask(mask) and mask.nbytes <= LAZY_ABOVE:
                 mask = mask.compute()  # small enough: browse it without recomputing
-            return mask, thresholds, info["bright_outliers"]
+            return mask, thresholds, info
 
         def done(result):
-            from napari_binseg.pipeline import outliers_note
+            from napari_binseg.pipeline import outliers_note, smoothing_note
 
-            mask, thresholds, outliers = result
+            mask, thresholds, info = result
+            outliers = info["bright_outliers"]
             out = upsert_layer(
                 self.viewer,
                 mask,
@@ -409,6 +423,8 @@ class ThresholdWidget(BinsegWidget):
                     "parameters": params,
                     "thresholds": np.asarray(thresholds, dtype=np.float64),
                     "bright_outliers": outliers,
+                    "sigma": info["sigma"],
+                    "noise_ratio": info["noise_ratio"],
                     "shape": mask.shape,
                     "lazy": not isinstance(mask, np.ndarray),
                 },
@@ -417,7 +433,8 @@ class ThresholdWidget(BinsegWidget):
             self._mark_run_thresholds(layer, thresholds, params["scope"])
             t = np.atleast_1d(np.asarray(thresholds, dtype=np.float64))
             shown = ", ".join(f"{v:.4g}" for v in t[:6]) + (" ..." if t.size > 6 else "")
-            note = outliers_note(outliers)
+            notes = (outliers_note(outliers), smoothing_note(info["sigma"], info["noise_ratio"]))
+            note = "; ".join(n for n in notes if n)
             self.status.setText(f"{out.name}: threshold {shown}" + (f" ({note})" if note else ""))
             self.output = out
 
