@@ -35,8 +35,6 @@ SAMPLE_PIXELS = 1 << 20
 #: Fewest pixels that can tell noise from the edges of objects (a 32 x 32 image).
 MIN_PIXELS = 32 * 32
 
-_LAPLACE = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
-
 
 def sigma_for_ratio(ratio):
     """The smoothing sigma (px) of ``"auto"`` for a noise ratio: 0 up to ``NOISE_GATE``.
@@ -52,6 +50,20 @@ def sigma_for_ratio(ratio):
         if ratio / (2 * math.sqrt(math.pi) * sigma) <= NOISE_AFTER:
             return sigma
     return AUTO_SIGMAS[-1]
+
+
+def _laplace(plane):
+    """``|plane * M|`` inside the plane, M = [[1, -2, 1], [-2, 4, -2], [1, -2, 1]]: the
+    product of two second differences (separable, so two passes)."""
+    rows = plane[:, :-2] - 2 * plane[:, 1:-1] + plane[:, 2:]
+    return np.abs(rows[:-2] - 2 * rows[1:-1] + rows[2:])
+
+
+def _median(values):
+    """Median of a 1D array; one partition (two kth make numpy's median ~20x slower)."""
+    k = values.size // 2
+    part = np.partition(values, k)
+    return float(part[k]) if values.size % 2 else (float(part[:k].max()) + float(part[k])) / 2
 
 
 def _sample(image):
@@ -86,8 +98,6 @@ def noise_ratio(image, *, invert=False):
         0 for an image without noise or contrast (constant, binary, all NaN) and for one too
         small to tell (under ``MIN_PIXELS`` pixels measured).
     """
-    from scipy import ndimage as ndi
-
     from ._threshold_passes import unit_thresholds
 
     planes = _sample(image)
@@ -97,24 +107,25 @@ def noise_ratio(image, *, invert=False):
     for plane in planes:
         if min(plane.shape) < 3:
             continue
-        lap = ndi.convolve(plane.astype(ftype), _LAPLACE.astype(ftype), mode="reflect")
-        lap = np.abs(lap[1:-1, 1:-1]).ravel()
-        laplace.append(lap[np.isfinite(lap)])
+        laplace.append(_laplace(plane.astype(ftype)).ravel())
     values = np.concatenate([p.ravel() for p in planes])
-    if values.dtype.kind == "f":
-        values = values[np.isfinite(values)]
     laplace = np.concatenate(laplace) if laplace else np.empty(0)
+    if values.dtype.kind == "f" and np.isnan(values.sum()):  # NaN holes: measure around them
+        values, laplace = values[np.isfinite(values)], laplace[np.isfinite(laplace)]
     if laplace.size == 0 or values.size < MIN_PIXELS or values.min() == values.max():
         return 0.0
     if values.dtype == bool:
         values = values.view(np.uint8)
-    sigma_n = 1.4826 * float(np.median(laplace)) / 6
+    sigma_n = 1.4826 * _median(laplace) / 6
     (t,) = unit_thresholds(
         values[None], (), "otsu", "image", 2, 256, False, lambda: None,
         clip=None, outliers=False, notes={},
     )  # fmt: skip
-    background = values[values > t] if invert else values[values <= t]
-    contrast = abs(t - float(background.mean(dtype=np.float64))) if background.size else 0.0
+    background = values > t if invert else values <= t
+    n = np.count_nonzero(background)
+    # np.where: no branch per pixel, several times faster than indexing by the mask.
+    mean = np.where(background, values, 0).sum(dtype=np.float64) / max(n, 1)
+    contrast = abs(t - mean) if n else 0.0
     return float(sigma_n / contrast) if contrast > 0 else 0.0
 
 
