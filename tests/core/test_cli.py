@@ -233,6 +233,9 @@ def test_every_option_has_a_flag_with_its_help(capsys):
         (["--prob-threshold", "0"], "unet", {"prob_threshold": None}),
         (["--threshold-min-size", "5", "--invert", "--sigma", "2"], "threshold",
          {"min_size": 5, "invert": True, "sigma": 2.0}),
+        ([], "threshold", {"sigma": "auto"}),
+        (["--sigma", "0"], "threshold", {"sigma": 0.0}),
+        (["--sigma", "auto"], "threshold", {"sigma": "auto"}),
     ],
 )  # fmt: skip
 def test_flags_set_their_options(flags, section, expected):
