@@ -11,6 +11,7 @@ from .card import model_card
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig, network_of
 from .data import (
+    SCRATCH_DIAMETER,
     Sampler,
     annotated_planes,
     at_segment_scale,
@@ -85,9 +86,10 @@ def train(
     (:func:`~napari_binseg.unet.training.data.segment_scale` of its labels' median nucleus),
     by the size rule of the reference diameter the model records (``postprocess.diameter``):
     the init model's when fine-tuning, so its weights keep working at the scale they learnt
-    (the bundled model's 19.3 pixels: 63x nuclei of ~100 pixels train at 0.25x), else the
-    training nuclei's median. The scale of each plane is recorded in the model's
-    ``training.data.scales``.
+    (the bundled model's 19.3 pixels: 63x nuclei of ~100 pixels train at 0.25x); from
+    scratch, the bundled model's too (:data:`~napari_binseg.unet.training.data.
+    SCRATCH_DIAMETER`); for an init model without one, the training nuclei's median. The
+    scale of each plane is recorded in the model's ``training.data.scales``.
 
     Parameters
     ----------
@@ -193,11 +195,14 @@ def train(
         or {"prob_threshold": 0.5, "seed_threshold": 0.5, "min_size": 8}
     )
     # The reference size of segment(diameter="auto"): the init model's, so fine-tuning keeps
-    # the scale its weights work at; from scratch, the training nuclei's median.
-    diameter = (init_config or {}).get("postprocess", {}).get("diameter")
+    # the scale its weights work at; from scratch, the bundled model's; an init model without
+    # one (run at its own scale so far), the training nuclei's median.
+    if init_config is None:
+        diameter = SCRATCH_DIAMETER
+    else:
+        diameter = init_config.get("postprocess", {}).get("diameter")
     if diameter is None:
-        diameter = median_diameter([lab for _, lab, _ in train_planes])
-        diameter = round(diameter, 1) if diameter else None
+        diameter = round(median_diameter([lab for _, lab, _ in train_planes]), 1)
     post.update(diameter=diameter, max_scale=post.get("max_scale", 2.0))
 
     t_start = time.time()
