@@ -54,8 +54,10 @@ def test_ratio_equals_its_definition(sample_image):
     halves = np.zeros((128, 128), np.float32)
     halves[:, 64:] = 1
     halves += rng.normal(0, 0.2, halves.shape).astype(np.float32)
-    for image in (sample_image, halves):
+    for image in (sample_image[:256, :256], halves):  # within SAMPLE_PIXELS: every pixel
         assert noise_ratio(image) == pytest.approx(reference_ratio(image), rel=1e-4)
+    # A larger image is measured on a sample of its pixels (1/6 of them here).
+    assert noise_ratio(sample_image) == pytest.approx(reference_ratio(sample_image), rel=0.05)
     # Dark objects: the background is the bright class.
     inverted = 1 - halves
     t = skf.threshold_otsu(inverted.astype(np.float64))
@@ -75,13 +77,23 @@ def test_ratio_is_zero_without_noise_or_contrast():
 
 def test_stack_sample_is_eight_evenly_spaced_planes():
     stack = np.broadcast_to(np.arange(20.0)[:, None, None], (20, 16, 16))
-    planes = noise._sample(stack)
-    assert [p[0, 0] for p in planes] == [0, 3, 5, 8, 11, 14, 16, 19]
+    values, windows = noise._sample(stack)
+    assert [w[0, 0] for w in windows] == [0, 3, 5, 8, 11, 14, 16, 19]
+    assert values.size == 8 * 16 * 16  # small planes: whole
     series = np.broadcast_to(np.arange(6.0).reshape(2, 3, 1, 1), (2, 3, 16, 16))
-    assert [p[0, 0] for p in noise._sample(series)] == [0, 1, 2, 3, 4, 5]
-    # A large plane: its central window, within the pixel budget.
-    (window,) = noise._sample(np.zeros((3000, 50)))
-    assert window.shape == (1024, 50)
+    assert [w[0, 0] for w in noise._sample(series)[1]] == [0, 1, 2, 3, 4, 5]
+
+
+def test_large_plane_sample_spans_the_plane_within_the_budget():
+    """A 2048 x 2048 plane: every 8th pixel for the contrast (a nucleus in a corner counts)
+    and a 4 x 4 grid of 64-px windows from corner to corner for the noise."""
+    plane = np.arange(2048 * 2048, dtype=np.float64).reshape(2048, 2048)
+    values, windows = noise._sample(plane)
+    np.testing.assert_array_equal(values, plane[::8, ::8].ravel())
+    assert len(windows) == 16 and all(w.shape == (64, 64) for w in windows)
+    corners = {(w[0, 0], w[-1, -1]) for w in windows}
+    assert (0, plane[63, 63]) in corners and (plane[1984, 1984], plane[-1, -1]) in corners
+    assert values.size == 16 * 64 * 64 == noise.SAMPLE_PIXELS
 
 
 def test_noisy_image_counts_right_by_default_and_explodes_unsmoothed():
