@@ -290,6 +290,7 @@ def test_model_card_sections_replace_or_add(trained):
     assert headings == ["## Input", "## Training", "## Data", "## Limitations"]
     assert card.rstrip().endswith("None known.")
     assert "| epoch | step | train loss | val loss | val F1@0.5 | val F1@0.5 per image |" in card
+    assert "runs them at for a reference nucleus of 19.3 px: 1 at 1.5x." in card
 
 
 def test_cli_train_refuses_bad_input(tmp_path, capsys):

@@ -35,9 +35,16 @@ def _training(config):
         ended = "stopped early because the training loss became NaN or infinite"
     else:
         ended = f"ended by {tr['stopped_by']}"
+    scales = tr["data"].get("scales") or []
+    at = ", ".join(f"{scales.count(s)} at {s:g}x" for s in sorted(set(scales)))
+    if at:  # older configs have no scales
+        at = (
+            f" Planes trained at the scale segment() runs them at for a reference nucleus "
+            f"of {config['postprocess']['diameter']} px: {at}."
+        )
     return (
         f"{tr['data']['planes']} annotated plane(s), {tr['data']['nuclei']} nuclei; "
-        f"validation: {validation['planes']} plane(s) ({validation['source']}). Loss "
+        f"validation: {validation['planes']} plane(s) ({validation['source']}).{at} Loss "
         f"{opts['loss']}, AdamW lr {opts['lr']}, batch {opts['batch_size']} of "
         f"{opts['patch_size']}-pixel patches, augmentations "
         f"{', '.join(opts['augment']) or 'none'}, seed {opts['seed']}. "
