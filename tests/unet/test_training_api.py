@@ -4,12 +4,18 @@ and ``napari-binseg train``."""
 
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
 
 import napari_binseg as nb
-from napari_binseg.unet.training import TrainConfig, TrainingDiverged, model_card
+from napari_binseg.unet.training import (
+    StartingModelKept,
+    TrainConfig,
+    TrainingDiverged,
+    model_card,
+)
 from napari_binseg.unet.training import loop as training_loop
 
 from .conftest import TINY
@@ -321,6 +327,7 @@ def test_cli_train_refuses_bad_input(tmp_path, capsys):
     assert "image c0.tif: cannot read it" in capsys.readouterr().err
 
 
+@pytest.mark.filterwarnings("ignore::napari_binseg.unet.training.StartingModelKept")
 def test_fine_tune_validates_with_the_init_models_post_processing(trained, pair, tmp_path):
     """The epoch is chosen by the objects segment() would give with the model's own
     post-processing: an init whose min_size removes every object validates at F1 0."""
@@ -338,6 +345,7 @@ def test_fine_tune_validates_with_the_init_models_post_processing(trained, pair,
     assert own[0]["val_f1"] > 0.5 and removed[0]["val_f1"] == 0.0
 
 
+@pytest.mark.filterwarnings("ignore::napari_binseg.unet.training.StartingModelKept")
 def test_fine_tune_trains_at_the_init_models_scale(trained, pair, tmp_path):
     """Nuclei 4x the init model's reference: the planes train at the scale segment() runs
     them at (0.5x), and the written model keeps the init's reference and size rule, so
@@ -359,3 +367,103 @@ def test_fine_tune_trains_at_the_init_models_scale(trained, pair, tmp_path):
     post = model.config["postprocess"]
     assert (post["diameter"], post["max_scale"], post["native_max"]) == (reference, 1.5, 2.0)
     assert model.config["training"]["data"]["scales"] == [0.5]
+
+
+def _tensors(folder):
+    from safetensors.numpy import load_file
+
+    return load_file(str(folder / "model.safetensors"))
+
+
+@pytest.fixture(scope="module")
+def weak(pair, tmp_path_factory):
+    """A tiny model barely trained (one step, lr 1e-5): fine-tuning it can only improve."""
+    out = tmp_path_factory.mktemp("weak") / "model"
+    options = {**OPTIONS, "epochs": 1, "steps_per_epoch": 1, "lr": 1e-5}
+    nb.train(*pair, config=options, out=out)
+    return out
+
+
+def test_fine_tune_that_only_gets_worse_keeps_the_starting_model(trained, pair, tmp_path):
+    """A learning rate of 0.5 wrecks a good model: no epoch beats the starting model (epoch 0),
+    so the model written and returned is the starting model, weight for weight, and the
+    config, the card and a warning say so (before: the best wrecked epoch was written)."""
+    _, _, init = trained
+    options = OPTIONS | {"init": str(init), "architecture": None, "lr": 0.5}
+    options |= {"epochs": 2, "steps_per_epoch": 2}
+    epochs = []
+    with pytest.warns(StartingModelKept) as warned:
+        model, history = nb.train(
+            *pair, config=options, out=tmp_path / "m", on_epoch=epochs.append
+        )
+    assert [(h["epoch"], h["step"]) for h in history] == [(0, 0), (1, 2), (2, 4)]
+    assert epochs == history and history[0]["train_loss"] is None
+    start = history[0]["val_f1"]
+    assert start > 0.8 and max(h["val_f1"] for h in history[1:]) < start
+    (message,) = [str(w.message) for w in warned]
+    assert message.startswith(f"no epoch beat the starting model (validation F1@0.5 {start:.4f}")
+    assert message.endswith("the model written is the starting model, unchanged")
+    expected = _tensors(init)
+    written = _tensors(tmp_path / "m")
+    assert written.keys() == expected.keys()
+    for name, value in expected.items():
+        np.testing.assert_array_equal(written[name], value)
+    cfg = json.loads((tmp_path / "m" / "config.json").read_text())["training"]
+    assert cfg["init_kept"] is True and cfg["best_step"] == 0 and cfg["steps_done"] == 4
+    assert [h["epoch"] for h in cfg["history"]] == [0, 1, 2]
+    card = (tmp_path / "m" / "MODEL_CARD.md").read_text()
+    assert "No epoch beat the starting model" in card and "| 0 | 0 | - |" in card
+    kw = {"device": "cpu", "backend": "torch"}
+    image = pair[0][1]
+    expected = nb.predict(image, init, **kw)
+    np.testing.assert_array_equal(nb.predict(image, model, **kw), expected)
+    np.testing.assert_array_equal(nb.predict(image, tmp_path / "m", **kw), expected)
+
+
+def test_fine_tune_that_improves_keeps_its_best_epoch_and_resumes_identically(
+    weak, pair, tmp_path
+):
+    """Epoch 0 is in the history and the run's state: a stopped and resumed fine-tune
+    equals an uninterrupted one."""
+    options = OPTIONS | {"init": str(weak), "architecture": None}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no StartingModelKept
+        model, history = nb.train(*pair, config=options, out=tmp_path / "full")
+    assert [h["step"] for h in history] == [0, 5, 10, 15, 20]
+    best = max(history, key=lambda h: h["val_f1"])
+    assert best["val_f1"] > 0.8 > history[0]["val_f1"]
+    tr = model.config["training"]
+    assert tr["init_kept"] is False and tr["best_step"] == best["step"] > 0
+    steps = []
+    nb.train(
+        *pair,
+        config=options,
+        out=tmp_path / "m",
+        progress=lambda done, total: steps.append(done),
+        stop=lambda: steps[-1] >= 10,
+    )
+    _, resumed = nb.train(
+        *pair, config=options, out=tmp_path / "m", resume=tmp_path / "m" / "checkpoint"
+    )
+    assert scores(resumed) == scores(history)
+    a = (tmp_path / "m" / "model.safetensors").read_bytes()
+    assert a == (tmp_path / "full" / "model.safetensors").read_bytes()
+
+
+def test_cli_train_says_the_starting_model_was_kept(trained, tmp_path, capsys):
+    from napari_binseg.cli import main
+
+    image, labels = nb.synthetic_nuclei((96, 96), radius=6, seed=3)
+    nb.imwrite(tmp_path / "img" / "c.tif", image)
+    nb.imwrite(tmp_path / "lab" / "c_labels.tif", labels, labels=True)
+    args = ["train", "--images", str(tmp_path / "img"), "--labels", str(tmp_path / "lab")]
+    args += ["--out", str(tmp_path / "m"), "--init", str(trained[2]), "--lr", "0.5"]
+    args += ["--epochs", "1", "--steps-per-epoch", "2", "--patch-size", "64"]
+    args += ["--threads", "1", "--device", "cpu"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # printed, not warned
+        assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "epoch 0 (the starting model): val loss" in out
+    assert "no epoch beat the starting model (validation F1@0.5" in out
+    assert f"wrote {tmp_path / 'm'} (the starting model, unchanged: no epoch beat" in out

@@ -1,5 +1,6 @@
 """``napari-binseg train``: train or fine-tune the U-Net (:func:`napari_binseg.train`)."""
 
+import warnings
 from pathlib import Path
 
 from ..options import AUGMENTATIONS, TrainOptions, options_of
@@ -27,7 +28,13 @@ def _read_config(path):
 
 def run(args):
     """Train or fine-tune a U-Net on two folders of images and labels; write a model folder."""
-    from ..unet.training import TrainConfig, export_bundle, read_pairs, train
+    from ..unet.training import (
+        StartingModelKept,
+        TrainConfig,
+        export_bundle,
+        read_pairs,
+        train,
+    )
 
     options = _read_config(args.config) if args.config else {}
     options |= _flags.given(args, TrainOptions)
@@ -47,25 +54,32 @@ def run(args):
             if not (args.validation_images and args.validation_labels):
                 raise ValueError("give both --validation-images and --validation-labels")
             validation = read_pairs(args.validation_images, args.validation_labels)
-        model, history = train(
-            args.images,
-            args.labels,
-            config=config,
-            validation=validation,
-            out=args.out,
-            resume=args.resume,
-            log=lambda message: print(message, flush=True),
-        )
+        with warnings.catch_warnings():
+            # The log prints it (a warning would repeat it with a source line).
+            warnings.simplefilter("ignore", StartingModelKept)
+            model, history = train(
+                args.images,
+                args.labels,
+                config=config,
+                validation=validation,
+                out=args.out,
+                resume=args.resume,
+                log=lambda message: print(message, flush=True),
+            )
         if args.bundle:
             export_bundle(args.out, args.bundle)
     except (TypeError, ValueError) as exc:
         raise CliError(str(exc)) from None
     best = model.config["training"]
-    print(
-        f"wrote {args.out} (best epoch at step {best['best_step']}, "
-        f"validation F1@0.5 {best['best_val_f1']:.3f})"
-        + (f"; MONAI bundle {args.bundle}" if args.bundle else "")
-    )
+    if best.get("init_kept"):
+        kept = "the starting model, unchanged: no epoch beat its validation F1@0.5"
+        result = f"{kept} {best['best_val_f1']:.3f}"
+    else:
+        result = (
+            f"best epoch at step {best['best_step']}, validation F1@0.5 {best['best_val_f1']:.3f}"
+        )
+    bundle = f"; MONAI bundle {args.bundle}" if args.bundle else ""
+    print(f"wrote {args.out} ({result}){bundle}")
     return 0
 
 

@@ -18,7 +18,7 @@ model on DSB 2018 is ``scripts/train_bundled.py`` in the repository, built on th
 Importing this package does not import torch or monai.
 """
 
-from .api import TrainingDiverged, export_bundle, train
+from .api import StartingModelKept, TrainingDiverged, export_bundle, train
 from .card import model_card
 from .config import ARCHITECTURES, TrainConfig
 from .data import AUGMENTATIONS, annotated_planes, read_pairs
@@ -28,6 +28,7 @@ __all__ = [
     "ARCHITECTURES",
     "AUGMENTATIONS",
     "LOSSES",
+    "StartingModelKept",
     "TrainConfig",
     "TrainingDiverged",
     "annotated_planes",

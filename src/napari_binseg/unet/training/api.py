@@ -2,12 +2,13 @@
 
 import json
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from ...options import TrainOptions
-from .card import model_card
+from .card import model_card, starting_model_kept
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig, network_of
 from .data import (
@@ -38,6 +39,10 @@ class TrainingDiverged(ValueError):
         super().__init__(message)
         self.model = model
         self.history = list(history)
+
+
+class StartingModelKept(UserWarning):
+    """A fine-tune in which no epoch beat the starting model: the model written is the init's."""
 
 
 def _init_config(init):
@@ -82,6 +87,12 @@ def train(
     the network through the inference path of :func:`napari_binseg.segment`, size estimate
     and resizing included.
 
+    A fine-tune (an ``init`` model) first validates its starting model (epoch 0, step 0, no
+    train loss), which competes for the best epoch: when no epoch beats it, the model written
+    and returned has the starting model's weights, unchanged, its config records
+    ``training.init_kept`` (true), its card says so, and a :class:`StartingModelKept`
+    warning is issued. From scratch there is no epoch 0.
+
     Each plane trains at the scale ``segment(diameter="auto")`` will run it at
     (:func:`~napari_binseg.unet.training.data.segment_scale` of its labels' median nucleus),
     by the size rule of the reference diameter the model records (``postprocess.diameter``):
@@ -116,7 +127,7 @@ def train(
     on_epoch : callable, optional
         ``on_epoch(record)`` after every validation, with the history record
         (``epoch``, ``step``, ``train_loss``, ``val_loss``, ``val_f1``, ``val_f1_per_image``,
-        ``minutes``).
+        ``minutes``; ``train_loss`` is None at epoch 0, a fine-tune's starting model).
     stop : callable, optional
         Polled after every step; when it returns True the run validates once more and ends,
         keeping the best model so far.
@@ -128,7 +139,12 @@ def train(
     model : LoadedModel
         The best model, ready for :func:`napari_binseg.segment`.
     history : list of dict
-        One record per validation.
+        One record per validation (a fine-tune's starts with epoch 0).
+
+    Warns
+    -----
+    StartingModelKept
+        No epoch of a fine-tune beat its starting model: the model is the starting model.
 
     Raises
     ------
@@ -137,7 +153,8 @@ def train(
         files, empty labels; the message names the image), an unusable ``resume`` checkpoint.
     TrainingDiverged
         (a ValueError) The loss became NaN or infinite: training stopped there; the best
-        epoch before it is kept in ``out`` and in the exception's ``model``.
+        epoch before it (a fine-tune's starting model at worst) is kept in ``out`` and in the
+        exception's ``model``.
 
     Examples
     --------
@@ -263,6 +280,59 @@ def train(
         f"training on {len(train_planes)} plane(s), validating on {len(val_planes)}; "
         f"{network['name']} on {device}; {config.steps} steps"
     )
+
+    def validate_epoch(step, train_loss):
+        """Validate the network at ``step``; keep, write and checkpoint it if it is the best."""
+        nonlocal best_f1, best_state
+        f1, per_image, pooled = validate(
+            net,
+            network,
+            norm,
+            val_images,
+            val_labels,
+            device,
+            loss=loss,
+            postprocess=post,
+            target_cache=val_targets,
+        )
+        record = {
+            "epoch": history[-1]["epoch"] + 1 if history else int(step > 0),
+            "step": step,
+            "train_loss": train_loss,
+            "val_loss": pooled.attrs["loss"],
+            "val_f1": f1,
+            "val_f1_per_image": per_image,
+            "minutes": (time.time() - t_start) / 60,
+        }
+        history.append(record)
+        if step:
+            log(
+                f"epoch {record['epoch']} (step {step}): train loss {train_loss:.4f}, "
+                f"val loss {record['val_loss']:.4f}, val F1@0.5 {f1:.4f}"
+            )
+        else:
+            log(
+                f"epoch 0 (the starting model): val loss {record['val_loss']:.4f}, "
+                f"val F1@0.5 {f1:.4f}"
+            )
+        if f1 > best_f1:
+            best_f1 = f1
+            best_state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+            model_config["training"].update(best_step=step, best_val_f1=f1)
+            if out is not None:
+                model_config["training"]["history"] = history
+                save_model(net, model_config, out)
+        if out is not None:
+            best_step = model_config["training"]["best_step"]
+            state = {"step": step, "history": history, "best_f1": best_f1, "best_step": best_step}
+            save_checkpoint(Path(out) / "checkpoint", net, best_state, opt, sampler, state)
+        if on_epoch is not None:
+            on_epoch(record)
+
+    # A fine-tune competes with its starting model (epoch 0): training on a few planes can
+    # make a good model worse, and the user must then get the model they started from.
+    if init_config and resume is None:
+        validate_epoch(0, None)
     deadline = t_start + 60 * config.minutes if config.minutes else None
     running = []
     step = start
@@ -297,45 +367,8 @@ def train(
         last = last or (deadline is not None and time.time() >= deadline)
         if step % config.steps_per_epoch and not last:
             continue
-        f1, per_image, pooled = validate(
-            net,
-            network,
-            norm,
-            val_images,
-            val_labels,
-            device,
-            loss=loss,
-            postprocess=post,
-            target_cache=val_targets,
-        )
-        record = {
-            "epoch": len(history) + 1,
-            "step": step,
-            "train_loss": float(np.mean(running)),
-            "val_loss": pooled.attrs["loss"],
-            "val_f1": f1,
-            "val_f1_per_image": per_image,
-            "minutes": (time.time() - t_start) / 60,
-        }
+        validate_epoch(step, float(np.mean(running)))
         running = []
-        history.append(record)
-        log(
-            f"epoch {record['epoch']} (step {step}): train loss {record['train_loss']:.4f}, "
-            f"val loss {record['val_loss']:.4f}, val F1@0.5 {f1:.4f}"
-        )
-        if f1 > best_f1:
-            best_f1 = f1
-            best_state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
-            model_config["training"].update(best_step=step, best_val_f1=f1)
-            if out is not None:
-                model_config["training"]["history"] = history
-                save_model(net, model_config, out)
-        if out is not None:
-            best_step = model_config["training"]["best_step"]
-            state = {"step": step, "history": history, "best_f1": best_f1, "best_step": best_step}
-            save_checkpoint(Path(out) / "checkpoint", net, best_state, opt, sampler, state)
-        if on_epoch is not None:
-            on_epoch(record)
         if stopped:
             break
 
@@ -353,6 +386,8 @@ def train(
     model_config["training"].update(
         history=history, steps_done=step, stopped_by=stopped_by, minutes=history[-1]["minutes"]
     )
+    if init_config:
+        model_config["training"]["init_kept"] = model_config["training"]["best_step"] == 0
     net.load_state_dict(best_state)
     sha = ""
     if out is not None:
@@ -369,13 +404,18 @@ def train(
     tr = model_config["training"]
     if diverged is not None:
         kept = f"kept in {out}" if out is not None else "kept in the exception's .model"
+        best = "the starting model" if tr.get("init_kept") else "the best epoch before it"
         raise TrainingDiverged(
-            f"training stopped: {diverged} (lr={config.lr}); the best epoch before it "
+            f"training stopped: {diverged} (lr={config.lr}); {best} "
             f"(step {tr['best_step']}, validation F1@0.5 {best_f1:.4f}) is {kept}",
             model=model,
             history=history,
         )
     log(f"done: {step} steps ({stopped_by}); best validation F1@0.5 {best_f1:.4f}")
+    if tr.get("init_kept"):
+        message = starting_model_kept(tr, written=out is not None)
+        log(message)
+        warnings.warn(message, StartingModelKept, stacklevel=2)
     return model, history
 
 

@@ -3,8 +3,32 @@
 import json
 
 
+def starting_model_kept(training, *, written=True):
+    """The sentence telling that no epoch of a fine-tune beat its starting model (epoch 0).
+
+    Parameters
+    ----------
+    training : dict
+        The ``training`` section of a model config whose ``init_kept`` is true.
+    written : bool
+        Whether the model was written to a folder (else only returned).
+    """
+    start, *epochs = training["history"]
+    later = f"; best later epoch {max(h['val_f1'] for h in epochs):.4f}" if epochs else ""
+    return (
+        f"no epoch beat the starting model (validation F1@0.5 {start['val_f1']:.4f} at "
+        f"epoch 0{later}); the model {'written' if written else 'returned'} is the starting "
+        "model, unchanged"
+    )
+
+
+def _cell(value, fmt):
+    return "-" if value is None else fmt.format(value)
+
+
 def history_table(history):
-    """Markdown table of the validation records (``val_loss`` and per-image F1 when present)."""
+    """Markdown table of the validation records (``val_loss`` and per-image F1 when present);
+    epoch 0, the starting model of a fine-tune, has no train loss."""
     if not history:
         return ""
     columns = [("epoch", "epoch", "{}"), ("step", "step", "{}")]
@@ -15,7 +39,7 @@ def history_table(history):
     columns = [c for c in columns if all(c[0] in h for h in history)]
     head = "| " + " | ".join(title for _, title, _ in columns) + " |"
     rule = "|" + "---|" * len(columns)
-    rows = ["| " + " | ".join(f.format(h[k]) for k, _, f in columns) + " |" for h in history]
+    rows = ["| " + " | ".join(_cell(h[k], f) for k, _, f in columns) + " |" for h in history]
     return "\n".join([head, rule, *rows])
 
 
@@ -35,6 +59,10 @@ def _training(config):
         ended = "stopped early because the training loss became NaN or infinite"
     else:
         ended = f"ended by {tr['stopped_by']}"
+    if tr.get("init_kept"):
+        best = "N" + starting_model_kept(tr)[1:]
+    else:
+        best = f"Best epoch at step {tr['best_step']}, validation F1@0.5 {tr['best_val_f1']:.4f}"
     scales = tr["data"].get("scales") or []
     at = ", ".join(f"{scales.count(s)} at {s:g}x" for s in sorted(set(scales)))
     if at:  # older configs have no scales
@@ -48,8 +76,7 @@ def _training(config):
         f"{opts['loss']}, AdamW lr {opts['lr']}, batch {opts['batch_size']} of "
         f"{opts['patch_size']}-pixel patches, augmentations "
         f"{', '.join(opts['augment']) or 'none'}, seed {opts['seed']}. "
-        f"{tr['steps_done']} steps ({tr['minutes']:.1f} min, {ended}); best epoch at "
-        f"step {tr['best_step']}, validation F1@0.5 {tr['best_val_f1']:.4f}.\n\n"
+        f"{tr['steps_done']} steps ({tr['minutes']:.1f} min, {ended}). {best}.\n\n"
         + history_table(tr["history"])
     )
 
