@@ -254,3 +254,38 @@ def test_train_widget_pairs_are_rows_of_the_form(make_napari_viewer, qtbot, tmp_
     ]
     widget.remove_pair()
     assert [w.name for w in widget.form] == names
+
+
+def test_train_widget_says_the_starting_model_was_kept(
+    make_napari_viewer, qtbot, tmp_path, stack, errors, monkeypatch
+):
+    """A fine-tune of a good model at lr 0.5 only gets worse: the curves start at epoch 0
+    (the starting model), the status line and a warning say the saved model is the
+    starting model."""
+    import napari_binseg as nb
+    from napari_binseg._widgets import training
+    from tests.unet.conftest import TINY
+
+    good = tmp_path / "good"
+    options = dict(architecture=TINY, init=None, epochs=2, steps_per_epoch=10, lr=2e-2)
+    options |= dict(patch_size=64, batch_size=2, device="cpu", threads=1)
+    nb.train(stack[0][1], stack[1][1], config=options, out=good)
+    shown = []
+    monkeypatch.setattr(training, "show_warning", shown.append)
+    viewer = make_napari_viewer()
+    viewer.add_image(stack[0], name="cells")
+    viewer.add_labels(stack[1], name="painted")
+    widget = _widget(viewer, tmp_path, epochs=2, steps_per_epoch=2, lr=0.5)
+    widget.start_from.value = "folder"
+    widget.init_path.value = good
+    run_and_wait(qtbot, widget, timeout=120_000)
+    assert errors == []
+    assert [(h["epoch"], h["step"]) for h in widget.history] == [(0, 0), (1, 2), (2, 4)]
+    widget.curves.grab()  # paints epoch 0, which has no train loss
+    start = widget.history[0]["val_f1"]
+    assert start > max(h["val_f1"] for h in widget.history[1:])
+    text = widget.status.text()
+    assert text.startswith(f"Saved to {tmp_path / 'model'} after 4 steps (steps): no epoch")
+    assert f"(validation F1@0.5 {start:.4f} at epoch 0" in text
+    assert text.endswith("the model written is the starting model, unchanged.")
+    assert len(shown) == 1 and "no epoch beat the starting model" in shown[0]

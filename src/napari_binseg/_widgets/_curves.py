@@ -33,9 +33,12 @@ class TrainingCurves(QWidget):
         axis = next(a for k, _, _, a in SERIES if k == key)
         top = 1.0
         if axis == "loss":
-            top = max((r[k] for r in self.records for k, *_ in SERIES[:2]), default=1.0) or 1.0
+            values = (r[k] for r in self.records for k, *_ in SERIES[:2])
+            top = max((v for v in values if v is not None), default=1.0) or 1.0
         out = []
         for i, r in enumerate(self.records):
+            if r[key] is None:  # epoch 0 of a fine-tune has no train loss
+                continue
             x = rect.left() + (rect.width() * (i / (n - 1)) if n > 1 else rect.width() / 2)
             y = rect.bottom() - rect.height() * min(max(r[key] / top, 0.0), 1.0)
             out.append(QPointF(x, y))

@@ -12,10 +12,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, FileEdit
+from napari.utils.notifications import show_warning
 from qtpy.QtCore import QObject, Signal
 from qtpy.QtWidgets import QHBoxLayout, QPushButton
 
 from ..unet.training import ARCHITECTURES, TrainConfig, annotated_planes
+from ..unet.training.card import starting_model_kept
 from ._base import BinsegWidget
 from ._curves import TrainingCurves
 from ._form import OptionForm
@@ -301,11 +303,14 @@ class TrainWidget(BinsegWidget):
     def _on_epoch(self, record):
         self.history.append(record)
         self.curves.set_history(self.history)
-        text = (
-            f"epoch {record['epoch']} (step {record['step']}): train loss "
-            f"{record['train_loss']:.3f}, val loss {record['val_loss']:.3f}, "
-            f"val F1 {record['val_f1']:.3f}"
-        )
+        if record["train_loss"] is None:  # epoch 0 of a fine-tune
+            text = "epoch 0 (the starting model): "
+        else:
+            text = (
+                f"epoch {record['epoch']} (step {record['step']}): train loss "
+                f"{record['train_loss']:.3f}, "
+            )
+        text += f"val loss {record['val_loss']:.3f}, val F1 {record['val_f1']:.3f}"
         # An epoch reported just before Pause (or Stop) was pressed must not hide that state.
         if self.paused:
             self.status.setText(f"Paused. Last {text}.")
@@ -318,6 +323,13 @@ class TrainWidget(BinsegWidget):
         model, history, out = result
         self.model, self.model_folder = model, out
         tr = model.config["training"]
+        if tr.get("init_kept"):
+            message = starting_model_kept(tr)
+            self.status.setText(
+                f"Saved to {out} after {tr['steps_done']} steps ({tr['stopped_by']}): {message}."
+            )
+            show_warning(f"napari-binseg train: {message}")
+            return
         self.status.setText(
             f"Saved to {out}: best validation F1@0.5 {tr['best_val_f1']:.3f} at step "
             f"{tr['best_step']} of {tr['steps_done']} ({tr['stopped_by']})."
