@@ -467,3 +467,41 @@ def test_cli_train_says_the_starting_model_was_kept(trained, tmp_path, capsys):
     assert "epoch 0 (the starting model): val loss" in out
     assert "no epoch beat the starting model (validation F1@0.5" in out
     assert f"wrote {tmp_path / 'm'} (the starting model, unchanged: no epoch beat" in out
+
+
+class _Pooled:
+    attrs = {"loss": 0.5}
+
+
+@pytest.mark.parametrize(
+    "scores, best_epoch",
+    [
+        ([0.8, 0.85, 0.89], 0),  # within one standard error (0.1 on 16 nuclei): kept
+        ([0.8, 0.85, 0.95, 0.93], 2),  # beyond it: the best epoch
+        ([0.8, 0.91, 0.92], 2),  # once beaten, the best of the fine-tuned epochs
+        ([0.0, 0.0, 0.1], 2),  # a starting model that finds nothing has no noise
+    ],
+)
+def test_a_fine_tuned_epoch_must_beat_the_starting_model_by_one_standard_error(
+    trained, pair, tmp_path, monkeypatch, scores, best_epoch
+):
+    """Validation scores scripted: the best of several epochs on a few nuclei beats the
+    starting model by luck; it must beat it by more than sqrt(F1 (1 - F1) / n)."""
+    from napari_binseg.unet.training import api
+
+    script = iter(scores)
+    monkeypatch.setattr(api, "validate", lambda *a, **k: (next(script), 0.0, _Pooled()))
+    options = OPTIONS | {"init": str(trained[2]), "architecture": None}
+    options |= {"epochs": len(scores) - 1, "steps_per_epoch": 1}
+    with warnings.catch_warnings(record=True) as warned:
+        warnings.simplefilter("always")
+        model, history = nb.train(*pair, config=options, out=tmp_path / "m")
+    tr = model.config["training"]
+    assert tr["validation"]["nuclei"] == 16
+    assert tr["init_margin"] == pytest.approx(math.sqrt(scores[0] * (1 - scores[0]) / 16))
+    assert tr["best_step"] == best_epoch and tr["init_kept"] == (best_epoch == 0)
+    assert len([w for w in warned if w.category is StartingModelKept]) == (best_epoch == 0)
+    written = _tensors(tmp_path / "m")
+    assert all(np.array_equal(written[k], v) for k, v in _tensors(trained[2]).items()) == (
+        best_epoch == 0
+    )

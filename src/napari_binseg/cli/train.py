@@ -73,7 +73,7 @@ def run(args):
     best = model.config["training"]
     if best.get("init_kept"):
         kept = "the starting model, unchanged: no epoch beat its validation F1@0.5"
-        result = f"{kept} {best['best_val_f1']:.3f}"
+        result = f"{kept} {best['best_val_f1']:.3f} by more than {best['init_margin']:.3f}"
     else:
         result = (
             f"best epoch at step {best['best_step']}, validation F1@0.5 {best['best_val_f1']:.3f}"

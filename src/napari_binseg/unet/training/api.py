@@ -1,6 +1,7 @@
 """Train or fine-tune a U-Net on annotated images (:func:`train`); export a MONAI bundle."""
 
 import json
+import math
 import time
 import warnings
 from pathlib import Path
@@ -42,7 +43,20 @@ class TrainingDiverged(ValueError):
 
 
 class StartingModelKept(UserWarning):
-    """A fine-tune in which no epoch beat the starting model: the model written is the init's."""
+    """No epoch of a fine-tune beat its starting model: the model written is the init's."""
+
+
+def init_margin(f1, nuclei):
+    """How much a fine-tuned epoch must beat its starting model's validation F1 by: one
+    standard error of that F1 over the ``nuclei`` validation nuclei, ``sqrt(f1 (1 - f1) / n)``.
+
+    The best of many epochs scored on a few nuclei beats the starting model by luck alone
+    (bench_finetune: 40 epochs on 44 nuclei ranged 0.83-0.93 around its 0.89); as in the
+    one-standard-error rule of model selection (Breiman et al. 1984; Hastie et al., *The
+    Elements of Statistical Learning*, 7.10), the simpler choice, here the unchanged model,
+    stands unless beaten by more than that noise.
+    """
+    return math.sqrt(f1 * (1 - f1) / nuclei)
 
 
 def _init_config(init):
@@ -88,10 +102,12 @@ def train(
     and resizing included.
 
     A fine-tune (an ``init`` model) first validates its starting model (epoch 0, step 0, no
-    train loss), which competes for the best epoch: when no epoch beats it, the model written
-    and returned has the starting model's weights, unchanged, its config records
-    ``training.init_kept`` (true), its card says so, and a :class:`StartingModelKept`
-    warning is issued. From scratch there is no epoch 0.
+    train loss), which competes for the best epoch: a fine-tuned epoch replaces it only if it
+    beats its validation F1 by more than one standard error (:func:`init_margin`: 0.045 at
+    F1 0.9 on 44 nuclei, 0.015 on 400). Otherwise the model written and returned has the
+    starting model's weights, unchanged, its config records ``training.init_kept`` (true)
+    and ``init_margin``, its card says so, and a :class:`StartingModelKept` warning is
+    issued. From scratch there is no epoch 0.
 
     Each plane trains at the scale ``segment(diameter="auto")`` will run it at
     (:func:`~napari_binseg.unet.training.data.segment_scale` of its labels' median nucleus),
@@ -144,7 +160,8 @@ def train(
     Warns
     -----
     StartingModelKept
-        No epoch of a fine-tune beat its starting model: the model is the starting model.
+        No epoch of a fine-tune beat its starting model by more than :func:`init_margin`:
+        the model is the starting model.
 
     Raises
     ------
@@ -315,7 +332,11 @@ def train(
                 f"epoch 0 (the starting model): val loss {record['val_loss']:.4f}, "
                 f"val F1@0.5 {f1:.4f}"
             )
-        if f1 > best_f1:
+        tr = model_config["training"]
+        bar = best_f1
+        if step and tr.get("best_step") == 0:  # the starting model is the best so far
+            bar += init_margin(history[0]["val_f1"], tr["validation"]["nuclei"])
+        if f1 > bar:
             best_f1 = f1
             best_state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
             model_config["training"].update(best_step=step, best_val_f1=f1)
@@ -386,8 +407,10 @@ def train(
     model_config["training"].update(
         history=history, steps_done=step, stopped_by=stopped_by, minutes=history[-1]["minutes"]
     )
-    if init_config:
-        model_config["training"]["init_kept"] = model_config["training"]["best_step"] == 0
+    if init_config and history[0]["epoch"] == 0:
+        tr = model_config["training"]
+        tr["init_kept"] = tr["best_step"] == 0
+        tr["init_margin"] = init_margin(history[0]["val_f1"], tr["validation"]["nuclei"])
     net.load_state_dict(best_state)
     sha = ""
     if out is not None:

@@ -17,8 +17,10 @@ def starting_model_kept(training, *, written=True):
     later = f"; best later epoch {max(h['val_f1'] for h in epochs):.4f}" if epochs else ""
     return (
         f"no epoch beat the starting model (validation F1@0.5 {start['val_f1']:.4f} at "
-        f"epoch 0{later}); the model {'written' if written else 'returned'} is the starting "
-        "model, unchanged"
+        f"epoch 0{later}) by more than its standard error on "
+        f"{training['validation']['nuclei']} validation nuclei "
+        f"({training['init_margin']:.4f}); the model {'written' if written else 'returned'} "
+        "is the starting model, unchanged"
     )
 
 
