@@ -394,11 +394,12 @@ class ThresholdOptions(StageOptions):
         advanced=True,
     )
     background: str | float | None = option(
-        None,
+        "uneven",
         "Subtract an uneven background first (grey opening by a disc of this radius; auto: "
-        "1.5 nucleus diameters, estimated).",
+        "1.5 nucleus diameters, estimated; uneven: auto where the background measures uneven "
+        "against the nuclei, else off).",
         kind=float,
-        choices=("auto",),
+        choices=("auto", "uneven"),
         nullable=True,
         none_label="off",
         first=30.0,

@@ -28,7 +28,9 @@ from .options import (
 #: ``count.diameter``, and ``count.min_size`` null = automatic (from the nucleus size);
 #: 3: adds ``threshold.ignore_bright_outliers`` (on by default; off for older files);
 #: 4: ``unet.prob_threshold`` null = the model's own (the default; 0.5 for older files);
-#: 5: ``threshold.sigma`` ``"auto"``: smoothing on noisy images (the default; 0 for older files).
+#: 5: ``threshold.sigma`` ``"auto"``: smoothing on noisy images (the default; 0 for older files),
+#: ``threshold.background`` ``"uneven"``: subtraction on uneven backgrounds (the default; off
+#: for older files).
 SETTINGS_VERSION = 5
 
 #: Names of napari-binseg 0.1, kept for code that imports them.
@@ -78,14 +80,15 @@ def _from_v3(data):
 
 
 def _from_v4(data):
-    """Version 4 -> 5: a file written when the threshold smoothed only when told keeps no
-    smoothing (``threshold.sigma`` 0 unless the file sets it; ``"auto"`` is the default)."""
+    """Version 4 -> 5: a file written when the threshold smoothed and subtracted a background
+    only when told keeps neither (``threshold.sigma`` 0 and ``threshold.background`` null
+    unless the file sets them; ``"auto"`` and ``"uneven"`` are the defaults)."""
     data = dict(data)
     section = data.get("threshold")
     if section is None:
         section = {}
     if isinstance(section, dict):
-        data["threshold"] = {"sigma": 0.0, **section}
+        data["threshold"] = {"sigma": 0.0, "background": None, **section}
     return {**data, "version": 5}
 
 
@@ -157,8 +160,8 @@ def migrate_settings(data):
 
     Examples
     --------
-    >>> migrate_settings({"version": 3, "method": "unet"})
-    {'method': 'unet', 'unet': {'prob_threshold': 0.5}, 'threshold': {'sigma': 0.0}}
+    >>> migrate_settings({"version": 4, "method": "unet"})
+    {'method': 'unet', 'threshold': {'sigma': 0.0, 'background': None}}
     """
     data = dict(data)
     version = data.pop("version", SETTINGS_VERSION)

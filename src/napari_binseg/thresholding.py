@@ -29,6 +29,7 @@ from ._threshold_passes import (
     thresholds_numpy,
 )
 from ._validation import check_image, check_rgb, is_dask
+from .background import remove_background, resolve_background
 from .morphology import fill_holes as fill_mask_holes
 from .morphology import remove_small_objects
 from .options import SCOPES, THRESHOLD_METHODS, ThresholdOptions
@@ -255,7 +256,7 @@ def threshold(
     min_size=0,
     clip=None,
     ignore_bright_outliers=True,
-    background=None,
+    background="uneven",
     return_thresholds=False,
     return_info=False,
     progress=None,
@@ -294,17 +295,21 @@ def threshold(
     ignore_bright_outliers : bool
         Otsu and triangle: a tiny bright minority of debris above the threshold is ignored,
         as in :func:`threshold_value` (default on); the debris stays foreground.
-    background : "auto" or float, optional
-        Subtract an uneven background first (numpy images): a grey opening by a disc
+    background : "uneven", "auto", float or None
+        Subtract an uneven background first: a grey opening by a disc
         (:func:`napari_binseg.background.remove_background`), plane by plane; ``"auto"`` sizes
         the disc at 1.5 nucleus diameters estimated on a first Otsu mask, a number is its
-        radius in pixels. The threshold (``return_thresholds``) is then one of the corrected
-        image. None (default): off.
+        radius in pixels, None is off. ``"uneven"`` (default): ``"auto"`` where the background
+        measured on a sample of pixels is uneven against the nucleus contrast
+        (:func:`napari_binseg.background.unevenness`), else off (the mask bit-identical). The
+        threshold (``return_thresholds``) is then one of the corrected image.
     return_thresholds : bool
         Also return the threshold(s), as ``threshold_value`` gives them.
     return_info : bool
         Also return (last) the ``info`` dict of :func:`threshold_value`: where bright
-        outliers were ignored, the ``sigma`` that ran and the ``noise_ratio`` measured.
+        outliers were ignored, the ``sigma`` that ran and the ``noise_ratio`` measured, the
+        ``background`` radius (px) subtracted (None: none) and the ``unevenness`` that
+        ``"uneven"`` measured (None for the other values).
     progress : callable, optional
         ``progress(done, total)``, called per piece, plane or frame; raise in it to cancel.
 
@@ -352,12 +357,11 @@ def threshold(
         ignore_bright_outliers=ignore_bright_outliers,
         background=background,
     )
+    chunks = image.chunks if is_dask(image) else None
+    background, uneven = resolve_background(image, background, invert=invert)
+    radius = None
     if background is not None:
-        if is_dask(image):
-            raise ValueError("background subtraction needs a numpy image; load the dask array")
-        from .background import remove_background
-
-        image = remove_background(image, background, invert=invert)
+        image, radius = remove_background(image, background, invert=invert, return_radius=True)
         invert = False  # bright objects now
     if method == "multiotsu" and (fill_holes or min_size):
         raise ValueError("fill_holes and min_size apply to binary masks, not multiotsu classes")
@@ -378,8 +382,8 @@ def threshold(
         else:
             thresholds = thresholds_dask(data, method, scope, classes, 256, progress_, **rules)
         mask = data.map_blocks(mask_block, thresholds, scope, mode, dtype=np.uint8)
-        if not post and mask.chunks != image.chunks:  # smoothing worked on whole planes
-            mask = mask.rechunk(image.chunks)
+        if not post and mask.chunks != chunks:  # smoothing worked on whole planes
+            mask = mask.rechunk(chunks)
         if post:
             lead = len(units)
             whole = mask.chunks[:lead] + (-1,) * (mask.ndim - lead)
@@ -423,7 +427,7 @@ def threshold(
     if return_thresholds:
         out += (format_thresholds(thresholds, method if method == "multiotsu" else "", scope),)
     if return_info:
-        out += (_info(notes, sigma, ratio),)
+        out += (_info(notes, sigma, ratio) | {"background": radius, "unevenness": uneven},)
     return out if len(out) > 1 else result
 
 

@@ -6,10 +6,13 @@ import pytest
 from napari_binseg import count_cells, threshold, threshold_value
 from napari_binseg.background import (
     BIMODAL_ETA,
+    UNEVEN_GATE,
     clip_histogram,
     otsu_effectiveness,
     remove_background,
+    resolve_background,
     subtract_background,
+    unevenness,
 )
 
 #: The clip alone, without the bright-outlier rule (on by default), which fixes specks itself.
@@ -96,7 +99,7 @@ def test_clip_histogram_keeps_two_bins_and_the_total():
 
 def test_background_auto_recovers_nuclei_on_a_strong_gradient():
     img, _ = _nuclei(seed=2, gradient=60.0)
-    plain = len(count_cells(threshold(img), image=img)[1])
+    plain = len(count_cells(threshold(img, background=None), image=img)[1])
     auto = len(count_cells(threshold(img, background="auto"), image=img)[1])
     assert plain != 40 and auto == 40
     # A radius in pixels works too.
@@ -114,15 +117,144 @@ def test_background_invert_and_stack_and_errors():
     assert out.shape == stack.shape and out.dtype == np.float32
     np.testing.assert_array_equal(out[0], subtract_background(img, 16.0))
     # A blank image: no size to measure, returned uncorrected.
-    assert np.all(remove_background(np.zeros((32, 32), np.uint8), "auto") == 0)
+    blank, radius = remove_background(np.zeros((32, 32), np.uint8), "auto", return_radius=True)
+    assert np.all(blank == 0) and radius is None
     with pytest.raises(ValueError, match="threshold.clip must be >= 50"):
         threshold(img, clip=10)
     with pytest.raises(ValueError, match="threshold.background"):
         threshold(img, background="yes")
+
+
+# ------------------------------------------------------- background="uneven" (the default)
+
+
+def test_uneven_default_counts_a_ramped_image_the_old_default_undercounts():
+    img, _ = _nuclei(seed=2, gradient=60.0)  # a ramp of about twice the nucleus contrast
+    old = len(count_cells(threshold(img, background=None), image=img)[1])
+    mask, info = threshold(img, return_info=True)
+    assert old < 35 and len(count_cells(mask, image=img)[1]) == 40
+    assert info["unevenness"] > UNEVEN_GATE
+    # The subtraction "auto" makes: 1.5 diameters of the 17-px nuclei.
+    auto, auto_info = threshold(img, background="auto", return_info=True)
+    np.testing.assert_array_equal(mask, auto)
+    assert info["background"] == auto_info["background"] == pytest.approx(25, abs=3)
+    assert auto_info["unevenness"] is None
+
+
+@pytest.mark.parametrize("invert", [False, True])
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_flat_background_is_bit_identical_to_background_off(ndim, invert):
+    img, _ = _nuclei(seed=5)
+    if invert:
+        img = (255 - img).astype(np.uint8)
+    if ndim == 3:
+        img = np.stack([img, np.roll(img, 40, axis=1)])
+    mask, t, info = threshold(img, invert=invert, return_thresholds=True, return_info=True)
+    off, t_off = threshold(img, invert=invert, background=None, return_thresholds=True)
+    np.testing.assert_array_equal(mask, off)
+    assert t == t_off and info["background"] is None
+    assert 0 <= info["unevenness"] < 0.2
+
+
+def _grid_nuclei(shape=(256, 256), period=32, radius=8, contrast=100.0):
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    spots = ((yy % period) - period // 2) ** 2 + ((xx % period) - period // 2) ** 2
+    return 20.0 + contrast * (spots < radius**2), yy, xx
+
+
+def _hand_made(case):
+    """Hand-made images of :func:`test_the_gate_decides_on_hand_made_cases`."""
+    img, yy, xx = _grid_nuclei()
+    if case == "flat":
+        return img
+    if case == "ramp":  # the background rises by the nucleus contrast across the image
+        return img + 100.0 * xx / 256
+    if case == "weak ramp":  # by a tenth of it
+        return img + 10.0 * xx / 256
+    if case == "vignetting":  # a bright centre, falling by 0.8x the contrast to the corners
+        return img + 80.0 * (1 - ((yy - 128) ** 2 + (xx - 128) ** 2) / (2 * 128**2))
+    if case == "dense":  # nuclei cover ~60 % of the plane, flat background
+        dense, _, _ = _grid_nuclei(period=16, radius=7)
+        return dense
+    if case == "dark ramp":  # dark nuclei on a bright background with a ramp
+        return 300.0 - img + 100.0 * yy / 256
+    if case == "constant":
+        return np.full((64, 64), 7.0)
+    if case == "small":  # under 2 x 64 px: blocks no larger than a nucleus tell nothing
+        return (img + 100.0 * xx / 256)[:100, :200]
+    if case == "wrong polarity":  # bright nuclei measured as dark ones: too few to be levels
+        return img + 100.0 * xx / 256
+    if case == "nan":  # NaN holes do not hide the ramp
+        out = img + 100.0 * xx / 256
+        out[::7, ::5] = np.nan
+        return out
+    if case == "all nan":
+        return np.full((64, 64), np.nan)
+    raise AssertionError(case)
+
+
+@pytest.mark.parametrize(
+    ("case", "invert", "decision"),
+    [
+        ("flat", False, None),
+        ("ramp", False, "auto"),
+        ("weak ramp", False, None),
+        ("vignetting", False, "auto"),
+        ("dense", False, None),
+        ("dark ramp", True, "auto"),
+        ("flat", True, None),
+        ("constant", False, None),
+        ("small", False, None),
+        ("wrong polarity", True, None),
+        ("nan", False, "auto"),
+        ("all nan", False, None),
+    ],
+)
+def test_the_gate_decides_on_hand_made_cases(case, invert, decision):
+    image = _hand_made(case)
+    background, measured = resolve_background(image, "uneven", invert=invert)
+    assert background == decision
+    assert (measured > UNEVEN_GATE) == (decision == "auto")
+    if case in ("constant", "small", "wrong polarity", "all nan", "flat", "dense"):
+        assert measured == 0.0
+    # Other values pass through unmeasured.
+    for value in (None, "auto", 12.0):
+        assert resolve_background(image, value) == (value, None)
+
+
+def test_unevenness_of_a_stack_is_the_median_of_its_planes():
+    flat = _hand_made("flat")
+    ramp = _hand_made("ramp")
+    one = unevenness(np.stack([ramp, ramp]))  # sampled as in 3 planes: every other pixel
+    assert one > UNEVEN_GATE
+    assert unevenness(np.stack([ramp, ramp, flat])) == pytest.approx(one)
+    assert unevenness(np.stack([flat, flat, ramp])) == 0.0
+    # A 4D (T, Z, Y, X) stack is sampled plane by plane as well.
+    assert unevenness(np.stack([ramp, ramp])[:, None]) == pytest.approx(one)
+
+
+@pytest.mark.parametrize("invert", [False, True])
+@pytest.mark.parametrize(("gradient", "fires"), [(60.0, True), (0.0, False)])
+def test_dask_equals_numpy(gradient, fires, invert):
     import dask.array as da
 
-    with pytest.raises(ValueError, match="numpy image"):
-        threshold(da.from_array(img), background="auto")
+    img, _ = _nuclei(seed=2, gradient=gradient)
+    if invert:
+        img = (255 - img).astype(np.uint8)
+    stack = np.stack([img, np.roll(img, 50, axis=0), np.roll(img, 90, axis=1)])
+    lazy = da.from_array(stack, chunks=(1, 128, 96))
+    kw = {"invert": invert, "return_thresholds": True, "return_info": True}
+    mask, t, info = threshold(stack, **kw)
+    lazy_mask, lazy_t, lazy_info = threshold(lazy, **kw)
+    assert isinstance(lazy_mask, da.Array) and lazy_mask.chunks == lazy.chunks
+    np.testing.assert_array_equal(lazy_mask.compute(), mask)
+    assert lazy_t == t and lazy_info == info
+    assert (info["background"] is not None) == fires
+    if fires:
+        corrected = remove_background(lazy, "auto", invert=invert)
+        np.testing.assert_array_equal(
+            corrected.compute(), remove_background(stack, "auto", invert=invert)
+        )
 
 
 # ---------------------------------------------------------------- bright outliers (default)
