@@ -454,6 +454,10 @@ class BatchResult:
     #: ``(sigma, noise ratio)`` of the threshold's smoothing per finished input (threshold
     #: methods; the ratio None unless ``sigma`` was ``"auto"``).
     smoothing: dict = field(default_factory=dict)
+    #: ``(radius, unevenness)`` of the threshold's background subtraction per finished input
+    #: (threshold methods; radius None where none ran, unevenness None unless ``background``
+    #: was ``"uneven"``).
+    background: dict = field(default_factory=dict)
 
 
 def _used(settings):
@@ -638,11 +642,24 @@ def segment_files(
             sigma = table.attrs.get("threshold_sigma")
             if sigma is not None:
                 result.smoothing[path] = (sigma, table.attrs["noise_ratio"])
+            if "threshold_background" in table.attrs:
+                result.background[path] = (
+                    table.attrs["threshold_background"],
+                    table.attrs["unevenness"],
+                )
         if result.smoothing and settings.threshold.sigma == "auto":
             # What "auto" chose per file, kept for the files an earlier run finished.
             ran = recorded.get("threshold_sigma") if isinstance(recorded, dict) else None
             ran = dict(ran) if isinstance(ran, dict) else {}
             params["threshold_sigma"] = ran | {p.name: s for p, (s, _) in result.smoothing.items()}
+        if result.background and settings.threshold.background == "uneven":
+            # The radius "uneven" subtracted per file (null: none), kept as threshold_sigma.
+            ran = recorded.get("threshold_background") if isinstance(recorded, dict) else None
+            ran = dict(ran) if isinstance(ran, dict) else {}
+            params["threshold_background"] = ran | {
+                p.name: r for p, (r, _) in result.background.items()
+            }
+        if "threshold_sigma" in params or "threshold_background" in params:
             _write_atomic(params_path, lambda p: p.write_text(json.dumps(params, indent=2) + "\n"))
         if progress is not None:
             progress(len(inputs), len(inputs), "done")

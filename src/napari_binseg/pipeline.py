@@ -102,7 +102,9 @@ def run_pipeline(image, settings=None, *, axes=None, spacing=None):
         hold the estimated nucleus ``diameter`` where the count gives one and, for a
         threshold method, ``bright_outliers``: where the threshold ignored a few bright
         pixels, ``threshold_sigma``: the smoothing that ran and ``noise_ratio``: what
-        ``sigma="auto"`` measured, as ``threshold(..., return_info=True)`` reports them).
+        ``sigma="auto"`` measured, ``threshold_background``: the radius of the background
+        subtraction that ran (None: none) and ``unevenness``: what ``background="uneven"``
+        measured, as ``threshold(..., return_info=True)`` reports them).
 
     Raises
     ------
@@ -161,6 +163,8 @@ def run_pipeline(image, settings=None, *, axes=None, spacing=None):
     table.attrs["bright_outliers"] = info["bright_outliers"]
     table.attrs["threshold_sigma"] = info["sigma"]
     table.attrs["noise_ratio"] = info["noise_ratio"]
+    table.attrs["threshold_background"] = info["background"]
+    table.attrs["unevenness"] = info["unevenness"]
     return labels, table
 
 
@@ -183,6 +187,15 @@ def smoothing_note(sigma, ratio) -> str:
     if not sigma or ratio is None:
         return ""
     return f"smoothed with sigma {sigma:g} px (noise ratio {ratio:.2f})"
+
+
+def background_note(radius, unevenness) -> str:
+    """ "background subtracted (radius 42 px, unevenness 0.83)" where ``background="uneven"``
+    subtracted an uneven background (the ``background`` and ``unevenness`` of
+    ``threshold(..., return_info=True)``), else ""."""
+    if radius is None or unevenness is None:
+        return ""
+    return f"background subtracted (radius {radius:.0f} px, unevenness {unevenness:.2f})"
 
 
 def _count_chunked(mask, image, c, spacing, time_axis):

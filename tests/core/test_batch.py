@@ -330,9 +330,30 @@ def test_params_record_the_sigma_auto_chose_per_file(tmp_path, capsys):
     assert main(["segment", str(src), "--out", str(out), "--no-split", "-q"]) == 0
     params = json.loads((out / "params.json").read_text())
     assert params["threshold_sigma"] == {"clean.tif": 0.0, "noisy.tif": 2.0}
-    # A folder of settings version 4 ran unsmoothed: it resumes under sigma 0, not under auto.
+    # A folder of settings version 4 ran unsmoothed and without background subtraction: it
+    # resumes under sigma 0 and background off, not under the defaults.
     params["settings"] |= {"version": 4, "threshold": {"sigma": 0.0}}
     (out / "params.json").write_text(json.dumps(params))
-    assert main(["segment", str(src), "--out", str(out), "--no-split", "-q", "--sigma", "0"]) == 0
+    old = ["--sigma", "0", "--background", "off"]
+    assert main(["segment", str(src), "--out", str(out), "--no-split", "-q", *old]) == 0
     assert main(["segment", str(src), "--out", str(out), "--no-split", "-q"]) == 2
     assert "holds results of other settings" in capsys.readouterr().err
+
+
+def test_params_record_the_background_uneven_subtracted_per_file(tmp_path, capsys):
+    src, out = tmp_path / "in", tmp_path / "out"
+    flat, truth = nb.synthetic_nuclei((256, 256), n=20, seed=1)
+    contrast = float(np.median(flat[truth > 0]) - np.median(flat[truth == 0]))
+    ramp = (flat + contrast * np.mgrid[:256, :256][1] / 256).astype(flat.dtype)
+    imwrite(src / "flat.tif", flat)
+    imwrite(src / "ramp.tif", ramp)
+    assert main(["segment", str(src), "--out", str(out), "--no-split"]) == 0
+    printed = capsys.readouterr().out
+    line = r"ramp.tif: threshold background subtracted \(radius 22 px, unevenness 1\.\d\d\)"
+    assert re.search(line, printed) and "flat.tif: threshold background" not in printed
+    recorded = json.loads((out / "params.json").read_text())["threshold_background"]
+    assert recorded["flat.tif"] is None and recorded["ramp.tif"] == pytest.approx(22.05, abs=0.1)
+    # A number or off records nothing per file (the settings say what ran).
+    again = tmp_path / "again"
+    assert main(["segment", str(src), "--out", str(again), "-q", "--background", "off"]) == 0
+    assert "threshold_background" not in json.loads((again / "params.json").read_text())

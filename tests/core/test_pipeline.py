@@ -455,3 +455,18 @@ def test_pipeline_table_says_what_smoothing_ran():
         assert attrs["threshold_sigma"] == 2.0 and attrs["noise_ratio"] > 0.709
     fixed = run_pipeline(image, s.replace(threshold={"sigma": 1.0}))[1].attrs
     assert (fixed["threshold_sigma"], fixed["noise_ratio"]) == (1.0, None)
+
+
+def test_pipeline_table_says_what_background_subtraction_ran():
+    flat, truth = nb.synthetic_nuclei((256, 256), n=20, seed=1)
+    contrast = float(np.median(flat[truth > 0]) - np.median(flat[truth == 0]))
+    ramp = (flat + contrast * np.mgrid[:256, :256][1] / 256).astype(flat.dtype)
+    s = PipelineSettings("otsu", count=NO_SPLIT)
+    for data in (ramp, da.from_array(ramp, chunks=128)):  # dask: subtracted lazily, same
+        attrs = run_pipeline(data, s)[1].attrs
+        assert attrs["threshold_background"] == pytest.approx(22.05, abs=0.1)
+        assert attrs["unevenness"] > 1
+    attrs = run_pipeline(flat, s)[1].attrs
+    assert attrs["threshold_background"] is None and attrs["unevenness"] < 0.1
+    fixed = run_pipeline(flat, s.replace(threshold={"background": 30.0}))[1].attrs
+    assert (fixed["threshold_background"], fixed["unevenness"]) == (30.0, None)

@@ -194,12 +194,13 @@ def test_diameter_and_iou_boxes_take_the_options_range(make_napari_viewer):
 
 
 def test_background_off_auto_or_a_radius_round_trips(make_napari_viewer, tmp_path):
-    """A number option that also takes a word (ThresholdOptions.background: None, "auto" or a
-    radius) has a choice and a number box; each value goes through a settings file."""
+    """A number option that also takes words (ThresholdOptions.background: None, "auto",
+    "uneven" or a radius) has a choice and a number box; each value goes through a settings
+    file."""
     viewer = make_napari_viewer()
     widget = ThresholdWidget(viewer)
-    assert widget.background.value is None and widget.parameters()["background"] is None
-    for value in ("auto", 12.5, None):
+    assert widget.background.value == "uneven" == widget.parameters()["background"]
+    for value in ("auto", 12.5, None, "uneven"):
         widget.background.value = value
         path = widget.save_settings(tmp_path / f"{value}.json")
         assert PipelineSettings.from_json(path).threshold.background == value

@@ -395,7 +395,7 @@ def test_background_subtraction_in_the_form_and_the_preview(make_napari_viewer, 
     for background in ("auto", 20.0):
         widget.background.value = background  # the control's change redraws the preview
         expected = threshold(image, background=background)
-        assert not np.array_equal(expected, threshold(image))  # the ramp matters
+        assert not np.array_equal(expected, threshold(image, background=None))  # the ramp
         qtbot.waitUntil(
             lambda e=expected: preview() is not None and np.array_equal(preview().data, e),
             timeout=10_000,
@@ -529,3 +529,36 @@ def test_auto_sigma_preview_smooths_a_plane_as_the_run_does(make_napari_viewer, 
     meta = out.metadata["napari_binseg"]
     assert meta["sigma"] == info["sigma"] and meta["noise_ratio"] == info["noise_ratio"]
     assert f"smoothed with sigma {info['sigma']:g} px" in widget.status.text()
+
+
+def test_uneven_background_preview_subtracts_as_the_run_does(make_napari_viewer, qtbot, errors):
+    """background "uneven" on a ramped image: the preview subtracts the background as the run
+    decides (measured on the whole image), and the run's layer records the radius."""
+    import napari_binseg as nb
+    from napari_binseg.thresholding import threshold
+
+    viewer = make_napari_viewer()
+    flat, truth = nb.synthetic_nuclei((256, 256), n=20, seed=1)
+    contrast = float(np.median(flat[truth > 0]) - np.median(flat[truth == 0]))
+    ramp = (flat + contrast * np.mgrid[:256, :256][1] / 256).astype(flat.dtype)
+    mask, info = threshold(ramp, return_info=True)
+    assert info["background"] is not None and not np.array_equal(
+        mask, threshold(ramp, background=None)
+    )
+    layer = viewer.add_image(ramp, name="ramp")
+    widget = ThresholdWidget(viewer)
+    widget.image.value = layer
+    widget.preview.value = True
+
+    def shown():
+        found = output_layers(viewer, "threshold", role="preview")
+        return bool(found) and np.array_equal(found[0].data, mask)
+
+    qtbot.waitUntil(shown, timeout=10_000)
+    run_and_wait(qtbot, widget)
+    assert errors == []
+    out = next(lay for lay in output_layers(viewer, "threshold") if lay.name == "ramp [otsu]")
+    np.testing.assert_array_equal(out.data, mask)
+    meta = out.metadata["napari_binseg"]
+    assert meta["background"] == info["background"] and meta["unevenness"] == info["unevenness"]
+    assert f"background subtracted (radius {info['background']:.0f} px" in widget.status.text()

@@ -227,6 +227,19 @@ class ThresholdWidget(BinsegWidget):
             self._cache[key] = resolve_sigma(data, "auto", invert=params["invert"])[0]
         return params | {"sigma": self._cache[key]}
 
+    def _resolve_background(self, layer, data, params):
+        """``params`` with ``background="uneven"`` replaced by what a run on the whole image
+        decides (``"auto"`` or None, measured once per image), so the preview subtracts where
+        the run does."""
+        if params["background"] != "uneven":
+            return params
+        from napari_binseg.background import resolve_background
+
+        key = (id(unwrap(layer)), id(data), "background", params["invert"])
+        if key not in self._cache:
+            self._cache[key] = resolve_background(data, "uneven", invert=params["invert"])[0]
+        return params | {"background": self._cache[key]}
+
     def _compute_in_background(self, key, data, method, kwargs):
         """Compute a whole-stack threshold once in a worker, then refresh the preview."""
         from superqt.utils import FunctionWorker, create_worker
@@ -282,6 +295,7 @@ class ThresholdWidget(BinsegWidget):
             counts, edges = self._histogram_for(layer, data, index, params["scope"])
             self.histogram.set_histogram(counts, edges)
             self.histogram.set_log(self.log_counts.value)
+            params = self._resolve_background(layer, data, params)
             if params["background"] is not None:
                 mask = self._background_preview(data, index, params)
                 if mask is None:
@@ -407,7 +421,7 @@ class ThresholdWidget(BinsegWidget):
             return mask, thresholds, info
 
         def done(result):
-            from napari_binseg.pipeline import outliers_note, smoothing_note
+            from napari_binseg.pipeline import background_note, outliers_note, smoothing_note
 
             mask, thresholds, info = result
             outliers = info["bright_outliers"]
@@ -425,6 +439,8 @@ class ThresholdWidget(BinsegWidget):
                     "bright_outliers": outliers,
                     "sigma": info["sigma"],
                     "noise_ratio": info["noise_ratio"],
+                    "background": info["background"],
+                    "unevenness": info["unevenness"],
                     "shape": mask.shape,
                     "lazy": not isinstance(mask, np.ndarray),
                 },
@@ -433,7 +449,11 @@ class ThresholdWidget(BinsegWidget):
             self._mark_run_thresholds(layer, thresholds, params["scope"])
             t = np.atleast_1d(np.asarray(thresholds, dtype=np.float64))
             shown = ", ".join(f"{v:.4g}" for v in t[:6]) + (" ..." if t.size > 6 else "")
-            notes = (outliers_note(outliers), smoothing_note(info["sigma"], info["noise_ratio"]))
+            notes = (
+                outliers_note(outliers),
+                smoothing_note(info["sigma"], info["noise_ratio"]),
+                background_note(info["background"], info["unevenness"]),
+            )
             note = "; ".join(n for n in notes if n)
             self.status.setText(f"{out.name}: threshold {shown}" + (f" ({note})" if note else ""))
             self.output = out

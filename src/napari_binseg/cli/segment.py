@@ -101,7 +101,7 @@ def _progress_bar(done, total, name, width=30):
 def run(args):
     """Segment and count every input; returns 0 when all succeeded, 1 when some failed."""
     from ..batch import segment_files
-    from ..pipeline import outliers_note, smoothing_note
+    from ..pipeline import background_note, outliers_note, smoothing_note
 
     settings = _settings_from_args(args)
     diameter_px = _diameter_px(args)
@@ -135,6 +135,9 @@ def run(args):
         if path in result.outliers and not args.quiet:
             print(f"{path.name}: threshold {outliers_note(result.outliers[path])}")
         note = smoothing_note(*result.smoothing.get(path, (None, None)))
+        if note and not args.quiet:
+            print(f"{path.name}: threshold {note}")
+        note = background_note(*result.background.get(path, (None, None)))
         if note and not args.quiet:
             print(f"{path.name}: threshold {note}")
     n, failed = len(result.inputs), result.failed
