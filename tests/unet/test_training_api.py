@@ -505,3 +505,19 @@ def test_a_fine_tuned_epoch_must_beat_the_starting_model_by_one_standard_error(
     assert all(np.array_equal(written[k], v) for k, v in _tensors(trained[2]).items()) == (
         best_epoch == 0
     )
+
+
+@pytest.mark.filterwarnings("ignore::napari_binseg.unet.training.StartingModelKept")
+@pytest.mark.parametrize("ids, nuclei", [((1, 2), 2), ((1, 1), 1)])
+def test_validation_nuclei_without_background_are_counted(trained, pair, ids, nuclei):
+    """Labels covering the whole validation plane (no background pixel) are all nuclei: the
+    count and the starting model's margin over it (before: one fewer, and a single nucleus
+    gave 0 nuclei and a ZeroDivisionError)."""
+    labels = np.repeat([[ids[0]] * 16 + [ids[1]] * 16], 32, axis=0).astype(np.int32)
+    options = OPTIONS | {"init": str(trained[2]), "architecture": None}
+    options |= {"epochs": 1, "steps_per_epoch": 1}
+    model, history = nb.train(*pair, config=options, validation=(pair[0][0][:32, :32], labels))
+    tr = model.config["training"]
+    f1 = history[0]["val_f1"]
+    assert tr["validation"]["nuclei"] == nuclei
+    assert tr["init_margin"] == pytest.approx(math.sqrt(f1 * (1 - f1) / nuclei))

@@ -76,7 +76,8 @@ def _summary(planes):
     return {
         "planes": len(planes),
         "pixels": int(sum(p[0].size for p in planes)),
-        "nuclei": int(sum(len(np.unique(p[1])) - 1 for p in planes)),
+        # Labels may cover a plane without a background pixel: count the ids above 0.
+        "nuclei": int(sum(np.count_nonzero(np.unique(p[1])) for p in planes)),
         "sources": [p[2] for p in planes],
     }
 
