@@ -156,6 +156,10 @@ def test_config_round_trips_and_checks_against_network(pair):
         nb.train(*pair, config={**OPTIONS, "architecture": "mobile", "patch_size": 44})
     with pytest.raises(ValueError, match="differs from the network of init='nuclei'"):
         nb.train(*pair, config={**OPTIONS, "init": "nuclei", "architecture": "large"})
+    # A 3D network (given, or an init model's) cannot learn from planes: said up front.
+    volume = {"name": "UNet", "kwargs": TINY["kwargs"] | {"spatial_dims": 3}}
+    with pytest.raises(ValueError, match="architecture: the network is 3D; training takes 2D"):
+        nb.train(*pair, config={**OPTIONS, "architecture": volume})
 
 
 def test_cli_train(tmp_path, capsys):

@@ -187,6 +187,7 @@ def train(
     from ..inference import median_diameter, normalize_plane
     from ..network import (
         DEFAULT_NORMALIZATION,
+        _check_kwargs,
         _divisor,
         _load_state,
         build_network,
@@ -218,6 +219,13 @@ def train(
 
     init_config = _init_config(config.init)
     network = network_of(config, init_config)
+    where = "architecture" if config.architecture is not None else f"init {config.init!r}"
+    dims, _ = _check_kwargs(network, where)
+    if dims != 2:
+        raise ValueError(
+            f"{where}: the network is {dims}D; training takes 2D networks (spatial_dims 2): "
+            "it learns from annotated planes"
+        )
     divisor = _divisor(network)
     if config.patch_size % divisor:
         raise ValueError(
