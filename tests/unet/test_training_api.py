@@ -525,3 +525,19 @@ def test_validation_nuclei_without_background_are_counted(trained, pair, ids, nu
     f1 = history[0]["val_f1"]
     assert tr["validation"]["nuclei"] == nuclei
     assert tr["init_margin"] == pytest.approx(math.sqrt(f1 * (1 - f1) / nuclei))
+
+
+@pytest.mark.filterwarnings("ignore::napari_binseg.unet.training.StartingModelKept")
+def test_fine_tune_of_a_model_without_postprocess(trained, pair, tmp_path):
+    """An init whose config has ``"postprocess": null`` (load_model takes it: the defaults)
+    fine-tunes with the training nuclei's median as its reference (before: AttributeError)."""
+    _, _, out = trained
+    init = tmp_path / "init"
+    init.mkdir()
+    (init / "model.safetensors").write_bytes((out / "model.safetensors").read_bytes())
+    config = json.loads((out / "config.json").read_text()) | {"postprocess": None}
+    (init / "config.json").write_text(json.dumps(config))
+    options = OPTIONS | {"init": str(init), "architecture": None, "epochs": 1}
+    model, _ = nb.train(*pair, config=TrainConfig(**options | {"steps_per_epoch": 1}))
+    assert 10 < model.config["postprocess"]["diameter"] < 14  # synthetic nuclei of radius 6
+    assert model.config["training"]["data"]["scales"] == [1.0]

@@ -243,7 +243,7 @@ def train(
     if init_config is None:
         diameter = SCRATCH_DIAMETER
     else:
-        diameter = init_config.get("postprocess", {}).get("diameter")
+        diameter = post.get("diameter")
     if diameter is None:
         diameter = round(median_diameter([lab for _, lab, _ in train_planes]), 1)
     post.update(diameter=diameter, max_scale=post.get("max_scale", 2.0))
