@@ -182,8 +182,8 @@ def _hand_made(case):
         return np.full((64, 64), 7.0)
     if case == "small":  # under 2 x 64 px: blocks no larger than a nucleus tell nothing
         return (img + 100.0 * xx / 256)[:100, :200]
-    if case == "wrong polarity":  # bright nuclei measured as dark ones: too few to be levels
-        return img + 100.0 * xx / 256
+    if case == "wrong polarity":  # bright nuclei (in half the plane) measured as dark ones
+        return np.where(xx < 128, img, 20.0)
     if case == "nan":  # NaN holes do not hide the ramp
         out = img + 100.0 * xx / 256
         out[::7, ::5] = np.nan
