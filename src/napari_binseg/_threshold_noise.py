@@ -36,6 +36,9 @@ SAMPLE_PLANES = 8
 SAMPLE_PIXELS = 1 << 16
 #: Side of the squares in which the noise is measured (px).
 WINDOW = 64
+#: Sampled planes of up to this many pixels in all are measured whole (a few ms): a sample of
+#: a small image would judge it on a few squares, and near the gate that can flip the answer.
+WHOLE_PIXELS = 1 << 18
 #: Fewest pixels that can tell noise from the edges of objects (a 32 x 32 image).
 MIN_PIXELS = 32 * 32
 
@@ -70,34 +73,34 @@ def _median(values):
     return float(part[k]) if values.size % 2 else (float(part[:k].max()) + float(part[k])) / 2
 
 
-def _grid(n, side, size):
-    """Starts of ``n`` evenly spaced windows of ``side`` along an axis of ``size``."""
-    return np.unique(np.linspace(0, max(size - side, 0), n).round().astype(int))
+def _cells(n, side, size):
+    """Starts of ``n`` windows of ``side``, each centred in one of ``n`` equal cells of an axis
+    of ``size`` (one window: the middle)."""
+    centres = (np.arange(n) + 0.5) * size / n
+    return np.unique((centres - side / 2).clip(0, max(size - side, 0)).round().astype(int))
 
 
 def _sample(image):
     """``(values, windows)`` of up to ``SAMPLE_PLANES`` evenly spaced planes, as numpy arrays:
-    each plane whole when it is within its share of ``SAMPLE_PIXELS``; otherwise its pixels on
-    an even grid (the contrast sees the whole plane, a sparse nucleus included) and a grid of
-    ``WINDOW``-wide squares (the noise needs neighbouring pixels)."""
+    the planes whole when they hold ``WHOLE_PIXELS`` or fewer in all; otherwise each plane's
+    pixels on an even grid (``SAMPLE_PIXELS`` in all: the contrast sees the whole plane, a
+    sparse nucleus included) and ``WINDOW``-wide squares centred in the cells of a grid
+    (as many pixels in all: the noise needs neighbouring pixels)."""
     lead = image.shape[:-2]
     n = int(np.prod(lead)) if lead else 1
     flat = np.unique(np.linspace(0, n - 1, min(n, SAMPLE_PLANES)).round().astype(int))
-    share = SAMPLE_PIXELS // len(flat)
+    planes = (image[tuple(np.unravel_index(i, lead)) if lead else ()] for i in flat)
     h, w = image.shape[-2:]
+    if h * w * len(flat) <= WHOLE_PIXELS:
+        planes = [np.asarray(plane) for plane in planes]
+        return np.concatenate([plane.ravel() for plane in planes]), planes
+    step = math.ceil(math.sqrt(h * w * len(flat) / SAMPLE_PIXELS))
+    per_axis = math.ceil(math.sqrt(SAMPLE_PIXELS / WINDOW**2 / len(flat)))
     values, windows = [], []
-    for i in flat:
-        plane = image[tuple(np.unravel_index(i, lead)) if lead else ()]
-        if h * w <= share:
-            plane = np.asarray(plane)
-            values.append(plane.ravel())
-            windows.append(plane)
-            continue
-        step = math.ceil(math.sqrt(h * w / share))
+    for plane in planes:
         values.append(np.asarray(plane[::step, ::step]).ravel())
-        per_axis = max(1, math.isqrt(share // (WINDOW * WINDOW)))
-        for y in _grid(per_axis, WINDOW, h):
-            for x in _grid(per_axis, WINDOW, w):
+        for y in _cells(per_axis, WINDOW, h):
+            for x in _cells(per_axis, WINDOW, w):
                 windows.append(np.asarray(plane[y : y + WINDOW, x : x + WINDOW]))
     return np.concatenate(values), windows
 

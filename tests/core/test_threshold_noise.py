@@ -86,14 +86,26 @@ def test_stack_sample_is_eight_evenly_spaced_planes():
 
 def test_large_plane_sample_spans_the_plane_within_the_budget():
     """A 2048 x 2048 plane: every 8th pixel for the contrast (a nucleus in a corner counts)
-    and a 4 x 4 grid of 64-px windows from corner to corner for the noise."""
+    and 64-px windows centred in the cells of a 4 x 4 grid for the noise."""
     plane = np.arange(2048 * 2048, dtype=np.float64).reshape(2048, 2048)
     values, windows = noise._sample(plane)
     np.testing.assert_array_equal(values, plane[::8, ::8].ravel())
     assert len(windows) == 16 and all(w.shape == (64, 64) for w in windows)
-    corners = {(w[0, 0], w[-1, -1]) for w in windows}
-    assert (0, plane[63, 63]) in corners and (plane[1984, 1984], plane[-1, -1]) in corners
+    starts = sorted({int(w[0, 0]) // 2048 for w in windows})
+    assert starts == [224, 736, 1248, 1760]  # cell centres 256, 768, ... minus 32
     assert values.size == 16 * 64 * 64 == noise.SAMPLE_PIXELS
+    # A stack of 8 such planes: the same budget, two windows a plane (a 2 x 2 grid of cells).
+    values, windows = noise._sample(np.broadcast_to(plane, (8, 2048, 2048)))
+    assert values.size <= noise.SAMPLE_PIXELS and len(windows) == 8 * 4
+
+
+def test_small_planes_are_measured_whole():
+    """Two 256 x 256 planes (under WHOLE_PIXELS) are measured whole: the stack of the same
+    plane twice has that plane's ratio, not that of a few squares of it."""
+    image, _ = nb.synthetic_nuclei((256, 256), n=12, radius=9, noise=0.08, seed=3)
+    values, windows = noise._sample(np.stack([image, image]))
+    assert values.size == 2 * 256 * 256 and [w.shape for w in windows] == [(256, 256)] * 2
+    assert noise_ratio(np.stack([image, image])) == pytest.approx(noise_ratio(image), rel=1e-6)
 
 
 def test_noisy_image_counts_right_by_default_and_explodes_unsmoothed():
