@@ -23,8 +23,14 @@ Wider sizes come from the data: ``--bsst-copies`` (default 0.8, 1.0, 1.25) and
 size, so the model keeps whole nuclei of 2x its reference when the size rule runs them at
 full size). ``--val-scales`` validates on the DSB split at several sizes (pooled F1): the
 checkpoint is then chosen on large nuclei too.
-The exported model keeps ``postprocess.diameter`` = 19.3 (``train`` would otherwise record
-the median of the mixed training set).
+The exported model keeps ``postprocess.diameter`` = 19.3, the bundled model's.
+
+Since session 8, :func:`napari_binseg.train` itself brings every plane to the scale
+``segment(diameter="auto")`` runs it at, so the 0.8x copies (15.4 px) are upsampled back to
+19.3 px and the spread of sizes above is mostly lost; it also keeps the starting model unless
+an epoch beats it on DSB validation by one standard error. The runs of sessions 5-6 (not
+shipped) used the code of their time. The shipped weights come from ``finetune_ema.py``,
+whose own loop is unaffected.
 
 Run (CPU: one thread, in the background)::
 
