@@ -404,9 +404,11 @@ def unevenness(image, *, invert=False):
     return float(np.median([_plane_unevenness(g, invert, k) for g in _sampled_planes(image)]))
 
 
-def resolve_background(image, background, *, invert=False):
+def resolve_background(image, background, *, invert=False, method=None):
     """``(background, unevenness)``: ``"uneven"`` decided on ``image`` (``"auto"`` when
     :func:`unevenness` exceeds ``UNEVEN_GATE``, else None); anything else as it is (None).
+    ``"uneven"`` is off for ``method="manual"``: its value is read off the image's own
+    intensities, not those of a corrected image.
 
     Examples
     --------
@@ -422,6 +424,8 @@ def resolve_background(image, background, *, invert=False):
     """
     if not (isinstance(background, str) and background == "uneven"):
         return background, None
+    if method == "manual":
+        return None, None
     measured = unevenness(image, invert=invert)
     return ("auto" if measured > UNEVEN_GATE else None), measured
 

@@ -397,7 +397,7 @@ class ThresholdOptions(StageOptions):
         "uneven",
         "Subtract an uneven background first (grey opening by a disc of this radius; auto: "
         "1.5 nucleus diameters, estimated; uneven: auto where the background measures uneven "
-        "against the nuclei, else off).",
+        "against the nuclei, else off, and off for the manual method).",
         kind=float,
         choices=("auto", "uneven"),
         nullable=True,

@@ -301,8 +301,9 @@ def threshold(
         the disc at 1.5 nucleus diameters estimated on a first Otsu mask, a number is its
         radius in pixels, None is off. ``"uneven"`` (default): ``"auto"`` where the background
         measured on a sample of pixels is uneven against the nucleus contrast
-        (:func:`napari_binseg.background.unevenness`), else off (the mask bit-identical). The
-        threshold (``return_thresholds``) is then one of the corrected image.
+        (:func:`napari_binseg.background.unevenness`), else off (the mask bit-identical), and
+        off for ``"manual"`` (its ``value`` is in the image's intensities). The threshold
+        (``return_thresholds``) is then one of the corrected image.
     return_thresholds : bool
         Also return the threshold(s), as ``threshold_value`` gives them.
     return_info : bool
@@ -358,7 +359,7 @@ def threshold(
         background=background,
     )
     chunks = image.chunks if is_dask(image) else None
-    background, uneven = resolve_background(image, background, invert=invert)
+    background, uneven = resolve_background(image, background, invert=invert, method=method)
     radius = None
     if background is not None:
         image, radius = remove_background(image, background, invert=invert, return_radius=True)

@@ -142,6 +142,22 @@ def test_uneven_default_counts_a_ramped_image_the_old_default_undercounts():
 
 
 @pytest.mark.parametrize("invert", [False, True])
+def test_uneven_default_leaves_a_manual_threshold_on_the_image_intensities(invert):
+    """A manual value is read off the image's own histogram: "uneven" must not subtract a
+    background under it (a value of the raw intensities on the corrected image gave an empty
+    mask, or with invert a full one)."""
+    img, _ = _nuclei(seed=2, gradient=60.0)  # background 20-80, nuclei 30-40 above it
+    value = 45.0
+    if invert:
+        img, value = (255 - img).astype(np.uint8), 255 - value
+    mask, info = threshold(img, "manual", value=value, invert=invert, return_info=True)
+    off = threshold(img, "manual", value=value, invert=invert, background=None)
+    np.testing.assert_array_equal(mask, off)
+    assert 0 < mask.sum() < mask.size and info["background"] is None
+    assert resolve_background(img, "uneven", method="manual") == (None, None)
+
+
+@pytest.mark.parametrize("invert", [False, True])
 @pytest.mark.parametrize("ndim", [2, 3])
 def test_flat_background_is_bit_identical_to_background_off(ndim, invert):
     img, _ = _nuclei(seed=5)

@@ -235,9 +235,12 @@ class ThresholdWidget(BinsegWidget):
             return params
         from napari_binseg.background import resolve_background
 
-        key = (id(unwrap(layer)), id(data), "background", params["invert"])
+        manual = params["method"] == "manual"
+        key = (id(unwrap(layer)), id(data), "background", params["invert"], manual)
         if key not in self._cache:
-            self._cache[key] = resolve_background(data, "uneven", invert=params["invert"])[0]
+            self._cache[key] = resolve_background(
+                data, "uneven", invert=params["invert"], method=params["method"]
+            )[0]
         return params | {"background": self._cache[key]}
 
     def _compute_in_background(self, key, data, method, kwargs):
