@@ -607,6 +607,11 @@ def segment_files(
             params |= {"axes": axes, "spacing": None if spacing is None else list(spacing)}
         if diameter_px is not None:
             params["diameter_px"] = diameter_px
+        for key in ("threshold_sigma", "threshold_background"):
+            # What "auto" / "uneven" chose for the files an earlier run finished: kept when
+            # this run redoes none of them, or stops.
+            if isinstance(recorded.get(key), dict):
+                params[key] = recorded[key]
         _write_atomic(params_path, lambda p: p.write_text(json.dumps(params, indent=2) + "\n"))
         for i, path in enumerate(inputs):
             if progress is not None:
@@ -648,14 +653,12 @@ def segment_files(
                     table.attrs["unevenness"],
                 )
         if result.smoothing and settings.threshold.sigma == "auto":
-            # What "auto" chose per file, kept for the files an earlier run finished.
-            ran = recorded.get("threshold_sigma") if isinstance(recorded, dict) else None
-            ran = dict(ran) if isinstance(ran, dict) else {}
+            # What "auto" chose per file.
+            ran = params.get("threshold_sigma", {})
             params["threshold_sigma"] = ran | {p.name: s for p, (s, _) in result.smoothing.items()}
         if result.background and settings.threshold.background == "uneven":
-            # The radius "uneven" subtracted per file (null: none), kept as threshold_sigma.
-            ran = recorded.get("threshold_background") if isinstance(recorded, dict) else None
-            ran = dict(ran) if isinstance(ran, dict) else {}
+            # The radius "uneven" subtracted per file (null: none).
+            ran = params.get("threshold_background", {})
             params["threshold_background"] = ran | {
                 p.name: r for p, (r, _) in result.background.items()
             }

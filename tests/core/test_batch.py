@@ -330,6 +330,9 @@ def test_params_record_the_sigma_auto_chose_per_file(tmp_path, capsys):
     assert main(["segment", str(src), "--out", str(out), "--no-split", "-q"]) == 0
     params = json.loads((out / "params.json").read_text())
     assert params["threshold_sigma"] == {"clean.tif": 0.0, "noisy.tif": 2.0}
+    # A run that finds every file done keeps the record too (it rewrites params.json).
+    assert main(["segment", str(src), "--out", str(out), "--no-split", "-q"]) == 0
+    assert json.loads((out / "params.json").read_text()) == params
     # A folder of settings version 4 ran unsmoothed and without background subtraction: it
     # resumes under sigma 0 and background off, not under the defaults.
     params["settings"] |= {"version": 4, "threshold": {"sigma": 0.0}}
