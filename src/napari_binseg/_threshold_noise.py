@@ -80,6 +80,18 @@ def _cells(n, side, size):
     return np.unique((centres - side / 2).clip(0, max(size - side, 0)).round().astype(int))
 
 
+def load(pieces):
+    """``pieces`` (slices of one array) as numpy arrays; a dask array's in one compute, so a
+    chunk that several of them share is read once, not once per piece."""
+    from ._validation import is_dask
+
+    if pieces and is_dask(pieces[0]):
+        import dask
+
+        return list(dask.compute(*pieces))
+    return [np.asarray(piece) for piece in pieces]
+
+
 def _sample(image):
     """``(values, windows)`` of up to ``SAMPLE_PLANES`` evenly spaced planes, as numpy arrays:
     the planes whole when they hold ``WHOLE_PIXELS`` or fewer in all; otherwise each plane's
@@ -89,20 +101,21 @@ def _sample(image):
     lead = image.shape[:-2]
     n = int(np.prod(lead)) if lead else 1
     flat = np.unique(np.linspace(0, n - 1, min(n, SAMPLE_PLANES)).round().astype(int))
-    planes = (image[tuple(np.unravel_index(i, lead)) if lead else ()] for i in flat)
+    planes = [image[tuple(np.unravel_index(i, lead)) if lead else ()] for i in flat]
     h, w = image.shape[-2:]
     if h * w * len(flat) <= WHOLE_PIXELS:
-        planes = [np.asarray(plane) for plane in planes]
+        planes = load(planes)
         return np.concatenate([plane.ravel() for plane in planes]), planes
     step = math.ceil(math.sqrt(h * w * len(flat) / SAMPLE_PIXELS))
     per_axis = math.ceil(math.sqrt(SAMPLE_PIXELS / WINDOW**2 / len(flat)))
     values, windows = [], []
     for plane in planes:
-        values.append(np.asarray(plane[::step, ::step]).ravel())
+        values.append(plane[::step, ::step])
         for y in _cells(per_axis, WINDOW, h):
             for x in _cells(per_axis, WINDOW, w):
-                windows.append(np.asarray(plane[y : y + WINDOW, x : x + WINDOW]))
-    return np.concatenate(values), windows
+                windows.append(plane[y : y + WINDOW, x : x + WINDOW])
+    pieces = load(values + windows)
+    return np.concatenate([v.ravel() for v in pieces[: len(values)]]), pieces[len(values) :]
 
 
 def noise_ratio(image, *, invert=False):

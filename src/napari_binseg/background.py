@@ -310,16 +310,15 @@ def _sampled_planes(image):
     (``SAMPLE_PIXELS`` in all, as numpy arrays; only those pixels are read)."""
     import math
 
-    from ._threshold_noise import SAMPLE_PIXELS, SAMPLE_PLANES
+    from ._threshold_noise import SAMPLE_PIXELS, SAMPLE_PLANES, load
 
     lead = image.shape[:-2]
     n = int(np.prod(lead)) if lead else 1
     flat = np.unique(np.linspace(0, n - 1, min(n, SAMPLE_PLANES)).round().astype(int))
     h, w = image.shape[-2:]
     step = max(1, math.ceil(math.sqrt(h * w / (SAMPLE_PIXELS // len(flat)))))
-    for i in flat:
-        plane = image[tuple(np.unravel_index(i, lead)) if lead else ()]
-        yield np.asarray(plane[::step, ::step])
+    planes = (image[tuple(np.unravel_index(i, lead)) if lead else ()] for i in flat)
+    return load([plane[::step, ::step] for plane in planes])
 
 
 def _plane_unevenness(grid, invert, k):

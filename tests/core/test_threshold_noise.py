@@ -182,3 +182,23 @@ def test_nan_holes_are_ignored_by_the_measure():
     holed[10:20, 10:20] = np.nan
     ratio = noise_ratio(holed)
     assert np.isfinite(ratio) and ratio == pytest.approx(noise_ratio(image), rel=0.05)
+
+
+@pytest.mark.parametrize("shape", [(2048, 2048), (3, 256, 256)])
+def test_the_measures_read_each_chunk_of_a_lazy_image_once(shape):
+    """A lazily read image (one chunk: a file read by its reader) is read once by each
+    measure, not once per sampled square (17 reads of a 2048 x 2048 plane)."""
+    from napari_binseg.background import unevenness
+
+    reads = []
+
+    def read(block):
+        if block.size:  # not dask's meta probe
+            reads.append(block.shape)
+        return block
+
+    image = noisy_nuclei(shape[-2:], n=4)[0]
+    data = np.broadcast_to(image, shape)
+    lazy = da.from_array(data, chunks=shape).map_blocks(read, dtype=image.dtype)
+    assert noise_ratio(lazy) == noise_ratio(data) and len(reads) == 1
+    assert unevenness(lazy) == unevenness(data) and len(reads) == 2
