@@ -289,7 +289,7 @@ class Sampler:
     """Random augmented crops from normalized images and their targets.
 
     Augmentation in numpy/torch: random scale (0.6-1.6), flips, 90 degree rotations, Gaussian
-    blur (out of focus: a third of the crops, sigma 0.5-2.5 px, up to an eighth of the nucleus
+    blur (out of focus: a third of the crops, sigma 0.5-3.5 px, up to a fifth of the nucleus
     diameter the training sees), contrast, brightness, gamma and Gaussian noise. ``augment``
     names the augmentations to apply (a subset of :data:`AUGMENTATIONS`); ``weights`` are the
     images' relative sampling rates (default: square root of their pixel counts).
@@ -357,7 +357,7 @@ class Sampler:
             tg_t = (tg_t > 0.5).float()
         im_t = im_t[0]
         if "blur" in aug and rng.random() < 1 / 3:
-            sigma = float(rng.uniform(0.5, 2.5))
+            sigma = float(rng.uniform(0.5, 3.5))
             im_t = torch.from_numpy(ndi.gaussian_filter(im_t.numpy(), (0, sigma, sigma)))
         if "intensity" in aug:
             im_t = im_t * float(rng.uniform(0.7, 1.3)) + float(rng.uniform(-0.1, 0.1))
