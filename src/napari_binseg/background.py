@@ -187,29 +187,34 @@ FLATTEN_FRACTION = 1 / 8
 
 
 def _levels(corrected):
-    """``corrected`` (>= 0) rounded to uint16 when it fits: its histogram is then one bin per
-    grey level, counted in one pass (the size estimate's first mask needs no more)."""
+    """``corrected`` (>= 0, of an integer image) rounded to uint16 when it fits: its histogram
+    is then one bin per grey level, counted in one pass (the size estimate's first mask needs
+    no more)."""
     if corrected.size and float(corrected.max()) <= 65535:
         return np.rint(corrected).astype(np.uint16)
     return corrected
 
 
-def _plane_diameter(image):
-    """Typical nucleus diameter (pixels) of the middle plane's Otsu mask; 0.0 if none. Only
-    that plane is read (a dask stack stays lazy)."""
+def _plane_diameter(image, *, integer=False):
+    """Typical nucleus diameter (pixels) of the middle plane's Otsu mask (smoothed as
+    ``sigma="auto"`` decides); 0.0 if none. Only that plane is read (a dask stack stays lazy).
+    ``integer``: the values were integers (rounding the flattened plane loses nothing)."""
     from .size import estimate_diameter
-    from .thresholding import threshold_value
+    from .thresholding import threshold
 
     lead = image.shape[:-2]
     index = np.unravel_index(int(np.prod(lead)) // 2, lead) if lead else ()
     plane = np.asarray(image[index])
     radius = FLATTEN_FRACTION * max(plane.shape)
-    plane = _levels(subtract_background(plane, radius / BACKGROUND_RADIUS, radius=radius))
+    plane = subtract_background(plane, radius / BACKGROUND_RADIUS, radius=radius)
+    if integer:
+        plane = _levels(plane)
     try:
-        t = threshold_value(plane)
+        # The mask of the image the threshold was computed on (smoothed where noisy).
+        mask = threshold(plane, background=None)
     except ValueError:  # a constant plane
         return 0.0
-    return estimate_diameter(plane > t)
+    return estimate_diameter(mask.view(bool))
 
 
 def _subtract_planes(block, diameter, radius):
@@ -265,7 +270,7 @@ def remove_background(image, background, *, invert=False, return_radius=False):
             raise ValueError(
                 f"background must be 'uneven', 'auto', a radius or None, got {background!r}"
             )
-        diameter = _plane_diameter(data)
+        diameter = _plane_diameter(data, integer=np.dtype(image.dtype).kind in "biu")
         radius = BACKGROUND_RADIUS * diameter if diameter > 0 else None
     else:
         radius = float(background)

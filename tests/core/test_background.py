@@ -141,6 +141,30 @@ def test_uneven_default_counts_a_ramped_image_the_old_default_undercounts():
     assert auto_info["unevenness"] is None
 
 
+def test_auto_radius_of_a_float_image_is_that_of_the_same_integer_image():
+    """The size estimate rounds the flattened plane of an integer image only: a float image
+    in [0, 0.2] (rounded: all 0, so no estimate and nothing subtracted) gets the radius of
+    the same image in 8 bits."""
+    img, _ = _nuclei(seed=2, gradient=60.0)
+    _, radius = remove_background(img, "auto", return_radius=True)
+    as_float = (img / 1275).astype(np.float32)
+    _, float_radius = remove_background(as_float, "auto", return_radius=True)
+    assert radius == pytest.approx(25, abs=3)
+    assert float_radius == pytest.approx(radius, rel=0.1)
+
+
+def test_auto_radius_of_a_noisy_image_is_that_of_its_smoothed_mask():
+    """A noisy image: the size estimate thresholds the smoothed plane it computed the
+    threshold on (the raw plane at that threshold gave specks: a radius of half of this)."""
+    from napari_binseg.size import estimate_diameter
+
+    from .test_threshold_noise import noisy_nuclei
+
+    image, labels = noisy_nuclei((512, 512))
+    _, radius = remove_background(image, "auto", return_radius=True)
+    assert radius == pytest.approx(1.5 * estimate_diameter(labels > 0), rel=0.15)
+
+
 @pytest.mark.parametrize("invert", [False, True])
 def test_uneven_default_leaves_a_manual_threshold_on_the_image_intensities(invert):
     """A manual value is read off the image's own histogram: "uneven" must not subtract a

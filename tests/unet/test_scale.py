@@ -295,3 +295,14 @@ def test_synthetic_large_nuclei_counted_and_a_fragmenting_probe_is_caught(monkey
     monkeypatch.setattr(passes, "needs_look", lambda *a: False)  # no guard: upsampled
     labels, info = segment(image, lm, return_info=True)
     assert info["scales"] == [1.5] and labels.max() > 30
+
+
+def test_mask_diameter_of_a_noisy_plane_is_that_of_its_smoothed_mask():
+    """The threshold of a smoothed (noisy) plane applied to the smoothed plane, not to the raw
+    one (specks: 6.6 px for nuclei of 16)."""
+    from napari_binseg.size import estimate_diameter
+
+    from ..core.test_threshold_noise import noisy_nuclei
+
+    image, labels = noisy_nuclei((128, 128), n=4)
+    assert sc.mask_diameter(image) == pytest.approx(estimate_diameter(labels > 0), rel=0.15)

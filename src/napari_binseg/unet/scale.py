@@ -317,11 +317,12 @@ def mask_diameter(unit):
     True
     """
     from ..size import estimate_diameter
-    from ..thresholding import threshold_value
+    from ..thresholding import threshold
 
     if not unit.size or unit.min() == unit.max():  # a constant plane: nothing to measure
         return None
-    mask = unit > threshold_value(unit)
+    # The mask of the image the threshold was computed on (smoothed where noisy).
+    mask = threshold(unit, background=None).view(bool)
     if not mask.any() or mask.mean() > 0.5:
         return None
     return estimate_diameter(mask) or None
