@@ -132,8 +132,8 @@ def noise_ratio(image, *, invert=False):
     Returns
     -------
     float
-        0 for an image without noise or contrast (constant, binary, all NaN) and for one too
-        small to tell (under ``MIN_PIXELS`` pixels measured).
+        0 for an image without noise or contrast (constant, of two values, all NaN) and for
+        one too small to tell (under ``MIN_PIXELS`` pixels measured).
     """
     from ._threshold_passes import unit_thresholds
 
@@ -144,7 +144,10 @@ def noise_ratio(image, *, invert=False):
     laplace = np.concatenate(laplace) if laplace else np.empty(0)
     if values.dtype.kind == "f" and np.isnan(values.sum()):  # NaN holes: measure around them
         values, laplace = values[np.isfinite(values)], laplace[np.isfinite(laplace)]
-    if laplace.size == 0 or values.size < MIN_PIXELS or values.min() == values.max():
+    if laplace.size == 0 or values.size < MIN_PIXELS:
+        return 0.0
+    low, high = values.min(), values.max()
+    if not np.any((values > low) & (values < high)):  # one or two levels (a 0/255 mask)
         return 0.0
     if values.dtype == bool:
         values = values.view(np.uint8)

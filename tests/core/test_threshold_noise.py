@@ -73,6 +73,12 @@ def test_ratio_is_zero_without_noise_or_contrast():
     assert noise_ratio(np.full((3, 8, 8), np.nan)) == 0.0
     assert resolve_sigma(blocks, "auto") == (0.0, 0.0)
     assert resolve_sigma(blocks, 2.5) == (2.5, None)
+    # Two levels but no flat area (single-pixel dots, a 0/255 mask of thin lines): no noise
+    # either, not a ratio of 500 smoothed at 4 px into one blob.
+    dots = np.zeros((512, 512), np.uint16)
+    dots[::2, ::2] = 1000
+    assert noise_ratio(dots) == 0.0
+    np.testing.assert_array_equal(threshold(dots), dots > 0)
 
 
 def test_stack_sample_is_eight_evenly_spaced_planes():
