@@ -73,6 +73,17 @@ def _upsample_linear(small, f, h, w):
     return rows[:, xlo] * (1 - wx) + rows[:, xhi] * wx
 
 
+def _nan_block_means(blocks):
+    """Means of the (m, f, n, f) ``blocks`` over their pixels that are not NaN; a block of
+    NaN only takes the largest mean, which the opening's erosion passes over (a NaN would
+    spread over the disc and blank the threshold around a hole)."""
+    valid = ~np.isnan(blocks)
+    counts = valid.sum(axis=(1, 3))
+    means = np.where(valid, blocks, 0).sum(axis=(1, 3)) / np.maximum(counts, 1)
+    means[counts == 0] = means[counts > 0].max() if counts.any() else 0
+    return means
+
+
 def subtract_background(image, diameter, *, spacing=None, radius=None):
     """Remove a smooth, uneven background whose scale follows the nucleus size.
 
@@ -92,7 +103,8 @@ def subtract_background(image, diameter, *, spacing=None, radius=None):
     Returns
     -------
     corrected : ndarray of float32, same shape
-        ``image - background`` (>= 0).
+        ``image - background`` (>= 0); NaN where the image is NaN (left out of the
+        background).
 
     References
     ----------
@@ -129,7 +141,10 @@ def subtract_background(image, diameter, *, spacing=None, radius=None):
         ph, pw = -(-h // f) * f, -(-w // f) * f
         padded = np.pad(plane, ((0, ph - h), (0, pw - w)), mode="edge")
         # Block means: the opening below removes the nuclei, whatever their blocks hold.
-        small = padded.reshape(ph // f, f, pw // f, f).mean(axis=(1, 3))
+        blocks = padded.reshape(ph // f, f, pw // f, f)
+        small = blocks.mean(axis=(1, 3))
+        if np.isnan(small).any():
+            small = _nan_block_means(blocks)
         bg = ndi.grey_opening(small, footprint=disc, mode="nearest")
         bg = ndi.uniform_filter(bg, size=3, mode="nearest")
         if f > 1:
