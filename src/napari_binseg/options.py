@@ -394,10 +394,11 @@ class ThresholdOptions(StageOptions):
         advanced=True,
     )
     background: str | float | None = option(
-        "uneven",
+        None,
         "Subtract an uneven background first (grey opening by a disc of this radius; auto: "
         "1.5 nucleus diameters, estimated; uneven: auto where the background measures uneven "
-        "against the nuclei, else off, and off for the manual method).",
+        "against the nuclei, else off, and off for the manual method; it can misjudge images "
+        "whose nuclei are large against the frame).",
         kind=float,
         choices=("auto", "uneven"),
         nullable=True,

@@ -29,8 +29,8 @@ from .options import (
 #: 3: adds ``threshold.ignore_bright_outliers`` (on by default; off for older files);
 #: 4: ``unet.prob_threshold`` null = the model's own (the default; 0.5 for older files);
 #: 5: ``threshold.sigma`` ``"auto"``: smoothing on noisy images (the default; 0 for older files),
-#: ``threshold.background`` ``"uneven"``: subtraction on uneven backgrounds (the default; off
-#: for older files).
+#: ``threshold.background`` ``"uneven"``: subtraction on uneven backgrounds (a new word; off
+#: stays the default).
 SETTINGS_VERSION = 5
 
 #: Names of napari-binseg 0.1, kept for code that imports them.
@@ -82,7 +82,7 @@ def _from_v3(data):
 def _from_v4(data):
     """Version 4 -> 5: a file written when the threshold smoothed and subtracted a background
     only when told keeps neither (``threshold.sigma`` 0 and ``threshold.background`` null
-    unless the file sets them; ``"auto"`` and ``"uneven"`` are the defaults)."""
+    unless the file sets them; ``sigma="auto"`` is the default)."""
     data = dict(data)
     section = data.get("threshold")
     if section is None:

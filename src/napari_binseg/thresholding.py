@@ -256,7 +256,7 @@ def threshold(
     min_size=0,
     clip=None,
     ignore_bright_outliers=True,
-    background="uneven",
+    background=None,
     return_thresholds=False,
     return_info=False,
     progress=None,
@@ -299,7 +299,7 @@ def threshold(
         Subtract an uneven background first: a grey opening by a disc
         (:func:`napari_binseg.background.remove_background`), plane by plane; ``"auto"`` sizes
         the disc at 1.5 nucleus diameters estimated on a first Otsu mask, a number is its
-        radius in pixels, None is off. ``"uneven"`` (default): ``"auto"`` where the background
+        radius in pixels, None (default) is off. ``"uneven"``: ``"auto"`` where the background
         measured on a sample of pixels is uneven against the nucleus contrast
         (:func:`napari_binseg.background.unevenness`), else off (the mask bit-identical), and
         off for ``"manual"`` (its ``value`` is in the image's intensities). The threshold

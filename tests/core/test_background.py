@@ -128,11 +128,11 @@ def test_background_invert_and_stack_and_errors():
 # ------------------------------------------------------- background="uneven" (the default)
 
 
-def test_uneven_default_counts_a_ramped_image_the_old_default_undercounts():
+def test_uneven_counts_a_ramped_image_the_default_undercounts():
     img, _ = _nuclei(seed=2, gradient=60.0)  # a ramp of about twice the nucleus contrast
-    old = len(count_cells(threshold(img, background=None), image=img)[1])
-    mask, info = threshold(img, return_info=True)
-    assert old < 35 and len(count_cells(mask, image=img)[1]) == 40
+    off = len(count_cells(threshold(img), image=img)[1])  # the default: off
+    mask, info = threshold(img, background="uneven", return_info=True)
+    assert off < 35 and len(count_cells(mask, image=img)[1]) == 40
     assert info["unevenness"] > UNEVEN_GATE
     # The subtraction "auto" makes: 1.5 diameters of the 17-px nuclei.
     auto, auto_info = threshold(img, background="auto", return_info=True)
@@ -165,7 +165,7 @@ def test_nan_holes_do_not_spread_through_the_subtraction(holes):
         img[100:120, 100:120] = np.nan
     else:
         img[::7, ::5] = np.nan
-    mask, info = threshold(img, return_info=True)
+    mask, info = threshold(img, background="uneven", return_info=True)
     assert info["background"] is not None
     assert (mask & truth).sum() / (mask | truth).sum() > 0.9
     corrected = remove_background(img, "auto")
@@ -208,7 +208,8 @@ def test_flat_background_is_bit_identical_to_background_off(ndim, invert):
         img = (255 - img).astype(np.uint8)
     if ndim == 3:
         img = np.stack([img, np.roll(img, 40, axis=1)])
-    mask, t, info = threshold(img, invert=invert, return_thresholds=True, return_info=True)
+    kw = {"invert": invert, "return_thresholds": True}
+    mask, t, info = threshold(img, background="uneven", return_info=True, **kw)
     off, t_off = threshold(img, invert=invert, background=None, return_thresholds=True)
     np.testing.assert_array_equal(mask, off)
     assert t == t_off and info["background"] is None
@@ -302,7 +303,7 @@ def test_dask_equals_numpy(gradient, fires, invert):
         img = (255 - img).astype(np.uint8)
     stack = np.stack([img, np.roll(img, 50, axis=0), np.roll(img, 90, axis=1)])
     lazy = da.from_array(stack, chunks=(1, 128, 96))
-    kw = {"invert": invert, "return_thresholds": True, "return_info": True}
+    kw = {"invert": invert, "return_thresholds": True, "return_info": True, "background": "uneven"}
     mask, t, info = threshold(stack, **kw)
     lazy_mask, lazy_t, lazy_info = threshold(lazy, **kw)
     assert isinstance(lazy_mask, da.Array) and lazy_mask.chunks == lazy.chunks

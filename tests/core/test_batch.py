@@ -350,7 +350,8 @@ def test_params_record_the_background_uneven_subtracted_per_file(tmp_path, capsy
     ramp = np.clip(flat + contrast * np.mgrid[:256, :256][1] / 256, 0, 65535).astype(flat.dtype)
     imwrite(src / "flat.tif", flat)
     imwrite(src / "ramp.tif", ramp)
-    assert main(["segment", str(src), "--out", str(out), "--no-split"]) == 0
+    args = ["segment", str(src), "--out", str(out), "--no-split", "--background", "uneven"]
+    assert main(args) == 0
     printed = capsys.readouterr().out
     line = r"ramp.tif: threshold background subtracted \(radius 25 px, unevenness 1\.\d\d\)"
     assert re.search(line, printed) and "flat.tif: threshold background" not in printed

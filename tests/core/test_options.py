@@ -127,7 +127,7 @@ def test_defaults_are_those_of_version_0_1():
         min_size=0,
         clip=None,
         ignore_bright_outliers=True,
-        background="uneven",
+        background=None,
     )
     u = UNetOptions()
     assert (u.model, u.device, u.tile_size, u.overlap, u.batch_size) == (

@@ -461,7 +461,7 @@ def test_pipeline_table_says_what_background_subtraction_ran():
     flat, truth = nb.synthetic_nuclei((256, 256), n=20, seed=1)
     contrast = float(np.median(flat[truth > 0]) - np.median(flat[truth == 0]))
     ramp = np.clip(flat + contrast * np.mgrid[:256, :256][1] / 256, 0, 65535).astype(flat.dtype)
-    s = PipelineSettings("otsu", count=NO_SPLIT)
+    s = PipelineSettings("otsu", threshold={"background": "uneven"}, count=NO_SPLIT)
     for data in (ramp, da.from_array(ramp, chunks=128)):  # dask: subtracted lazily, same
         attrs = run_pipeline(data, s)[1].attrs
         assert attrs["threshold_background"] == pytest.approx(25.2, abs=0.1)

@@ -541,12 +541,13 @@ def test_uneven_background_preview_subtracts_as_the_run_does(make_napari_viewer,
     flat, truth = nb.synthetic_nuclei((256, 256), n=20, seed=1)
     contrast = float(np.median(flat[truth > 0]) - np.median(flat[truth == 0]))
     ramp = np.clip(flat + contrast * np.mgrid[:256, :256][1] / 256, 0, 65535).astype(flat.dtype)
-    mask, info = threshold(ramp, return_info=True)
+    mask, info = threshold(ramp, background="uneven", return_info=True)
     assert info["background"] is not None and not np.array_equal(
         mask, threshold(ramp, background=None)
     )
     layer = viewer.add_image(ramp, name="ramp")
     widget = ThresholdWidget(viewer)
+    widget.background.value = "uneven"
     widget.image.value = layer
     widget.preview.value = True
 
