@@ -469,6 +469,24 @@ def _used(settings):
     return settings.replace(unet=UNetOptions())
 
 
+def _differences(there, here):
+    """`` (threshold.sigma 0.0 there, 'auto' now)``: the options two settings dicts differ in,
+    so a user can pass the old values to resume."""
+    items = [
+        f"{section}.{key} {value!r} there, {here[section].get(key)!r} now"
+        for section, values in there.items()
+        if isinstance(values, dict)
+        for key, value in values.items()
+        if here.get(section, {}).get(key) != value
+    ]
+    items += [
+        f"{key} {value!r} there, {here.get(key)!r} now"
+        for key, value in there.items()
+        if not isinstance(value, dict) and here.get(key) != value
+    ]
+    return f" ({'; '.join(items)})" if items else ""
+
+
 def check_model(settings):
     """Load the settings' U-Net once, so a bad model or device fails before any file.
 
@@ -585,14 +603,18 @@ def segment_files(
             except (ValueError, AttributeError, RecursionError):
                 recorded, previous = {}, None
             same = recorded.get("diameter_px") == diameter_px
+            differ = ""
             if same and previous != settings.to_dict():
                 try:
-                    same = _used(PipelineSettings.from_dict(previous)) == _used(settings)
+                    there = _used(PipelineSettings.from_dict(previous))
                 except (TypeError, ValueError):
                     same = False
+                else:
+                    same = there == _used(settings)
+                    differ = _differences(there.to_dict(), _used(settings).to_dict())
             if not same:
                 raise ValueError(
-                    f"{out} holds results of other settings (see {params_path}); "
+                    f"{out} holds results of other settings{differ} (see {params_path}); "
                     "choose another --out or pass --overwrite"
                 )
         params = {

@@ -333,14 +333,14 @@ def test_params_record_the_sigma_auto_chose_per_file(tmp_path, capsys):
     # A run that finds every file done keeps the record too (it rewrites params.json).
     assert main(["segment", str(src), "--out", str(out), "--no-split", "-q"]) == 0
     assert json.loads((out / "params.json").read_text()) == params
-    # A folder of settings version 4 ran unsmoothed and without background subtraction: it
-    # resumes under sigma 0 and background off, not under the defaults.
+    # A folder of settings version 4 ran unsmoothed: it resumes under sigma 0, not under the
+    # defaults, and the message names the option that differs.
     params["settings"] |= {"version": 4, "threshold": {"sigma": 0.0}}
     (out / "params.json").write_text(json.dumps(params))
-    old = ["--sigma", "0", "--background", "off"]
-    assert main(["segment", str(src), "--out", str(out), "--no-split", "-q", *old]) == 0
+    assert main(["segment", str(src), "--out", str(out), "--no-split", "-q", "--sigma", "0"]) == 0
     assert main(["segment", str(src), "--out", str(out), "--no-split", "-q"]) == 2
-    assert "holds results of other settings" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "holds results of other settings (threshold.sigma 0.0 there, 'auto' now)" in err
 
 
 def test_params_record_the_background_uneven_subtracted_per_file(tmp_path, capsys):
