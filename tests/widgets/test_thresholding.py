@@ -257,7 +257,7 @@ def test_frame_scope_preview(make_napari_viewer, qtbot, sample_image, monkeypatc
     monkeypatch.setattr(
         widget,
         "_compute_in_background",
-        lambda key, *a: in_background.append(key) or compute(key, *a),
+        lambda key, *a, **k: in_background.append(key) or compute(key, *a, **k),
     )
     widget.image.value = layer
     widget.preview.value = True
@@ -497,9 +497,15 @@ def test_manual_value_shows_the_decimals_of_the_image(make_napari_viewer, qtbot,
     assert widget.value.value == pytest.approx(filters.threshold_otsu(sixteen), abs=100)
 
 
-def test_auto_sigma_preview_smooths_a_plane_as_the_run_does(make_napari_viewer, qtbot, errors):
+@pytest.mark.parametrize("lazy", [False, True])
+def test_auto_sigma_preview_smooths_a_plane_as_the_run_does(
+    make_napari_viewer, qtbot, errors, lazy
+):
     """sigma "auto" on a noisy stack: the preview of a plane uses the stack's sigma (measured
-    on the whole stack, as the run), and the run's layer records it."""
+    on the whole stack, as the run; for a lazy stack in a worker, not while the viewer waits),
+    and the run's layer records it."""
+    import dask.array as da
+
     import napari_binseg as nb
     from napari_binseg.thresholding import threshold
 
@@ -510,12 +516,17 @@ def test_auto_sigma_preview_smooths_a_plane_as_the_run_does(make_napari_viewer, 
     stack = np.stack([noisy_nuclei((128, 128), n=4, seed=s)[0] for s in (1, 2, 3)] + [clean])
     mask, info = threshold(stack, return_info=True)
     assert info["sigma"] > 0 and threshold(clean, return_info=True)[1]["sigma"] == 0
-    layer = viewer.add_image(stack, name="noisy")
+    layer = viewer.add_image(
+        da.from_array(stack, chunks=(1, 128, 128)) if lazy else stack, name="noisy"
+    )
     widget = ThresholdWidget(viewer)
     widget.image.value = layer
     assert widget.sigma.value == "auto"
     viewer.dims.set_current_step(0, 3)
     widget.preview.value = True
+    if lazy:  # the stack's planes are read in a worker: the viewer is told, not frozen
+        widget.update_preview()
+        assert widget.status.text() == "Preview: measuring the stack..."
 
     def shown():
         found = output_layers(viewer, "threshold", role="preview")

@@ -9,6 +9,8 @@ import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, SpinBox
 from qtpy.QtCore import QTimer
 
+from napari_binseg._validation import is_dask
+
 from ._base import BinsegWidget
 from ._form import OptionForm, _decimals, number_control
 from ._histogram import HistogramPlot, histogram
@@ -208,7 +210,7 @@ class ThresholdWidget(BinsegWidget):
         if key not in self._cache:
             # A big frame or stack (often lazy) would freeze the viewer while it is read.
             if unit.size > PREVIEW_SYNC_LIMIT:
-                self._compute_in_background(key, unit, method, kwargs)
+                self._compute_in_background(key, threshold_value, unit, method, **kwargs)
                 raise _Pending
             if scope == "frame":
                 unit = np.asarray(unit)
@@ -224,8 +226,8 @@ class ThresholdWidget(BinsegWidget):
 
         key = (id(unwrap(layer)), id(data), "sigma", params["invert"])
         if key not in self._cache:
-            self._cache[key] = resolve_sigma(data, "auto", invert=params["invert"])[0]
-        return params | {"sigma": self._cache[key]}
+            self._measure(key, resolve_sigma, data, "auto", invert=params["invert"])
+        return params | {"sigma": self._cache[key][0]}
 
     def _resolve_background(self, layer, data, params):
         """``params`` with ``background="uneven"`` replaced by what a run on the whole image
@@ -238,16 +240,22 @@ class ThresholdWidget(BinsegWidget):
         manual = params["method"] == "manual"
         key = (id(unwrap(layer)), id(data), "background", params["invert"], manual)
         if key not in self._cache:
-            self._cache[key] = resolve_background(
-                data, "uneven", invert=params["invert"], method=params["method"]
-            )[0]
-        return params | {"background": self._cache[key]}
+            kwargs = {"invert": params["invert"], "method": params["method"]}
+            self._measure(key, resolve_background, data, "uneven", **kwargs)
+        return params | {"background": self._cache[key][0]}
 
-    def _compute_in_background(self, key, data, method, kwargs):
-        """Compute a whole-stack threshold once in a worker, then refresh the preview."""
+    def _measure(self, key, func, data, *args, **kwargs):
+        """``self._cache[key] = func(data, ...)``: in a worker when ``data`` is lazy or large
+        (reading its sampled planes would freeze the viewer; raises ``_Pending``)."""
+        if is_dask(data) or data.size > PREVIEW_SYNC_LIMIT:
+            self._compute_in_background(key, func, data, *args, **kwargs)
+            raise _Pending
+        self._cache[key] = func(data, *args, **kwargs)
+
+    def _compute_in_background(self, key, func, *args, **kwargs):
+        """``func(*args, **kwargs)`` once in a worker (a whole-stack threshold or measure),
+        stored under ``key``; then refresh the preview."""
         from superqt.utils import FunctionWorker, create_worker
-
-        from napari_binseg.thresholding import threshold_value
 
         if key in self._pending:
             return
@@ -264,9 +272,8 @@ class ThresholdWidget(BinsegWidget):
         store, failed = self._gui_call(store), self._gui_call(failed)
 
         worker = create_worker(
-            threshold_value,
-            data,
-            method,
+            func,
+            *args,
             **kwargs,
             _worker_class=FunctionWorker,
             _start_thread=False,
@@ -314,7 +321,7 @@ class ThresholdWidget(BinsegWidget):
                     return
                 mask = self._threshold_plane(np.asarray(data[index]), t, params)
         except _Pending:
-            self.status.setText("Preview: computing the stack threshold...")
+            self.status.setText("Preview: measuring the stack...")
             return
         except ValueError as exc:  # e.g. RGB, constant or NaN image: say so, show nothing
             self.status.setText(f"Preview: {exc}")
@@ -413,7 +420,6 @@ class ThresholdWidget(BinsegWidget):
         progress = self.progress_callback
 
         def work():
-            from napari_binseg._validation import is_dask
             from napari_binseg.thresholding import threshold
 
             mask, thresholds, info = threshold(
