@@ -43,53 +43,41 @@ _SECTIONS = {"threshold": ThresholdOptions, "unet": UNetOptions, "count": CountO
 _MAX_DEPTH = 8
 
 
+def _old_defaults(data, section, old, version):
+    """``data`` as a dict of ``version``: the keys of ``section`` that the file does not set
+    take ``old``, what the file's own version did (a section that is not a dict is left to
+    the checks)."""
+    data = dict(data)
+    values = data.get(section)
+    if values is None:
+        values = {}
+    if isinstance(values, dict):
+        data[section] = {**old, **values}
+    return {**data, "version": version}
+
+
 def _from_v1(data):
     """Version 1 (0.1) -> 2: the new keys take their defaults; a count without ``min_size``
     keeps 0.1's default of 0 (version 2's default is automatic, from the nucleus size)."""
-    data = dict(data)
-    count = data.get("count")
-    if count is None:
-        count = {}
-    if isinstance(count, dict) and "min_size" not in count:
-        data["count"] = {**count, "min_size": 0.0}
-    return {**data, "version": 2}
+    return _old_defaults(data, "count", {"min_size": 0.0}, 2)
 
 
 def _from_v2(data):
     """Version 2 -> 3: a file written before the bright-outlier rule thresholds as it did then
     (``threshold.ignore_bright_outliers`` false unless the file sets it)."""
-    data = dict(data)
-    section = data.get("threshold")
-    if section is None:
-        section = {}
-    if isinstance(section, dict):
-        data["threshold"] = {"ignore_bright_outliers": False, **section}
-    return {**data, "version": 3}
+    return _old_defaults(data, "threshold", {"ignore_bright_outliers": False}, 3)
 
 
 def _from_v3(data):
     """Version 3 -> 4: a file written when the U-Net always ran at 0.5 unless told otherwise
     keeps 0.5 (``unet.prob_threshold`` null, the model's own, unless the file sets it)."""
-    data = dict(data)
-    section = data.get("unet")
-    if section is None:
-        section = {}
-    if isinstance(section, dict):
-        data["unet"] = {"prob_threshold": 0.5, **section}
-    return {**data, "version": 4}
+    return _old_defaults(data, "unet", {"prob_threshold": 0.5}, 4)
 
 
 def _from_v4(data):
-    """Version 4 -> 5: a file written when the threshold smoothed and subtracted a background
-    only when told keeps neither (``threshold.sigma`` 0 and ``threshold.background`` null
-    unless the file sets them; ``sigma="auto"`` is the default)."""
-    data = dict(data)
-    section = data.get("threshold")
-    if section is None:
-        section = {}
-    if isinstance(section, dict):
-        data["threshold"] = {"sigma": 0.0, "background": None, **section}
-    return {**data, "version": 5}
+    """Version 4 -> 5: a file written when the threshold smoothed only when told keeps no
+    smoothing (``threshold.sigma`` 0 unless the file sets it; ``"auto"`` is the default)."""
+    return _old_defaults(data, "threshold", {"sigma": 0.0}, 5)
 
 
 #: ``version -> function`` that turns a dict of that version into the next version's.
@@ -161,7 +149,7 @@ def migrate_settings(data):
     Examples
     --------
     >>> migrate_settings({"version": 4, "method": "unet"})
-    {'method': 'unet', 'threshold': {'sigma': 0.0, 'background': None}}
+    {'method': 'unet', 'threshold': {'sigma': 0.0}}
     """
     data = dict(data)
     version = data.pop("version", SETTINGS_VERSION)

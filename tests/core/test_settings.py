@@ -53,7 +53,7 @@ def test_version_1_defaults_are_0_1_defaults():
     assert migrate_settings({"version": 1, "method": "li"}) == {
         "method": "li",
         "count": {"min_size": 0.0},
-        "threshold": {"ignore_bright_outliers": False, "sigma": 0.0, "background": None},
+        "threshold": {"ignore_bright_outliers": False, "sigma": 0.0},
         "unet": {"prob_threshold": 0.5},
     }
     assert migrate_settings({"method": "li"}) == {"method": "li"}  # no version: current
