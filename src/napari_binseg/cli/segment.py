@@ -134,12 +134,13 @@ def run(args):
             print(f"{path.name}: nucleus diameter {size} ({source})")
         if path in result.outliers and not args.quiet:
             print(f"{path.name}: threshold {outliers_note(result.outliers[path])}")
-        note = smoothing_note(*result.smoothing.get(path, (None, None)))
-        if note and not args.quiet:
-            print(f"{path.name}: threshold {note}")
-        note = background_note(*result.background.get(path, (None, None)))
-        if note and not args.quiet:
-            print(f"{path.name}: threshold {note}")
+        notes = (
+            smoothing_note(*result.smoothing.get(path, (None, None))),
+            background_note(*result.background.get(path, (None, None))),
+        )
+        for note in notes:
+            if note and not args.quiet:
+                print(f"{path.name}: threshold {note}")
     n, failed = len(result.inputs), result.failed
     print(
         f"segmented {n - len(failed)} of {n} files into {result.out}"
