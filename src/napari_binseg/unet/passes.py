@@ -15,11 +15,11 @@ from ._postprocess import probabilities_to_labels, remove_small
 from .backends import _Runner
 from .normalize import nonfinite_mask, normalize_plane
 from .scale import (
-    DOWN_SCALES,
     LOOK_SCALE,
     PROBE_SCALE,
     SPECK,
     checked_estimate,
+    down_scales,
     labels_resized,
     look_limit,
     mask_diameter,
@@ -331,8 +331,8 @@ def _estimate(unit, lm, runner, prob_threshold, extra=False, result=True, **kw):
 
     found = plausible(found, unit.shape)
     looked = False
-    scales = DOWN_SCALES
-    if probe_shape_ok(unit.shape, lm.config["divisor"], LOOK_SCALE):
+    scales = down_scales(unit.shape, lm.config["divisor"])
+    if LOOK_SCALE in scales:
         limit = look_limit(found, reference, rule["native_max"])
         mask = _foreground(probs, lm) > prob_threshold
         foreground = _foreground_diameter(mask, limit * PROBE_SCALE)
@@ -342,8 +342,6 @@ def _estimate(unit, lm, runner, prob_threshold, extra=False, result=True, **kw):
             seen = checked_estimate(found, plausible(look(), unit.shape), reference)
             if seen != found:  # the probe cut nuclei up: 0.25x will not do
                 return seen, LOOK_SCALE, coarse, looked
-    else:
-        scales = tuple(s for s in DOWN_SCALES if s != LOOK_SCALE)
     scale = probe_scale(found, reference, post.get("max_scale", 2.0), scales=scales, **rule)
     if result and scale == LOOK_SCALE and scale not in coarse:  # from the probe's input
         look()

@@ -334,6 +334,14 @@ def probe_shape_ok(shape, divisor, scale=PROBE_SCALE):
     return all(round(s * scale) >= 2 * divisor for s in shape)
 
 
+def down_scales(shape, divisor):
+    """The downsampling scales a plane of ``shape`` can be segmented at: :data:`DOWN_SCALES`,
+    without 0.125x where the plane is too small for the look (:func:`probe_shape_ok`)."""
+    if probe_shape_ok(shape, divisor, LOOK_SCALE):
+        return DOWN_SCALES
+    return tuple(s for s in DOWN_SCALES if s != LOOK_SCALE)
+
+
 def rescale_factor(diameter, lm, labels=None):
     """Resize factor of a plane for :func:`segment`'s ``diameter`` option (1.0: no resize).
 

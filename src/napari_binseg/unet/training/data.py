@@ -245,8 +245,7 @@ def segment_scale(diameter, shape, post, divisor):
     (2.0, 1.0)
     """
     from ..scale import (
-        DOWN_SCALES,
-        LOOK_SCALE,
+        down_scales,
         downsample_factor,
         probe_shape_ok,
         size_rule,
@@ -256,9 +255,7 @@ def segment_scale(diameter, shape, post, divisor):
     reference = post.get("diameter")
     scale = 1.0
     if probe_shape_ok(shape, divisor):
-        scales = DOWN_SCALES
-        if not probe_shape_ok(shape, divisor, LOOK_SCALE):
-            scales = tuple(s for s in DOWN_SCALES if s != LOOK_SCALE)
+        scales = down_scales(shape, divisor)
         scale = downsample_factor(diameter, reference, scales=scales, **size_rule(post))
     if scale == 1.0:
         scale = upsample_factor(diameter, reference, post.get("max_scale", 2.0))
