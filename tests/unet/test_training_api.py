@@ -473,6 +473,44 @@ def test_cli_train_says_the_starting_model_was_kept(trained, tmp_path, capsys):
     assert f"wrote {tmp_path / 'm'} (the starting model, unchanged: no epoch beat" in out
 
 
+@pytest.mark.parametrize("init", [True, False])
+def test_a_time_budget_spent_before_the_first_step_says_nothing_was_trained(
+    trained, pair, tmp_path, capsys, init
+):
+    """minutes=1e-6 runs out before the first training step (during a fine-tune's
+    validation of its starting model): an error says nothing was trained, and for a
+    fine-tune that the folder holds the starting model (before: a fine-tune was "kept"
+    because "no epoch beat the starting model", though no epoch had been trained)."""
+    from napari_binseg.cli import main
+
+    options = OPTIONS | {"minutes": 1e-6}
+    if init:
+        options |= {"init": str(trained[2]), "architecture": None}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no StartingModelKept
+        with pytest.raises(ValueError) as raised:
+            nb.train(*pair, config=options, out=tmp_path / "m")
+    message = str(raised.value)
+    assert message.startswith("minutes=1e-06 ran out before the first training step")
+    assert message.endswith("; nothing was trained: give more minutes, or none")
+    assert ("validating the starting model took" in message) == init
+    assert (f"{tmp_path / 'm'} holds the starting model, unchanged" in message) == init
+    if init:
+        written = _tensors(tmp_path / "m")
+        assert all(np.array_equal(written[k], v) for k, v in _tensors(trained[2]).items())
+    image, labels = nb.synthetic_nuclei((96, 96), radius=6, seed=3)
+    nb.imwrite(tmp_path / "img" / "c.tif", image)
+    nb.imwrite(tmp_path / "lab" / "c_labels.tif", labels, labels=True)
+    args = ["train", "--images", str(tmp_path / "img"), "--labels", str(tmp_path / "lab")]
+    args += ["--out", str(tmp_path / "cli"), "--minutes", "1e-6", "--patch-size", "64"]
+    args += ["--threads", "1", "--device", "cpu"]
+    args += ["--init", str(trained[2])] if init else ["--from-scratch", "--architecture", "mobile"]
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    assert "wrote" not in captured.out
+    assert "ran out before the first training step" in captured.err
+
+
 class _Pooled:
     attrs = {"loss": 0.5}
 

@@ -168,7 +168,9 @@ def train(
     ------
     ValueError
         Bad options or data (NaN or infinite pixels, planes under 16 x 16 pixels, unreadable
-        files, empty labels; the message names the image), an unusable ``resume`` checkpoint.
+        files, empty labels; the message names the image), an unusable ``resume`` checkpoint,
+        ``minutes`` running out before the first training step (a fine-tune's validation of
+        its starting model counts; ``out`` then holds the starting model, unchanged).
     TrainingDiverged
         (a ValueError) The loss became NaN or infinite: training stopped there; the best
         epoch before it (a fine-tune's starting model at worst) is kept in ``out`` and in the
@@ -407,8 +409,15 @@ def train(
             f"training stopped: {diverged} (lr={config.lr}), before the first validation; "
             "no model was written. Check the data or lower the learning rate"
         )
-    if not history:
-        raise ValueError(f"minutes={config.minutes} ended the run before its first step")
+    if diverged is None and step == 0:
+        # Nothing was trained (validating the starting model can take the whole budget):
+        # a model written as a result would read as trained, or as beaten by the init.
+        reason = f"minutes={config.minutes:g} ran out before the first training step"
+        if history:
+            reason += f" (validating the starting model took {history[0]['minutes']:.2g} min)"
+            if out is not None:
+                reason += f"; {out} holds the starting model, unchanged"
+        raise ValueError(f"{reason}; nothing was trained: give more minutes, or none")
     if diverged is not None:
         stopped_by = "non-finite loss"
     else:
