@@ -77,6 +77,47 @@ def test_up_from_model_is_the_bundled_threshold_and_steps_on_from_there(make_nap
     assert widget.parameters()["prob_threshold"] is None
 
 
+def test_up_from_model_is_the_chosen_models_own_threshold(make_napari_viewer, tmp_path):
+    """One step up from "model" gives the threshold of the model chosen, read from its config
+    (a model folder's config.json, a MONAI bundle's metadata, a weights file's JSON), and
+    follows the choice; 0.5 where a model names none (before: 0.5, the bundled model's, for
+    every model). The tooltip says the same."""
+    import json
+
+    def write(path, data):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data))
+
+    write(tmp_path / "strict" / "config.json", {"postprocess": {"prob_threshold": 0.9}})
+    meta = {"napari_binseg": {"postprocess": {"prob_threshold": 0.35}}}
+    write(tmp_path / "bundle" / "configs" / "metadata.json", meta)
+    write(tmp_path / "w.json", {"postprocess": {"prob_threshold": 0.7}})
+    (tmp_path / "w.safetensors").write_bytes(b"")
+    write(tmp_path / "plain" / "config.json", {"network": {"name": "UNet"}})
+    widget = PredictWidget(make_napari_viewer())
+    box = widget.prob_threshold.native
+    box.show()
+
+    def first(source, path=None):
+        widget.model_source.value = source
+        if path is not None:
+            widget.model_path.value = tmp_path / path
+        widget.prob_threshold.value = 0
+        click_up_arrow(box)
+        return widget.parameters()["prob_threshold"]
+
+    assert first("folder", "strict") == 0.9
+    assert "one step up from model: 0.9." in widget.prob_threshold.tooltip
+    box.stepBy(-1)
+    assert widget.parameters()["prob_threshold"] == 0.89
+    assert first("folder", "bundle") == 0.35
+    assert first("file", "w.safetensors") == 0.7
+    assert first("folder", "plain") == 0.5
+    assert first("folder", "strict") == 0.9
+    assert first("nuclei") == 0.5
+    assert "one step up from model: 0.5." in widget.prob_threshold.tooltip
+
+
 @pytest.mark.parametrize(
     ("cls", "opt"), WORD_OPTIONS, ids=[f"{c.section}.{o.name}" for c, o in WORD_OPTIONS]
 )

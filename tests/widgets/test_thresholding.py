@@ -191,6 +191,9 @@ def test_opening_widgets_does_not_import_torch():
         "widgets = (ThresholdWidget, PredictWidget, CountWidget, EvaluateWidget, TrainWidget)\n"
         "ws = [W(v) for W in widgets]\n"
         "ws[0].update_preview()\n"
+        "from napari_binseg.unet.network import MODELS_DIR\n"
+        "ws[1].model_source.value = 'folder'\n"  # its threshold read from its config.json
+        "ws[1].model_path.value = MODELS_DIR / 'nuclei'\n"
         "bad = [m for m in ('torch', 'monai') if m in sys.modules]\n"
         "v.close()\n"
         "print('IMPORTED', bad)\n"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, SpinBox
 
@@ -162,6 +163,14 @@ class OptionForm:
         ``ndim`` 3 shows sizes as volumes."""
         self._calibrated = unit
         self._ndim = ndim
+        self._label_all()
+
+    def set_first(self, name: str, value: float) -> None:
+        """Make ``value`` the first number of option ``name``'s "0 = word" box, one step up
+        from the word, and say so in its tooltip (a U-Net model's own probability threshold
+        instead of the bundled model's)."""
+        self.options[name] = replace(self.options[name], first=value)
+        self.widgets[name].native.first_value = value
         self._label_all()
 
     def add_to(self, host, order: Iterable[str] | None = None, advanced: Iterable[str] = ()):
@@ -319,18 +328,20 @@ def _number_control(opt: Option, *, numbers_only: bool = False):
 
 def _step_from_word(native, *, first: float, lowest: float, step: float, decimals: int):
     """Arrows, wheel and keys of a "0 = word" spin box: one step up from the word (0) gives
-    ``first``; a step below ``lowest`` gives the word; in between, the box steps as usual (from
-    0.5 down to 0.49, so a nudge near the first value needs no typing). Qt's own step from 0
-    would be the smallest number (0.01 for a probability): a value nobody meant that runs
-    silently."""
+    ``first`` (kept as ``native.first_value``, which :meth:`OptionForm.set_first` changes); a
+    step below ``lowest`` gives the word; in between, the box steps as usual (from 0.5 down to
+    0.49, so a nudge near the first value needs no typing). Qt's own step from 0 would be the
+    smallest number (0.01 for a probability): a value nobody meant that runs silently."""
     from qtpy.QtWidgets import QStyle
+
+    native.first_value = first
 
     def step_by(steps: int):
         native.interpretText()  # text typed but not yet taken, as Qt's own stepBy does
         value = native.value()
         for _ in range(abs(steps)):
             if steps > 0:
-                value = first if value == 0 else round(value + step, decimals)
+                value = native.first_value if value == 0 else round(value + step, decimals)
             elif value - step < lowest - step / 1000:
                 value = 0
             else:

@@ -94,6 +94,9 @@ class PredictWidget(BinsegWidget):
         self._image_changed()
         self.model_source.changed.connect(self._show_model_path)
         self._show_model_path()
+        self.model_source.changed.connect(self._follow_model_threshold)
+        self.model_path.changed.connect(self._follow_model_threshold)
+        self._follow_model_threshold()
         self.rescale.changed.connect(self._show_diameter)
         self.set_diameter(UNetOptions().diameter)
         self._show_diameter()
@@ -117,6 +120,14 @@ class PredictWidget(BinsegWidget):
         self.model_path.visible = source != "nuclei"
         self.model_path.mode = "d" if source == "folder" else "r"
         self.model_path.choose_btn.text = "Browse..."  # the mode resets it
+
+    def _follow_model_threshold(self, *_):
+        """One step up from "model" on the probability threshold gives the chosen model's."""
+        try:
+            model = self.model()
+        except ValueError:  # no file chosen yet
+            model = None
+        self.options.set_first("prob_threshold", model_threshold(model))
 
     def _show_diameter(self, *_):
         self.diameter.visible = self.rescale.value == "diameter"
@@ -257,6 +268,42 @@ class PredictWidget(BinsegWidget):
                 self.diameter.value = round(float(info["diameter"]), 1)
 
         return self.start(work, on_result=done, label=f"Predicting {layer.name}")
+
+
+def model_threshold(model) -> float:
+    """The probability threshold ``model`` runs at by default: ``postprocess.prob_threshold``
+    of its config, read as :func:`napari_binseg.load_model` finds it but without loading the
+    network (no torch); 0.5, the loader's default, where none is given or readable.
+
+    Parameters
+    ----------
+    model : str or None
+        ``"nuclei"`` or a model file or folder, as :func:`napari_binseg.load_model` takes it.
+    """
+    from napari_binseg.unet.network import (
+        _bundle_metadata,
+        _number,
+        _read_json,
+        resolve_model_path,
+    )
+
+    try:
+        path = resolve_model_path(model)
+        if path.is_dir():
+            config = (
+                _read_json(path / "config.json")
+                if (path / "config.json").is_file()
+                else _bundle_metadata(path)
+            )
+        else:
+            sidecar = path.with_suffix(".json")
+            if not sidecar.is_file():
+                sidecar = path.parent / "config.json"
+            config = _read_json(sidecar) if sidecar.is_file() else {}
+        value = (config.get("postprocess") or {}).get("prob_threshold", 0.5)
+    except (ValueError, AttributeError):  # the run will say what is wrong with the model
+        return 0.5
+    return value if _number(value) and 0 < value < 1 else 0.5
 
 
 def diameter_text(px, um=None) -> str:
