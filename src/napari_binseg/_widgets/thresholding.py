@@ -217,24 +217,28 @@ class ThresholdWidget(BinsegWidget):
             self._cache[key] = threshold_value(unit, method, **kwargs)
         return self._cache[key]
 
-    def _resolve_sigma(self, layer, data, params):
-        """``params`` with ``sigma="auto"`` replaced by the sigma a run on the whole image
-        uses (measured once per image), so the preview smooths each plane as the run does."""
-        if params["sigma"] != "auto":
+    def _resolve_sigma(self, layer, data, index, params):
+        """``params`` with ``sigma="auto"`` replaced by the sigma a run gives the displayed
+        plane (measured once per image, or per frame with scope "frame"), so the preview
+        smooths it as the run does. Scope "slice" keeps "auto": the run measures each plane
+        alone, as the preview measures the displayed one."""
+        if params["sigma"] != "auto" or params["scope"] == "slice":
             return params
         from napari_binseg._threshold_noise import resolve_sigma
 
-        key = (id(unwrap(layer)), id(data), "sigma", params["invert"])
+        key, unit = (id(unwrap(layer)), id(data), "sigma", params["invert"]), data
+        if params["scope"] == "frame" and data.ndim > 2:
+            key, unit = (*key, index[0]), data[index[0]]
         if key not in self._cache:
-            self._measure(key, resolve_sigma, data, "auto", invert=params["invert"])
+            self._measure(key, resolve_sigma, unit, "auto", invert=params["invert"])
         return params | {"sigma": self._cache[key][0]}
 
     def _resolve_background(self, layer, data, params):
         """``params`` with ``background="uneven"`` replaced by what a run on the whole image
         decides (``"auto"`` or None, measured once per image), so the preview subtracts where
-        the run does."""
+        the run does; and the unevenness measured (None where not "uneven")."""
         if params["background"] != "uneven":
-            return params
+            return params, None
         from napari_binseg.background import resolve_background
 
         manual = params["method"] == "manual"
@@ -242,7 +246,8 @@ class ThresholdWidget(BinsegWidget):
         if key not in self._cache:
             kwargs = {"invert": params["invert"], "method": params["method"]}
             self._measure(key, resolve_background, data, "uneven", **kwargs)
-        return params | {"background": self._cache[key][0]}
+        background, unevenness = self._cache[key]
+        return params | {"background": background}, unevenness
 
     def _measure(self, key, func, data, *args, **kwargs):
         """``self._cache[key] = func(data, ...)``: in a worker when ``data`` is lazy or large
@@ -305,13 +310,13 @@ class ThresholdWidget(BinsegWidget):
             counts, edges = self._histogram_for(layer, data, index, params["scope"])
             self.histogram.set_histogram(counts, edges)
             self.histogram.set_log(self.log_counts.value)
-            params = self._resolve_background(layer, data, params)
+            params, unevenness = self._resolve_background(layer, data, params)
             if params["background"] is not None:
-                mask = self._background_preview(data, index, params)
+                mask = self._background_preview(data, index, params, unevenness)
                 if mask is None:
                     return
             else:
-                params = self._resolve_sigma(layer, data, params)
+                params = self._resolve_sigma(layer, data, index, params)
                 # The threshold line is drawn even without the preview layer.
                 t = self._thresholds_for(layer, data, index, params)
                 self.preview_thresholds = np.asarray(t, dtype=np.float64)
@@ -357,11 +362,13 @@ class ThresholdWidget(BinsegWidget):
         if self.status.text().startswith("Preview:"):
             self.status.setText("")
 
-    def _background_preview(self, data, index, params):
+    def _background_preview(self, data, index, params, unevenness=None):
         """With background subtraction on, the threshold applies to the corrected intensities,
         not to the histogram shown (no line): the core thresholds the displayed plane as the
         run does (a stack's planes with scope "slice", where ``"auto"`` measures the radius on
-        the displayed plane and the run on the middle one). None while the preview is off."""
+        the displayed plane and the run on the middle one). ``unevenness``: what background
+        ``"uneven"`` measured, when it chose the subtraction. None while the preview is off."""
+        from napari_binseg.background import UNEVEN_GATE
         from napari_binseg.thresholding import threshold
 
         self.histogram.set_thresholds([])
@@ -370,9 +377,15 @@ class ThresholdWidget(BinsegWidget):
             self._set_preview_visible(False)
             return None
         if data.ndim > 2 and params["scope"] != "slice":
+            why = "with background subtraction"
+            if unevenness is not None:  # the user chose "uneven", not a subtraction
+                why = (
+                    f"the background is uneven here (unevenness {unevenness:.2f} > "
+                    f"{UNEVEN_GATE:g}), so Run subtracts it, and with a subtraction"
+                )
             raise ValueError(
-                "with background subtraction only scope 'slice' previews a stack (Run "
-                "corrects the whole stack before its threshold)"
+                f"{why} only scope 'slice' previews a stack (Run corrects the whole stack "
+                "before its threshold)"
             )
         plane = np.asarray(data[index])
         mask, t = threshold(plane, **(params | {"scope": "image"}), return_thresholds=True)
@@ -460,7 +473,7 @@ class ThresholdWidget(BinsegWidget):
             shown = ", ".join(f"{v:.4g}" for v in t[:6]) + (" ..." if t.size > 6 else "")
             notes = (
                 outliers_note(outliers),
-                smoothing_note(info["sigma"], info["noise_ratio"]),
+                smoothing_note(info["sigma"], info["noise_ratio"], params["scope"]),
                 background_note(info["background"], info["unevenness"]),
             )
             note = "; ".join(n for n in notes if n)
