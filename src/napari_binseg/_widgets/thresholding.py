@@ -217,20 +217,16 @@ class ThresholdWidget(BinsegWidget):
             self._cache[key] = threshold_value(unit, method, **kwargs)
         return self._cache[key]
 
-    def _resolve_sigma(self, layer, data, index, params):
-        """``params`` with ``sigma="auto"`` replaced by the sigma a run gives the displayed
-        plane (measured once per image, or per frame with scope "frame"), so the preview
-        smooths it as the run does. Scope "slice" keeps "auto": the run measures each plane
-        alone, as the preview measures the displayed one."""
-        if params["sigma"] != "auto" or params["scope"] == "slice":
+    def _resolve_sigma(self, layer, data, params):
+        """``params`` with ``sigma="auto"`` replaced by the sigma a run on the whole image
+        uses (measured once per image), so the preview smooths each plane as the run does."""
+        if params["sigma"] != "auto":
             return params
         from napari_binseg._threshold_noise import resolve_sigma
 
-        key, unit = (id(unwrap(layer)), id(data), "sigma", params["invert"]), data
-        if params["scope"] == "frame" and data.ndim > 2:
-            key, unit = (*key, index[0]), data[index[0]]
+        key = (id(unwrap(layer)), id(data), "sigma", params["invert"])
         if key not in self._cache:
-            self._measure(key, resolve_sigma, unit, "auto", invert=params["invert"])
+            self._measure(key, resolve_sigma, data, "auto", invert=params["invert"])
         return params | {"sigma": self._cache[key][0]}
 
     def _resolve_background(self, layer, data, params):
@@ -316,7 +312,7 @@ class ThresholdWidget(BinsegWidget):
                 if mask is None:
                     return
             else:
-                params = self._resolve_sigma(layer, data, index, params)
+                params = self._resolve_sigma(layer, data, params)
                 # The threshold line is drawn even without the preview layer.
                 t = self._thresholds_for(layer, data, index, params)
                 self.preview_thresholds = np.asarray(t, dtype=np.float64)
@@ -473,7 +469,7 @@ class ThresholdWidget(BinsegWidget):
             shown = ", ".join(f"{v:.4g}" for v in t[:6]) + (" ..." if t.size > 6 else "")
             notes = (
                 outliers_note(outliers),
-                smoothing_note(info["sigma"], info["noise_ratio"], params["scope"]),
+                smoothing_note(info["sigma"], info["noise_ratio"]),
                 background_note(info["background"], info["unevenness"]),
             )
             note = "; ".join(n for n in notes if n)
