@@ -648,7 +648,8 @@ class TrainOptions(StageOptions):
     steps_per_epoch: int = option(25, "Batches per epoch.", low=1)
     minutes: float | None = option(
         None,
-        "Time budget in minutes: training stops at it.",
+        "Time budget in minutes from the start, a fine-tune's scoring of its starting model "
+        "included: training stops at it.",
         kind=float,
         nullable=True,
         none_label="none",

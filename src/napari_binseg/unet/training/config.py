@@ -49,7 +49,9 @@ class TrainConfig(TrainOptions):
     epochs, steps_per_epoch : int
         Validation (and a checkpoint) after every epoch of ``steps_per_epoch`` batches.
     minutes : float or None
-        Time budget: training stops at it (the learning-rate schedule then follows time).
+        Time budget from the start, a fine-tune's validation of its starting model included:
+        training stops at it (the learning-rate schedule then follows time); a budget spent
+        before the first training step is an error.
     lr : float
         Peak learning rate of AdamW (warm-up, then cosine decay).
     patch_size, batch_size : int
