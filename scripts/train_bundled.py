@@ -430,7 +430,7 @@ bit-for-bit reproducible on other hardware.""",
 - Some tissue-like and embryo images in the data have dim, unannotated nuclei: the model
   may find nuclei there that the ground truth lacks, or miss dim ones.
 - `diameter="auto"` downsamples at most to 0.25x and upsamples at most to
-  `postprocess.max_scale`: give `diameter=` for nuclei far outside ~7-200 pixels.""",
+  `postprocess.max_scale`: give `diameter=` for nuclei far outside ~5-200 pixels.""",
     }
     sections |= kept or {}
     summary = """

@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -156,7 +157,12 @@ def test_downsample_factor_rule():
     assert sc.probe_scale(90.0, ref) == 0.25
     assert sc.probe_scale(200.0, ref) == 0.125
     assert sc.probe_scale(18.0, ref) == 1.25  # 16.2 px after the 0.9
-    assert sc.probe_scale(5.0, ref, max_scale=3.0) == 3.0
+    assert sc.probe_scale(5.0, ref, max_scale=2.0) == 2.0
+    # Nuclei of 5 px go to 15 (3x) unless a model's config caps them lower.
+    assert sc.probe_scale(5.0, ref) == sc.upsample_factor(5.0, ref) == 3.0
+    assert sc.max_scale({}) == 3.0 and sc.max_scale({"max_scale": 1.5}) == 1.5
+    bundled = Path(sc.__file__).parents[1] / "models" / "nuclei" / "config.json"
+    assert json.loads(bundled.read_text())["postprocess"]["max_scale"] == sc.MAX_SCALE
     assert sc.probe_scale(21.0, ref) is None and sc.probe_scale(None, ref) is None
 
 

@@ -69,7 +69,7 @@ def test_tiny_network_learns(trained, pair):
     assert "validation F1@0.5" in (out / "MODEL_CARD.md").read_text()
     # From scratch: the bundled model's reference size; the nuclei (radius 6, ~12 px) train
     # at the scale segment(diameter="auto") will run them at.
-    assert cfg["postprocess"]["diameter"] == 19.3 and cfg["postprocess"]["max_scale"] == 2.0
+    assert cfg["postprocess"]["diameter"] == 19.3 and cfg["postprocess"]["max_scale"] == 3.0
     assert cfg["training"]["data"]["scales"] == [1.5]
 
 

@@ -59,7 +59,8 @@ def test_upsamples_small_nuclei_like_segment():
         (250.0, (1024, 1280), {"diameter": 19.3}, 0.125),  # over COARSE_FROM x reference
         (250.0, (200, 200), {"diameter": 19.3}, 0.25),  # no room for the 0.125x look
         (100.0, (100, 100), {"diameter": 19.3}, 1.0),  # too small to probe: only upsampled
-        (10.0, (256, 256), {"diameter": 19.3}, 2.0),  # at most max_scale
+        (10.0, (256, 256), {"diameter": 19.3}, 2.0),
+        (5.0, (256, 256), {"diameter": 19.3}, 3.0),  # at most MAX_SCALE
         (10.0, (256, 256), {"diameter": 19.3, "max_scale": 1.5}, 1.5),
         (14.0, (64, 64), {"diameter": 19.3}, 1.5),
         (40.0, (1024, 1280), {"diameter": 19.3}, 1.0),

@@ -46,6 +46,7 @@ from .scale import (
     PROBE_SCALE,
     SPECK,
     check_diameter,
+    max_scale,
     median_diameter,
     rescale_factor,
     resize,
@@ -269,7 +270,8 @@ def segment(
         nuclei of ~190 pixels or more into pieces; planes of nuclei over 2.5x the model's
         size (48 pixels) are segmented at 0.5x or 0.25x, over 193 pixels (or where the
         check overruled the probe) at 0.125x (nuclei up to ~380 pixels), planes of nuclei
-        at least 25% smaller than the model's are upsampled (at most 2x), the others
+        at least 25% smaller than the model's are upsampled (at most 3x: the config's
+        ``postprocess.max_scale``), the others
         segmented at full size, and upsampled if their nuclei measured there are small (see
         :mod:`napari_binseg.unet.scale`). A number:
         each plane is resized by the model's diameter over it (1/16 to 4x), in one pass.
@@ -499,7 +501,7 @@ def estimate_diameter(
         if probing:
             d, scale = _estimate(unit, lm, runner, prob_threshold, True, False, **kw)[:2]
         else:
-            d, scale = _mask_estimate(unit, reference, post.get("max_scale", 2.0))
+            d, scale = _mask_estimate(unit, reference, max_scale(post))
         if scale is None:
             probs = _infer_pass(unit, lm, runner, 1.0, extra=True, **kw)
             d = median_diameter(

@@ -29,6 +29,8 @@ import numbers
 import zipfile
 from pathlib import Path
 
+from .scale import max_scale
+
 #: MONAI network classes a config may name (module monai.networks.nets).
 KNOWN_NETWORKS = (
     "UNet",
@@ -442,15 +444,13 @@ def _check_rescale(post, where):
     def positive(value):
         return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1e9
 
-    diameter, max_scale = post.get("diameter"), post.get("max_scale", 2.0)
+    diameter, cap = post.get("diameter"), max_scale(post)
     if diameter is not None and not positive(diameter):
         raise ValueError(
             f"{where}: postprocess.diameter must be a number of pixels or null, got {diameter!r}"
         )
-    if not positive(max_scale) or max_scale < 1:
-        raise ValueError(
-            f"{where}: postprocess.max_scale must be a number >= 1, got {max_scale!r}"
-        )
+    if not positive(cap) or cap < 1:
+        raise ValueError(f"{where}: postprocess.max_scale must be a number >= 1, got {cap!r}")
     for key in ("native_max", "down_target"):  # the size rule of unet/scale.py
         if key in post and not positive(post[key]):
             raise ValueError(

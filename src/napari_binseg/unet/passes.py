@@ -23,6 +23,7 @@ from .scale import (
     labels_resized,
     look_limit,
     mask_diameter,
+    max_scale,
     median_diameter,
     needs_look,
     plausible,
@@ -247,7 +248,7 @@ def _auto_unit(unit, lm, runner, prob_threshold, probing, info, **kw):
     """
     post = lm.config["postprocess"]
     reference = post.get("diameter")
-    max_scale = post.get("max_scale", 2.0)
+    cap = max_scale(post)
     native_tiles = _tiles(unit.shape, lm, 1.0, kw["tile_size"], kw["overlap"])
     t = time.perf_counter()
     if probing:
@@ -262,7 +263,7 @@ def _auto_unit(unit, lm, runner, prob_threshold, probing, info, **kw):
             return labels_resized(labels, unit.shape), probs, scale, found
         info["probe_seconds"] += seconds
     else:
-        found, scale = _mask_estimate(unit, reference, max_scale)
+        found, scale = _mask_estimate(unit, reference, cap)
         seconds = time.perf_counter() - t
     info["estimate_seconds"] += seconds
     if scale is not None:
@@ -274,7 +275,7 @@ def _auto_unit(unit, lm, runner, prob_threshold, probing, info, **kw):
     probs = _infer_pass(unit, lm, runner, 1.0, **kw)
     labels = _labels_at_scale(probs, lm, 1.0, unit.shape, prob_threshold)
     found = median_diameter(labels, SPECK)
-    scale = upsample_factor(found, reference, max_scale)
+    scale = upsample_factor(found, reference, cap)
     if scale != 1.0:
         info["estimate_seconds"] += time.perf_counter() - t
         info["remeasured"] += 1
@@ -283,11 +284,11 @@ def _auto_unit(unit, lm, runner, prob_threshold, probing, info, **kw):
     return labels, probs, scale, found
 
 
-def _mask_estimate(unit, reference, max_scale):
+def _mask_estimate(unit, reference, cap):
     """A plane too small to probe: (its Otsu mask's diameter or None, the upsampling factor
     it gives or None: the full-size pass decides); no network pass."""
     found = mask_diameter(unit) if reference is not None else None
-    scale = upsample_factor(found, reference, max_scale)
+    scale = upsample_factor(found, reference, cap)
     return found, None if scale == 1.0 else scale
 
 
@@ -342,7 +343,7 @@ def _estimate(unit, lm, runner, prob_threshold, extra=False, result=True, **kw):
             seen = checked_estimate(found, plausible(look(), unit.shape), reference)
             if seen != found:  # the probe cut nuclei up: 0.25x will not do
                 return seen, LOOK_SCALE, coarse, looked
-    scale = probe_scale(found, reference, post.get("max_scale", 2.0), scales=scales, **rule)
+    scale = probe_scale(found, reference, max_scale(post), scales=scales, **rule)
     if result and scale == LOOK_SCALE and scale not in coarse:  # from the probe's input
         look()
     return found, scale, coarse, looked

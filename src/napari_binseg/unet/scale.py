@@ -32,7 +32,8 @@ range, down or up (Cellpose's size normalization [1]_):
    may set its own multiples (``postprocess.native_max``, ``down_target``).
 4. Small nuclei are upsampled by the estimate times :data:`PROBE_SMALL`
    (:func:`upsample_factor`: by the model's diameter over it, rounded to a quarter, from
-   1.25x, at most ``max_scale``), in one pass: the estimate costs the probe alone.
+   1.25x, at most :data:`MAX_SCALE` or the config's ``max_scale``), in one pass: the estimate
+   costs the probe alone.
 5. Planes too small to probe (under 126 pixels a side for the bundled model), where every
    network call costs about the same fixed time, are upsampled in the same way by the
    nuclei of their Otsu mask (:func:`mask_diameter`, no network pass; on the DSB training
@@ -63,6 +64,13 @@ from ._postprocess import remove_small
 
 #: Scale of the probe pass of ``diameter="auto"``.
 PROBE_SCALE = 0.25
+
+#: Largest upsampling of small nuclei (a config's ``postprocess.max_scale`` overrides it):
+#: 3x brings nuclei of 5 pixels to 15, inside the bundled model's training sizes. Chosen on 120
+#: DSB *training* images rescaled 0.25x and 0.35x (nuclei of 2-14 pixels), pooled F1 with 2x /
+#: 3x / 4x: 0.579 / 0.596 / 0.586 at 0.25x and 0.743 / 0.751 / 0.749 at 0.35x (true diameter
+#: given: 0.609 and 0.764); 3x cost 1.3-1.5x the run time of 2x there.
+MAX_SCALE = 3.0
 
 #: Scale of the coarse look that checks a probe which may have seen fragments (1/64 of a
 #: full pass; its pass is the result when the plane is segmented at this scale).
@@ -169,7 +177,7 @@ def median_diameter(labels, floor=0.0):
     return 2.0 * math.sqrt(float(np.median(areas)) / math.pi)
 
 
-def upsample_factor(found, reference, max_scale=2.0):
+def upsample_factor(found, reference, max_scale=MAX_SCALE):
     """``reference / found`` rounded to a quarter, capped at ``max_scale``; 1.0 under 1.25.
 
     The rule of ``segment(diameter="auto")`` for small nuclei (and of training with
@@ -180,6 +188,11 @@ def upsample_factor(found, reference, max_scale=2.0):
         return 1.0
     factor = min(round(4.0 * reference / found) / 4.0, float(max_scale))
     return factor if factor >= 1.25 else 1.0
+
+
+def max_scale(post):
+    """A config ``postprocess`` section's ``max_scale`` (:data:`MAX_SCALE` when absent)."""
+    return post.get("max_scale", MAX_SCALE)
 
 
 def size_rule(post):
@@ -284,7 +297,7 @@ def plausible(estimate, shape):
     return estimate if estimate is None or estimate <= PLANE_MAX * min(shape) else None
 
 
-def probe_scale(found, reference, max_scale=2.0, scales=DOWN_SCALES, **rule):
+def probe_scale(found, reference, max_scale=MAX_SCALE, scales=DOWN_SCALES, **rule):
     """Scale of a plane chosen by its estimate alone, or ``None``: the full-size pass decides.
 
     ``found``: the estimate (pixels of the plane; ``None`` when no nucleus was seen). Large
@@ -357,7 +370,7 @@ def rescale_factor(diameter, lm, labels=None):
     reference = post.get("diameter")
     if diameter == "auto":
         found = median_diameter(labels, SPECK) if labels is not None else None
-        return upsample_factor(found, reference, post.get("max_scale", 2.0))
+        return upsample_factor(found, reference, max_scale(post))
     if reference is None:
         raise ValueError(
             f"model {lm.name!r} has no reference nucleus diameter (postprocess.diameter in "

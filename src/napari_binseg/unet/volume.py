@@ -40,7 +40,7 @@ from .inference import _returned, predict_channels, segment
 from .inference import estimate_diameter as _plane_diameter
 from .normalize import normalize_plane
 from .passes import _foreground, model_threshold
-from .scale import labels_resized, resize
+from .scale import labels_resized, max_scale, resize
 
 #: Modes of :func:`segment_volume`.
 MODES = ("accurate", "fast")
@@ -356,7 +356,7 @@ def _scale_of(diameter, lm, spacing):
     if diameter is None or reference is None:
         return 1.0
     pixels = diameter / _lateral(spacing)
-    scale = float(np.clip(reference / pixels, 0.25, post.get("max_scale", 2.0)))
+    scale = float(np.clip(reference / pixels, 0.25, max_scale(post)))
     # Within 25% of the model's size the plane is kept as it is, as segment(diameter="auto").
     return 1.0 if 0.8 < scale < 1.25 else round(4 * scale) / 4
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ...options import TrainOptions
+from ..scale import max_scale
 from .card import model_card, starting_model_kept
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig, network_of
@@ -248,7 +249,7 @@ def train(
         diameter = post.get("diameter")
     if diameter is None:
         diameter = round(median_diameter([lab for _, lab, _ in train_planes]), 1)
-    post.update(diameter=diameter, max_scale=post.get("max_scale", 2.0))
+    post.update(diameter=diameter, max_scale=max_scale(post))
 
     t_start = time.time()
     if config.threads:

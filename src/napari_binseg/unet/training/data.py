@@ -247,6 +247,7 @@ def segment_scale(diameter, shape, post, divisor):
     from ..scale import (
         down_scales,
         downsample_factor,
+        max_scale,
         probe_shape_ok,
         size_rule,
         upsample_factor,
@@ -258,7 +259,7 @@ def segment_scale(diameter, shape, post, divisor):
         scales = down_scales(shape, divisor)
         scale = downsample_factor(diameter, reference, scales=scales, **size_rule(post))
     if scale == 1.0:
-        scale = upsample_factor(diameter, reference, post.get("max_scale", 2.0))
+        scale = upsample_factor(diameter, reference, max_scale(post))
     return scale
 
 
