@@ -39,10 +39,29 @@ from finetune_multisource import (
     BSST_HELD_OUT,
     BSST_TRAIN,
     DATA,
+    REFERENCE,
     bsst_training,
     check_split,
     dsb_parts,
+    rescaled,
 )
+from train_bundled import load_folder
+
+
+def dsb_small(folder, val_names, factors, every):
+    """Every ``every``-th DSB training image shrunk by ``factors`` (in turn) and upsampled
+    again as ``segment(diameter="auto")`` would: the blurred small nuclei of low
+    magnifications, which fine-tuning on large nuclei alone unlearned. (images, labels)"""
+    from napari_binseg.unet.training.data import upsample_to
+
+    train = [(image, lab) for name, image, lab in load_folder(folder) if name not in val_names]
+    images, labels = [], []
+    for i, (image, lab) in enumerate(train[::every]):
+        small = rescaled(image.astype(np.float32), lab, factors[i % len(factors)])
+        image, lab = upsample_to(*small, REFERENCE)
+        images.append(image)
+        labels.append(lab)
+    return images, labels
 
 
 def write_model(net, config, folder):
@@ -69,6 +88,8 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0, help="of the crops and augmentations")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--snapshots", type=int, default=0, help="write the average every N steps")
+    p.add_argument("--dsb-small", default="", help="sizes of shrunk DSB copies, e.g. 0.25,0.4")
+    p.add_argument("--dsb-small-every", type=int, default=2, help="for every N-th DSB image")
     a = p.parse_args(argv)
 
     import torch
@@ -94,6 +115,13 @@ def main(argv=None):
     b_names, b_images, b_labels = bsst_training(a.data / "s-bsst265-train", log)
     images = parts["train"][1] + b_images
     labels = parts["train"][2] + b_labels
+    if a.dsb_small:
+        factors = [float(k) for k in a.dsb_small.split(",")]
+        s_images, s_labels = dsb_small(
+            a.data / "dsb2018-train", val_names, factors, a.dsb_small_every
+        )
+        images, labels = images + s_images, labels + s_labels
+        log(f"{len(s_images)} shrunk DSB copies at {factors}")
     norm = config["normalization"]
     sampler = Sampler(
         [normalize_plane(im, norm) for im in images],
@@ -118,6 +146,12 @@ def main(argv=None):
             "DSB 2018 stage1_train fluorescence (BBBC038, corrected copy; CC0), the training "
             "part of the split below + s-bsst265 training half (Kromp et al. 2020, even rows "
             "of index.csv; CC0) at 0.8/1/1.25x the reference diameter"
+            + (
+                f"; every {a.dsb_small_every}th DSB training image also shrunk by "
+                f"{a.dsb_small} and upsampled as segment() would"
+                if a.dsb_small
+                else ""
+            )
         ),
         "validation_names": sorted(val_names),
         "bsst265_train": list(BSST_TRAIN),
@@ -153,7 +187,7 @@ def main(argv=None):
                     kept.copy_(new)
         if a.snapshots and step % a.snapshots == 0:
             write_model(average, config, a.out / f"ema_{step}")
-            log(f"step {step}: loss {np.mean(losses[-a.snapshots:]):.4f}")
+            log(f"step {step}: loss {np.mean(losses[-a.snapshots :]):.4f}")
     training |= {"steps_done": step, "minutes": round((time.time() - t0) / 60, 1)}
     write_model(average, config | {"training": training}, a.out)
     log(f"done: {step} steps in {training['minutes']} min -> {a.out}")
