@@ -11,6 +11,11 @@ after smoothing (a Gaussian of ``s`` px divides white noise by ``2 sqrt(pi) s``)
 ``NOISE_AFTER`` is used. Clean real images (DSB 2018, S-BSST265: 420) measure ``r <= 0.14``;
 copies with noise of 0.15-0.3x the nucleus contrast measure 0.13-1.3.
 
+Where each plane or frame gets its own threshold, each is measured (on its own sample) and
+smoothed alone: a ratio pooled over a time series hides its few noisy or bleached frames (two
+of eight at r 1.06 read 0.09 together, and thresholded unsmoothed into thousands of specks).
+An empty plane of a z-stack reads noisy (no contrast); smoothing it alone is harmless.
+
 References
 ----------
 .. [1] J. Immerkaer, "Fast noise variance estimation", Computer Vision and Image
@@ -46,6 +51,9 @@ WHOLE_PIXELS = 1 << 18
 NOISE_CLIP = 99.9
 #: Fewest pixels that can tell noise from the edges of objects (a 32 x 32 image).
 MIN_PIXELS = 32 * 32
+#: Fewest planes or frames of a lazy stack whose samples are read in one compute when each
+#: is measured alone (memory: up to ``2 * SAMPLE_PIXELS`` values a unit).
+UNIT_BATCH = 16
 
 
 def sigma_for_ratio(ratio):
@@ -97,20 +105,19 @@ def load(pieces):
     return [np.asarray(piece) for piece in pieces]
 
 
-def _sample(image):
-    """``(values, windows)`` of up to ``SAMPLE_PLANES`` evenly spaced planes, as numpy arrays:
-    the planes whole when they hold ``WHOLE_PIXELS`` or fewer in all; otherwise each plane's
-    pixels on an even grid (``SAMPLE_PIXELS`` in all: the contrast sees the whole plane, a
-    sparse nucleus included) and ``WINDOW``-wide squares centred in the cells of a grid
-    (as many pixels in all: the noise needs neighbouring pixels)."""
+def _pieces(image, whole=WHOLE_PIXELS):
+    """``(values, windows)``, unread slices of ``image``: up to ``SAMPLE_PLANES`` evenly spaced
+    planes, whole (both lists) when they hold ``whole`` pixels or fewer in all; otherwise each
+    plane's pixels on an even grid (``SAMPLE_PIXELS`` in all: the contrast sees the whole
+    plane, a sparse nucleus included) and ``WINDOW``-wide squares centred in the cells of a
+    grid (as many pixels in all: the noise needs neighbouring pixels)."""
     lead = image.shape[:-2]
     n = int(np.prod(lead)) if lead else 1
     flat = np.unique(np.linspace(0, n - 1, min(n, SAMPLE_PLANES)).round().astype(int))
     planes = [image[tuple(np.unravel_index(i, lead)) if lead else ()] for i in flat]
     h, w = image.shape[-2:]
-    if h * w * len(flat) <= WHOLE_PIXELS:
-        planes = load(planes)
-        return np.concatenate([plane.ravel() for plane in planes]), planes
+    if h * w * len(flat) <= whole:
+        return planes, planes
     step = math.ceil(math.sqrt(h * w * len(flat) / SAMPLE_PIXELS))
     per_axis = math.ceil(math.sqrt(SAMPLE_PIXELS / WINDOW**2 / len(flat)))
     values, windows = [], []
@@ -119,6 +126,13 @@ def _sample(image):
         for y in _cells(per_axis, WINDOW, h):
             for x in _cells(per_axis, WINDOW, w):
                 windows.append(plane[y : y + WINDOW, x : x + WINDOW])
+    return values, windows
+
+
+def _sample(image, whole=WHOLE_PIXELS):
+    """``(values, windows)`` of :func:`_pieces` as numpy arrays, the values as one flat array
+    (only these pixels are read)."""
+    values, windows = _pieces(image, whole)
     pieces = load(values + windows)
     return np.concatenate([v.ravel() for v in pieces[: len(values)]]), pieces[len(values) :]
 
@@ -140,9 +154,13 @@ def noise_ratio(image, *, invert=False):
         0 for an image without noise or contrast (constant, of two values, all NaN) and for
         one too small to tell (under ``MIN_PIXELS`` pixels measured).
     """
+    return _ratio(*_sample(image), invert)
+
+
+def _ratio(values, windows, invert, serial=False):
+    """:func:`noise_ratio` of a sample (:func:`_sample`); ``serial``: serial kernels."""
     from ._threshold_passes import unit_thresholds
 
-    values, windows = _sample(image)
     wide = values.dtype.itemsize > 2 and values.dtype != np.float32
     ftype = np.float64 if wide else np.float32
     laplace = [_laplace(w.astype(ftype)).ravel() for w in windows if min(w.shape) >= 3]
@@ -160,7 +178,7 @@ def noise_ratio(image, *, invert=False):
         values = values.astype(ftype)  # 256 bins: a 16-bit image's Otsu needs no 65536
     sigma_n = 1.4826 * _median(laplace) / 6
     (t,) = unit_thresholds(
-        values[None], (), "otsu", "image", 2, 256, False, lambda: None,
+        values[None], (), "otsu", "image", 2, 256, serial, lambda: None,
         clip=NOISE_CLIP, outliers=False, notes={},
     )  # fmt: skip
     background = values > t if invert else values <= t
@@ -171,8 +189,64 @@ def noise_ratio(image, *, invert=False):
     return float(sigma_n / contrast) if contrast > 0 else 0.0
 
 
-def resolve_sigma(image, sigma, *, invert=False):
+def unit_ratios(image, units, *, invert=False):
+    """Noise ratio of each unit (plane or frame; the first ``len(units)`` axes index them),
+    each measured alone as :func:`noise_ratio` measures a large image (on ``SAMPLE_PIXELS``,
+    whole up to that many: cheap per unit): an array of shape ``units``.
+
+    Units are measured in parallel threads. A dask array is read in batches of at least
+    ``UNIT_BATCH`` units that split no chunk of its first axis, each in one compute: a chunk
+    that several units share is read once.
+    """
+    from ._threshold_passes import Progress, run_units
+    from ._validation import is_dask
+
+    def ratio(sample):
+        return _ratio(*sample, invert, serial=True)  # serial kernels: already in threads
+
+    indices = list(np.ndindex(*units))
+    if not is_dask(image):
+        ratios = run_units(
+            lambda i: ratio(_sample(image[i], SAMPLE_PIXELS)), indices, Progress(None, 1)
+        )
+        return np.reshape(np.array(ratios, np.float64), units)
+    ratios = []
+    for batch in _batches(indices, image.chunks[0]):
+        samples = [_pieces(image[index], SAMPLE_PIXELS) for index in batch]
+        pieces = iter(load([p for values, windows in samples for p in values + windows]))
+        samples = [
+            (
+                np.concatenate([next(pieces).ravel() for _ in values]),
+                [next(pieces) for _ in windows],
+            )
+            for values, windows in samples
+        ]
+        ratios += run_units(ratio, samples, Progress(None, 1))
+    return np.reshape(np.array(ratios, np.float64), units)
+
+
+def _batches(indices, chunks):
+    """``indices`` (in order) in consecutive batches of at least ``UNIT_BATCH`` that split no
+    chunk (``chunks``: the chunk sizes along the first axis)."""
+    ends = np.cumsum(chunks)
+    batches, chunk = [[]], 0
+    for index in indices:
+        if index[0] >= ends[chunk]:
+            chunk = int(np.searchsorted(ends, index[0], side="right"))
+            if len(batches[-1]) >= UNIT_BATCH:
+                batches.append([])
+        batches[-1].append(index)
+    return batches
+
+
+def resolve_sigma(image, sigma, *, invert=False, scope="image"):
     """``(sigma, ratio)``: ``"auto"`` measured on ``image``, a number as it is (ratio None).
+
+    Where each plane or frame of a stack gets its own threshold (``scope`` ``"slice"`` or
+    ``"frame"``), ``"auto"`` measures each one alone (:func:`unit_ratios`; a noisy frame of a
+    clean time series is smoothed, the others not): ``sigma`` and ``ratio`` are then arrays
+    with one value per unit, shaped as the thresholds. (A unit of more than ``SAMPLE_PIXELS``
+    and at most ``WHOLE_PIXELS`` pixels is sampled, where the image alone is measured whole.)
 
     Examples
     --------
@@ -182,8 +256,69 @@ def resolve_sigma(image, sigma, *, invert=False):
     (0.0, 0.0)
     >>> resolve_sigma(image, 1.5)
     (1.5, None)
+    >>> resolve_sigma(np.stack([image, image]), "auto", scope="slice")
+    (array([0., 0.]), array([0., 0.]))
     """
     if sigma != "auto":
         return sigma, None
-    ratio = noise_ratio(image, invert=invert)
-    return sigma_for_ratio(ratio), ratio
+    from ._threshold_passes import n_units
+
+    units = n_units(image.shape, scope)
+    if not units:
+        ratio = noise_ratio(image, invert=invert)
+        return sigma_for_ratio(ratio), ratio
+    ratio = unit_ratios(image, units, invert=invert)
+    return np.vectorize(sigma_for_ratio, otypes=[np.float64])(ratio), ratio
+
+
+def one_sigma(sigma):
+    """The sigma of every unit (``sigma`` itself where it is one number), or None where the
+    units of a per-unit ``sigma`` (:func:`resolve_sigma`) differ."""
+    if np.ndim(sigma) == 0:
+        return sigma
+    first = float(np.ravel(sigma)[0])
+    return first if np.all(sigma == first) else None
+
+
+def smooth_dtype(dtype):
+    """The float type an image of ``dtype`` is smoothed into."""
+    return np.dtype(np.float64 if dtype == np.float64 else np.float32)
+
+
+def smooth_numpy(image, sigma):
+    """Gaussian of ``sigma`` pixels over the last two axes; NaN-aware (normalized). 0: the
+    image itself."""
+    if not sigma:
+        return image
+    from scipy import ndimage as ndi
+
+    sigmas = (0,) * (image.ndim - 2) + (sigma, sigma)
+    ftype = smooth_dtype(image.dtype)
+    data = image.astype(ftype)  # a copy: the input is never modified
+    nan = np.isnan(data) if data.dtype.kind == "f" else None
+    if nan is None or not nan.any():
+        return ndi.gaussian_filter(data, sigmas, output=ftype)
+    # Normalized convolution: NaN holes neither spread nor darken their surroundings.
+    data[nan] = 0
+    weight = ndi.gaussian_filter((~nan).astype(ftype), sigmas)
+    smooth = ndi.gaussian_filter(data, sigmas)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        smooth /= weight
+    smooth[nan] = np.nan
+    return smooth
+
+
+def whole_planes(image):
+    """A dask image rechunked to whole planes (last two axes), so that each chunk is smoothed
+    exactly as the numpy array would be."""
+    return image.rechunk(image.chunks[:-2] + (-1, -1))
+
+
+def smooth(image, sigma):
+    """:func:`smooth_numpy` of a numpy or (lazily, on whole planes) a dask image."""
+    from ._validation import is_dask
+
+    if not sigma or not is_dask(image):
+        return smooth_numpy(image, sigma)
+    ftype = smooth_dtype(image.dtype)
+    return whole_planes(image).map_blocks(smooth_numpy, sigma, dtype=ftype)

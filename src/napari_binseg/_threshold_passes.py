@@ -8,6 +8,7 @@ array chunk by chunk (one read for 8/16-bit integers, two for wider integers and
 import numpy as np
 
 from ._threshold_methods import UnitHistogram, unit_threshold, where_text
+from ._threshold_noise import smooth_dtype, smooth_numpy
 
 #: Values per piece of a whole-array pass: progress is reported (and can be cancelled) per piece.
 #: Large: every parallel kernel call pays thread wake-up and 65536-bin local histograms.
@@ -38,10 +39,23 @@ def pieces(unit):
         yield flat[start : start + PIECE]
 
 
-def dask_pieces(image, scope, after_block=None):
+def unit_data(image, index, sigmas=None):
+    """Unit ``index`` of a numpy image as it is thresholded: smoothed with its own sigma where
+    ``sigmas`` (an array of one per unit) is given."""
+    unit = image[index]
+    return unit if sigmas is None else smooth_numpy(unit, sigmas[index])
+
+
+def unit_dtype(dtype, index, sigmas=None):
+    """The dtype of unit ``index`` as it is thresholded (:func:`unit_data`)."""
+    return dtype if sigmas is None or not sigmas[index] else smooth_dtype(dtype)
+
+
+def dask_pieces(image, scope, after_block=None, sigmas=None):
     """Yield ``(unit index, flat numpy piece)`` for each chunk of a dask array, chunk by chunk.
 
-    ``after_block()`` is called once each chunk has been handed out.
+    ``after_block()`` is called once each chunk has been handed out. ``sigmas``: each unit's
+    part of a chunk (whole planes) is smoothed with its own sigma.
     """
     lead = len(n_units(image.shape, scope))
     starts = [np.cumsum((0,) + c) for c in image.chunks[:lead]]
@@ -53,7 +67,8 @@ def dask_pieces(image, scope, after_block=None):
             offset = tuple(int(starts[a][block_index[a]]) for a in range(lead))
             for local in np.ndindex(*block.shape[:lead]):
                 unit = tuple(o + i for o, i in zip(offset, local, strict=True))
-                yield unit, np.ascontiguousarray(block[local]).reshape(-1)
+                part = block[local] if sigmas is None else smooth_numpy(block[local], sigmas[unit])
+                yield unit, np.ascontiguousarray(part).reshape(-1)
         if after_block is not None:
             after_block()
 
@@ -135,11 +150,14 @@ def run_units(work, indices, progress):
     return results
 
 
-def thresholds_numpy(image, method, scope, classes, nbins, progress, per_unit=None, **rules):
+def thresholds_numpy(
+    image, method, scope, classes, nbins, progress, per_unit=None, sigmas=None, **rules
+):
     """Thresholds of every unit of a numpy image; ``per_unit(index, unit, t, serial)`` after each.
 
     The whole array runs as pieces through parallel kernels; planes and frames run as units
-    through serial kernels, several units at a time.
+    through serial kernels, several units at a time. ``sigmas`` (planes and frames): each
+    unit is smoothed with its own sigma first (:func:`unit_data`).
     """
     units = n_units(image.shape, scope)
     k = classes - 1 if method == "multiotsu" else 1
@@ -153,7 +171,7 @@ def thresholds_numpy(image, method, scope, classes, nbins, progress, per_unit=No
         return out
 
     def work(index):
-        unit = image[index]
+        unit = unit_data(image, index, sigmas)
         t = unit_thresholds(
             unit, index, method, scope, classes, nbins, True, lambda: None, **rules
         )
@@ -167,28 +185,37 @@ def thresholds_numpy(image, method, scope, classes, nbins, progress, per_unit=No
     return out
 
 
-def dask_passes(image):
-    """Reads of a dask array for its histograms: one for 8/16-bit integers, else two."""
-    return 1 if UnitHistogram(image.dtype, 2).mode == "fixed" else 2
+def dask_passes(image, sigmas=None):
+    """Reads of a dask array for its histograms: one for 8/16-bit integers, else two (also
+    where ``sigmas`` smooths some units into floats)."""
+    dtype = image.dtype if sigmas is None or not np.any(sigmas) else smooth_dtype(image.dtype)
+    return 1 if UnitHistogram(dtype, 2).mode == "fixed" else 2
 
 
-def thresholds_dask(image, method, scope, classes, nbins, progress, **rules):
+def thresholds_dask(image, method, scope, classes, nbins, progress, sigmas=None, **rules):
     """Thresholds of every unit of a dask image, reading it chunk by chunk.
 
     ``progress`` steps once per chunk and pass (``dask_passes``), then once at the end.
+    ``sigmas`` (planes and frames; chunks of whole planes): each unit is smoothed with its own
+    sigma first.
     """
     units = n_units(image.shape, scope)
     k = classes - 1 if method == "multiotsu" else 1
     # Planes and frames: serial kernels per piece (many small calls); the whole array: parallel.
     serial = scope != "image"
-    states = {index: UnitHistogram(image.dtype, nbins, serial) for index in np.ndindex(*units)}
-    needs_hist = True
-    if dask_passes(image) == 2:
-        for unit, piece in dask_pieces(image, scope, progress.step):
-            states[unit].add_range(piece)
-        needs_hist = any([state.finish_range() for state in states.values()])
+    states = {
+        index: UnitHistogram(unit_dtype(image.dtype, index, sigmas), nbins, serial)
+        for index in np.ndindex(*units)
+    }
+    ranged = [state for state in states.values() if state.needs_range]
+    needs_hist = len(ranged) < len(states)  # 8/16-bit integer units
+    if ranged:
+        for unit, piece in dask_pieces(image, scope, progress.step, sigmas):
+            if states[unit].needs_range:
+                states[unit].add_range(piece)
+        needs_hist = any([state.finish_range() for state in ranged]) or needs_hist
     if needs_hist:
-        for unit, piece in dask_pieces(image, scope, progress.step):
+        for unit, piece in dask_pieces(image, scope, progress.step, sigmas):
             states[unit].add(piece)
     out = np.empty(units + (k,), np.float64)
     for index, state in states.items():
@@ -198,7 +225,8 @@ def thresholds_dask(image, method, scope, classes, nbins, progress, **rules):
         else:
             # li, mean, a clip and ignored outliers of float data need the values: this
             # loads one unit.
-            values = lambda index=index: np.asarray(image[index])  # noqa: E731
+            sigma = 0 if sigmas is None else sigmas[index]
+            values = lambda i=index, s=sigma: smooth_numpy(np.asarray(image[i]), s)  # noqa: E731
             t = unit_threshold(
                 method, state, result, values, classes, nbins, where_text(scope, index), **rules
             )

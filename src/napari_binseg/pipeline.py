@@ -161,8 +161,10 @@ def run_pipeline(image, settings=None, *, axes=None, spacing=None):
     else:
         labels, table = _count_chunked(mask, image, c, spacing, time_axis)
     table.attrs["bright_outliers"] = info["bright_outliers"]
-    table.attrs["threshold_sigma"] = info["sigma"]
-    table.attrs["noise_ratio"] = info["noise_ratio"]
+    # Per plane or frame ("auto" with scope slice / frame): lists (JSON, and tables whose
+    # attrs pandas compares on concat).
+    table.attrs["threshold_sigma"] = np.asarray(info["sigma"]).tolist()
+    table.attrs["noise_ratio"] = np.asarray(info["noise_ratio"]).tolist()
     table.attrs["threshold_background"] = info["background"]
     table.attrs["unevenness"] = info["unevenness"]
     return labels, table
@@ -180,13 +182,26 @@ def outliers_note(outliers: dict) -> str:
     return f"ignored bright debris in {units}"
 
 
-def smoothing_note(sigma, ratio) -> str:
+def smoothing_note(sigma, ratio, scope="image") -> str:
     """ "smoothed with sigma 2 px (noise ratio 0.81)" where ``sigma="auto"`` smoothed a noisy
     image (the ``sigma`` and ``noise_ratio`` of ``threshold(..., return_info=True)``), else
-    ""."""
-    if not sigma or ratio is None:
+    "". Per plane or frame (sequences; ``scope`` names them): "smoothed 2 of 8 frames with
+    sigma 1-2 px (noise ratio 0.62-1.07)"."""
+    if ratio is None:
         return ""
-    return f"smoothed with sigma {sigma:g} px (noise ratio {ratio:.2f})"
+    if np.ndim(sigma) == 0:
+        return f"smoothed with sigma {sigma:g} px (noise ratio {ratio:.2f})" if sigma else ""
+    sigma, ratio = np.ravel(sigma), np.ravel(ratio)
+    smoothed = sigma > 0
+    if not smoothed.any():
+        return ""
+    units = "frames" if scope == "frame" else "planes"
+    sigmas = "-".join(dict.fromkeys(f"{s:g}" for s in np.sort(sigma[smoothed])[[0, -1]]))
+    ratios = "-".join(dict.fromkeys(f"{r:.2f}" for r in np.sort(ratio[smoothed])[[0, -1]]))
+    return (
+        f"smoothed {smoothed.sum()} of {sigma.size} {units} with sigma {sigmas} px "
+        f"(noise ratio {ratios})"
+    )
 
 
 def background_note(radius, unevenness) -> str:

@@ -16,7 +16,7 @@ Dask arrays are read chunk by chunk (memory bounded by a chunk) and the mask sta
 import numpy as np
 
 from ._threshold_mask import compare, compare_threaded, mask_block
-from ._threshold_noise import resolve_sigma
+from ._threshold_noise import one_sigma, resolve_sigma, smooth, smooth_numpy, whole_planes
 from ._threshold_passes import (
     PIECE,
     Progress,
@@ -27,6 +27,7 @@ from ._threshold_passes import (
     run_units,
     thresholds_dask,
     thresholds_numpy,
+    unit_data,
 )
 from ._validation import check_image, check_rgb, is_dask
 from .background import remove_background, resolve_background
@@ -73,35 +74,27 @@ def _check_options(image, method, scope, classes, value, sigma, nbins, **mask_op
 # -------------------------------------------------------------------------- smoothing
 
 
-def _smooth_numpy(image, sigma):
-    """Gaussian of ``sigma`` pixels over the last two axes; NaN-aware (normalized)."""
-    from scipy import ndimage as ndi
-
-    sigmas = (0,) * (image.ndim - 2) + (sigma, sigma)
-    ftype = np.float64 if image.dtype == np.float64 else np.float32
-    data = image.astype(ftype)  # a copy: the input is never modified
-    nan = np.isnan(data) if data.dtype.kind == "f" else None
-    if nan is None or not nan.any():
-        return ndi.gaussian_filter(data, sigmas, output=ftype)
-    # Normalized convolution: NaN holes neither spread nor darken their surroundings.
-    data[nan] = 0
-    weight = ndi.gaussian_filter((~nan).astype(ftype), sigmas)
-    smooth = ndi.gaussian_filter(data, sigmas)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        smooth /= weight
-    smooth[nan] = np.nan
-    return smooth
+def _smoothed(image, sigma):
+    """``(data, sigmas)``: the image smoothed with the one sigma of all its units and None, or,
+    where the units' sigmas differ, the image (a dask one on whole planes) and the sigmas, for
+    the passes to smooth each unit with its own."""
+    one = one_sigma(sigma)
+    if one is not None:
+        return smooth(image, one), None
+    return (whole_planes(image) if is_dask(image) else image), sigma
 
 
-def _smooth(image, sigma):
-    if not sigma:
-        return image
-    if not is_dask(image):
-        return _smooth_numpy(image, sigma)
-    # Whole planes per chunk, so each chunk is smoothed exactly as the numpy array would be.
-    planes = image.rechunk(image.chunks[:-2] + (-1, -1))
-    ftype = np.float64 if image.dtype == np.float64 else np.float32
-    return planes.map_blocks(_smooth_numpy, sigma, dtype=ftype)
+def _mask_units_block(block, thresholds, sigmas, mode, block_info=None):
+    """:func:`mask_block` of a dask block of whole planes whose units are each smoothed with
+    their own sigma first."""
+    out = np.zeros(block.shape, np.uint8)
+    if block_info is None:  # dask's probe of the output type
+        return out
+    location = block_info[0]["array-location"]
+    for local in np.ndindex(*block.shape[: sigmas.ndim]):
+        unit = tuple(location[a][0] + i for a, i in enumerate(local))
+        compare(smooth_numpy(block[local], sigmas[unit]), thresholds[unit], mode, out[local])
+    return out
 
 
 # --------------------------------------------------------------------------- public API
@@ -136,8 +129,10 @@ def threshold_value(
         Gaussian smoothing (pixels) in the last two axes before thresholding; 0 for none.
         Integer images are smoothed into float32. ``"auto"`` (default): 1, 2 or 4 px where
         the image is noisy against its contrast, else none (a clean image thresholds as with
-        0); measured on the whole image, or on up to 8 evenly spaced planes of a stack, one
-        sigma for all planes (``napari_binseg._threshold_noise``).
+        0) (``napari_binseg._threshold_noise``). Scope ``"image"``: one sigma, measured on
+        the whole image or on up to 8 evenly spaced planes of a stack; ``"slice"`` /
+        ``"frame"``: each plane / frame measured and smoothed alone, as it would be on its
+        own (a noisy or bleached frame of a clean time series is smoothed, the others not).
     nbins : int
         Histogram bins for float images (integer images use one bin per grey level).
     clip : float, optional
@@ -158,7 +153,9 @@ def threshold_value(
         Also return a dict: ``bright_outliers`` maps each unit where the rule fired
         (``"image"``, ``"slice 3"``, ``"frame 0"``) to its ``first_threshold`` and the
         ``pixels`` and ``fraction`` above it; empty when it never fired. ``sigma``: the
-        smoothing that ran (px); ``noise_ratio``: what ``"auto"`` measured (None for a number).
+        smoothing that ran (px); ``noise_ratio``: what ``"auto"`` measured (None for a
+        number). With ``"auto"`` and scope ``"slice"`` / ``"frame"`` of a stack both are
+        arrays of one value per plane / frame, shaped as the thresholds.
 
     Returns
     -------
@@ -212,10 +209,10 @@ def threshold_value(
     )
     if method == "manual":
         raise ValueError("method='manual' has no threshold to compute; pass value= to threshold()")
-    sigma, ratio = resolve_sigma(image, sigma)
-    image = _smooth(image, sigma)
+    sigma, ratio = resolve_sigma(image, sigma, scope=scope)
+    image, sigmas = _smoothed(image, sigma)
     notes = {}
-    rules = {"clip": clip, "outliers": ignore_bright_outliers, "notes": notes}
+    rules = {"clip": clip, "outliers": ignore_bright_outliers, "notes": notes, "sigmas": sigmas}
     passes = thresholds_dask if is_dask(image) else thresholds_numpy
     thresholds = passes(image, method, scope, classes, nbins, Progress(None, 1), **rules)
     thresholds = format_thresholds(thresholds, method, scope)
@@ -279,8 +276,9 @@ def threshold(
         Number of classes for ``"multiotsu"``.
     sigma : "auto" or float
         Gaussian smoothing (pixels) in the last two axes before thresholding, 0 for none;
-        ``"auto"`` (default) as in :func:`threshold_value`, measured on the image to threshold
-        (after ``background``; with ``invert``, the background is the bright class).
+        ``"auto"`` (default) as in :func:`threshold_value` (per plane / frame with scope
+        ``"slice"`` / ``"frame"``), measured on the image to threshold (after
+        ``background``; with ``invert``, the background is the bright class).
     invert : bool
         Foreground is ``image <= t`` (dark objects on a bright background).
     fill_holes : bool
@@ -308,9 +306,9 @@ def threshold(
         Also return the threshold(s), as ``threshold_value`` gives them.
     return_info : bool
         Also return (last) the ``info`` dict of :func:`threshold_value`: where bright
-        outliers were ignored, the ``sigma`` that ran and the ``noise_ratio`` measured, the
-        ``background`` radius (px) subtracted (None: none) and the ``unevenness`` that
-        ``"uneven"`` measured (None for the other values).
+        outliers were ignored, the ``sigma`` that ran and the ``noise_ratio`` measured (per
+        plane / frame, as there), the ``background`` radius (px) subtracted (None: none) and
+        the ``unevenness`` that ``"uneven"`` measured (None for the other values).
     progress : callable, optional
         ``progress(done, total)``, called per piece, plane or frame; raise in it to cancel.
 
@@ -368,21 +366,26 @@ def threshold(
         raise ValueError("fill_holes and min_size apply to binary masks, not multiotsu classes")
     mode = 2 if method == "multiotsu" else (1 if invert else 0)
     post = bool(fill_holes) or min_size > 1
-    sigma, ratio = resolve_sigma(image, sigma, invert=invert)
-    data = _smooth(image, sigma)
+    sigma, ratio = resolve_sigma(image, sigma, invert=invert, scope=scope)
+    data, sigmas = _smoothed(image, sigma)
     units = n_units(image.shape, scope)
     n_unit_count = int(np.prod(units)) if units else 1
     notes = {}
-    rules = {"clip": clip, "outliers": ignore_bright_outliers, "notes": notes}
+    rules = {"clip": clip, "outliers": ignore_bright_outliers, "notes": notes, "sigmas": sigmas}
 
     if is_dask(data):
-        reads = 0 if method == "manual" else dask_passes(data) * int(np.prod(data.numblocks))
+        reads = (
+            0 if method == "manual" else dask_passes(data, sigmas) * int(np.prod(data.numblocks))
+        )
         progress_ = Progress(progress, reads + 1)
         if method == "manual":
             thresholds = np.full(units + (1,), float(value))
         else:
             thresholds = thresholds_dask(data, method, scope, classes, 256, progress_, **rules)
-        mask = data.map_blocks(mask_block, thresholds, scope, mode, dtype=np.uint8)
+        if sigmas is None:
+            mask = data.map_blocks(mask_block, thresholds, scope, mode, dtype=np.uint8)
+        else:
+            mask = data.map_blocks(_mask_units_block, thresholds, sigmas, mode, dtype=np.uint8)
         if not post and mask.chunks != chunks:  # smoothing worked on whole planes
             mask = mask.rechunk(chunks)
         if post:
@@ -417,7 +420,11 @@ def threshold(
                 per_unit((), data, thresholds[()], False)
             else:
                 indices = list(np.ndindex(*units))
-                run_units(lambda i: per_unit(i, data[i], thresholds[i], True), indices, progress_)
+                run_units(
+                    lambda i: per_unit(i, unit_data(data, i, sigmas), thresholds[i], True),
+                    indices,
+                    progress_,
+                )
         else:
             thresholds = thresholds_numpy(
                 data, method, scope, classes, 256, progress_, per_unit=per_unit, **rules
@@ -459,7 +466,8 @@ def apply_threshold(
         Class labels ``0 .. len(thresholds)`` (``np.digitize``) instead of a binary mask.
     sigma, invert, fill_holes, min_size
         As in :func:`threshold`; ``"auto"`` measures ``image`` itself: pass the ``sigma`` a
-        run reported (``info["sigma"]``) to smooth a plane of a stack as that run did.
+        run reported to smooth a plane of a stack as that run did (``info["sigma"]``, or
+        ``info["sigma"][i]`` for plane / frame ``i`` where the run measured each alone).
 
     Returns
     -------
@@ -495,7 +503,7 @@ def apply_threshold(
         min_size=min_size,
     )
     image = np.asarray(image)
-    data = _smooth(image, resolve_sigma(image, sigma, invert=invert)[0])
+    data = smooth_numpy(image, resolve_sigma(image, sigma, invert=invert)[0])
     mask = np.empty(data.shape, np.uint8)
     compare_threaded(data, t, 2 if classes else (1 if invert else 0), mask)
     if not classes:

@@ -343,6 +343,22 @@ def test_params_record_the_sigma_auto_chose_per_file(tmp_path, capsys):
     assert "holds results of other settings (threshold.sigma 0.0 there, 'auto' now)" in err
 
 
+def test_params_record_the_sigma_auto_chose_per_frame(tmp_path, capsys):
+    """Scope "frame": each frame measured alone; params.json holds a sigma per frame and the
+    note says which frames were smoothed."""
+    from .test_threshold_noise import noisy_series
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    imwrite(src / "movie.tif", noisy_series((96, 96), n=3)[0], axes="TYX")
+    argv = ["segment", str(src), "--out", str(out), "--no-split", "--scope", "frame"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    note = r"movie.tif: threshold smoothed 2 of 8 frames with sigma 2 px \(noise ratio \S+\)"
+    assert re.search(note, printed)
+    sigmas = json.loads((out / "params.json").read_text())["threshold_sigma"]
+    assert sigmas == {"movie.tif": [0.0] * 6 + [2.0, 2.0]}
+
+
 def test_params_record_the_background_uneven_subtracted_per_file(tmp_path, capsys):
     src, out = tmp_path / "in", tmp_path / "out"
     flat, truth = nb.synthetic_nuclei((256, 256), n=20, seed=1)

@@ -455,6 +455,15 @@ def test_pipeline_table_says_what_smoothing_ran():
         assert attrs["threshold_sigma"] == 2.0 and attrs["noise_ratio"] > 0.709
     fixed = run_pipeline(image, s.replace(threshold={"sigma": 1.0}))[1].attrs
     assert (fixed["threshold_sigma"], fixed["noise_ratio"]) == (1.0, None)
+    # Per frame ("auto" measures each alone): lists, one value a frame.
+    from .test_threshold_noise import noisy_series
+
+    series = noisy_series((96, 96), n=3)[0]
+    per_frame = s.replace(threshold={"scope": "frame"})
+    for data in (series, da.from_array(series, chunks=(2, 96, 96))):
+        attrs = run_pipeline(data, per_frame, axes="TYX")[1].attrs
+        assert attrs["threshold_sigma"] == [0.0] * 6 + [2.0, 2.0]
+        assert len(attrs["noise_ratio"]) == 8 and min(attrs["noise_ratio"][6:]) > 0.709
 
 
 def test_pipeline_table_says_what_background_subtraction_ran():

@@ -135,7 +135,7 @@ def run(args):
         if path in result.outliers and not args.quiet:
             print(f"{path.name}: threshold {outliers_note(result.outliers[path])}")
         notes = (
-            smoothing_note(*result.smoothing.get(path, (None, None))),
+            smoothing_note(*result.smoothing.get(path, (None, None)), settings.threshold.scope),
             background_note(*result.background.get(path, (None, None))),
         )
         for note in notes:
