@@ -452,7 +452,8 @@ class BatchResult:
     #: ``table.attrs["bright_outliers"]`` (see :func:`.pipeline.outliers_note`).
     outliers: dict = field(default_factory=dict)
     #: ``(sigma, noise ratio)`` of the threshold's smoothing per finished input (threshold
-    #: methods; the ratio None unless ``sigma`` was ``"auto"``).
+    #: methods; the ratio None unless ``sigma`` was ``"auto"``; lists per plane / frame with
+    #: scope ``"slice"`` / ``"frame"``).
     smoothing: dict = field(default_factory=dict)
     #: ``(radius, unevenness)`` of the threshold's background subtraction per finished input
     #: (threshold methods; radius None where none ran, unevenness None unless ``background``

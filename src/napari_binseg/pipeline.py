@@ -102,9 +102,10 @@ def run_pipeline(image, settings=None, *, axes=None, spacing=None):
         hold the estimated nucleus ``diameter`` where the count gives one and, for a
         threshold method, ``bright_outliers``: where the threshold ignored a few bright
         pixels, ``threshold_sigma``: the smoothing that ran and ``noise_ratio``: what
-        ``sigma="auto"`` measured, ``threshold_background``: the radius of the background
-        subtraction that ran (None: none) and ``unevenness``: what ``background="uneven"``
-        measured, as ``threshold(..., return_info=True)`` reports them).
+        ``sigma="auto"`` measured (lists, one value a plane / frame, with scope ``"slice"`` /
+        ``"frame"``), ``threshold_background``: the radius of the background subtraction
+        that ran (None: none) and ``unevenness``: what ``background="uneven"`` measured, as
+        ``threshold(..., return_info=True)`` reports them).
 
     Raises
     ------
