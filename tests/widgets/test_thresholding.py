@@ -545,6 +545,41 @@ def test_auto_sigma_preview_smooths_a_plane_as_the_run_does(
     assert f"smoothed with sigma {info['sigma']:g} px" in widget.status.text()
 
 
+@pytest.mark.parametrize("scope", ["frame", "slice"])
+def test_auto_sigma_preview_of_a_frame_smooths_it_as_the_run_does(
+    make_napari_viewer, qtbot, errors, scope
+):
+    """sigma "auto" with a threshold per frame (or plane): each is measured alone, so the
+    preview of the noisy frame of a clean series is smoothed and that of a clean frame not,
+    as in the run, whose layer records a sigma per frame."""
+    from napari_binseg.thresholding import threshold
+
+    from ..core.test_threshold_noise import noisy_series
+
+    viewer = make_napari_viewer()
+    series = noisy_series((96, 96), n=3)[0]
+    mask, info = threshold(series, scope=scope, return_info=True)
+    widget = ThresholdWidget(viewer)
+    widget.image.value = viewer.add_image(series, name="movie")
+    widget.scope.value = scope
+    widget.preview.value = True
+    for frame in (6, 0):
+        viewer.dims.set_current_step(0, frame)
+
+        def shown(frame=frame):
+            found = output_layers(viewer, "threshold", role="preview")
+            return bool(found) and np.array_equal(found[0].data, mask[frame])
+
+        qtbot.waitUntil(shown, timeout=10_000)
+    run_and_wait(qtbot, widget)
+    assert errors == []
+    out = next(lay for lay in output_layers(viewer, "threshold") if lay.name == "movie [otsu]")
+    np.testing.assert_array_equal(out.data, mask)
+    np.testing.assert_array_equal(out.metadata["napari_binseg"]["sigma"], [0] * 6 + [2, 2])
+    units = "frames" if scope == "frame" else "planes"
+    assert f"smoothed 2 of 8 {units} with sigma 2 px" in widget.status.text()
+
+
 def test_uneven_background_preview_subtracts_as_the_run_does(make_napari_viewer, qtbot, errors):
     """background "uneven" on a ramped image: the preview subtracts the background as the run
     decides (measured on the whole image), and the run's layer records the radius."""

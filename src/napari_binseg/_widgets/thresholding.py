@@ -217,17 +217,22 @@ class ThresholdWidget(BinsegWidget):
             self._cache[key] = threshold_value(unit, method, **kwargs)
         return self._cache[key]
 
-    def _resolve_sigma(self, layer, data, params):
-        """``params`` with ``sigma="auto"`` replaced by the sigma a run on the whole image
-        uses (measured once per image), so the preview smooths each plane as the run does."""
+    def _resolve_sigma(self, layer, data, index, params):
+        """``params`` with ``sigma="auto"`` replaced by the sigma a run gives the displayed
+        plane (measured once per image, or per plane / frame where each has its own
+        threshold), so the preview smooths it as the run does."""
         if params["sigma"] != "auto":
             return params
         from napari_binseg._threshold_noise import resolve_sigma
 
-        key = (id(unwrap(layer)), id(data), "sigma", params["invert"])
+        scope = params["scope"] if data.ndim > 2 else "image"
+        key, unit = (id(unwrap(layer)), id(data), "sigma", params["invert"]), data
+        if scope != "image":  # a stack of the one unit: measured as the run measures each
+            at = index if scope == "slice" else index[:1]
+            key, unit = (*key, scope, at), data[at][None]
         if key not in self._cache:
-            self._measure(key, resolve_sigma, data, "auto", invert=params["invert"])
-        return params | {"sigma": self._cache[key][0]}
+            self._measure(key, resolve_sigma, unit, "auto", invert=params["invert"], scope=scope)
+        return params | {"sigma": float(np.ravel(self._cache[key][0])[0])}
 
     def _resolve_background(self, layer, data, params):
         """``params`` with ``background="uneven"`` replaced by what a run on the whole image
@@ -312,7 +317,7 @@ class ThresholdWidget(BinsegWidget):
                 if mask is None:
                     return
             else:
-                params = self._resolve_sigma(layer, data, params)
+                params = self._resolve_sigma(layer, data, index, params)
                 # The threshold line is drawn even without the preview layer.
                 t = self._thresholds_for(layer, data, index, params)
                 self.preview_thresholds = np.asarray(t, dtype=np.float64)
@@ -469,7 +474,7 @@ class ThresholdWidget(BinsegWidget):
             shown = ", ".join(f"{v:.4g}" for v in t[:6]) + (" ..." if t.size > 6 else "")
             notes = (
                 outliers_note(outliers),
-                smoothing_note(info["sigma"], info["noise_ratio"]),
+                smoothing_note(info["sigma"], info["noise_ratio"], params["scope"]),
                 background_note(info["background"], info["unevenness"]),
             )
             note = "; ".join(n for n in notes if n)
