@@ -228,3 +228,43 @@ def test_config_sections_must_be_objects(tmp_path):
     folder = _bundled_copy(tmp_path, lambda c: c.update(postprocess=[0.5]))
     with pytest.raises(ValueError, match="postprocess must be a JSON object"):
         load_model(folder, device="cpu")
+
+
+def test_model_config_is_the_config_load_model_runs(tmp_path, sized_model):
+    """``model_config`` finds a model folder's config.json, a weights file's ``<stem>.json``
+    (else the config.json next to it, else none) and a MONAI bundle's configs, and
+    ``load_model`` runs each model with that config."""
+    import shutil
+
+    from napari_binseg.unet.network import model_config
+    from napari_binseg.unet.training import export_bundle
+
+    from .conftest import SMALL_NET
+
+    post = {"diameter": 200.0, "max_scale": 2.0, "min_size": 4}
+    folder = model_config(sized_model)
+    assert folder["name"] == "small" and folder["network"] == SMALL_NET
+    assert folder["postprocess"] == post and folder["outputs"] == ["foreground", "centre"]
+    weights = tmp_path / "w.safetensors"
+    shutil.copy(sized_model / "model.safetensors", weights)
+    assert model_config(weights) == {}
+    (tmp_path / "config.json").write_text(json.dumps({"postprocess": {"min_size": 9}}))
+    assert model_config(weights) == {"postprocess": {"min_size": 9}}
+    shutil.copy(sized_model / "config.json", tmp_path / "w.json")
+    assert model_config(weights) == folder
+    bundle = export_bundle(sized_model, tmp_path / "bundle")
+    assert model_config(bundle) == {
+        "network": SMALL_NET,
+        "outputs": ["foreground", "centre"],
+        "postprocess": post,
+        "activation": "sigmoid",
+    }
+    defaults = {"prob_threshold": 0.5, "seed_threshold": 0.5}
+    for model, kind in (
+        (sized_model, "safetensors"),
+        (weights, "state_dict"),
+        (bundle, "monai_bundle"),
+    ):
+        lm = load_model(model, device="cpu")
+        assert lm.config["kind"] == kind and lm.config["postprocess"] == {**defaults, **post}
+        assert lm.config["network"] == SMALL_NET and lm.outputs == ["foreground", "centre"]

@@ -272,35 +272,18 @@ class PredictWidget(BinsegWidget):
 
 def model_threshold(model) -> float:
     """The probability threshold ``model`` runs at by default: ``postprocess.prob_threshold``
-    of its config, read as :func:`napari_binseg.load_model` finds it but without loading the
-    network (no torch); 0.5, the loader's default, where none is given or readable.
+    of its config as :func:`napari_binseg.unet.network.model_config` reads it (no torch);
+    0.5, the loader's default, where none is given or readable.
 
     Parameters
     ----------
     model : str or None
         ``"nuclei"`` or a model file or folder, as :func:`napari_binseg.load_model` takes it.
     """
-    from napari_binseg.unet.network import (
-        _bundle_metadata,
-        _number,
-        _read_json,
-        resolve_model_path,
-    )
+    from napari_binseg.unet.network import _number, model_config
 
     try:
-        path = resolve_model_path(model)
-        if path.is_dir():
-            config = (
-                _read_json(path / "config.json")
-                if (path / "config.json").is_file()
-                else _bundle_metadata(path)
-            )
-        else:
-            sidecar = path.with_suffix(".json")
-            if not sidecar.is_file():
-                sidecar = path.parent / "config.json"
-            config = _read_json(sidecar) if sidecar.is_file() else {}
-        value = (config.get("postprocess") or {}).get("prob_threshold", 0.5)
+        value = (model_config(model).get("postprocess") or {}).get("prob_threshold", 0.5)
     except (ValueError, AttributeError):  # the run will say what is wrong with the model
         return 0.5
     return value if _number(value) and 0 < value < 1 else 0.5

@@ -666,8 +666,11 @@ def _bundle_metadata(folder):
     return extra
 
 
-def _bundle_network(folder):
-    """``network_def`` of a MONAI bundle as a literal ``{"name", "kwargs"}`` dict."""
+def _bundle_config(folder):
+    """Config of a MONAI bundle: the ``network_def`` of ``configs/*.json|yaml`` as a literal
+    ``network`` (absent where no config defines one), with :func:`_bundle_metadata`, and a
+    sigmoid ``activation`` where the bundle's post-processing applies one."""
+    config = _bundle_metadata(folder)
     configs = sorted((folder / "configs").glob("*"))
     order = {"inference": 0, "train": 1}
     configs.sort(key=lambda p: (order.get(p.stem, 2), p.name))
@@ -697,58 +700,109 @@ def _bundle_network(folder):
                 f"{where}: {nd['_target_']!r} is not a known MONAI network class "
                 f"{KNOWN_NETWORKS}; bundle code is never executed"
             )
-        extra = _bundle_metadata(folder)
-        post = data.get("postprocessing")
-        if "sigmoid" in json.dumps(post or {}).lower():
-            extra["activation"] = "sigmoid"
-        return {"name": target, "kwargs": kwargs}, extra
-    raise ValueError(f"MONAI bundle {folder}: no configs/*.json|yaml defines network_def")
+        if "sigmoid" in json.dumps(data.get("postprocessing") or {}).lower():
+            config["activation"] = "sigmoid"
+        return {"network": {"name": target, "kwargs": kwargs}, **config}
+    return config
+
+
+def _sidecar(path):
+    """The JSON config of a weights file: ``<stem>.json`` next to it, else ``config.json`` in
+    its folder; None where neither exists."""
+    for sidecar in (path.with_suffix(".json"), path.parent / "config.json"):
+        if sidecar.is_file():
+            return sidecar
+    return None
+
+
+def _is_bundle(folder):
+    """A MONAI bundle (``configs/``), unless the folder holds ``config.json`` and
+    ``model.safetensors`` (a model folder, what training writes)."""
+    model_folder = (folder / "config.json").is_file() and (folder / "model.safetensors").is_file()
+    return (folder / "configs").is_dir() and not model_folder
+
+
+def model_config(model="nuclei"):
+    """The config of a model as :func:`load_model` finds it, read without torch or monai and
+    without loading the weights.
+
+    A model folder's ``config.json``; a MONAI bundle's ``configs/*.json|yaml`` (its
+    ``network_def`` as ``network``) and ``configs/metadata.json`` (channel names,
+    normalization, post-processing); a weights file's ``<stem>.json``, else the
+    ``config.json`` next to it, else ``{}``.
+
+    Parameters
+    ----------
+    model : str or path-like
+        ``"nuclei"`` or a model file or folder, as :func:`load_model` takes it.
+
+    Returns
+    -------
+    config : dict
+        The config as written: :func:`load_model` checks it and fills in defaults (a
+        ``postprocess.prob_threshold`` of 0.5, for example). A TorchScript bundle
+        (``models/model.ts``) is loaded without it.
+
+    Raises
+    ------
+    ValueError
+        A path that does not exist, unreadable JSON, a folder without ``config.json`` that is
+        no MONAI bundle, or a bundle ``network_def`` that is not a literal known network.
+
+    Examples
+    --------
+    >>> from napari_binseg.unet.network import model_config
+    >>> model_config("nuclei")["network"]["name"]
+    'UNet'
+    """
+    path = resolve_model_path(model)
+    if not path.is_dir():
+        sidecar = _sidecar(path)
+        return _read_json(sidecar) if sidecar is not None else {}
+    if _is_bundle(path):
+        return _bundle_config(path)
+    return _read_json(path / "config.json")
 
 
 def _load_uncached(path, device):
     path = Path(path)
     name = path.name
-    if path.is_dir():
-        if (path / "config.json").is_file() and (path / "model.safetensors").is_file():
-            config = _read_json(path / "config.json")
-            weights = path / "model.safetensors"
-            kind = "bundled" if path.parent == MODELS_DIR else "safetensors"
-            net, cfg, dims, out_ch = _from_state(weights, config, device, f"model {path}", kind)
-            name = config.get("name", name) if kind == "bundled" else name
-        elif (path / "configs").is_dir():
-            models = path / "models"
-            if (models / "model.pt").is_file():
-                weights = models / "model.pt"
-                network, extra = _bundle_network(path)
-                net, cfg, dims, out_ch = _from_state(
-                    weights,
-                    {"network": network, **extra},
-                    device,
-                    f"MONAI bundle {path}",
-                    "monai_bundle",
-                )
-            elif (models / "model.ts").is_file():
-                weights = models / "model.ts"
-                net, cfg, dims, out_ch = _from_torchscript(weights, device, {}, "monai_bundle")
-            else:
+    if path.is_dir() and _is_bundle(path):
+        models = path / "models"
+        if (models / "model.pt").is_file():
+            weights = models / "model.pt"
+            config = model_config(path)
+            if "network" not in config:
                 raise ValueError(
-                    f"MONAI bundle {path}: no models/model.pt or models/model.ts found"
+                    f"MONAI bundle {path}: no configs/*.json|yaml defines network_def"
                 )
+            net, cfg, dims, out_ch = _from_state(
+                weights, config, device, f"MONAI bundle {path}", "monai_bundle"
+            )
+        elif (models / "model.ts").is_file():
+            weights = models / "model.ts"
+            net, cfg, dims, out_ch = _from_torchscript(weights, device, {}, "monai_bundle")
         else:
+            raise ValueError(f"MONAI bundle {path}: no models/model.pt or models/model.ts found")
+    elif path.is_dir():
+        weights = path / "model.safetensors"
+        if not (weights.is_file() and (path / "config.json").is_file()):
             raise ValueError(
                 f"model folder {path} is neither a MONAI bundle (configs/, models/) nor a "
                 "folder with config.json and model.safetensors"
             )
+        config = model_config(path)
+        kind = "bundled" if path.parent == MODELS_DIR else "safetensors"
+        net, cfg, dims, out_ch = _from_state(weights, config, device, f"model {path}", kind)
+        name = config.get("name", name) if kind == "bundled" else name
     else:
         weights = path
-        sidecar = path.with_suffix(".json")
-        if not sidecar.is_file():
-            sidecar = path.parent / "config.json"
-        config = _read_json(sidecar) if sidecar.is_file() else None
+        sidecar = _sidecar(path)
+        config = model_config(path)
         if path.suffix in _SCRIPT_SUFFIXES and _is_torchscript(path):
             net, cfg, dims, out_ch = _from_torchscript(path, device, config or {})
         elif path.suffix in _STATE_SUFFIXES:
-            if config is None:
+            if sidecar is None:
                 raise ValueError(
                     f"model weights {path}: a state dict needs a JSON config naming the "
                     f"network: {path.with_suffix('.json').name} or config.json next to it"
