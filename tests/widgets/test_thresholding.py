@@ -545,13 +545,15 @@ def test_auto_sigma_preview_smooths_a_plane_as_the_run_does(
     assert f"smoothed with sigma {info['sigma']:g} px" in widget.status.text()
 
 
-@pytest.mark.parametrize("scope", ["frame", "slice"])
+@pytest.mark.parametrize(("scope", "lazy"), [("frame", False), ("slice", False), ("frame", True)])
 def test_auto_sigma_preview_of_a_frame_smooths_it_as_the_run_does(
-    make_napari_viewer, qtbot, errors, scope
+    make_napari_viewer, qtbot, errors, scope, lazy
 ):
-    """sigma "auto" with a threshold per frame (or plane): each is measured alone, so the
-    preview of the noisy frame of a clean series is smoothed and that of a clean frame not,
-    as in the run, whose layer records a sigma per frame."""
+    """sigma "auto" with a threshold per frame (or plane): each is measured alone (a lazy
+    frame in a worker), so the preview of the noisy frame of a clean series is smoothed and
+    that of a clean frame not, as in the run, whose layer records a sigma per frame."""
+    import dask.array as da
+
     from napari_binseg.thresholding import threshold
 
     from ..core.test_threshold_noise import noisy_series
@@ -560,7 +562,8 @@ def test_auto_sigma_preview_of_a_frame_smooths_it_as_the_run_does(
     series = noisy_series((96, 96), n=3)[0]
     mask, info = threshold(series, scope=scope, return_info=True)
     widget = ThresholdWidget(viewer)
-    widget.image.value = viewer.add_image(series, name="movie")
+    data = da.from_array(series, chunks=(1, 96, 96)) if lazy else series
+    widget.image.value = viewer.add_image(data, name="movie")
     widget.scope.value = scope
     widget.preview.value = True
     for frame in (6, 0):
