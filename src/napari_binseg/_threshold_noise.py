@@ -189,14 +189,15 @@ def _ratio(values, windows, invert, serial=False):
     return float(sigma_n / contrast) if contrast > 0 else 0.0
 
 
-def unit_ratios(image, units, *, invert=False):
+def unit_ratios(image, units, *, invert=False, progress=None):
     """Noise ratio of each unit (plane or frame; the first ``len(units)`` axes index them),
     each measured alone as :func:`noise_ratio` measures a large image (on ``SAMPLE_PIXELS``,
     whole up to that many: cheap per unit): an array of shape ``units``.
 
-    Units are measured in parallel threads. A dask array is read in batches of at least
-    ``UNIT_BATCH`` units that split no chunk of its first axis, each in one compute: a chunk
-    that several units share is read once.
+    Units are measured in parallel threads; ``progress.step()`` (a ``Progress``) after
+    each. A dask array is read in batches of at least ``UNIT_BATCH`` units that split no
+    chunk of its first axis, each in one compute: a chunk that several units share is read
+    once.
     """
     from ._threshold_passes import Progress, run_units
     from ._validation import is_dask
@@ -204,11 +205,10 @@ def unit_ratios(image, units, *, invert=False):
     def ratio(sample):
         return _ratio(*sample, invert, serial=True)  # serial kernels: already in threads
 
+    progress = Progress(None, 1) if progress is None else progress
     indices = list(np.ndindex(*units))
     if not is_dask(image):
-        ratios = run_units(
-            lambda i: ratio(_sample(image[i], SAMPLE_PIXELS)), indices, Progress(None, 1)
-        )
+        ratios = run_units(lambda i: ratio(_sample(image[i], SAMPLE_PIXELS)), indices, progress)
         return np.reshape(np.array(ratios, np.float64), units)
     ratios = []
     for batch in _batches(indices, image.chunks[0]):
@@ -221,7 +221,7 @@ def unit_ratios(image, units, *, invert=False):
             )
             for values, windows in samples
         ]
-        ratios += run_units(ratio, samples, Progress(None, 1))
+        ratios += run_units(ratio, samples, progress)
     return np.reshape(np.array(ratios, np.float64), units)
 
 
@@ -239,7 +239,7 @@ def _batches(indices, chunks):
     return batches
 
 
-def resolve_sigma(image, sigma, *, invert=False, scope="image"):
+def resolve_sigma(image, sigma, *, invert=False, scope="image", progress=None):
     """``(sigma, ratio)``: ``"auto"`` measured on ``image``, a number as it is (ratio None).
 
     Where each plane or frame of a stack gets its own threshold (``scope`` ``"slice"`` or
@@ -247,6 +247,7 @@ def resolve_sigma(image, sigma, *, invert=False, scope="image"):
     clean time series is smoothed, the others not): ``sigma`` and ``ratio`` are then arrays
     with one value per unit, shaped as the thresholds. (A unit of more than ``SAMPLE_PIXELS``
     and at most ``WHOLE_PIXELS`` pixels is sampled, where the image alone is measured whole.)
+    ``progress``: a ``Progress`` stepped once per unit measured.
 
     Examples
     --------
@@ -267,7 +268,7 @@ def resolve_sigma(image, sigma, *, invert=False, scope="image"):
     if not units:
         ratio = noise_ratio(image, invert=invert)
         return sigma_for_ratio(ratio), ratio
-    ratio = unit_ratios(image, units, invert=invert)
+    ratio = unit_ratios(image, units, invert=invert, progress=progress)
     return np.vectorize(sigma_for_ratio, otypes=[np.float64])(ratio), ratio
 
 

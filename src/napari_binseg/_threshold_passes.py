@@ -82,6 +82,11 @@ class Progress:
         if self.callback is not None:
             self.callback(min(self.done, self.total), self.total)
 
+    def more(self, total):
+        """``total`` steps still to come, after those done (a stage whose count was not known
+        before the first one ran)."""
+        self.total = self.done + max(int(total), 1)
+
     def finish(self):
         if self.done < self.total:
             self.step(self.total - self.done)

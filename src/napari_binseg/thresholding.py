@@ -224,6 +224,18 @@ def _info(notes, sigma, ratio):
     return {"bright_outliers": dict(sorted(notes.items())), "sigma": sigma, "noise_ratio": ratio}
 
 
+def _steps(data, sigmas, method, scope, n_unit_count, post):
+    """Progress steps of the threshold passes over ``data`` and of its mask."""
+    if is_dask(data):
+        blocks = int(np.prod(data.numblocks))
+        return (0 if method == "manual" else dask_passes(data, sigmas) * blocks) + 1
+    if scope != "image":
+        return n_unit_count
+    pieces = -(-data.size // PIECE)
+    passes = dask_passes(data)  # same rule: 8/16-bit integers need one read
+    return (0 if method == "manual" else passes * pieces) + 1 + post
+
+
 def _postprocess(mask, fill_holes, min_size):
     """Fill holes and remove small objects of one mask unit, in place."""
     if fill_holes:
@@ -366,18 +378,20 @@ def threshold(
         raise ValueError("fill_holes and min_size apply to binary masks, not multiotsu classes")
     mode = 2 if method == "multiotsu" else (1 if invert else 0)
     post = bool(fill_holes) or min_size > 1
-    sigma, ratio = resolve_sigma(image, sigma, invert=invert, scope=scope)
-    data, sigmas = _smoothed(image, sigma)
     units = n_units(image.shape, scope)
     n_unit_count = int(np.prod(units)) if units else 1
+    # A step per plane / frame that "auto" measures alone (a lazy stack: all of it is read),
+    # then those of the passes (for a lazy stack estimated until its sigmas are known).
+    measured = n_unit_count if units and sigma == "auto" else 0
+    steps = (method, scope, n_unit_count, post)
+    progress_ = Progress(progress, measured + _steps(image, None, *steps))
+    sigma, ratio = resolve_sigma(image, sigma, invert=invert, scope=scope, progress=progress_)
+    data, sigmas = _smoothed(image, sigma)
+    progress_.more(_steps(data, sigmas, *steps))
     notes = {}
     rules = {"clip": clip, "outliers": ignore_bright_outliers, "notes": notes, "sigmas": sigmas}
 
     if is_dask(data):
-        reads = (
-            0 if method == "manual" else dask_passes(data, sigmas) * int(np.prod(data.numblocks))
-        )
-        progress_ = Progress(progress, reads + 1)
         if method == "manual":
             thresholds = np.full(units + (1,), float(value))
         else:
@@ -397,13 +411,6 @@ def threshold(
         result = mask
     else:
         mask = np.empty(image.shape, np.uint8)
-        if scope == "image":
-            pieces = -(-data.size // PIECE)
-            passes = dask_passes(data)  # same rule: 8/16-bit integers need one read
-            total = (0 if method == "manual" else passes * pieces) + 1 + post
-        else:
-            total = n_unit_count
-        progress_ = Progress(progress, total)
 
         def per_unit(index, unit, t, serial):
             target = mask[index]

@@ -299,13 +299,18 @@ def test_progress_is_reported_and_can_cancel():
     stack = small_stack()[0]
     calls = []
     threshold(stack, scope="slice", progress=lambda done, total: calls.append((done, total)))
+    # sigma "auto" measures each plane first, a step each.
+    assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    calls.clear()
+    threshold(stack, scope="slice", sigma=0, progress=lambda *step: calls.append(step))
     assert calls == [(1, 2), (2, 2)]
 
     def cancel(done, total):
         raise KeyboardInterrupt
 
-    with pytest.raises(KeyboardInterrupt):
-        threshold(stack, scope="slice", progress=cancel)
+    for sigma in ("auto", 0):  # while measuring / thresholding the planes
+        with pytest.raises(KeyboardInterrupt):
+            threshold(stack, scope="slice", sigma=sigma, progress=cancel)
     calls.clear()
     threshold(stack, progress=lambda done, total: calls.append((done, total)))
     assert calls and calls[-1][0] == calls[-1][1]
@@ -314,6 +319,12 @@ def test_progress_is_reported_and_can_cancel():
     lazy = da.from_array(stack.astype(np.float32), chunks=(1, 32, 80))
     threshold(lazy, progress=lambda done, total: calls.append((done, total)))
     assert calls == [(i, 9) for i in range(1, 10)]
+    # A sigma per plane: the measure's steps, then the passes over the lazy planes (an
+    # estimate of them until the sigmas are known).
+    calls.clear()
+    threshold(lazy, scope="slice", progress=lambda done, total: calls.append((done, total)))
+    assert [done for done, _ in calls] == list(range(1, len(calls) + 1))
+    assert calls[:2] == [(1, 11), (2, 11)] and calls[-1][0] == calls[-1][1]
 
 
 # -------------------------------------------------------------------------- bad input
