@@ -106,35 +106,54 @@ def load(pieces):
 
 
 def _pieces(image, whole=WHOLE_PIXELS):
-    """``(values, windows)``, unread slices of ``image``: up to ``SAMPLE_PLANES`` evenly spaced
-    planes, whole (both lists) when they hold ``whole`` pixels or fewer in all; otherwise each
-    plane's pixels on an even grid (``SAMPLE_PIXELS`` in all: the contrast sees the whole
-    plane, a sparse nucleus included) and ``WINDOW``-wide squares centred in the cells of a
-    grid (as many pixels in all: the noise needs neighbouring pixels)."""
+    """``(values, tiles, cuts)``, unread slices of ``image``: up to ``SAMPLE_PLANES`` evenly
+    spaced planes, whole (values and tiles; ``cuts`` None) when they hold ``whole`` pixels or
+    fewer in all; otherwise each plane's pixels on an even grid (``SAMPLE_PIXELS`` in all: the
+    contrast sees the whole plane, a sparse nucleus included) and one tile of
+    ``WINDOW``-wide squares centred in the cells of a grid (as many pixels in all: the noise
+    needs neighbouring pixels), side by side, cut apart at ``cuts`` (row and column offsets;
+    :func:`_windows`). One slice per plane: a dask array reads it as one task, not one a
+    square."""
     lead = image.shape[:-2]
     n = int(np.prod(lead)) if lead else 1
     flat = np.unique(np.linspace(0, n - 1, min(n, SAMPLE_PLANES)).round().astype(int))
     planes = [image[tuple(np.unravel_index(i, lead)) if lead else ()] for i in flat]
     h, w = image.shape[-2:]
     if h * w * len(flat) <= whole:
-        return planes, planes
+        return planes, planes, None
     step = math.ceil(math.sqrt(h * w * len(flat) / SAMPLE_PIXELS))
     per_axis = math.ceil(math.sqrt(SAMPLE_PIXELS / WINDOW**2 / len(flat)))
-    values, windows = [], []
-    for plane in planes:
-        values.append(plane[::step, ::step])
-        for y in _cells(per_axis, WINDOW, h):
-            for x in _cells(per_axis, WINDOW, w):
-                windows.append(plane[y : y + WINDOW, x : x + WINDOW])
-    return values, windows
+    spans = [
+        [(start, min(start + WINDOW, size)) for start in _cells(per_axis, WINDOW, size)]
+        for size in (h, w)
+    ]
+    rows, cols = (np.concatenate([np.arange(a, b) for a, b in span]) for span in spans)
+    cuts = tuple(np.cumsum([b - a for a, b in span])[:-1] for span in spans)
+    values = [plane[::step, ::step] for plane in planes]
+    return values, [plane[rows][:, cols] for plane in planes], cuts
+
+
+def _windows(tiles, cuts):
+    """The squares of the tiles of :func:`_pieces` (the tiles themselves when ``cuts`` is
+    None)."""
+    if cuts is None:
+        return list(tiles)
+    rows, cols = cuts
+    return [
+        square
+        for tile in tiles
+        for band in np.split(tile, rows)
+        for square in np.split(band, cols, axis=1)
+    ]
 
 
 def _sample(image, whole=WHOLE_PIXELS):
     """``(values, windows)`` of :func:`_pieces` as numpy arrays, the values as one flat array
     (only these pixels are read)."""
-    values, windows = _pieces(image, whole)
-    pieces = load(values + windows)
-    return np.concatenate([v.ravel() for v in pieces[: len(values)]]), pieces[len(values) :]
+    values, tiles, cuts = _pieces(image, whole)
+    pieces = load(values + tiles)
+    flat = np.concatenate([v.ravel() for v in pieces[: len(values)]])
+    return flat, _windows(pieces[len(values) :], cuts)
 
 
 def noise_ratio(image, *, invert=False):
@@ -213,13 +232,13 @@ def unit_ratios(image, units, *, invert=False, progress=None):
     ratios = []
     for batch in _batches(indices, image.chunks[0]):
         samples = [_pieces(image[index], SAMPLE_PIXELS) for index in batch]
-        pieces = iter(load([p for values, windows in samples for p in values + windows]))
+        pieces = iter(load([p for values, tiles, _ in samples for p in values + tiles]))
         samples = [
             (
                 np.concatenate([next(pieces).ravel() for _ in values]),
-                [next(pieces) for _ in windows],
+                _windows([next(pieces) for _ in tiles], cuts),
             )
-            for values, windows in samples
+            for values, tiles, cuts in samples
         ]
         ratios += run_units(ratio, samples, progress)
     return np.reshape(np.array(ratios, np.float64), units)
