@@ -125,7 +125,7 @@ def test_background_invert_and_stack_and_errors():
         threshold(img, background="yes")
 
 
-# ------------------------------------------------------- background="uneven" (the default)
+# ------------------------------------------------------------- background="uneven" (opt-in)
 
 
 def test_uneven_counts_a_ramped_image_the_default_undercounts():
@@ -280,6 +280,39 @@ def test_the_gate_decides_on_hand_made_cases(case, invert, decision):
     # Other values pass through unmeasured.
     for value in (None, "auto", 12.0):
         assert resolve_background(image, value) == (value, None)
+
+
+def test_blocks_filled_by_large_nuclei_have_no_background_level(monkeypatch):
+    """Two 84-px nuclei each cover a 64-px block but for its corners: that block's 5th
+    percentile is a nucleus level. Counted as a background level (the gate before
+    ``BLOCK_BACKGROUND``), it read as an uneven background of 0.8x the contrast."""
+    import napari_binseg.background as bg
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:256, :256]
+    img = 20 + rng.normal(0, 2, (256, 256))
+    for cy, cx in [(96, 96), (160, 160)]:
+        r2 = ((yy - cy) ** 2 + (xx - cx) ** 2) / 42**2
+        img = np.where(r2 < 1, 100 - 40 * r2 + rng.normal(0, 2, img.shape), img)
+    img = img.astype(np.uint8)
+    mask, info = threshold(img, background="uneven", return_info=True)
+    assert info["background"] is None and info["unevenness"] < 0.05
+    np.testing.assert_array_equal(mask, threshold(img, background=None))
+    assert len(count_cells(mask, image=img)[1]) == 2
+    monkeypatch.setattr(bg, "BLOCK_BACKGROUND", 0.0)
+    assert unevenness(img) > 0.7
+
+
+def test_a_ramp_above_otsus_threshold_is_still_subtracted():
+    """A ramp of about the nucleus contrast lifts the right-hand blocks' background above
+    Otsu's threshold: they have no level, but the other blocks still span most of the ramp
+    (0.71, 1.06 with every block), and subtracting it recovers the count."""
+    img, _ = _nuclei(n=12, radius=20, seed=3)
+    ramped = np.clip(img + 40.0 * np.mgrid[:256, :256][1] / 256, 0, 255).astype(np.uint8)
+    mask, info = threshold(ramped, background="uneven", return_info=True)
+    assert info["background"] is not None and info["unevenness"] > UNEVEN_GATE
+    assert len(count_cells(mask, image=ramped)[1]) == 12
+    assert len(count_cells(threshold(ramped), image=ramped)[1]) < 12
 
 
 def test_unevenness_of_a_stack_is_the_median_of_its_planes():
