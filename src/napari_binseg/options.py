@@ -397,8 +397,8 @@ class ThresholdOptions(StageOptions):
         None,
         "Subtract an uneven background first (grey opening by a disc of this radius; auto: "
         "1.5 nucleus diameters, estimated; uneven: auto where the background measures uneven "
-        "against the nuclei, else off, and off for the manual method; it can misjudge images "
-        "whose nuclei are large against the frame).",
+        "against the nuclei, else off, and off for the manual method; it can misjudge small "
+        "crops that are mostly background).",
         kind=float,
         choices=("auto", "uneven"),
         nullable=True,
