@@ -16,7 +16,10 @@ Both normalize the stack once (its own intensity percentiles, so a plane above t
 dark instead of being stretched to full contrast) and estimate the nucleus size once per stack
 (:func:`estimate_diameter`). Memory: the network sees one chunk of planes at a time; the
 accurate mode holds the resampled stack and two probability sums (3 float32 copies of the
-stack at isotropic voxels), the fast mode two float32 maps at the stack's size.
+stack at isotropic voxels: ~12 bytes per isotropic voxel at its peak, :func:`memory_need`),
+the fast mode two float32 maps at the stack's size. Where the estimated peak exceeds the
+available memory, :func:`segment_volume` raises a ValueError before the work that says what
+fits instead (``mode="fast"``, a larger ``diameter``, a crop).
 ``progress(done, total)`` counts planes over all passes and frames; an exception raised by it
 stops the work between planes (cancel).
 
@@ -54,6 +57,15 @@ _SECTION = math.sqrt(3) / 2
 
 #: Smallest peak of the averaged centre probability that seeds a 3D nucleus.
 _PEAK_MIN = 0.3
+
+#: Peak memory of :func:`segment_volume` in bytes: per voxel of the accurate mode's isotropic
+#: stack (the resampled stack and the foreground and centre sums, float32 each, held through
+#: the three passes); per input voxel in either mode (the normalized stack, the labels on the
+#: input grid, the output and its uint16 copy); per input voxel the fast mode adds (its two
+#: float32 maps); per input voxel of the returned probability; per pixel of one network call.
+#: Measured as the peak RSS a call adds (benchmarks/bench_3d.py) on synthetic stacks of 2-34
+#: M isotropic voxels: the estimate is within 0.88-1.08x of it (accurate), 0.96-1.28x (fast).
+_BYTES = {"iso": 12, "input": 16, "fast": 8, "probability": 6, "network": 64}
 
 
 def probabilities_to_labels_3d(
@@ -97,12 +109,25 @@ def probabilities_to_labels_3d(
     >>> labels[:, 1, 1].tolist() == [1] * 12 + [2] * 12
     True
     """
+    mask, coords, values = _seeds_3d(foreground, centre, prob_threshold, seed_threshold, diameter)
+    return _grow_3d(mask, coords, values, min_size=min_size, diameter=diameter)
+
+
+def _seeds_3d(foreground, centre, prob_threshold, seed_threshold, diameter):
+    """The foreground mask and the centre peaks inside it (coordinates, seed numbers): the
+    part of :func:`probabilities_to_labels_3d` that reads the probabilities, so a caller can
+    free them before the growth."""
     mask = foreground > prob_threshold
     diameter = np.broadcast_to(np.asarray(diameter, float), (3,))
     coords, values = _centre_peaks(centre, diameter, seed_threshold)
     inside = mask[coords]
-    coords = tuple(c[inside] for c in coords)
-    values = values[inside]
+    return mask, tuple(c[inside] for c in coords), values[inside]
+
+
+def _grow_3d(mask, coords, values, *, min_size, diameter):
+    """Seeds grown through ``mask``, side peaks dropped, seedless components and small objects
+    handled: the rest of :func:`probabilities_to_labels_3d`."""
+    diameter = np.broadcast_to(np.asarray(diameter, float), (3,))
 
     def grow(values):
         seeds = np.zeros(mask.shape, np.int32)
@@ -120,6 +145,7 @@ def probabilities_to_labels_3d(
         keep = sizes >= least
         keep[0] = False
         if not keep[np.unique(values)].all():
+            del labels  # not kept alongside the second growth's seeds and labels
             lut = np.zeros(n_seeds + 1, np.int32)
             lut[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
             values = lut[values]
@@ -361,6 +387,107 @@ def _scale_of(diameter, lm, spacing):
     return 1.0 if 0.8 < scale < 1.25 else round(4 * scale) / 4
 
 
+def _iso_shape(shape, spacing, scale):
+    """Shape of the accurate mode's isotropic stack: voxels of the lateral pixel / ``scale``."""
+    voxel = _lateral(spacing) / scale
+    return tuple(max(1, round(s * sp / voxel)) for s, sp in zip(shape, spacing, strict=True))
+
+
+def memory_need(
+    shape, spacing=(1.0, 1.0, 1.0), scale=1.0, *, mode="accurate", frames=1,
+    probabilities=False, batch_size=4,
+):  # fmt: skip
+    """Estimated peak memory of :func:`segment_volume` in bytes, above what the caller holds.
+
+    Parameters
+    ----------
+    shape : (3,) tuple of int
+        ``(Z, Y, X)`` of one stack.
+    spacing : (dz, dy, dx) tuple of float
+    scale : float
+        Lateral resize factor (the nucleus size over the model's; :func:`_scale_of`).
+    mode : {"accurate", "fast"}
+    frames : int
+        Stacks of a time series (one stack's work at a time, all frames' output).
+    probabilities : bool
+        With the returned foreground probability.
+    batch_size : int
+        Planes or tiles per network call.
+
+    Returns
+    -------
+    need : int
+        Bytes. The accurate mode's grows with the isotropic stack (:data:`_BYTES`).
+
+    Examples
+    --------
+    A 20 x 1024 x 1024 widefield stack (0.65 µm pixels, 2 µm steps) of 8-pixel nuclei,
+    upsampled 2.5x to 154 x 2560 x 2560 voxels, in GB:
+
+    >>> round(memory_need((20, 1024, 1024), (2.0, 0.65, 0.65), 2.5) / 1e9, 1)
+    12.7
+    """
+    nz, ny, nx = shape
+    if mode == "accurate":
+        iso = _iso_shape(shape, spacing, scale)
+        work = _BYTES["iso"] * math.prod(iso)
+        plane = max(iso[0] * iso[1], iso[0] * iso[2], iso[1] * iso[2])
+    else:
+        work = _BYTES["fast"] * nz * ny * nx
+        plane = max(1, round(ny * scale)) * max(1, round(nx * scale))
+    network = _BYTES["network"] * min(batch_size * plane, _CHUNK_PIXELS)
+    per_input = _BYTES["input"] + (_BYTES["probability"] if probabilities else 0)
+    return int(work + network + per_input * nz * ny * nx * frames)
+
+
+def _available_bytes():
+    """Memory the system can give without swapping, or None where it cannot be read."""
+    try:
+        import psutil  # a dependency of distributed (and so of this package)
+    except ImportError:
+        return None
+    return int(psutil.virtual_memory().available)
+
+
+def _gb(n):
+    return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.0f} MB"
+
+
+def _check_memory(shape, spacing, scale, lm, *, mode, **kw):
+    """Raise a one-line ValueError before the work where its estimated peak memory
+    (:func:`memory_need`) exceeds the available memory, saying what fits instead."""
+    available = _available_bytes()
+    need = memory_need(shape, spacing, scale, mode=mode, **kw)
+    if available is None or need <= available:
+        return
+    size = " x ".join(map(str, shape))
+    if mode == "fast":
+        raise ValueError(
+            f"mode='fast' needs about {_gb(need)} of memory for this {size} stack but "
+            f"{_gb(available)} is available: segment a crop of the stack"
+        )
+    iso = " x ".join(map(str, _iso_shape(shape, spacing, scale)))
+    hints = []
+    fast = memory_need(shape, spacing, scale, mode="fast", **kw)
+    if fast <= available:
+        hints.append(f"use mode='fast' (about {_gb(fast)})")
+    reference = lm.config["postprocess"].get("diameter")
+    # The largest resize (in quarters, as _scale_of rounds) that fits, as the diameter that
+    # asks for it.
+    smaller = [k / 4 for k in range(1, 13) if k / 4 < scale]
+    fits = [s for s in smaller if memory_need(shape, spacing, s, mode=mode, **kw) <= available]
+    if reference and fits:
+        s = max(fits)
+        need_s = memory_need(shape, spacing, s, mode=mode, **kw)
+        hints.append(f"diameter={reference / s:.1f} (resize {s:g}x, about {_gb(need_s)})")
+    hints.append("segment a crop of the stack")
+    raise ValueError(
+        f"mode='accurate' needs about {_gb(need)} of memory for this {size} stack "
+        f"(resized {scale:g}x to {iso} isotropic voxels) but {_gb(available)} is available: "
+        + ", or ".join(hints)
+    )
+
+
 def _positions(n, step):
     """Sampled planes of an axis of ``n`` planes: every ``step``-th and the last."""
     positions = list(range(0, n, step))
@@ -396,12 +523,15 @@ def _view_pass(volume, axis, step, lm, options, fg_sum, centre_sum, progress):
         j = np.clip(np.searchsorted(pos, out, side="right") - 1, 0, max(len(pos) - 2, 0))
         if len(pos) > 1:
             gap = np.asarray(pos)[j + 1] - np.asarray(pos)[j]
-            w = ((out - np.asarray(pos)[j]) / gap).astype(np.float32)[:, None, None]
+            w = ((out - np.asarray(pos)[j]) / gap).astype(np.float32)
+            # Plane by plane: the chunk's interpolated planes at once were 3 temporaries of
+            # `step` times the chunk's size (the pass's peak on stacks upsampled in z).
             for total, maps in ((fg_view, fg_all), (centre_view, centre_all)):
-                left = maps[j]
-                left += w * (maps[j + 1] - left)
-                total[first : pos[-1] + 1] += left
-                del left
+                for k, (jk, wk) in enumerate(zip(j, w, strict=True)):
+                    plane = maps[jk + 1] - maps[jk]
+                    plane *= wk
+                    plane += maps[jk]
+                    total[first + k] += plane
         else:
             fg_view[first : pos[-1] + 1] += fg_all[j]
             centre_view[first : pos[-1] + 1] += centre_all[j]
@@ -409,16 +539,17 @@ def _view_pass(volume, axis, step, lm, options, fg_sum, centre_sum, progress):
         del fg_all, centre_all
 
 
-def _accurate(volume, lm, spacing, diameter, *, options, prob_threshold, plane_step, progress):
-    """Labels (at the input grid) and foreground probability of one normalized stack."""
+def _accurate(
+    volume, lm, spacing, diameter, *, options, prob_threshold, plane_step, progress,
+    keep_probability=True,
+):  # fmt: skip
+    """Labels (at the input grid) and foreground probability (on the isotropic grid; ``None``
+    without ``keep_probability``) of one normalized stack."""
     scale = _scale_of(diameter, lm, spacing)
     lateral = _lateral(spacing)
     # Nucleus diameter in voxels of the resampled stack.
     nucleus = diameter / lateral * scale if diameter else _reference(lm)
-    voxel = lateral / scale  # target isotropic voxel
-    shape = tuple(
-        max(1, round(s * sp / voxel)) for s, sp in zip(volume.shape, spacing, strict=True)
-    )
+    shape = _iso_shape(volume.shape, spacing, scale)
     iso = _resize3d(volume, shape)
     zoom = shape[0] / volume.shape[0]
     step = max(1, int(plane_step)) if plane_step is not None else max(1, int(math.floor(zoom)))
@@ -432,18 +563,16 @@ def _accurate(volume, lm, spacing, diameter, *, options, prob_threshold, plane_s
     del iso
     fg_sum /= 3
     centre_sum /= 3
+    seeds = _seeds_3d(fg_sum, centre_sum, prob_threshold, _PEAK_MIN, nucleus)
+    # The sums are freed before the growth (its seeds, labels and queue are the peak).
+    del centre_sum
+    if not keep_probability:
+        fg_sum = None
     post = lm.config["postprocess"]
     # The model's smallest object (an area at its scale) as a ball.
     radius = math.sqrt(post["min_size"] / math.pi)
-    labels = probabilities_to_labels_3d(
-        fg_sum,
-        centre_sum,
-        prob_threshold=prob_threshold,
-        seed_threshold=_PEAK_MIN,
-        min_size=4 / 3 * math.pi * radius**3,
-        diameter=nucleus,
-    )
-    del centre_sum
+    labels = _grow_3d(*seeds, min_size=4 / 3 * math.pi * radius**3, diameter=nucleus)
+    del seeds
     if labels.shape != volume.shape:
         labels = labels_resized(labels, volume.shape)
     return labels, fg_sum
@@ -454,9 +583,13 @@ def _resize_planes(planes, shape):
     return planes if tuple(planes.shape[1:]) == tuple(shape) else resize(planes, shape)
 
 
-def _fast(volume, lm, spacing, diameter, *, options, prob_threshold, stitch_threshold, progress):
+def _fast(
+    volume, lm, spacing, diameter, *, options, prob_threshold, stitch_threshold, progress,
+    keep_probability=True,
+):  # fmt: skip
     """One pass of XY planes; 3D seeds grown through the stacked maps, or (with a
-    ``stitch_threshold``) plane labels linked by overlap. Labels and foreground probability."""
+    ``stitch_threshold``) plane labels linked by overlap. Labels and foreground probability
+    (``None`` without ``keep_probability``)."""
     plain = _unnormalized(lm)
     scale = _scale_of(diameter, lm, spacing)
     lateral = _lateral(spacing)
@@ -496,15 +629,13 @@ def _fast(volume, lm, spacing, diameter, *, options, prob_threshold, stitch_thre
         del fg, centre
     voxels = tuple(pixels * lateral / sp for sp in spacing)
     radius = math.sqrt(post["min_size"] / math.pi) / scale  # at the input's lateral pixels
-    labels = probabilities_to_labels_3d(
-        fg_vol,
-        centre_vol,
-        prob_threshold=prob_threshold,
-        seed_threshold=_PEAK_MIN,
-        min_size=4 / 3 * math.pi * radius**3 * lateral / spacing[0],
-        diameter=voxels,
-    )
+    seeds = _seeds_3d(fg_vol, centre_vol, prob_threshold, _PEAK_MIN, voxels)
     del centre_vol
+    if not keep_probability:
+        fg_vol = None
+    labels = _grow_3d(
+        *seeds, min_size=4 / 3 * math.pi * radius**3 * lateral / spacing[0], diameter=voxels
+    )
     return labels, fg_vol
 
 
@@ -591,6 +722,14 @@ def segment_volume(
         Only with ``return_probabilities=True``.
     info : dict
         Only with ``return_info=True`` (last).
+
+    Raises
+    ------
+    ValueError
+        Bad options; or, once the nucleus size is known and before the work, where the
+        estimated peak memory (:func:`memory_need`) exceeds the available memory: the message
+        gives both and what fits (the fast mode's need, the largest ``diameter``-driven resize
+        that fits, a crop).
     """
     t0 = time.perf_counter()
     _check(mode, stitch_threshold, plane_step)
@@ -626,6 +765,11 @@ def segment_volume(
             found = None if diameter is None else float(diameter) * lateral
             tracker.step(3)
         diameters.append(None if found is None else found / lateral)
+        _check_memory(
+            volume.shape, spacing, _scale_of(found, lm, spacing), lm, mode=mode,
+            frames=len(frames), probabilities=prob is not None,
+            batch_size=options.get("batch_size", 4),
+        )  # fmt: skip
         labels, fg = run(
             volume,
             lm,
@@ -634,6 +778,7 @@ def segment_volume(
             options=options,
             prob_threshold=prob_threshold,
             progress=tracker,
+            keep_probability=prob is not None,
         )
         if prob is not None:
             # The accurate mode's map is on the isotropic grid, the fast mode's on the stack's.
