@@ -320,7 +320,7 @@ def test_memory_guard_refuses_the_accurate_mode_and_says_what_fits(monkeypatch):
     message = str(raised.value)
     assert "\n" not in message
     assert f"needs about {volume._gb(need)} of memory" in message and "MB" in volume._gb(need)
-    assert "resized 2.5x to 123 x 160 x 160" in message
+    assert "(resampled to 123 x 160 x 160 isotropic voxels, resized 2.5x)" in message
     assert f"but {volume._gb(available)} is available" in message
     fast = volume.memory_need(shape, spacing, 2.5, mode="fast")
     assert f"use mode='fast' (about {volume._gb(fast)})" in message

@@ -64,7 +64,7 @@ _PEAK_MIN = 0.3
 #: input grid, the output and its uint16 copy); per input voxel the fast mode adds (its two
 #: float32 maps); per input voxel of the returned probability; per pixel of one network call.
 #: Measured as the peak RSS a call adds (benchmarks/bench_3d.py) on synthetic stacks of 2-34
-#: M isotropic voxels: the estimate is within 0.88-1.08x of it (accurate), 0.96-1.28x (fast).
+#: M isotropic voxels: the estimate is within 0.88-1.08x of it (accurate), 0.84-1.28x (fast).
 _BYTES = {"iso": 12, "input": 16, "fast": 8, "probability": 6, "network": 64}
 
 
@@ -467,6 +467,7 @@ def _check_memory(shape, spacing, scale, lm, *, mode, **kw):
             f"{_gb(available)} is available: segment a crop of the stack"
         )
     iso = " x ".join(map(str, _iso_shape(shape, spacing, scale)))
+    resized = f", resized {scale:g}x" if scale != 1 else ""
     hints = []
     fast = memory_need(shape, spacing, scale, mode="fast", **kw)
     if fast <= available:
@@ -483,7 +484,7 @@ def _check_memory(shape, spacing, scale, lm, *, mode, **kw):
     hints.append("segment a crop of the stack")
     raise ValueError(
         f"mode='accurate' needs about {_gb(need)} of memory for this {size} stack "
-        f"(resized {scale:g}x to {iso} isotropic voxels) but {_gb(available)} is available: "
+        f"(resampled to {iso} isotropic voxels{resized}) but {_gb(available)} is available: "
         + ", or ".join(hints)
     )
 
