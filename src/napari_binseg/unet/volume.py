@@ -441,11 +441,9 @@ def memory_need(
 
 
 def _available_bytes():
-    """Memory the system can give without swapping, or None where it cannot be read."""
-    try:
-        import psutil  # a dependency of distributed (and so of this package)
-    except ImportError:
-        return None
+    """Memory the system can give without swapping."""
+    import psutil
+
     return int(psutil.virtual_memory().available)
 
 
@@ -458,7 +456,7 @@ def _check_memory(shape, spacing, scale, lm, *, mode, **kw):
     (:func:`memory_need`) exceeds the available memory, saying what fits instead."""
     available = _available_bytes()
     need = memory_need(shape, spacing, scale, mode=mode, **kw)
-    if available is None or need <= available:
+    if need <= available:
         return
     size = " x ".join(map(str, shape))
     if mode == "fast":
