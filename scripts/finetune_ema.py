@@ -147,8 +147,8 @@ def main(argv=None):
             "part of the split below + s-bsst265 training half (Kromp et al. 2020, even rows "
             "of index.csv; CC0) at 0.8/1/1.25x the reference diameter"
             + (
-                f"; every {a.dsb_small_every}th DSB training image also shrunk by "
-                f"{a.dsb_small} and upsampled as segment() would"
+                f"; one DSB training image in {a.dsb_small_every} also shrunk by "
+                f"{a.dsb_small.replace(',', ' or ')} (in turn) and upsampled as segment() would"
                 if a.dsb_small
                 else ""
             )
