@@ -2,6 +2,7 @@
 model on small synthetic stacks in both modes (CPU, a few seconds each), and the memory
 estimate and guard."""
 
+import math
 import subprocess
 import sys
 
@@ -357,8 +358,33 @@ def test_memory_need_grows_with_the_isotropic_stack():
     deep = volume.memory_need((32, 512, 512), (4.0, 1.0, 1.0), 1.0)
     assert deep - flat == 12 * 96 * 512 * 512
     assert volume.memory_need((32, 512, 512), (4.0, 1.0, 1.0), 1.0, mode="fast") < flat
+    # A series holds one stack's work at a time, every frame's output (int32 and its copy).
     series = volume.memory_need((32, 512, 512), (1.0, 1.0, 1.0), 1.0, frames=3)
-    assert series - flat == 2 * 16 * 32 * 512 * 512
+    assert series - flat == 2 * 8 * 32 * 512 * 512
+
+
+def test_memory_guard_counts_a_series_output_once(monkeypatch):
+    """Each frame's check adds back the output the earlier frames already wrote (it is in the
+    need and no longer in the available memory): a series that fits is not refused midway."""
+    shape, frames = (4, 32, 32), 5
+    need = volume.memory_need(shape, mode="fast", frames=frames)
+    written = []
+
+    def run(volume_, *args, **kwargs):
+        written.append(volume_.shape)
+        return np.ones(volume_.shape, np.int32), None
+
+    frame_bytes = math.prod(shape) * 4  # the int32 output
+    monkeypatch.setattr(volume, "_fast", run)
+    monkeypatch.setattr(volume, "_available_bytes", lambda: need - frame_bytes * len(written))
+    image = np.zeros((frames, *shape), np.float32)
+    labels = segment_volume(image, _SizedModel(), axes="TZYX", diameter=None, mode="fast")
+    assert len(written) == frames and labels.shape == image.shape
+    monkeypatch.setattr(volume, "_available_bytes", lambda: need - 1 - frame_bytes * len(written))
+    written.clear()
+    with pytest.raises(ValueError, match=r"mode='fast' needs about .* for 5 stacks of 4 x 32 x"):
+        segment_volume(image, _SizedModel(), axes="TZYX", diameter=None, mode="fast")
+    assert written == []
 
 
 _PEAK_CHILD = """

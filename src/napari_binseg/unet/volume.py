@@ -60,12 +60,13 @@ _PEAK_MIN = 0.3
 
 #: Peak memory of :func:`segment_volume` in bytes: per voxel of the accurate mode's isotropic
 #: stack (the resampled stack and the foreground and centre sums, float32 each, held through
-#: the three passes); per input voxel in either mode (the normalized stack, the labels on the
-#: input grid, the output and its uint16 copy); per input voxel the fast mode adds (its two
-#: float32 maps); per input voxel of the returned probability; per pixel of one network call.
-#: Measured as the peak RSS a call adds (benchmarks/bench_3d.py) on synthetic stacks of 2-34
-#: M isotropic voxels: the estimate is within 0.88-1.08x of it (accurate), 0.84-1.28x (fast).
-_BYTES = {"iso": 12, "input": 16, "fast": 8, "probability": 6, "network": 64}
+#: the three passes); per voxel of one input stack in either mode (the normalized stack, its
+#: labels on the input grid); per input voxel of every frame (the output and its uint16
+#: copy); per input voxel the fast mode adds (its two float32 maps); per input voxel of the
+#: returned probability; per pixel of one network call. Measured as the peak RSS a call adds
+#: (benchmarks/bench_3d.py) on synthetic stacks of 2-34 M isotropic voxels: the estimate is
+#: within 0.88-1.08x of it (accurate), 0.84-1.28x (fast).
+_BYTES = {"iso": 12, "stack": 8, "output": 8, "fast": 8, "probability": 6, "network": 64}
 
 
 def probabilities_to_labels_3d(
@@ -436,8 +437,8 @@ def memory_need(
         work = _BYTES["fast"] * nz * ny * nx
         plane = max(1, round(ny * scale)) * max(1, round(nx * scale))
     network = _BYTES["network"] * min(batch_size * plane, _CHUNK_PIXELS)
-    per_input = _BYTES["input"] + (_BYTES["probability"] if probabilities else 0)
-    return int(work + network + per_input * nz * ny * nx * frames)
+    per_frame = _BYTES["output"] + (_BYTES["probability"] if probabilities else 0)
+    return int(work + network + (_BYTES["stack"] + per_frame * frames) * nz * ny * nx)
 
 
 def _available_bytes():
@@ -451,17 +452,22 @@ def _gb(n):
     return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.0f} MB"
 
 
-def _check_memory(shape, spacing, scale, lm, *, mode, **kw):
+def _check_memory(shape, spacing, scale, lm, *, mode, held=0, **kw):
     """Raise a one-line ValueError before the work where its estimated peak memory
-    (:func:`memory_need`) exceeds the available memory, saying what fits instead."""
-    available = _available_bytes()
+    (:func:`memory_need`) exceeds the available memory, saying what fits instead.
+
+    ``held``: bytes of that need already in use (the output of a series' earlier frames),
+    which the available memory no longer includes."""
+    available = _available_bytes() + held
     need = memory_need(shape, spacing, scale, mode=mode, **kw)
     if need <= available:
         return
     size = " x ".join(map(str, shape))
+    frames = kw.get("frames", 1)
+    size = f"this {size} stack" if frames == 1 else f"{frames} stacks of {size}"
     if mode == "fast":
         raise ValueError(
-            f"mode='fast' needs about {_gb(need)} of memory for this {size} stack but "
+            f"mode='fast' needs about {_gb(need)} of memory for {size} but "
             f"{_gb(available)} is available: segment a crop of the stack"
         )
     iso = " x ".join(map(str, _iso_shape(shape, spacing, scale)))
@@ -481,7 +487,7 @@ def _check_memory(shape, spacing, scale, lm, *, mode, **kw):
         hints.append(f"diameter={reference / s:.1f} (resize {s:g}x, about {_gb(need_s)})")
     hints.append("segment a crop of the stack")
     raise ValueError(
-        f"mode='accurate' needs about {_gb(need)} of memory for this {size} stack "
+        f"mode='accurate' needs about {_gb(need)} of memory for {size} "
         f"(resampled to {iso} isotropic voxels{resized}) but {_gb(available)} is available: "
         + ", or ".join(hints)
     )
@@ -753,7 +759,7 @@ def segment_volume(
     prob = np.zeros(tuple(image.shape), np.float32) if return_probabilities else None
     offset = 0
     start = 0
-    for index, frame in frames:
+    for done, (index, frame) in enumerate(frames):
         if is_dask(frame):
             frame = frame.compute()
         volume = normalize_plane(np.asarray(frame), lm.config["normalization"])
@@ -768,6 +774,7 @@ def segment_volume(
             volume.shape, spacing, _scale_of(found, lm, spacing), lm, mode=mode,
             frames=len(frames), probabilities=prob is not None,
             batch_size=options.get("batch_size", 4),
+            held=sum(x[index].nbytes for x in (out, prob) if x is not None) * done,
         )  # fmt: skip
         labels, fg = run(
             volume,
