@@ -13,7 +13,7 @@ accurate mode's isotropic stack; of the input for the fast mode) and the ratio o
 
     python benchmarks/bench_3d.py                       # 64x512x512, spacing (2, 1, 1)
     python benchmarks/bench_3d.py --shape 32x256x256    # smaller, a few seconds a run
-    python benchmarks/bench_3d.py --runs fast,accurate --radius 4.5   # upsampled 2x
+    python benchmarks/bench_3d.py --runs fast,accurate --radius 4.5   # upsampled 2.5x
 
 Targets (issue 14): fast <= 1.3x and accurate <= 4x the plane-by-plane time.
 
