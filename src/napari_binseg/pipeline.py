@@ -186,12 +186,15 @@ def outliers_note(outliers: dict) -> str:
 def smoothing_note(sigma, ratio, scope="image") -> str:
     """ "smoothed with sigma 2 px (noise ratio 0.81)" where ``sigma="auto"`` smoothed a noisy
     image (the ``sigma`` and ``noise_ratio`` of ``threshold(..., return_info=True)``), else
-    "". Per plane or frame (sequences; ``scope`` names them): "smoothed 2 of 8 frames with
-    sigma 1-2 px (noise ratio 0.62-1.07)"."""
+    "". Per plane or frame (sequences; ``scope`` names them), which ones (the first 4):
+    "smoothed 2 of 8 frames with sigma 1-2 px (noise ratio 0.62-1.07): frames 6, 7"; a plane
+    of a time series of z-stacks is named (frame, plane)."""
     if ratio is None:
         return ""
     if np.ndim(sigma) == 0:
         return f"smoothed with sigma {sigma:g} px (noise ratio {ratio:.2f})" if sigma else ""
+    where = np.argwhere(np.asarray(sigma) > 0).tolist()
+    names = [str(i[0] if len(i) == 1 else tuple(i)) for i in where]
     sigma, ratio = np.ravel(sigma), np.ravel(ratio)
     smoothed = sigma > 0
     if not smoothed.any():
@@ -199,9 +202,10 @@ def smoothing_note(sigma, ratio, scope="image") -> str:
     units = "frames" if scope == "frame" else "planes"
     sigmas = "-".join(dict.fromkeys(f"{s:g}" for s in np.sort(sigma[smoothed])[[0, -1]]))
     ratios = "-".join(dict.fromkeys(f"{r:.2f}" for r in np.sort(ratio[smoothed])[[0, -1]]))
+    named = ", ".join(names[:4]) + (" ..." if len(names) > 4 else "")
     return (
         f"smoothed {smoothed.sum()} of {sigma.size} {units} with sigma {sigmas} px "
-        f"(noise ratio {ratios})"
+        f"(noise ratio {ratios}): {units} {named}"
     )
 
 

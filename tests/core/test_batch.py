@@ -354,6 +354,7 @@ def test_params_record_the_sigma_auto_chose_per_frame(tmp_path, capsys):
     assert main(argv) == 0
     printed = capsys.readouterr().out
     note = r"movie.tif: threshold smoothed 2 of 8 frames with sigma 2 px \(noise ratio \S+\)"
+    note += r": frames 6, 7\n"
     assert re.search(note, printed)
     sigmas = json.loads((out / "params.json").read_text())["threshold_sigma"]
     assert sigmas == {"movie.tif": [0.0] * 6 + [2.0, 2.0]}

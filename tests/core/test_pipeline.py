@@ -466,6 +466,22 @@ def test_pipeline_table_says_what_smoothing_ran():
         assert len(attrs["noise_ratio"]) == 8 and min(attrs["noise_ratio"][6:]) > 0.709
 
 
+def test_smoothing_note_names_the_smoothed_frames_and_planes():
+    """Per frame / plane the note says which were smoothed (the first 4): the frames a
+    biologist should look at (before: only how many)."""
+    from napari_binseg.pipeline import smoothing_note
+
+    note = smoothing_note([0.0] * 6 + [2.0, 2.0], [0.05] * 6 + [1.05, 0.97], "frame")
+    assert note == "smoothed 2 of 8 frames with sigma 2 px (noise ratio 0.97-1.05): frames 6, 7"
+    sigma, ratio = np.array([[0, 1.0], [4.0, 0]]), np.array([[0.1, 0.3], [1.6, 0.1]])
+    note = smoothing_note(sigma, ratio, "slice")
+    assert note == (
+        "smoothed 2 of 4 planes with sigma 1-4 px (noise ratio 0.30-1.60): planes (0, 1), (1, 0)"
+    )
+    assert smoothing_note([2.0] * 5, [1.0] * 5, "slice").endswith(": planes 0, 1, 2, 3 ...")
+    assert smoothing_note([0.0, 0.0], [0.1, 0.1], "frame") == ""
+
+
 def test_pipeline_table_says_what_background_subtraction_ran():
     flat, truth = nb.synthetic_nuclei((256, 256), n=20, seed=1)
     contrast = float(np.median(flat[truth > 0]) - np.median(flat[truth == 0]))
