@@ -49,6 +49,11 @@ MIN_CHUNK_BYTES = 4096
 _LOCK_NAME = ".napari-binseg.lock"
 _OUTPUT_SUFFIXES = ("_labels.tif", "_labels.zarr", "_objects.csv", "_counts.csv")
 
+#: params.json key of a folder whose sigma "auto" smoothed each plane / frame with its own
+#: sigma (scope slice / frame, this release on): results of earlier releases, one sigma per
+#: stack, are not resumed into it.
+PER_UNIT = "threshold_sigma_per_unit"
+
 
 def processing_chunks(chunksize, shape, dtype, limit):
     """Chunks of at most about ``limit`` bytes made of whole stored chunks, or parts of one.
@@ -597,6 +602,7 @@ def segment_files(
     with output_lock(out), client:
         params_path = out / "params.json"
         recorded = {}
+        per_unit = settings.threshold.sigma == "auto" and settings.threshold.scope != "image"
         if params_path.is_file() and not overwrite:
             try:
                 recorded = json.loads(params_path.read_text(encoding="utf-8"))
@@ -618,6 +624,12 @@ def segment_files(
                     f"{out} holds results of other settings{differ} (see {params_path}); "
                     "choose another --out or pass --overwrite"
                 )
+            if per_unit and recorded.get("threshold_sigma") and not recorded.get(PER_UNIT):
+                raise ValueError(
+                    f"{out} holds results of an earlier release, whose sigma 'auto' smoothed "
+                    "a stack with one sigma, not each plane / frame with its own (see "
+                    f"{params_path}); choose another --out or pass --overwrite"
+                )
         params = {
             "napari_binseg": __version__,
             **(record or {}),
@@ -626,6 +638,8 @@ def segment_files(
             "max_memory_mb": batch.max_memory_mb,
             "chunk_mb": batch.chunk_mb,
         }
+        if per_unit:
+            params[PER_UNIT] = True
         if axes is not None or spacing is not None:
             params |= {"axes": axes, "spacing": None if spacing is None else list(spacing)}
         if diameter_px is not None:

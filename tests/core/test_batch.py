@@ -360,6 +360,29 @@ def test_params_record_the_sigma_auto_chose_per_frame(tmp_path, capsys):
     assert sigmas == {"movie.tif": [0.0] * 6 + [2.0, 2.0]}
 
 
+def test_resume_refuses_a_folder_of_one_sigma_per_stack(tmp_path, capsys):
+    """An earlier release smoothed a series with one pooled sigma (its noisy frames not at
+    all); a resumed run smoothing each frame alone would mix the two rules silently."""
+    from .test_threshold_noise import noisy_series
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    imwrite(src / "a.tif", noisy_series((96, 96), n=3)[0], axes="TYX")
+    argv = ["segment", str(src), "--out", str(out), "--no-split", "-q", "--scope", "frame"]
+    assert main(argv) == 0
+    params = json.loads((out / "params.json").read_text())
+    assert params["threshold_sigma_per_unit"] is True
+    imwrite(src / "b.tif", noisy_series((96, 96), n=3)[0], axes="TYX")
+    assert main(argv) == 0  # this release's folder resumes
+    assert (out / "b_labels.tif").is_file()
+    del params["threshold_sigma_per_unit"]  # as the earlier release wrote it
+    (out / "params.json").write_text(json.dumps(params))
+    imwrite(src / "c.tif", noisy_series((96, 96), n=3)[0], axes="TYX")
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "holds results of an earlier release, whose sigma 'auto' smoothed a stack" in err
+    assert not (out / "c_labels.tif").exists()
+
+
 def test_params_record_the_background_uneven_subtracted_per_file(tmp_path, capsys):
     src, out = tmp_path / "in", tmp_path / "out"
     flat, truth = nb.synthetic_nuclei((256, 256), n=20, seed=1)
