@@ -127,7 +127,7 @@ class PredictWidget(BinsegWidget):
             model = self.model()
         except ValueError:  # no file chosen yet
             model = None
-        self.options.set_first("prob_threshold", model_threshold(model))
+        self.options.set_first("prob_threshold", config_threshold(model))
 
     def _show_diameter(self, *_):
         self.diameter.visible = self.rescale.value == "diameter"
@@ -270,7 +270,7 @@ class PredictWidget(BinsegWidget):
         return self.start(work, on_result=done, label=f"Predicting {layer.name}")
 
 
-def model_threshold(model) -> float:
+def config_threshold(model) -> float:
     """The probability threshold ``model`` runs at by default: ``postprocess.prob_threshold``
     of its config as :func:`napari_binseg.unet.network.model_config` reads it (no torch);
     0.5, the loader's default, where none is given or readable.
