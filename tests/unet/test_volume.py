@@ -349,6 +349,22 @@ def test_memory_guard_refuses_the_accurate_mode_and_says_what_fits(monkeypatch):
     monkeypatch.setattr(volume, "_available_bytes", lambda: fast - 1)
     with pytest.raises(ValueError, match="mode='fast' needs about .* segment a crop"):
         segment_volume(image, _SizedModel(), spacing=spacing, diameter=8, mode="fast")
+    # Small nuclei are never offered a shrink (0.75x: 8-px nuclei at 6 px), large ones not
+    # under half the model's size (26-px nuclei, resize 0.75x: 0.25x fits, 6 px; 0.5x not).
+    monkeypatch.setattr(volume, "_available_bytes", lambda: no_resize - 1)
+    assert volume.memory_need(shape, spacing, 0.75) < no_resize - 1
+    with pytest.raises(ValueError, match="is available: segment a crop of the stack$"):
+        segment_volume(image, _SizedModel(), spacing=spacing, diameter=8, mode="accurate")
+    assert volume._scale_of(26 * 0.65, _SizedModel(), spacing) == 0.75
+    half = volume.memory_need(shape, spacing, 0.5)
+    assert volume.memory_need(shape, spacing, 0.25) < half - 1
+    monkeypatch.setattr(volume, "_available_bytes", lambda: half - 1)
+    with pytest.raises(ValueError) as raised:
+        segment_volume(image, _SizedModel(), spacing=spacing, diameter=26, mode="accurate")
+    assert "diameter=" not in str(raised.value)
+    monkeypatch.setattr(volume, "_available_bytes", lambda: half)
+    with pytest.raises(ValueError, match=r"diameter=38\.6 \(resize 0\.5x"):
+        segment_volume(image, _SizedModel(), spacing=spacing, diameter=26, mode="accurate")
 
 
 def test_memory_need_grows_with_the_isotropic_stack():

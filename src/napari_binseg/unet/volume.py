@@ -478,8 +478,10 @@ def _check_memory(shape, spacing, scale, lm, *, mode, held=0, **kw):
         hints.append(f"use mode='fast' (about {_gb(fast)})")
     reference = lm.config["postprocess"].get("diameter")
     # The largest resize (in quarters, as _scale_of rounds) that fits, as the diameter that
-    # asks for it.
-    smaller = [k / 4 for k in range(1, 13) if k / 4 < scale]
+    # asks for it; never one that shrinks small nuclei (8-px nuclei at 0.5x: 4 px, nothing
+    # found) or brings large ones under half the model's size.
+    least = 1.0 if scale > 1 else scale / 2
+    smaller = [k / 4 for k in range(1, 13) if least <= k / 4 < scale]
     fits = [s for s in smaller if memory_need(shape, spacing, s, mode=mode, **kw) <= available]
     if reference and fits:
         s = max(fits)
