@@ -242,6 +242,18 @@ def test_bundled_model_upsamples_small_nuclei(sample_image, sample_labels):
 
 
 @needs_bundled
+def test_large_planes_are_upsampled_within_the_pixel_budget(sample_image, monkeypatch):
+    """Nuclei of ~7 px go up 2.75x; a plane that would exceed MAX_UPSAMPLED_PIXELS less."""
+    h, w = (s // 4 for s in sample_image.shape)
+    tiny = sample_image[: 4 * h, : 4 * w].reshape(h, 4, w, 4).mean(axis=(1, 3))
+    lm = load_model("nuclei", device="cpu")
+    assert segment(tiny, lm, return_info=True)[1]["scales"][0] > 2.0
+    monkeypatch.setattr(sc, "MAX_UPSAMPLED_PIXELS", 4 * tiny.size)
+    assert sc.plane_cap(tiny.shape, lm.config["postprocess"]) == 2.0
+    assert segment(tiny, lm, return_info=True)[1]["scales"] == [2.0]
+
+
+@needs_bundled
 def test_large_nuclei_are_not_fragments(big_nuclei):
     """Nuclei ~110 px: the probe finds their size (its foreground agrees: no look) and the
     plane is segmented at 0.25x, the probe's pass being the result."""

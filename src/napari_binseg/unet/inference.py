@@ -46,8 +46,8 @@ from .scale import (
     PROBE_SCALE,
     SPECK,
     check_diameter,
-    max_scale,
     median_diameter,
+    plane_cap,
     rescale_factor,
     resize,
     upsample_factor,
@@ -501,7 +501,7 @@ def estimate_diameter(
         if probing:
             d, scale = _estimate(unit, lm, runner, prob_threshold, True, False, **kw)[:2]
         else:
-            d, scale = _mask_estimate(unit, reference, max_scale(post))
+            d, scale = _mask_estimate(unit, reference, plane_cap(unit.shape, post))
         if scale is None:
             probs = _infer_pass(unit, lm, runner, 1.0, extra=True, **kw)
             d = median_diameter(

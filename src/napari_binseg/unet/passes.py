@@ -23,9 +23,9 @@ from .scale import (
     labels_resized,
     look_limit,
     mask_diameter,
-    max_scale,
     median_diameter,
     needs_look,
+    plane_cap,
     plausible,
     probe_scale,
     probe_shape_ok,
@@ -248,7 +248,7 @@ def _auto_unit(unit, lm, runner, prob_threshold, probing, info, **kw):
     """
     post = lm.config["postprocess"]
     reference = post.get("diameter")
-    cap = max_scale(post)
+    cap = plane_cap(unit.shape, post)
     native_tiles = _tiles(unit.shape, lm, 1.0, kw["tile_size"], kw["overlap"])
     t = time.perf_counter()
     if probing:
@@ -343,7 +343,7 @@ def _estimate(unit, lm, runner, prob_threshold, extra=False, result=True, **kw):
             seen = checked_estimate(found, plausible(look(), unit.shape), reference)
             if seen != found:  # the probe cut nuclei up: 0.25x will not do
                 return seen, LOOK_SCALE, coarse, looked
-    scale = probe_scale(found, reference, max_scale(post), scales=scales, **rule)
+    scale = probe_scale(found, reference, plane_cap(unit.shape, post), scales=scales, **rule)
     if result and scale == LOOK_SCALE and scale not in coarse:  # from the probe's input
         look()
     return found, scale, coarse, looked

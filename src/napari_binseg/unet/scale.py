@@ -32,8 +32,9 @@ range, down or up (Cellpose's size normalization [1]_):
    may set its own multiples (``postprocess.native_max``, ``down_target``).
 4. Small nuclei are upsampled by the estimate times :data:`PROBE_SMALL`
    (:func:`upsample_factor`: by the model's diameter over it, rounded to a quarter, from
-   1.25x, at most :data:`MAX_SCALE` or the config's ``max_scale``), in one pass: the estimate
-   costs the probe alone.
+   1.25x, at most :data:`MAX_SCALE` or the config's ``max_scale``, and within
+   :data:`MAX_UPSAMPLED_PIXELS`: :func:`plane_cap`), in one pass: the estimate costs the probe
+   alone.
 5. Planes too small to probe (under 126 pixels a side for the bundled model), where every
    network call costs about the same fixed time, are upsampled in the same way by the
    nuclei of their Otsu mask (:func:`mask_diameter`, no network pass; on the DSB training
@@ -71,6 +72,12 @@ PROBE_SCALE = 0.25
 #: 3x / 4x: 0.579 / 0.596 / 0.586 at 0.25x and 0.743 / 0.751 / 0.749 at 0.35x (true diameter
 #: given: 0.609 and 0.764); 3x cost 1.3-1.5x the run time of 2x there.
 MAX_SCALE = 3.0
+
+#: Most pixels ``diameter="auto"`` upsamples a plane to. The resized plane, its probabilities
+#: and labels are held whole (about 64 bytes a pixel: a 1024 x 1024 plane at 3x adds a peak of
+#: ~600 MB), so larger planes are upsampled less (:func:`plane_cap`): a 4096 x 4096 plane at
+#: most 2x (~4 GB, as with the 2x cap before), an 8192 x 8192 plane not at all (was ~17 GB).
+MAX_UPSAMPLED_PIXELS = 1 << 26
 
 #: Scale of the coarse look that checks a probe which may have seen fragments (1/64 of a
 #: full pass; its pass is the result when the plane is segmented at this scale).
@@ -193,6 +200,20 @@ def upsample_factor(found, reference, max_scale=MAX_SCALE):
 def max_scale(post):
     """A config ``postprocess`` section's ``max_scale`` (:data:`MAX_SCALE` when absent)."""
     return post.get("max_scale", MAX_SCALE)
+
+
+def plane_cap(shape, post):
+    """Largest upsampling of a plane of ``shape``: the config's ``max_scale``
+    (:func:`max_scale`), lowered to a quarter step that keeps the plane within
+    :data:`MAX_UPSAMPLED_PIXELS` (at least 1).
+
+    Examples
+    --------
+    >>> plane_cap((1024, 1024), {}), plane_cap((4096, 4096), {}), plane_cap((8192, 8192), {})
+    (3.0, 2.0, 1.0)
+    """
+    fit = math.floor(4 * math.sqrt(MAX_UPSAMPLED_PIXELS / math.prod(shape))) / 4
+    return max(1.0, min(max_scale(post), fit))
 
 
 def size_rule(post):
