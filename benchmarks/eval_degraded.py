@@ -61,10 +61,11 @@ def main(argv=None):
     p.add_argument("--quick", type=int, default=0, help="first N images of each set (0: all)")
     a = p.parse_args(argv)
     import napari_binseg as nb
+    from napari_binseg.unet.network import model_config
 
     lm = nb.load_model(a.model)
     train_half, held = bsst_split(a.data)
-    validation = nb.load_model("nuclei").config["training"]["validation_names"]
+    validation = model_config("nuclei")["training"]["validation_names"]
     sets = {
         "dsb": (a.data / "dsb2018-train", validation),
         "train": (a.data / "s-bsst265-train", train_half),

@@ -3,8 +3,9 @@
 Every plane (or volume, for a 3D network) is normalized by its own intensity percentiles
 (:mod:`.normalize`), run through the network (:mod:`.backends`) in one pass when it fits in a
 tile and otherwise with MONAI's sliding-window inference (:mod:`.tiling`: Gaussian-blended
-overlapping tiles, so memory stays bounded by the tile batch and one plane of output), at the
-scale that brings its nuclei to the model's size (:mod:`.scale`; one plane's passes are in
+overlapping tiles, so the network's memory stays bounded by the tile batch; the plane, resized,
+and its output are held whole, hence :data:`.scale.MAX_UPSAMPLED_PIXELS`), at the scale that
+brings its nuclei to the model's size (:mod:`.scale`; one plane's passes are in
 :mod:`.passes`), then turned into instances: nucleus centres are seeds, grown through the
 predicted foreground (:mod:`._postprocess`).
 Stacks ``(Z, Y, X)``, time series ``(T, Y, X)`` and ``(T, Z, Y, X)`` go plane by plane
