@@ -331,18 +331,23 @@ def test_cli_train_refuses_bad_input(tmp_path, capsys):
     assert "image c0.tif: cannot read it" in capsys.readouterr().err
 
 
+def _copy_with_post(model, folder, **post):
+    """A copy of the model folder ``model`` at ``folder`` with ``post`` in its postprocess."""
+    folder.mkdir()
+    for name in ("model.safetensors", "config.json"):
+        (folder / name).write_bytes((model / name).read_bytes())
+    config = json.loads((folder / "config.json").read_text())
+    config["postprocess"].update(post)
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
 @pytest.mark.filterwarnings("ignore::napari_binseg.unet.training.StartingModelKept")
 def test_fine_tune_validates_with_the_init_models_post_processing(trained, pair, tmp_path):
     """The epoch is chosen by the objects segment() would give with the model's own
     post-processing: an init whose min_size removes every object validates at F1 0."""
     _, history, out = trained
-    strict = tmp_path / "strict"
-    strict.mkdir()
-    for name in ("model.safetensors", "config.json"):
-        (strict / name).write_bytes((out / name).read_bytes())
-    config = json.loads((strict / "config.json").read_text())
-    config["postprocess"]["min_size"] = 96 * 96 + 1
-    (strict / "config.json").write_text(json.dumps(config))
+    strict = _copy_with_post(out, tmp_path / "strict", min_size=96 * 96 + 1)
     options = OPTIONS | {"architecture": None, "epochs": 1, "steps_per_epoch": 1, "lr": 1e-6}
     _, own = nb.train(*pair, config=TrainConfig(**options | {"init": str(out)}))
     _, removed = nb.train(*pair, config=TrainConfig(**options | {"init": str(strict)}))
@@ -358,14 +363,10 @@ def test_fine_tune_trains_at_the_init_models_scale(trained, pair, tmp_path):
     from napari_binseg.unet.inference import median_diameter
 
     _, _, out = trained
-    init = tmp_path / "init"
-    init.mkdir()
-    for name in ("model.safetensors", "config.json"):
-        (init / name).write_bytes((out / name).read_bytes())
-    config = json.loads((init / "config.json").read_text())
     reference = round(median_diameter(pair[1][0]) / 4, 1)
-    config["postprocess"].update(diameter=reference, max_scale=1.5, native_max=2.0)
-    (init / "config.json").write_text(json.dumps(config))
+    init = _copy_with_post(
+        out, tmp_path / "init", diameter=reference, max_scale=1.5, native_max=2.0
+    )
     options = OPTIONS | {"architecture": None, "epochs": 1, "steps_per_epoch": 2}
     model, _ = nb.train(pair[0], pair[1], config=TrainConfig(**options | {"init": str(init)}))
     post = model.config["postprocess"]

@@ -2,6 +2,8 @@
 
 import threading
 
+import numpy as np
+
 
 def run_and_wait(qtbot, widget, timeout=60_000):
     """Press Run and wait until the worker has finished and its result is applied."""
@@ -41,3 +43,14 @@ def run_and_cancel(qtbot, widget, timeout=20_000):
     gate.set()
     qtbot.waitUntil(lambda: not widget.busy, timeout=timeout)
     return calls
+
+
+def wait_for_preview(qtbot, viewer, expected, timeout=10_000):
+    """Wait until the Threshold widget's preview layer shows ``expected``; return the layer."""
+
+    def shown():
+        found = output_layers(viewer, "threshold", role="preview")
+        return bool(found) and np.array_equal(found[0].data, expected)
+
+    qtbot.waitUntil(shown, timeout=timeout)
+    return output_layers(viewer, "threshold", role="preview")[0]

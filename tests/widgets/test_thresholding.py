@@ -8,7 +8,12 @@ import pytest
 from skimage import filters
 
 from napari_binseg._widgets.thresholding import ThresholdWidget
-from tests.widgets._helpers import output_layers, run_and_cancel, run_and_wait
+from tests.widgets._helpers import (
+    output_layers,
+    run_and_cancel,
+    run_and_wait,
+    wait_for_preview,
+)
 
 
 @pytest.fixture
@@ -337,11 +342,7 @@ def test_docking_adds_no_layer_and_preview_uses_the_core(make_napari_viewer, qtb
     t = threshold_value(stack, "otsu", sigma=1.5)
     expected = apply_threshold(stack[1], t, sigma=1.5, fill_holes=True)
 
-    def shown():
-        found = output_layers(viewer, "threshold", role="preview")
-        return bool(found) and np.array_equal(found[0].data, expected)
-
-    qtbot.waitUntil(shown, timeout=10_000)
+    wait_for_preview(qtbot, viewer, expected)
 
 
 def test_preview_and_run_apply_the_bright_outlier_rule(make_napari_viewer, qtbot, errors):
@@ -531,11 +532,7 @@ def test_auto_sigma_preview_smooths_a_plane_as_the_run_does(
         widget.update_preview()
         assert widget.status.text() == "Preview: measuring the stack..."
 
-    def shown():
-        found = output_layers(viewer, "threshold", role="preview")
-        return bool(found) and np.array_equal(found[0].data, mask[3])
-
-    qtbot.waitUntil(shown, timeout=10_000)
+    wait_for_preview(qtbot, viewer, mask[3])
     run_and_wait(qtbot, widget)
     assert errors == []
     out = next(lay for lay in output_layers(viewer, "threshold") if lay.name == "noisy [otsu]")
@@ -569,11 +566,7 @@ def test_auto_sigma_preview_of_a_frame_smooths_it_as_the_run_does(
     for frame in (6, 0):
         viewer.dims.set_current_step(0, frame)
 
-        def shown(frame=frame):
-            found = output_layers(viewer, "threshold", role="preview")
-            return bool(found) and np.array_equal(found[0].data, mask[frame])
-
-        qtbot.waitUntil(shown, timeout=10_000)
+        wait_for_preview(qtbot, viewer, mask[frame])
     run_and_wait(qtbot, widget)
     assert errors == []
     out = next(lay for lay in output_layers(viewer, "threshold") if lay.name == "movie [otsu]")
@@ -603,11 +596,7 @@ def test_uneven_background_preview_subtracts_as_the_run_does(make_napari_viewer,
     widget.image.value = layer
     widget.preview.value = True
 
-    def shown():
-        found = output_layers(viewer, "threshold", role="preview")
-        return bool(found) and np.array_equal(found[0].data, mask)
-
-    qtbot.waitUntil(shown, timeout=10_000)
+    wait_for_preview(qtbot, viewer, mask)
     run_and_wait(qtbot, widget)
     assert errors == []
     out = next(lay for lay in output_layers(viewer, "threshold") if lay.name == "ramp [otsu]")
