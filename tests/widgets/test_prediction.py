@@ -191,6 +191,27 @@ def test_predict_widget_bundled_model(make_napari_viewer, qtbot, small_image, er
     assert meta["model"] == "nuclei" and meta["weights_sha256"] == model.sha256
 
 
+def test_predict_widget_shows_the_cores_warning(
+    make_napari_viewer, qtbot, sample_images, errors, monkeypatch
+):
+    """Nuclei of 3 px (the sample at 0.25x): segment() warns that the model cannot see them,
+    and the widget shows it as a napari warning (a worker's warnings were dropped before)."""
+    import napari_binseg._widgets._base as base
+    from napari_binseg.unet.scale import resize
+
+    shown = []
+    monkeypatch.setattr(base, "show_warning", shown.append)
+    viewer = make_napari_viewer()
+    tiny = resize(sample_images[SMALL].astype(np.float32), (64, 64))
+    widget = PredictWidget(viewer)
+    widget.image.value = viewer.add_image(tiny, name="tiny")
+    widget.device.value = "cpu"
+    run_and_wait(qtbot, widget, timeout=300_000)
+    assert errors == []
+    qtbot.waitUntil(lambda: bool(shown), timeout=10_000)
+    assert len(shown) == 1 and "too small for model 'nuclei'" in shown[0]
+
+
 def test_predict_widget_runs_the_models_own_threshold(
     make_napari_viewer, qtbot, small_image, errors, tmp_path
 ):

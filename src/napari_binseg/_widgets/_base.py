@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from magicgui.widgets import Container
-from napari.utils.notifications import show_error, show_info
+from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QEvent, Qt
 from qtpy.QtWidgets import (
     QApplication,
@@ -400,6 +400,7 @@ class BinsegWidget(QWidget):
             _connect={
                 "returned": self._gui("_on_returned"),
                 "errored": self._gui("_on_errored"),  # (no re-raise in the GUI thread)
+                "warned": self._gui("_on_warned"),
                 "finished": self._gui("_on_finished", fallback=forget),
             },
         )
@@ -494,6 +495,14 @@ class BinsegWidget(QWidget):
             show_info("napari-binseg: cancelled")
             return
         self.report_error(exc)
+
+    def _on_warned(self, args):
+        """A warning of this package's core raised in the worker (``warnings.showwarning``
+        arguments): shown as a napari warning, as a script would print it. Other libraries'
+        warnings stay out of the user's notifications."""
+        message, category = args[0], args[1]
+        if category.__module__.startswith("napari_binseg"):
+            show_warning(f"napari-binseg: {message}")
 
     def report_error(self, exc):
         """Show ``exc`` as a napari error notification and in the status line."""

@@ -8,6 +8,7 @@ by the core inside the worker: opening this widget never imports them.
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -239,19 +240,22 @@ class TrainWidget(BinsegWidget):
                 epochs.epoch.emit(record)
 
         def work():
-            from napari_binseg.unet.training import export_bundle, train
+            from napari_binseg.unet.training import StartingModelKept, export_bundle, train
 
             images, labels, validation = training_data(pairs, validation_pair)
-            model, history = train(
-                images,
-                labels,
-                config=config,
-                validation=validation,
-                out=out,
-                progress=progress,
-                on_epoch=on_epoch,
-                stop=control.stop.is_set,
-            )
+            with warnings.catch_warnings():
+                # Said by the status line and a notification of its own (_trained).
+                warnings.simplefilter("ignore", StartingModelKept)
+                model, history = train(
+                    images,
+                    labels,
+                    config=config,
+                    validation=validation,
+                    out=out,
+                    progress=progress,
+                    on_epoch=on_epoch,
+                    stop=control.stop.is_set,
+                )
             if bundle:
                 export_bundle(out, bundle)
             return model, history, out

@@ -20,6 +20,7 @@ References
 """
 
 import time
+import warnings
 
 import numpy as np
 
@@ -433,9 +434,40 @@ def segment(
             progress(runner.done, runner.total)
     known = [d for d in info["diameters"] if d is not None]
     info["diameter"] = float(np.median(known)) if known else None
+    if auto:
+        _warn_too_small(info, lm)
     info["diameter_um"] = info["diameter"] * pixel if pixel is not None and known else None
     info["seconds"] = time.perf_counter() - t0
     return _returned(out, prob, info if return_info else None)
+
+
+class NucleiTooSmall(UserWarning):
+    """``segment(diameter="auto")`` found nuclei too small for the model even upsampled: its
+    labels likely miss most of them."""
+
+
+def _warn_too_small(info, lm):
+    """Warn (:class:`NucleiTooSmall`) where planes' nuclei stay under :data:`.scale.
+    SMALLEST` times the model's diameter after their resize."""
+    from . import scale as sc
+
+    post = lm.config["postprocess"]
+    reference = post.get("diameter")
+    small = [
+        d
+        for d, s in zip(info["diameters"], info["scales"], strict=True)
+        if d is not None and reference is not None and d * s < sc.SMALLEST * reference
+    ]
+    if small:
+        warnings.warn(
+            f"nuclei of about {np.median(small):.1f} px in {len(small)} of "
+            f"{len(info['scales'])} planes are too small for model {lm.name!r} even upsampled "
+            f"{sc.max_scale(post):g}x (it sees nuclei of {sc.SMALLEST * reference:.0f} px and "
+            "more): its labels likely miss most of them; the classic threshold and count "
+            "work at that size",
+            NucleiTooSmall,
+            stacklevel=3,
+        )
 
 
 def _returned(labels, prob, info):

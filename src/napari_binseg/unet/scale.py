@@ -73,6 +73,13 @@ PROBE_SCALE = 0.25
 #: given: 0.609 and 0.764); 3x cost 1.3-1.5x the run time of 2x there.
 MAX_SCALE = 3.0
 
+#: Nuclei still under this multiple of the model's diameter after ``diameter="auto"``'s
+#: resize are too small for it to see: ``segment`` warns (:class:`~napari_binseg.unet.
+#: inference.NucleiTooSmall`). The packaged sample at 0.25x (nuclei of 3 px, 9 px after
+#: 3x): 0 of 36 nuclei found, with the true diameter given too; at 0.5x (6.5 px, 19.5 px
+#: after 3x): F1 0.96.
+SMALLEST = 0.5
+
 #: Most pixels ``diameter="auto"`` upsamples a plane to. The resized plane, its probabilities
 #: and labels are held whole (about 64 bytes a pixel: a 1024 x 1024 plane at 3x adds a peak of
 #: ~600 MB), so larger planes are upsampled less (:func:`plane_cap`): a 4096 x 4096 plane at
