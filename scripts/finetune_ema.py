@@ -52,13 +52,14 @@ def dsb_small(folder, val_names, factors, every):
     """Every ``every``-th DSB training image shrunk by ``factors`` (in turn) and upsampled
     again as ``segment(diameter="auto")`` would: the blurred small nuclei of low
     magnifications, which fine-tuning on large nuclei alone unlearned. (images, labels)"""
+    from napari_binseg.unet.scale import MAX_SCALE
     from napari_binseg.unet.training.data import upsample_to
 
     train = [(image, lab) for name, image, lab in load_folder(folder) if name not in val_names]
     images, labels = [], []
     for i, (image, lab) in enumerate(train[::every]):
         small = rescaled(image.astype(np.float32), lab, factors[i % len(factors)])
-        image, lab = upsample_to(*small, REFERENCE)
+        image, lab = upsample_to(*small, {"diameter": REFERENCE, "max_scale": MAX_SCALE})
         images.append(image)
         labels.append(lab)
     return images, labels

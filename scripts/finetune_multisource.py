@@ -143,12 +143,15 @@ def dsb_parts(folder, val_names, *, large=None, every=1, val_scales=(1.0,)):
     """DSB training and validation parts, small nuclei upsampled as segment() does; every
     ``every``-th training image also at ``large`` times its size, each validation image at
     each of ``val_scales``."""
+    from napari_binseg.unet.scale import MAX_SCALE
     from napari_binseg.unet.training.data import upsample_to
 
     parts = {"train": ([], [], []), "val": ([], [], [])}
     n_train = 0
     for name, image, lab in load_folder(folder):
-        image, lab = upsample_to(image.astype(np.float32), lab, REFERENCE)
+        image, lab = upsample_to(
+            image.astype(np.float32), lab, {"diameter": REFERENCE, "max_scale": MAX_SCALE}
+        )
         if name in val_names:
             factors = val_scales
         else:

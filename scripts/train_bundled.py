@@ -48,6 +48,7 @@ import numpy as np
 import napari_binseg as nb
 from napari_binseg.evaluation import aggregate
 from napari_binseg.unet.inference import median_diameter
+from napari_binseg.unet.scale import MAX_SCALE
 from napari_binseg.unet.training import TrainConfig, model_card
 from napari_binseg.unet.training.card import history_table
 from napari_binseg.unet.training.data import upsample_to
@@ -112,7 +113,9 @@ def train(a, log):
     parts = {"train": ([], [], []), "val": ([], [], [])}
     for name, image, labels in items:
         if a.upsample_small:  # images as segment(diameter="auto") sees them
-            image, labels = upsample_to(image.astype(np.float32), labels, diameter)
+            image, labels = upsample_to(
+                image.astype(np.float32), labels, {"diameter": diameter, "max_scale": MAX_SCALE}
+            )
         part = parts["val" if name in val_names else "train"]
         for store, value in zip(part, (name, image, labels), strict=True):
             store.append(value)

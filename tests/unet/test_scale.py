@@ -14,7 +14,7 @@ from napari_binseg.unet.inference import estimate_diameter
 from napari_binseg.unet.normalize import normalize_plane
 from napari_binseg.unet.tiling import _plan
 
-from .conftest import needs_bundled, object_f1
+from .conftest import bundled_copy, needs_bundled, object_f1
 
 
 def test_median_diameter_pools_objects():
@@ -161,7 +161,8 @@ def test_downsample_factor_rule():
     assert sc.probe_scale(5.0, ref, max_scale=2.0) == 2.0
     # Nuclei of 5 px go to 15 (3x) unless a model's config caps them lower.
     assert sc.probe_scale(5.0, ref) == sc.upsample_factor(5.0, ref) == 3.0
-    assert sc.max_scale({}) == 3.0 and sc.max_scale({"max_scale": 1.5}) == 1.5
+    assert sc.max_scale({"max_scale": 1.5}) == 1.5
+    assert sc.max_scale({}) == sc.LEGACY_MAX_SCALE == 2.0  # the cap before 3x
     bundled = Path(sc.__file__).parents[1] / "models" / "nuclei" / "config.json"
     assert json.loads(bundled.read_text())["postprocess"]["max_scale"] == sc.MAX_SCALE
     assert sc.probe_scale(21.0, ref) is None and sc.probe_scale(None, ref) is None
@@ -275,6 +276,20 @@ def test_large_planes_are_upsampled_within_the_pixel_budget(sample_image, monkey
     monkeypatch.setattr(sc, "MAX_UPSAMPLED_PIXELS", 4 * tiny.size)
     assert sc.plane_cap(tiny.shape, lm.config["postprocess"]) == 2.0
     assert segment(tiny, lm, return_info=True)[1]["scales"] == [2.0]
+
+
+def test_a_config_without_max_scale_upsamples_as_the_release_that_made_it(sample_image, tmp_path):
+    """Nuclei of ~7 px, bundled weights: its config's 3x cap upsamples them 2.75x; the same
+    config without ``max_scale`` (hand-written or foreign, run at 2x by every release before
+    the 3x cap) stays at 2x (before: 2.75x, unlike the release that made it)."""
+    h, w = (s // 4 for s in sample_image.shape)
+    tiny = sample_image[: 4 * h, : 4 * w].reshape(h, 4, w, 4).mean(axis=(1, 3))
+    folder = bundled_copy(tmp_path / "no_cap")
+    config = json.loads((folder / "config.json").read_text())
+    del config["postprocess"]["max_scale"]
+    (folder / "config.json").write_text(json.dumps(config))
+    assert segment(tiny, "nuclei", return_info=True)[1]["scales"] == [2.75]
+    assert segment(tiny, folder, return_info=True)[1]["scales"] == [2.0]
 
 
 @needs_bundled

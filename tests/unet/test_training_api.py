@@ -374,6 +374,24 @@ def test_fine_tune_trains_at_the_init_models_scale(trained, pair, tmp_path):
     assert model.config["training"]["data"]["scales"] == [0.5]
 
 
+@pytest.mark.filterwarnings("ignore::napari_binseg.unet.training.StartingModelKept")
+def test_a_config_without_max_scale_keeps_its_cap_written_out(trained, pair, tmp_path):
+    """An init config without ``postprocess.max_scale`` runs at scale.LEGACY_MAX_SCALE (2x):
+    a fine-tune and a MONAI bundle export write that cap out, so the model keeps it (before:
+    the fine-tune wrote 3x, the export nothing; from scratch: 3x, test_tiny_network_learns)."""
+    _, _, out = trained
+    init = _copy_with_post(out, tmp_path / "init")
+    config = json.loads((init / "config.json").read_text())
+    del config["postprocess"]["max_scale"]
+    (init / "config.json").write_text(json.dumps(config))
+    options = OPTIONS | {"architecture": None, "epochs": 1, "steps_per_epoch": 1}
+    model, _ = nb.train(*pair, config=TrainConfig(**options | {"init": str(init)}))
+    assert model.config["postprocess"]["max_scale"] == 2.0
+    nb.export_bundle(init, tmp_path / "bundle")
+    metadata = json.loads((tmp_path / "bundle" / "configs" / "metadata.json").read_text())
+    assert metadata["napari_binseg"]["postprocess"]["max_scale"] == 2.0
+
+
 def _tensors(folder):
     from safetensors.numpy import load_file
 

@@ -41,14 +41,36 @@ def test_upsamples_small_nuclei_like_segment():
     found = inference.median_diameter(labels)
     assert 6 < found < 10
     # Nuclei 1.5x smaller than the reference: 1.5x upsampled, every nucleus kept.
-    big_image, big_labels = upsample_to(image.astype(np.float32), labels, 1.5 * found)
+    post = {"diameter": 1.5 * found, "max_scale": 3.0}
+    big_image, big_labels = upsample_to(image.astype(np.float32), labels, post)
     assert big_image.shape == big_labels.shape == (96, 120)
     assert big_labels.max() == labels.max() == len(np.unique(labels)) - 1
     assert inference.median_diameter(big_labels) == pytest.approx(1.5 * found, rel=0.1)
     np.testing.assert_allclose(big_image.mean(), image.mean(), rtol=0.02)
     # Within 12% of the reference (rounds to 1x): untouched, the same arrays.
-    same_image, same_labels = upsample_to(image, labels, 1.1 * found)
+    same_image, same_labels = upsample_to(image, labels, post | {"diameter": 1.1 * found})
     assert same_image is image and same_labels is labels
+
+
+def test_upsampling_for_training_follows_the_models_cap_and_the_pixel_budget(monkeypatch):
+    """Nuclei 3x under the reference go up as segment() would for that model: at most its
+    max_scale (2x for a config without one), within MAX_UPSAMPLED_PIXELS (before: 3x
+    whatever the model's cap or the plane's size)."""
+    from napari_binseg.unet import scale
+
+    image, labels = nb.synthetic_nuclei((64, 80), n=6, radius=4.0, seed=1)
+    image = image.astype(np.float32)
+    reference = 3 * inference.median_diameter(labels)
+    for post, shape in (
+        ({"diameter": reference, "max_scale": 3.0}, (192, 240)),
+        ({"diameter": reference, "max_scale": 1.5}, (96, 120)),
+        ({"diameter": reference}, (128, 160)),
+    ):
+        big_image, big_labels = upsample_to(image, labels, post)
+        assert big_image.shape == big_labels.shape == shape
+    monkeypatch.setattr(scale, "MAX_UPSAMPLED_PIXELS", 4 * image.size)
+    big_image, _ = upsample_to(image, labels, {"diameter": reference, "max_scale": 3.0})
+    assert big_image.shape == (128, 160)
 
 
 @pytest.mark.parametrize(
@@ -60,7 +82,9 @@ def test_upsamples_small_nuclei_like_segment():
         (250.0, (200, 200), {"diameter": 19.3}, 0.25),  # no room for the 0.125x look
         (100.0, (100, 100), {"diameter": 19.3}, 1.0),  # too small to probe: only upsampled
         (10.0, (256, 256), {"diameter": 19.3}, 2.0),
-        (5.0, (256, 256), {"diameter": 19.3}, 3.0),  # at most MAX_SCALE
+        (5.0, (256, 256), {"diameter": 19.3, "max_scale": 3.0}, 3.0),
+        (5.0, (256, 256), {"diameter": 19.3}, 2.0),  # a config without a cap: the old 2x
+        (5.0, (4096, 4096), {"diameter": 19.3, "max_scale": 3.0}, 2.0),  # the pixel budget
         (10.0, (256, 256), {"diameter": 19.3, "max_scale": 1.5}, 1.5),
         (14.0, (64, 64), {"diameter": 19.3}, 1.5),
         (40.0, (1024, 1280), {"diameter": 19.3}, 1.0),

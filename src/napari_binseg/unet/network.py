@@ -29,7 +29,7 @@ import numbers
 import zipfile
 from pathlib import Path
 
-from .scale import max_scale
+from .scale import LARGEST_RESIZE, max_scale
 
 #: MONAI network classes a config may name (module monai.networks.nets).
 KNOWN_NETWORKS = (
@@ -438,8 +438,9 @@ def _check_postprocess(post, where):
 
 
 def _check_rescale(post, where):
-    """``postprocess.diameter`` (pixels or null), ``max_scale`` (>= 1), ``native_max`` and
-    ``down_target`` (> 0) of a model config."""
+    """``postprocess.diameter`` (pixels or null), ``max_scale`` (1 to
+    :data:`~napari_binseg.unet.scale.LARGEST_RESIZE`), ``native_max`` and ``down_target``
+    (> 0) of a model config."""
 
     def positive(value):
         return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1e9
@@ -449,8 +450,11 @@ def _check_rescale(post, where):
         raise ValueError(
             f"{where}: postprocess.diameter must be a number of pixels or null, got {diameter!r}"
         )
-    if not positive(cap) or cap < 1:
-        raise ValueError(f"{where}: postprocess.max_scale must be a number >= 1, got {cap!r}")
+    if not (positive(cap) and 1 <= cap <= LARGEST_RESIZE):
+        raise ValueError(
+            f"{where}: postprocess.max_scale must be a number from 1 to {LARGEST_RESIZE:g}, "
+            f"got {cap!r}"
+        )
     for key in ("native_max", "down_target"):  # the size rule of unet/scale.py
         if key in post and not positive(post[key]):
             raise ValueError(

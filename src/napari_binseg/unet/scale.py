@@ -32,9 +32,10 @@ range, down or up (Cellpose's size normalization [1]_):
    may set its own multiples (``postprocess.native_max``, ``down_target``).
 4. Small nuclei are upsampled by the estimate times :data:`PROBE_SMALL`
    (:func:`upsample_factor`: by the model's diameter over it, rounded to a quarter, from
-   1.25x, at most :data:`MAX_SCALE` or the config's ``max_scale``, and within
-   :data:`MAX_UPSAMPLED_PIXELS`: :func:`plane_cap`), in one pass: the estimate costs the probe
-   alone.
+   1.25x, at most the config's ``max_scale`` (:data:`MAX_SCALE` in the bundled model's and
+   those training writes, :data:`LEGACY_MAX_SCALE` where a config has none), and within
+   :data:`MAX_UPSAMPLED_PIXELS`: :func:`plane_upsampling`), in one pass: the estimate costs
+   the probe alone.
 5. Planes too small to probe (under 126 pixels a side for the bundled model), where every
    network call costs about the same fixed time, are upsampled in the same way by the
    nuclei of their Otsu mask (:func:`mask_diameter`, no network pass; on the DSB training
@@ -66,12 +67,21 @@ from ._postprocess import remove_small
 #: Scale of the probe pass of ``diameter="auto"``.
 PROBE_SCALE = 0.25
 
-#: Largest upsampling of small nuclei (a config's ``postprocess.max_scale`` overrides it):
-#: 3x brings nuclei of 5 pixels to 15, inside the bundled model's training sizes. Chosen on 120
-#: DSB *training* images rescaled 0.25x and 0.35x (nuclei of 2-14 pixels), pooled F1 with 2x /
-#: 3x / 4x: 0.579 / 0.596 / 0.586 at 0.25x and 0.743 / 0.751 / 0.749 at 0.35x (true diameter
-#: given: 0.609 and 0.764); 3x cost 1.3-1.5x the run time of 2x there.
+#: Largest upsampling of small nuclei: the ``postprocess.max_scale`` that training writes into
+#: a new model's config (and the bundled config's). 3x brings nuclei of 5 pixels to 15, inside
+#: the bundled model's training sizes. Chosen on 120 DSB *training* images rescaled 0.25x and
+#: 0.35x (nuclei of 2-14 pixels), pooled F1 with 2x / 3x / 4x: 0.579 / 0.596 / 0.586 at 0.25x
+#: and 0.743 / 0.751 / 0.749 at 0.35x (true diameter given: 0.609 and 0.764); 3x cost 1.3-1.5x
+#: the run time of 2x there.
 MAX_SCALE = 3.0
+
+#: The cap of a config without ``postprocess.max_scale`` (a hand-written or foreign one): every
+#: release before 3x capped such a model at 2x, and it keeps running as it did.
+LEGACY_MAX_SCALE = 2.0
+
+#: Largest resize of a plane for its nuclei's size: a given ``diameter`` resizes by at most
+#: this, and a config's ``max_scale`` may not exceed it.
+LARGEST_RESIZE = 4.0
 
 #: Nuclei still under this multiple of the model's diameter after ``diameter="auto"``'s
 #: resize are too small for it to see: ``segment`` warns (:class:`~napari_binseg.unet.
@@ -205,8 +215,9 @@ def upsample_factor(found, reference, max_scale=MAX_SCALE):
 
 
 def max_scale(post):
-    """A config ``postprocess`` section's ``max_scale`` (:data:`MAX_SCALE` when absent)."""
-    return post.get("max_scale", MAX_SCALE)
+    """A config ``postprocess`` section's ``max_scale`` (:data:`LEGACY_MAX_SCALE` when absent:
+    training and :func:`~napari_binseg.unet.training.export_bundle` always write it)."""
+    return post.get("max_scale", LEGACY_MAX_SCALE)
 
 
 def plane_cap(shape, post):
@@ -216,11 +227,26 @@ def plane_cap(shape, post):
 
     Examples
     --------
-    >>> plane_cap((1024, 1024), {}), plane_cap((4096, 4096), {}), plane_cap((8192, 8192), {})
+    >>> post = {"max_scale": 3.0}
+    >>> plane_cap((1024, 1024), post), plane_cap((4096, 4096), post), plane_cap((8192, 8192), post)
     (3.0, 2.0, 1.0)
     """
     fit = math.floor(4 * math.sqrt(MAX_UPSAMPLED_PIXELS / math.prod(shape))) / 4
     return max(1.0, min(max_scale(post), fit))
+
+
+def plane_upsampling(found, shape, post):
+    """Upsampling of a plane of ``shape`` whose nuclei measure ``found`` pixels, for a model
+    config's ``postprocess`` section: :func:`upsample_factor` towards its ``diameter``, within
+    :func:`plane_cap` (what ``segment(diameter="auto")`` and training both apply).
+
+    Examples
+    --------
+    >>> post = {"diameter": 19.3, "max_scale": 3.0}
+    >>> plane_upsampling(5.0, (256, 256), post), plane_upsampling(5.0, (4096, 4096), post)
+    (3.0, 2.0)
+    """
+    return upsample_factor(found, post.get("diameter"), plane_cap(shape, post))
 
 
 def size_rule(post):
@@ -404,7 +430,7 @@ def rescale_factor(diameter, lm, labels=None):
             f"model {lm.name!r} has no reference nucleus diameter (postprocess.diameter in "
             "its config): use diameter=None or 'auto'"
         )
-    return float(np.clip(reference / diameter, 1 / 16, 4.0))
+    return float(np.clip(reference / diameter, 1 / 16, LARGEST_RESIZE))
 
 
 def check_diameter(diameter, lm):

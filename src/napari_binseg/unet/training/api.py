@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ...options import TrainOptions
-from ..scale import max_scale
+from ..scale import MAX_SCALE, max_scale
 from .card import model_card, starting_model_kept
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig, network_of
@@ -238,11 +238,12 @@ def train(
     norm = (init_config or {}).get("normalization") or DEFAULT_NORMALIZATION
     post = dict(
         (init_config or {}).get("postprocess")
-        or {"prob_threshold": 0.5, "seed_threshold": 0.5, "min_size": 8}
+        or {"prob_threshold": 0.5, "seed_threshold": 0.5, "min_size": 8, "max_scale": MAX_SCALE}
     )
     # The reference size of segment(diameter="auto"): the init model's, so fine-tuning keeps
     # the scale its weights work at; from scratch, the bundled model's; an init model without
-    # one (run at its own scale so far), the training nuclei's median.
+    # one (run at its own scale so far), the training nuclei's median. The cap is written
+    # out: a config without one runs at scale.LEGACY_MAX_SCALE.
     if init_config is None:
         diameter = SCRATCH_DIAMETER
     else:
@@ -466,8 +467,9 @@ def export_bundle(model, dest):
 
     ``network_def`` holds the MONAI class and literal arguments; ``models/model.pt`` is a
     state dict (tensors only, loadable with ``torch.load(weights_only=True)``). Output channel
-    names, normalization and post-processing go to ``configs/metadata.json``, so
-    :func:`napari_binseg.load_model` reads the bundle back as the same model.
+    names, normalization and post-processing (its ``max_scale`` written out, as the model
+    runs) go to ``configs/metadata.json``, so :func:`napari_binseg.load_model` reads the
+    bundle back as the same model.
 
     Parameters
     ----------
@@ -493,6 +495,7 @@ def export_bundle(model, dest):
     (dest / "models").mkdir(parents=True, exist_ok=True)
     torch.save(state, dest / "models" / "model.pt")
     outputs = config.get("outputs") or ["foreground", "centre"]
+    post = config.get("postprocess") or {}
     inference = {
         "network_def": {"_target_": f"monai.networks.nets.{network['name']}"} | network["kwargs"],
         "postprocessing": {
@@ -517,7 +520,7 @@ def export_bundle(model, dest):
         },
         "napari_binseg": {
             "normalization": config.get("normalization"),
-            "postprocess": config.get("postprocess"),
+            "postprocess": post | {"max_scale": max_scale(post)},
             "training": {k: v for k, v in config.get("training", {}).items() if k != "history"},
         },
     }

@@ -200,18 +200,20 @@ def make_targets(labels):
     return np.stack([fg, centre]).astype(np.uint8)
 
 
-def upsample_to(image, labels, diameter):
-    """``image`` and ``labels`` upsampled as ``segment(diameter="auto")`` would the image.
+def upsample_to(image, labels, post):
+    """``image`` and ``labels`` upsampled as ``segment(diameter="auto")`` would the image for
+    a model whose config's ``postprocess`` section is ``post``.
 
-    The factor comes from the labels' median nucleus against ``diameter``
-    (:func:`napari_binseg.unet.inference.upsample_factor`); unchanged at 1.0.
+    The factor comes from the labels' median nucleus against the model's ``diameter``, within
+    its ``max_scale`` and the pixel budget (:func:`napari_binseg.unet.scale.plane_upsampling`);
+    unchanged at 1.0.
     """
-    from ..scale import labels_resized, median_diameter, resize, upsample_factor
+    from ..scale import labels_resized, median_diameter, plane_upsampling, resize, scaled_shape
 
-    factor = upsample_factor(median_diameter(labels), diameter)
+    factor = plane_upsampling(median_diameter(labels), image.shape, post)
     if factor == 1.0:
         return image, labels
-    shape = tuple(round(s * factor) for s in image.shape)
+    shape = scaled_shape(image.shape, factor)
     return resize(image, shape), labels_resized(labels, shape)
 
 
@@ -221,7 +223,7 @@ def segment_scale(diameter, shape, post, divisor):
 
     Planes large enough for the probe go down by :func:`~napari_binseg.unet.scale.
     downsample_factor` (0.125x only where the look fits); every plane goes up by
-    :func:`~napari_binseg.unet.scale.upsample_factor`; 1.0 for a model without a reference
+    :func:`~napari_binseg.unet.scale.plane_upsampling`; 1.0 for a model without a reference
     diameter.
 
     Parameters
@@ -244,14 +246,7 @@ def segment_scale(diameter, shape, post, divisor):
     >>> segment_scale(10.0, (256, 256), post, 16), segment_scale(100.0, (100, 100), post, 16)
     (2.0, 1.0)
     """
-    from ..scale import (
-        down_scales,
-        downsample_factor,
-        max_scale,
-        probe_shape_ok,
-        size_rule,
-        upsample_factor,
-    )
+    from ..scale import down_scales, downsample_factor, plane_upsampling, probe_shape_ok, size_rule
 
     reference = post.get("diameter")
     scale = 1.0
@@ -259,7 +254,7 @@ def segment_scale(diameter, shape, post, divisor):
         scales = down_scales(shape, divisor)
         scale = downsample_factor(diameter, reference, scales=scales, **size_rule(post))
     if scale == 1.0:
-        scale = upsample_factor(diameter, reference, max_scale(post))
+        scale = plane_upsampling(diameter, shape, post)
     return scale
 
 
