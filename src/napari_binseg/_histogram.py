@@ -182,6 +182,54 @@ def _hist_edges(values, edges, nchunks):
     return out
 
 
+def _otsu_index(counts, products):
+    """Index of Otsu's threshold in a histogram of float32 ``counts`` (two bins or more) and
+    ``products`` (counts times bin centres), with scikit-image's arithmetic: the same
+    cumulative sums, in the same order and types, and the first maximum (or NaN) of the same
+    between-class variance."""
+    n = counts.size
+    weight2 = np.empty(n, counts.dtype)
+    mean2 = np.empty(n, products.dtype)
+    w = counts[n - 1]
+    total = products[n - 1]
+    weight2[n - 1] = w
+    mean2[n - 1] = total / w
+    for i in range(n - 2, -1, -1):
+        w += counts[i]
+        total += products[i]
+        weight2[i] = w
+        mean2[i] = total / w
+    w = counts[0]
+    total = products[0]
+    best = -np.inf
+    index = 0
+    for i in range(n - 1):
+        if i > 0:
+            w += counts[i]
+            total += products[i]
+        d = total / w - mean2[i + 1]
+        variance = (w * weight2[i + 1]) * (d * d)
+        if variance != variance:  # np.argmax returns the first NaN
+            return i
+        if variance > best:
+            best = variance
+            index = i
+    return index
+
+
+_otsu_index_serial = _jit(_otsu_index, parallel=False)
+
+
+def otsu(counts, centers):
+    """``skimage.filters.threshold_otsu(hist=(counts, centers))``, bit for bit, for a
+    histogram of two bins or more whose first and last bins are not empty. Its numpy
+    version passes a dozen times over the bins: 1 ms for a 16-bit image's tens of
+    thousands, ~10x this kernel."""
+    counts = counts.astype(np.float32, copy=False)
+    # Multiplied by numpy: numba would keep float32 * int64 in float32.
+    return centers[_otsu_index_serial(counts, counts * centers)]
+
+
 _KERNELS = {
     parallel: {
         name: _jit(func, parallel)

@@ -88,34 +88,51 @@ def test_ratio_is_zero_without_noise_or_contrast():
 
 def test_stack_sample_is_eight_evenly_spaced_planes():
     stack = np.broadcast_to(np.arange(20.0)[:, None, None], (20, 16, 16))
-    values, windows = noise._sample(stack)
-    assert [w[0, 0] for w in windows] == [0, 3, 5, 8, 11, 14, 16, 19]
+    values, tiles, cuts = noise._sample(stack)
+    assert [t[0, 0] for t in tiles] == [0, 3, 5, 8, 11, 14, 16, 19] and cuts is None
     assert values.size == 8 * 16 * 16  # small planes: whole
     series = np.broadcast_to(np.arange(6.0).reshape(2, 3, 1, 1), (2, 3, 16, 16))
-    assert [w[0, 0] for w in noise._sample(series)[1]] == [0, 1, 2, 3, 4, 5]
+    assert [t[0, 0] for t in noise._sample(series)[1]] == [0, 1, 2, 3, 4, 5]
 
 
 def test_large_plane_sample_spans_the_plane_within_the_budget():
     """A 2048 x 2048 plane: every 8th pixel for the contrast (a nucleus in a corner counts)
-    and 64-px windows centred in the cells of a 4 x 4 grid for the noise."""
+    and 64-px squares centred in the cells of a 4 x 4 grid for the noise."""
     plane = np.arange(2048 * 2048, dtype=np.float64).reshape(2048, 2048)
-    values, windows = noise._sample(plane)
+    values, (tile,), cuts = noise._sample(plane)
     np.testing.assert_array_equal(values, plane[::8, ::8].ravel())
-    assert len(windows) == 16 and all(w.shape == (64, 64) for w in windows)
-    starts = sorted({int(w[0, 0]) // 2048 for w in windows})
+    assert tile.shape == (256, 256) and [list(c) for c in cuts] == [[64, 128, 192]] * 2
+    starts = [int(tile[i, 0]) // 2048 for i in (0, 64, 128, 192)]
     assert starts == [224, 736, 1248, 1760]  # cell centres 256, 768, ... minus 32
+    assert [int(tile[0, j]) % 2048 for j in (0, 64, 128, 192)] == starts
     assert values.size == 16 * 64 * 64 == noise.SAMPLE_PIXELS
-    # A stack of 8 such planes: the same budget, two windows a plane (a 2 x 2 grid of cells).
-    values, windows = noise._sample(np.broadcast_to(plane, (8, 2048, 2048)))
-    assert values.size <= noise.SAMPLE_PIXELS and len(windows) == 8 * 4
+    # A stack of 8 such planes: the same budget, two squares a plane (a 2 x 2 grid of cells).
+    values, tiles, cuts = noise._sample(np.broadcast_to(plane, (8, 2048, 2048)))
+    assert values.size <= noise.SAMPLE_PIXELS and len(tiles) == 8
+    assert tiles[0].shape == (128, 128) and [list(c) for c in cuts] == [[64]] * 2
+
+
+def test_laplace_of_the_tiles_is_that_of_their_squares():
+    """The squares' Laplacian values, computed on their tile with the positions across a cut
+    dropped: squares of 5, 2 (too thin: none) and 4 rows, 3 and 6 columns."""
+    tile = np.random.default_rng(0).normal(size=(11, 9)).astype(np.float32)
+    cuts = (np.array([5, 7]), np.array([3]))
+    squares = [
+        square for band in np.split(tile, cuts[0]) for square in np.split(band, cuts[1], axis=1)
+    ]
+    expected = np.concatenate([noise._laplace(s).ravel() for s in squares if min(s.shape) >= 3])
+    got = noise._noise_laplace([tile], cuts, np.float32)
+    assert got.size == expected.size == 3 * 1 + 3 * 4 + 2 * 1 + 2 * 4
+    np.testing.assert_array_equal(np.sort(got), np.sort(expected))
 
 
 def test_small_planes_are_measured_whole():
     """Two 256 x 256 planes (under WHOLE_PIXELS) are measured whole: the stack of the same
     plane twice has that plane's ratio, not that of a few squares of it."""
     image, _ = nb.synthetic_nuclei((256, 256), n=12, radius=9, noise=0.08, seed=3)
-    values, windows = noise._sample(np.stack([image, image]))
-    assert values.size == 2 * 256 * 256 and [w.shape for w in windows] == [(256, 256)] * 2
+    values, tiles, cuts = noise._sample(np.stack([image, image]))
+    assert values.size == 2 * 256 * 256 and [t.shape for t in tiles] == [(256, 256)] * 2
+    assert cuts is None
     assert noise_ratio(np.stack([image, image])) == pytest.approx(noise_ratio(image), rel=1e-6)
 
 
