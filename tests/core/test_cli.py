@@ -292,3 +292,47 @@ def test_segment_runs_the_models_own_prob_threshold(tmp_path, sample_image):
     np.testing.assert_array_equal(
         labels("--model", str(strict), "--prob-threshold", "0.5"), bundled
     )
+
+
+def test_segment_prints_this_packages_warnings_as_one_line_per_file(tmp_path, sample_images):
+    """Two files of nuclei too small for the U-Net (a sample at 0.25x): one line each on
+    stderr, naming the file (before: Python's 'path:line: NucleiTooSmall: ...' and source
+    line, once for both files)."""
+    from napari_binseg.unet.scale import resize
+
+    tiny = resize(sample_images["nuclei_003cee89357d9fe1"].astype(np.float32), (64, 64))
+    for name in ("a", "b"):
+        imwrite(tmp_path / "in" / f"{name}.tif", tiny)
+    args = ["segment", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--method",
+            "unet", "--device", "cpu"]  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "napari_binseg.cli", *args], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if "warning" in line.lower()]
+    assert len(lines) == 2 and "NucleiTooSmall" not in result.stderr, result.stderr
+    for line, name in zip(lines, ("a.tif", "b.tif"), strict=True):
+        assert line.startswith(f"napari-binseg segment: {name}: warning: nuclei of about ")
+        assert "too small for model 'nuclei'" in line
+
+
+def test_other_libraries_warnings_keep_pythons_format(capsys, monkeypatch):
+    """Only this package's warning classes become one line; others go to Python's
+    ``warnings.showwarning`` as before, and so does every warning after the command."""
+    import warnings
+
+    from napari_binseg.cli._common import WarningLines
+    from napari_binseg.unet.inference import NucleiTooSmall
+
+    python = []
+    monkeypatch.setattr(warnings, "showwarning", lambda *args: python.append(args[:4]))
+    with WarningLines("segment") as lines:
+        lines.input("a.tif")
+        warnings.warn_explicit("ours", NucleiTooSmall, "x.py", 1)
+        warnings.warn_explicit("theirs", RuntimeWarning, "x.py", 2)
+    warnings.warn_explicit("after", NucleiTooSmall, "x.py", 3)
+    assert capsys.readouterr().err == "napari-binseg segment: a.tif: warning: ours\n"
+    assert [(str(m), c) for m, c, _, _ in python] == [
+        ("theirs", RuntimeWarning),
+        ("after", NucleiTooSmall),
+    ]

@@ -32,6 +32,7 @@ from qtpy.QtWidgets import (
 from superqt import QCollapsible
 from superqt.utils import FunctionWorker, create_worker
 
+from .._own import own_warning
 from ._layers import layer_combo
 from ._worker import LIVE, Cancelled, RunControl, _ProgressRelay
 
@@ -501,7 +502,7 @@ class BinsegWidget(QWidget):
         arguments): shown as a napari warning, as a script would print it. Other libraries'
         warnings stay out of the user's notifications."""
         message, category = args[0], args[1]
-        if category.__module__.startswith("napari_binseg"):
+        if own_warning(category):
             show_warning(f"napari-binseg: {message}")
 
     def report_error(self, exc):

@@ -4,14 +4,16 @@ A thin dispatcher over the core functions, one module per command (:mod:`.segmen
 :mod:`.evaluate`, :mod:`.train`, :mod:`.demo`). Each module has ``add(subparsers)``, which adds
 its parser and stores its handler as ``func``; a handler returns the exit code and raises
 :class:`CliError` for bad input, which :func:`main` prints as one line
-(``napari-binseg evaluate: error: ...``) with exit code 2. The option flags come from the stage
+(``napari-binseg evaluate: error: ...``) with exit code 2. This package's warnings are one
+line too (``napari-binseg segment: NAME: warning: ...``, :class:`._common.WarningLines`,
+``args.warning_lines``). The option flags come from the stage
 options (:mod:`._flags`). To add a command, write its module and append it to ``COMMANDS``.
 """
 
 import argparse
 import sys
 
-from ._common import CliError
+from ._common import CliError, WarningLines
 from .segment import _settings_from_args  # noqa: F401 - imported from here since 0.1
 
 __all__ = ["COMMANDS", "CliError", "build_parser", "main"]
@@ -62,7 +64,8 @@ def main(argv=None):
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        with WarningLines(args.command) as args.warning_lines:
+            return int(args.func(args) or 0)
     except CliError as exc:
         print(f"napari-binseg {args.command}: error: {exc}", file=sys.stderr)
         return 2

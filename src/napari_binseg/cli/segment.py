@@ -105,6 +105,14 @@ def run(args):
 
     settings = _settings_from_args(args)
     diameter_px = _diameter_px(args)
+
+    def progress(done, total, name):
+        if done < total:
+            args.warning_lines.input(name)  # its warnings name it
+        if not args.quiet:
+            _progress_bar(done, total, name)
+            args.warning_lines.open_line = True
+
     try:
         batch = BatchOptions(**_flags.given(args, BatchOptions))
         result = segment_files(
@@ -116,7 +124,7 @@ def run(args):
             overwrite=args.overwrite,
             scheduler=args.scheduler,
             record={"command": ["napari-binseg", *map(str, args.argv)]},
-            progress=None if args.quiet else _progress_bar,
+            progress=progress,
             diameter_px=diameter_px,
         )
     except ValueError as exc:
