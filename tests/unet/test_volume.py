@@ -220,6 +220,29 @@ def test_progress_over_all_passes_and_cancel(lm, mode):
     assert seen[-1] < calls[-1][1]
 
 
+@needs_bundled
+def test_progress_total_is_the_planes_the_accurate_passes_walk(lm, monkeypatch):
+    """Pixels of 0.5 x 1 µm: the isotropic stack the passes walk is 23 x 91 in-plane for a
+    32 x 64 stack; the bar's total counts exactly those planes (before: 32 x 64, so the bar
+    stood at its end through the last pass)."""
+    walked = []
+    chunk_maps = volume._chunk_maps
+
+    def counting(planes, *args):
+        walked.append(len(planes))
+        return chunk_maps(planes, *args)
+
+    monkeypatch.setattr(volume, "_chunk_maps", counting)
+    spacing = (2.0, 0.5, 1.0)
+    image, _ = synthetic_stack((6, 32, 64), spacing=(2.0, 1.0, 1.0), radius=6, seed=0)
+    calls = []
+    segment_volume(
+        image, lm, spacing=spacing, diameter=None, progress=lambda d, t: calls.append((d, t)),
+        **CPU,
+    )  # fmt: skip
+    assert calls[-1][1] == 3 + sum(walked)  # 3: the size estimate's share
+
+
 def test_bad_options():
     image = np.zeros((4, 16, 16), np.uint16)
     with pytest.raises(ValueError, match="mode"):

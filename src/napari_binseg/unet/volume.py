@@ -747,7 +747,7 @@ def segment_volume(
     lateral = _lateral(spacing)
     if mode == "accurate":
         # Planes of the three views at scale 1 (a resized stack moves the bar unevenly).
-        iso = (max(1, round(nz * spacing[0] / lateral)), ny, nx)
+        iso = _iso_shape((nz, ny, nx), spacing, 1.0)
         step = plane_step or max(1, int(math.floor(iso[0] / nz)))
         per_frame = 3 + sum(len(_positions(n, step)) for n in iso)
         run = functools.partial(_accurate, plane_step=plane_step)
