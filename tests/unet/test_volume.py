@@ -347,9 +347,11 @@ def test_memory_guard_refuses_the_accurate_mode_and_says_what_fits(monkeypatch):
     assert "(resampled to 123 x 160 x 160 isotropic voxels, resized 2.5x)" in message
     assert f"but {volume._gb(available)} is available" in message
     fast = volume.memory_need(shape, spacing, 2.5, mode="fast")
-    assert f"use mode='fast' (about {volume._gb(fast)})" in message
+    # In words of every front (the widget shows it too), not the API's keywords.
+    assert message.startswith("the accurate 3D mode needs about ") and "=" not in message
+    assert f"use the fast 3D mode (about {volume._gb(fast)})" in message
     # The largest resize that fits, as the diameter that asks for it (19.3 / 1.5).
-    assert "diameter=12.9 (resize 1.5x" in message
+    assert "or give a nucleus diameter of 12.9 px (resize 1.5x" in message
     assert volume._scale_of(12.9 * 0.65, _SizedModel(), spacing) == 1.5
 
     # The fast mode fits in the same memory: the guard lets it through to the network.
@@ -367,10 +369,10 @@ def test_memory_guard_refuses_the_accurate_mode_and_says_what_fits(monkeypatch):
     no_resize = volume.memory_need(shape, spacing, 1.0)
     assert no_resize < volume.memory_need(shape, spacing, 1.25) < fast
     monkeypatch.setattr(volume, "_available_bytes", lambda: no_resize)
-    with pytest.raises(ValueError, match=r"available: diameter=19\.3 \(resize 1x, about"):
+    with pytest.raises(ValueError, match=r"available: give a nucleus diameter of 19\.3 px \("):
         segment_volume(image, _SizedModel(), spacing=spacing, diameter=8, mode="accurate")
     monkeypatch.setattr(volume, "_available_bytes", lambda: fast - 1)
-    with pytest.raises(ValueError, match="mode='fast' needs about .* segment a crop"):
+    with pytest.raises(ValueError, match="^the fast 3D mode needs about .* segment a crop"):
         segment_volume(image, _SizedModel(), spacing=spacing, diameter=8, mode="fast")
     # Small nuclei are never offered a shrink (0.75x: 8-px nuclei at 6 px), large ones not
     # under half the model's size (26-px nuclei, resize 0.75x: 0.25x fits, 6 px; 0.5x not).
@@ -384,9 +386,9 @@ def test_memory_guard_refuses_the_accurate_mode_and_says_what_fits(monkeypatch):
     monkeypatch.setattr(volume, "_available_bytes", lambda: half - 1)
     with pytest.raises(ValueError) as raised:
         segment_volume(image, _SizedModel(), spacing=spacing, diameter=26, mode="accurate")
-    assert "diameter=" not in str(raised.value)
+    assert "diameter" not in str(raised.value)
     monkeypatch.setattr(volume, "_available_bytes", lambda: half)
-    with pytest.raises(ValueError, match=r"diameter=38\.6 \(resize 0\.5x"):
+    with pytest.raises(ValueError, match=r"diameter of 38\.6 px \(resize 0\.5x"):
         segment_volume(image, _SizedModel(), spacing=spacing, diameter=26, mode="accurate")
 
 
@@ -421,7 +423,7 @@ def test_memory_guard_counts_a_series_output_once(monkeypatch):
     assert len(written) == frames and labels.shape == image.shape
     monkeypatch.setattr(volume, "_available_bytes", lambda: need - 1 - frame_bytes * len(written))
     written.clear()
-    with pytest.raises(ValueError, match=r"mode='fast' needs about .* for 5 stacks of 4 x 32 x"):
+    with pytest.raises(ValueError, match=r"fast 3D mode needs about .* for 5 stacks of 4 x 32 x"):
         segment_volume(image, _SizedModel(), axes="TZYX", diameter=None, mode="fast")
     assert written == []
 

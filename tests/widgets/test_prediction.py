@@ -272,3 +272,26 @@ def test_predict_widget_featureless_image(make_napari_viewer, qtbot, errors, val
     run_and_wait(qtbot, widget, timeout=300_000)
     assert errors == [] and widget.output.data.max() == 0
     assert widget.status.text() == "blank [unet]: 0 objects (nuclei)"
+
+
+def test_predict_widget_says_what_fits_in_the_forms_words(
+    tiny_model, make_napari_viewer, qtbot, errors, monkeypatch
+):
+    """A z-stack the memory cannot hold: the notification names the form's options ("3D
+    mode", "nucleus diameter"), not the API's keywords (before: "mode='accurate' needs ...:
+    use mode='fast'")."""
+    from napari_binseg.unet import volume
+
+    stack = np.zeros((4, 32, 32), np.float32)
+    stack[:, 10:20, 10:20] = 1
+    fast = volume.memory_need(stack.shape, mode="fast")
+    monkeypatch.setattr(volume, "_available_bytes", lambda: fast)
+    viewer = make_napari_viewer()
+    layer = viewer.add_image(stack, name="stack")
+    widget = _widget_for(viewer, layer, tiny_model)
+    widget.stack.value = "ZYX"
+    run_and_wait(qtbot, widget)
+    (message,) = errors
+    assert message.startswith("napari-binseg predict: the accurate 3D mode needs about ")
+    assert "=" not in message
+    assert "use the fast 3D mode (about " in message

@@ -454,7 +454,9 @@ def _gb(n):
 
 def _check_memory(shape, spacing, scale, lm, *, mode, held=0, **kw):
     """Raise a one-line ValueError before the work where its estimated peak memory
-    (:func:`memory_need`) exceeds the available memory, saying what fits instead.
+    (:func:`memory_need`) exceeds the available memory, saying what fits instead: in words
+    that name the options as every front shows them (the Predict widget's "3D mode" and
+    "nucleus diameter", the CLI's ``--mode`` and ``--diameter``, the API's keywords).
 
     ``held``: bytes of that need already in use (the output of a series' earlier frames),
     which the available memory no longer includes."""
@@ -467,7 +469,7 @@ def _check_memory(shape, spacing, scale, lm, *, mode, held=0, **kw):
     size = f"this {size} stack" if frames == 1 else f"{frames} stacks of {size}"
     if mode == "fast":
         raise ValueError(
-            f"mode='fast' needs about {_gb(need)} of memory for {size} but "
+            f"the fast 3D mode needs about {_gb(need)} of memory for {size} but "
             f"{_gb(available)} is available: segment a crop of the stack"
         )
     iso = " x ".join(map(str, _iso_shape(shape, spacing, scale)))
@@ -475,7 +477,7 @@ def _check_memory(shape, spacing, scale, lm, *, mode, held=0, **kw):
     hints = []
     fast = memory_need(shape, spacing, scale, mode="fast", **kw)
     if fast <= available:
-        hints.append(f"use mode='fast' (about {_gb(fast)})")
+        hints.append(f"use the fast 3D mode (about {_gb(fast)})")
     reference = lm.config["postprocess"].get("diameter")
     # The largest resize (in quarters, as _scale_of rounds) that fits, as the diameter that
     # asks for it; never one that shrinks small nuclei (8-px nuclei at 0.5x: 4 px, nothing
@@ -486,10 +488,13 @@ def _check_memory(shape, spacing, scale, lm, *, mode, held=0, **kw):
     if reference and fits:
         s = max(fits)
         need_s = memory_need(shape, spacing, s, mode=mode, **kw)
-        hints.append(f"diameter={reference / s:.1f} (resize {s:g}x, about {_gb(need_s)})")
+        hints.append(
+            f"give a nucleus diameter of {reference / s:.1f} px (resize {s:g}x, about "
+            f"{_gb(need_s)})"
+        )
     hints.append("segment a crop of the stack")
     raise ValueError(
-        f"mode='accurate' needs about {_gb(need)} of memory for {size} "
+        f"the accurate 3D mode needs about {_gb(need)} of memory for {size} "
         f"(resampled to {iso} isotropic voxels{resized}) but {_gb(available)} is available: "
         + ", or ".join(hints)
     )
