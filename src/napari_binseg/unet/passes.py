@@ -26,6 +26,7 @@ from .scale import (
     median_diameter,
     needs_look,
     plane_cap,
+    plane_upsampling,
     plausible,
     probe_scale,
     probe_shape_ok,
@@ -275,7 +276,7 @@ def _auto_unit(unit, lm, runner, prob_threshold, probing, info, **kw):
     probs = _infer_pass(unit, lm, runner, 1.0, **kw)
     labels = _labels_at_scale(probs, lm, 1.0, unit.shape, prob_threshold)
     found = median_diameter(labels, SPECK)
-    scale = upsample_factor(found, reference, cap)
+    scale = plane_upsampling(found, unit.shape, post)
     if scale != 1.0:
         info["estimate_seconds"] += time.perf_counter() - t
         info["remeasured"] += 1
