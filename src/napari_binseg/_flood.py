@@ -494,16 +494,9 @@ def _pack_boxes_impl(labels, dist, candidate, ids, boxes, hy, hx, oy, ox, value,
 pack_boxes = _jit(_pack_boxes_impl)
 
 
-def _hole_runs_impl(labels, z_faces):
-    """Background holes of a (P, M, N) label image as runs along x, and the label to fill.
-
-    Background (0) is connected through faces; a region is a hole when it touches no face
-    of the array (the z faces only with ``z_faces``). Runs of one row are merged with the
-    overlapping runs of the row above (y - 1) and of the plane before (z - 1) by union-find.
-    Returns ``(row, start, stop, fill)`` of the hole runs: ``fill`` is the label of the one
-    object bordering the run's hole through faces, 0 when two or more do. Memory is in
-    proportion to the runs, not to the pixels.
-    """
+def _background_runs_impl(labels):
+    """The background (0) runs along x of a (P, M, N) label image: ``(row_ptr, start,
+    stop)``, the runs of row ``r`` (z * M + y) at ``row_ptr[r]:row_ptr[r + 1]``."""
     nz, ny, nx = labels.shape
     n_rows = nz * ny
     row_ptr = np.zeros(n_rows + 1, np.int64)
@@ -534,6 +527,55 @@ def _hole_runs_impl(labels, z_faces):
                 j += 1
             else:
                 x += 1
+    return row_ptr, start, stop
+
+
+def _gaps_impl(offsets, starts, ends, nx):
+    """:func:`background_runs` from the foreground runs (``offsets``, ``starts``, ``ends`` of
+    :func:`napari_binseg._runs.find_runs`) of rows of ``nx`` pixels: their gaps."""
+    n_rows = offsets.size - 1
+    row_ptr = np.zeros(n_rows + 1, np.int64)
+    for r in range(n_rows):
+        k = 0
+        done = 0
+        for i in range(offsets[r], offsets[r + 1]):
+            if starts[i] > done:
+                k += 1
+            done = ends[i]
+        if done < nx:
+            k += 1
+        row_ptr[r + 1] = row_ptr[r] + k
+    start = np.empty(row_ptr[n_rows], np.int32)
+    stop = np.empty(row_ptr[n_rows], np.int32)
+    for r in range(n_rows):
+        j = row_ptr[r]
+        done = 0
+        for i in range(offsets[r], offsets[r + 1]):
+            if starts[i] > done:
+                start[j] = done
+                stop[j] = starts[i]
+                j += 1
+            done = ends[i]
+        if done < nx:
+            start[j] = done
+            stop[j] = nx
+    return row_ptr, start, stop
+
+
+def _holes_impl(labels, z_faces, row_ptr, start, stop):
+    """Background holes of a (P, M, N) label image as runs along x, and the label to fill,
+    from its background runs (:func:`background_runs`).
+
+    Background (0) is connected through faces; a region is a hole when it touches no face
+    of the array (the z faces only with ``z_faces``). Runs of one row are merged with the
+    overlapping runs of the row above (y - 1) and of the plane before (z - 1) by union-find.
+    Returns ``(row, start, stop, fill)`` of the hole runs: ``fill`` is the label of the one
+    object bordering the run's hole through faces, 0 when two or more do. Memory is in
+    proportion to the runs, not to the pixels.
+    """
+    nz, ny, nx = labels.shape
+    n_rows = nz * ny
+    n = row_ptr[n_rows]
     parent = np.arange(n).astype(np.int64)
     for r in range(n_rows):
         z = r // ny
@@ -614,7 +656,17 @@ def _hole_runs_impl(labels, z_faces):
     return hole_row, start[hole_run], stop[hole_run], fill
 
 
-hole_runs = _jit(_hole_runs_impl)
+background_runs = _jit(_background_runs_impl)
+gaps = _jit(_gaps_impl)
+_holes = _jit(_holes_impl)
+
+
+def hole_runs(labels, z_faces, background=None):
+    """:func:`_holes_impl` of a (P, M, N) label image; ``background``: its background runs
+    when known (:func:`gaps` of its foreground runs: no pass over the image), else read."""
+    if background is None:
+        background = background_runs(labels)
+    return _holes(labels, z_faces, *background)
 
 
 def _fill_runs_impl(labels, row, start, stop, fill):

@@ -156,6 +156,18 @@ def _clear(mask, offsets, starts, ends, drop):
                     mask[z, y, starts[i] : ends[i]] = 0
 
 
+@_jit
+def _boxes(offsets, starts, ends, labels, boxes):
+    """Extend ``boxes`` (y0, y1, x0, x1, inclusive) by the runs of every row of a 2D mask."""
+    for y in range(offsets.size - 1):
+        for i in range(offsets[y], offsets[y + 1]):
+            k = labels[i]
+            boxes[k, 0] = min(boxes[k, 0], y)
+            boxes[k, 1] = max(boxes[k, 1], y)
+            boxes[k, 2] = min(boxes[k, 2], starts[i])
+            boxes[k, 3] = max(boxes[k, 3], ends[i] - 1)
+
+
 class Runs(NamedTuple):
     """The labeled runs of a mask: :func:`find_runs`, painted by :func:`paint_runs`."""
 
@@ -205,6 +217,16 @@ def paint_runs(runs, out=None):
         view = out.reshape((1,) * (3 - out.ndim) + out.shape)
         _paint(view, runs.offsets, runs.starts, runs.ends, runs.labels, clear)
     return out
+
+
+def run_boxes(runs):
+    """Bounding boxes (y0, y1, x0, x1, inclusive) of the labels ``0..n`` of 2D ``runs``, from
+    the runs alone (no pass over the image); label 0 has none (y0 > y1)."""
+    boxes = np.empty((runs.n + 1, 4), np.int64)
+    boxes[:, 0::2] = np.iinfo(np.int64).max
+    boxes[:, 1::2] = -1
+    _boxes(runs.offsets, runs.starts, runs.ends, runs.labels, boxes)
+    return boxes
 
 
 def remove_small_runs(mask, rank, min_size):

@@ -649,6 +649,7 @@ def split_frame(
     separate=False,
     widen=None,
     intensity=None,
+    object_boxes=None,
 ):
     """Estimate the nucleus diameter and (``split``) split the touching objects of one frame.
 
@@ -658,7 +659,9 @@ def split_frame(
     resolution the pieces are written into it. ``widen``: for uint16 ``labels``, a callable
     returning them as int32 in place (before pieces are upsampled into them).
     ``intensity``: the frame's image, for the out-of-focus clumps of a 2D frame
-    (:data:`BLUR_EDGE`); ``image`` weights the split itself.
+    (:data:`BLUR_EDGE`); ``image`` weights the split itself. ``object_boxes``: the bounding
+    boxes (y0, y1, x0, x1, inclusive) of every label of a 2D ``labels`` when known (from
+    their runs): the cut objects' are then not searched for in the image.
     """
     from .size import diameter_from_peaks, distance_peaks, object_peaks
 
@@ -756,10 +759,12 @@ def split_frame(
             labels = widen() if widen is not None else labels.astype(np.int32)
         elif labels.dtype.itemsize < 4 and labels.dtype != np.uint16:
             labels = labels.astype(np.int32)
-        boxes = np.empty((cut.size, 4), np.int64)
-        boxes[:, 0::2] = np.iinfo(np.int64).max
-        boxes[:, 1::2] = -1
-        label_boxes(labels, cut, boxes)
+        boxes = object_boxes
+        if boxes is None:
+            boxes = np.empty((cut.size, 4), np.int64)
+            boxes[:, 0::2] = np.iinfo(np.int64).max
+            boxes[:, 1::2] = -1
+            label_boxes(labels, cut, boxes)
         upsample_pieces_2d(labels, pieces, owner, boxes, np.flatnonzero(cut), f, n_labels, labels)
         return finish(labels), diameter
     if widen is not None and labels.dtype == np.uint16:

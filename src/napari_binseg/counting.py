@@ -93,10 +93,10 @@ def _count_frame(
     """Label, split, filter and measure one 2D or 3D frame; labels from 1, table, diameter."""
     import fastremap
 
-    from ._runs import find_runs, paint_runs  # numba
+    from ._runs import find_runs, paint_runs, run_boxes  # numba
     from ._split import NECK_RATIO, split_frame
 
-    buffer = None
+    buffer = runs = boxes = None
 
     def widen():
         """The uint16 labels held in ``buffer`` as int32 in ``buffer``."""
@@ -121,7 +121,6 @@ def _count_frame(
             labels = paint_runs(runs, buffer.view(np.uint16)[mask.size :].reshape(mask.shape))
         else:
             labels = paint_runs(runs)
-        del runs
     step()
     ndim = labels.ndim
     # Holes are filled before the split: a textured nucleus's holes would otherwise cut its
@@ -129,7 +128,12 @@ def _count_frame(
     # beats filling after the split, which protected gaps enclosed by touching nuclei).
     filled = bool(fill_holes)
     if filled:
-        labels = fill_label_holes(labels, in_place=True)  # our own array (never the input)
+        # Our own array (never the input); the mask's runs bound its background.
+        labels = fill_label_holes(labels, in_place=True, runs=runs)
+    if runs is not None and ndim == 2 and split:
+        # Boxes of the split's cut objects, from the runs (holes lie inside their object's).
+        boxes = run_boxes(runs)
+    del runs
     if labels.any() and (split or min_size is None and not is_labels):
         labels, estimate = split_frame(
             labels,
@@ -143,6 +147,7 @@ def _count_frame(
             separate=not is_labels,
             widen=widen if buffer is not None else None,
             intensity=image,
+            object_boxes=boxes,
         )
         diameter = estimate if diameter is None else diameter
     if min_size is None:

@@ -168,7 +168,7 @@ def fill_holes(mask):
     return mask
 
 
-def fill_label_holes(labels, *, in_place=False):
+def fill_label_holes(labels, *, in_place=False, runs=None):
     """Fill background regions enclosed by one object with that object's label.
 
     Background is connected through faces, as in :func:`fill_holes`; a hole bordered by two
@@ -180,6 +180,9 @@ def fill_label_holes(labels, *, in_place=False):
         Label image; modified only with ``in_place``.
     in_place : bool
         Fill ``labels`` itself (no copy: the peak memory of a large image is lower).
+    runs : napari_binseg._runs.Runs, optional
+        The runs of ``labels != 0`` when known (2D or 3D): the background is then found
+        between them, without reading the image.
 
     Returns
     -------
@@ -193,16 +196,18 @@ def fill_label_holes(labels, *, in_place=False):
     np.int64(1)
     """
     if labels.ndim in (2, 3):
-        from ._flood import fill_runs, hole_runs  # numba
+        from ._flood import fill_runs, gaps, hole_runs  # numba
 
         # Background runs along x, merged by union-find: no full-size temporary (the labeled
         # background would be 4-5 bytes per pixel).
         lab3 = labels.reshape((-1,) + labels.shape[-2:])
-        runs = hole_runs(lab3, labels.ndim == 3)
-        if runs[0].size == 0:
+        nx = labels.shape[-1]
+        background = None if runs is None else gaps(runs.offsets, runs.starts, runs.ends, nx)
+        holes = hole_runs(lab3, labels.ndim == 3, background)
+        if holes[0].size == 0:
             return labels
         filled = labels if in_place else labels.copy()
-        fill_runs(filled.reshape(lab3.shape), *runs)
+        fill_runs(filled.reshape(lab3.shape), *holes)
         return filled
     found = _enclosed(labels)
     if found is None:

@@ -115,7 +115,10 @@ def test_remove_small_labels_renumbers():
 @pytest.mark.parametrize("shape", [(9, 11), (5, 7, 6)])
 def test_fill_label_holes_runs_equal_labeled_background(shape):
     """The run-based filling fills exactly the face-connected background regions that touch
-    no face and border one label only (2D and 3D, random labels)."""
+    no face and border one label only (2D and 3D, random labels), also with the background
+    found between the runs of the foreground (rows that start, end or are all foreground)."""
+    from napari_binseg._runs import find_runs
+
     rng = np.random.default_rng(1)
     for _ in range(200):
         labels = ((rng.random(shape) < 0.7) * rng.integers(1, 3, shape)).astype(np.int32)
@@ -131,6 +134,8 @@ def test_fill_label_holes_runs_equal_labeled_background(shape):
             if around.size == 1:
                 expected[where] = around[0]
         np.testing.assert_array_equal(fill_label_holes(labels), expected)
+        runs = find_runs(labels != 0, 1)
+        np.testing.assert_array_equal(fill_label_holes(labels, runs=runs), expected)
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, bool])

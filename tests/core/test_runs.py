@@ -5,7 +5,7 @@ import pytest
 from scipy import ndimage as ndi
 from skimage.measure import label as sk_label
 
-from napari_binseg._runs import find_runs, paint_runs
+from napari_binseg._runs import find_runs, paint_runs, run_boxes
 
 
 def runs_label(mask, rank):
@@ -103,3 +103,17 @@ def test_paints_into_a_given_array_clearing_it():
     assert paint_runs(find_runs(mask, 1), out) is out
     np.testing.assert_array_equal(out, sk_label(mask, connectivity=1))
     assert (buffer.view(np.uint16)[: mask.size] == 0xFFFF).all()  # the lower half untouched
+
+
+def test_boxes_from_runs_equal_those_of_the_labels():
+    from napari_binseg._flood import label_boxes
+
+    for seed in range(5):
+        for mask in (blobs((57, 64), 0.3, seed), blobs((40, 33), 0.4, seed)):
+            runs = find_runs(mask, 2)
+            expected = np.empty((runs.n + 1, 4), np.int64)
+            expected[:, 0::2] = np.iinfo(np.int64).max
+            expected[:, 1::2] = -1
+            label_boxes(paint_runs(runs), np.ones(runs.n + 1, bool), expected)
+            assert runs.n > 3
+            np.testing.assert_array_equal(run_boxes(runs), expected)
