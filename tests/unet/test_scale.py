@@ -229,7 +229,11 @@ def test_bundled_model_upsamples_small_nuclei(sample_image, sample_labels):
     lm = load_model("nuclei", device="cpu")
     native = segment(small, lm, diameter=None)
     assert sc.rescale_factor("auto", lm, native) > 1
-    f1_auto = object_f1(truth, segment(small, lm))
+    auto, info = segment(small, lm, return_info=True)
+    # The probe alone chose the upsampling, in one pass (no full-size pass first: the model
+    # card's speed section).
+    assert info["scales"] == [2.5] and info["remeasured"] == 0
+    f1_auto = object_f1(truth, auto)
     f1_native = object_f1(truth, native)
     assert f1_auto >= 0.93 and f1_auto > f1_native + 0.01, (f1_auto, f1_native)
     # The full-size sample (nuclei ~28 px) is left at its pixel size, chosen by the probe
