@@ -392,6 +392,24 @@ def test_a_config_without_max_scale_keeps_its_cap_written_out(trained, pair, tmp
     assert metadata["napari_binseg"]["postprocess"]["max_scale"] == 2.0
 
 
+@pytest.mark.filterwarnings("ignore::napari_binseg.unet.training.StartingModelKept")
+def test_fine_tune_reads_the_init_config_as_load_model_does(trained, pair, tmp_path):
+    """An init config without a postprocess section also ran at scale.LEGACY_MAX_SCALE: the
+    fine-tune keeps 2x (before: 3x, the from-scratch default); a bad max_scale stops the run
+    at once, naming the init (before: a TypeError deep in the resizing for "abc")."""
+    _, _, out = trained
+    init = _copy_with_post(out, tmp_path / "init")
+    config = json.loads((init / "config.json").read_text())
+    del config["postprocess"]
+    (init / "config.json").write_text(json.dumps(config))
+    options = OPTIONS | {"architecture": None, "epochs": 1, "steps_per_epoch": 1}
+    model, _ = nb.train(*pair, config=TrainConfig(**options | {"init": str(init)}))
+    assert model.config["postprocess"]["max_scale"] == 2.0
+    bad = _copy_with_post(out, tmp_path / "bad", max_scale="abc")
+    with pytest.raises(ValueError, match=r"^init '.*bad': postprocess.max_scale must be a num"):
+        nb.train(*pair, config=TrainConfig(**options | {"init": str(bad)}))
+
+
 def _tensors(folder):
     from safetensors.numpy import load_file
 

@@ -61,16 +61,28 @@ def init_margin(f1, nuclei):
 
 
 def _init_config(init):
+    """The config of the model folder ``init``, its normalization and post-processing checked
+    and filled in as :func:`~napari_binseg.load_model` does (a bad value stops the run before
+    any work; a missing ``max_scale`` stays missing: it runs at scale.LEGACY_MAX_SCALE)."""
     if init is None:
         return None
-    from ..network import resolve_model_path
+    from ..network import _network_of, _normalize_config, _read_json, resolve_model_path
 
     folder = resolve_model_path(init)
     if not (folder / "config.json").is_file() or not (folder / "model.safetensors").is_file():
         raise ValueError(
             f"init: {init!r} is not a model folder with config.json and model.safetensors"
         )
-    return json.loads((folder / "config.json").read_text()) | {"_folder": str(folder)}
+    config = _read_json(folder / "config.json")
+    where = f"init {init!r}"
+    checked = _normalize_config(
+        config, network=_network_of(config, where), kind="init", out_channels=None, where=where
+    )
+    return config | {
+        "normalization": checked["normalization"],
+        "postprocess": checked["postprocess"],
+        "_folder": str(folder),
+    }
 
 
 def _summary(planes):
@@ -235,22 +247,19 @@ def train(
             f"patch_size must be a multiple of {divisor} for {network['name']}, "
             f"got {config.patch_size}"
         )
-    norm = (init_config or {}).get("normalization") or DEFAULT_NORMALIZATION
-    post = dict(
-        (init_config or {}).get("postprocess")
-        or {"prob_threshold": 0.5, "seed_threshold": 0.5, "min_size": 8, "max_scale": MAX_SCALE}
-    )
-    # The reference size of segment(diameter="auto"): the init model's, so fine-tuning keeps
-    # the scale its weights work at; from scratch, the bundled model's; an init model without
-    # one (run at its own scale so far), the training nuclei's median. The cap is written
-    # out: a config without one runs at scale.LEGACY_MAX_SCALE.
+    # The reference size and cap of segment(diameter="auto"), written out: from scratch, the
+    # bundled model's; a fine-tune keeps its init's, the scale its weights work at (a config
+    # without a cap ran at scale.LEGACY_MAX_SCALE; without a reference, at its own scale: the
+    # training nuclei's median becomes it).
     if init_config is None:
-        diameter = SCRATCH_DIAMETER
+        norm = DEFAULT_NORMALIZATION
+        post = {"prob_threshold": 0.5, "seed_threshold": 0.5, "min_size": 8}
+        post.update(diameter=SCRATCH_DIAMETER, max_scale=MAX_SCALE)
     else:
-        diameter = post.get("diameter")
-    if diameter is None:
-        diameter = round(median_diameter([lab for _, lab, _ in train_planes]), 1)
-    post.update(diameter=diameter, max_scale=max_scale(post))
+        norm, post = init_config["normalization"], dict(init_config["postprocess"])
+        if post.get("diameter") is None:
+            post["diameter"] = round(median_diameter([lab for _, lab, _ in train_planes]), 1)
+        post["max_scale"] = max_scale(post)
 
     t_start = time.time()
     if config.threads:
