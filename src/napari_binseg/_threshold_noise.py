@@ -206,12 +206,30 @@ def _ratio(values, tiles, cuts, invert, serial=False):
     return _measure(values, tiles, cuts, invert, serial)[0]
 
 
+def _clipped_otsu(values, finite, serial):
+    """Otsu's threshold (np.float64) of a sample, intensities above its ``NOISE_CLIP``
+    percentile counted as it, as ``threshold_value(clip=NOISE_CLIP)`` finds it; ``finite``:
+    the sample holds no infinite value."""
+    from ._threshold_methods import _clipped_float_histogram, from_histogram
+    from ._threshold_passes import unit_thresholds
+
+    if values.dtype.kind == "f" and finite:
+        # The clipped histogram at once: a pass of unit_thresholds would first bin the
+        # whole range (a third of this measure's cost), only to replace it.
+        hist = _clipped_float_histogram(values, NOISE_CLIP, 256, serial)
+        if hist is not None:
+            return np.float64(from_histogram("otsu", hist, 2, 256))
+    (t,) = unit_thresholds(
+        values[None], (), "otsu", "image", 2, 256, serial, lambda: None,
+        clip=NOISE_CLIP, outliers=False, notes={},
+    )  # fmt: skip
+    return t
+
+
 def _measure(values, tiles, cuts, invert, serial=False):
     """``(noise ratio, tail)`` of a sample (:func:`_sample`): ``tail`` is the fraction of its
     values beyond Otsu's threshold plus 3 noise sd on the objects' side (NaN where the ratio
     cannot say)."""
-    from ._threshold_passes import unit_thresholds
-
     wide = values.dtype.itemsize > 2 and values.dtype != np.float32
     ftype = np.float64 if wide else np.float32
     laplace = _noise_laplace(tiles, cuts, ftype)
@@ -226,17 +244,15 @@ def _measure(values, tiles, cuts, invert, serial=False):
         values = values.view(np.uint8)
     elif values.dtype.itemsize > 1:
         values = values.astype(ftype)  # 256 bins: a 16-bit image's Otsu needs no 65536
+    sigma_n = 1.4826 * _median(laplace) / 6
+    clipped = values
     if invert:
         # Dark objects: their side, the dark end, is clipped too (30 specks darker than the
         # nuclei, 0.01% of the pixels, read a noisy image's 1.15 as 0.001: left unsmoothed).
         # The bright end stays clipped: saturation is bright whatever the objects.
-        low = np.percentile(values, 100 - NOISE_CLIP, method="lower")
-        values = np.maximum(values, low.astype(values.dtype))
-    sigma_n = 1.4826 * _median(laplace) / 6
-    (t,) = unit_thresholds(
-        values[None], (), "otsu", "image", 2, 256, serial, lambda: None,
-        clip=NOISE_CLIP, outliers=False, notes={},
-    )  # fmt: skip
+        floor = np.percentile(values, 100 - NOISE_CLIP, method="lower")
+        clipped = np.maximum(values, floor.astype(values.dtype))
+    t = _clipped_otsu(clipped, np.isfinite(low) and np.isfinite(high), serial)
     background = values > t if invert else values <= t
     n = np.count_nonzero(background)
     # np.where: no branch per pixel, several times faster than indexing by the mask.
