@@ -392,6 +392,44 @@ def test_memory_guard_refuses_the_accurate_mode_and_says_what_fits(monkeypatch):
         segment_volume(image, _SizedModel(), spacing=spacing, diameter=26, mode="accurate")
 
 
+def test_memory_guard_refuses_before_the_size_estimate_what_fits_at_no_resize(monkeypatch):
+    """diameter="auto": a stack that fits at no resize the estimate can choose (the least is
+    0.25x, that of the largest nuclei) is refused before its nuclei are measured, the need
+    said as a bound (before: after the estimate's network passes); one that fits at 0.25x is
+    measured, then checked at the resize it asks for (8-px nuclei: 2.5x)."""
+    shape, spacing = (16, 64, 64), (2.0, 0.65, 0.65)
+    measured = []
+
+    def estimate(volume_, *args, **kwargs):
+        measured.append(volume_.shape)
+        return 8 * 0.65
+
+    monkeypatch.setattr(volume, "estimate_diameter", estimate)
+    image = np.zeros(shape, np.float32)
+    least = volume.memory_need(shape, spacing, 0.25)
+    assert least < volume.memory_need(shape, spacing, 0.5)
+    monkeypatch.setattr(volume, "_available_bytes", lambda: least - 1)
+    with pytest.raises(ValueError) as raised:
+        segment_volume(image, _SizedModel(), spacing=spacing, mode="accurate")
+    assert measured == []
+    assert volume._iso_shape(shape, spacing, 0.25) == (12, 16, 16)
+    assert str(raised.value) == (
+        f"the accurate 3D mode needs at least about {volume._gb(least)} of memory for this "
+        "16 x 64 x 64 stack (resampled to at least 12 x 16 x 16 isotropic voxels, whatever "
+        f"its nuclei's size) but {volume._gb(least - 1)} is available: segment a crop of the "
+        "stack"
+    )
+    fast = volume.memory_need(shape, spacing, 0.25, mode="fast")
+    monkeypatch.setattr(volume, "_available_bytes", lambda: fast - 1)
+    with pytest.raises(ValueError, match="^the fast 3D mode needs at least about"):
+        segment_volume(image, _SizedModel(), spacing=spacing, mode="fast")
+    assert measured == []
+    monkeypatch.setattr(volume, "_available_bytes", lambda: least)
+    with pytest.raises(ValueError, match=r"^the accurate 3D mode needs about .* resized 2\.5x"):
+        segment_volume(image, _SizedModel(), spacing=spacing, mode="accurate")
+    assert measured == [shape]
+
+
 def test_memory_need_grows_with_the_isotropic_stack():
     assert volume._gb(2.54e9) == "2.5 GB" and volume._gb(3.4e7) == "34 MB"
     # 12 bytes per isotropic voxel: 4 um z steps at 1 um pixels add 96 planes.

@@ -458,8 +458,17 @@ def _check_memory(shape, spacing, scale, lm, *, mode, held=0, **kw):
     that name the options as every front shows them (the Predict widget's "3D mode" and
     "nucleus diameter", the CLI's ``--mode`` and ``--diameter``, the API's keywords).
 
+    ``scale``: the lateral resize (:func:`_scale_of`); None before the size estimate that
+    chooses it: the need is then the least of any resize the estimate can choose (the need
+    grows with the resize), so a stack that fits at none is refused before it is read and
+    its nuclei measured, and one that may fit is checked again once the estimate is known.
     ``held``: bytes of that need already in use (the output of a series' earlier frames),
     which the available memory no longer includes."""
+    reference = lm.config["postprocess"].get("diameter")
+    # The resize of the largest nuclei is the least (1x for a model without a reference).
+    bound = scale is None and reference is not None
+    if scale is None:
+        scale = _scale_of(math.inf, lm, spacing)
     available = _available_bytes() + held
     need = memory_need(shape, spacing, scale, mode=mode, **kw)
     if need <= available:
@@ -467,18 +476,25 @@ def _check_memory(shape, spacing, scale, lm, *, mode, held=0, **kw):
     size = " x ".join(map(str, shape))
     frames = kw.get("frames", 1)
     size = f"this {size} stack" if frames == 1 else f"{frames} stacks of {size}"
+    about = "at least about" if bound else "about"
     if mode == "fast":
         raise ValueError(
-            f"the fast 3D mode needs about {_gb(need)} of memory for {size} but "
+            f"the fast 3D mode needs {about} {_gb(need)} of memory for {size} but "
             f"{_gb(available)} is available: segment a crop of the stack"
         )
     iso = " x ".join(map(str, _iso_shape(shape, spacing, scale)))
-    resized = f", resized {scale:g}x" if scale != 1 else ""
+    if bound:
+        resampled = f"resampled to at least {iso} isotropic voxels, whatever its nuclei's size"
+    else:
+        resized = f", resized {scale:g}x" if scale != 1 else ""
+        resampled = f"resampled to {iso} isotropic voxels{resized}"
     hints = []
-    fast = memory_need(shape, spacing, scale, mode="fast", **kw)
+    # Before the estimate, the fast mode's need at the largest resize it can choose (that of
+    # the smallest nuclei).
+    most = _scale_of(1e-9, lm, spacing) if bound else scale
+    fast = memory_need(shape, spacing, most, mode="fast", **kw)
     if fast <= available:
-        hints.append(f"use the fast 3D mode (about {_gb(fast)})")
-    reference = lm.config["postprocess"].get("diameter")
+        hints.append(f"use the fast 3D mode ({'at most ' if bound else ''}about {_gb(fast)})")
     # The largest resize (in quarters, as _scale_of rounds) that fits, as the diameter that
     # asks for it; never one that shrinks small nuclei (8-px nuclei at 0.5x: 4 px, nothing
     # found) or brings large ones under half the model's size.
@@ -494,9 +510,8 @@ def _check_memory(shape, spacing, scale, lm, *, mode, held=0, **kw):
         )
     hints.append("segment a crop of the stack")
     raise ValueError(
-        f"the accurate 3D mode needs about {_gb(need)} of memory for {size} "
-        f"(resampled to {iso} isotropic voxels{resized}) but {_gb(available)} is available: "
-        + ", or ".join(hints)
+        f"the accurate 3D mode needs {about} {_gb(need)} of memory for {size} "
+        f"({resampled}) but {_gb(available)} is available: " + ", or ".join(hints)
     )
 
 
@@ -738,10 +753,11 @@ def segment_volume(
     Raises
     ------
     ValueError
-        Bad options; or, once the nucleus size is known and before the work, where the
-        estimated peak memory (:func:`memory_need`) exceeds the available memory: the message
-        gives both and what fits (the fast mode's need, the largest ``diameter``-driven resize
-        that fits, a crop).
+        Bad options; or, before the work, where the estimated peak memory
+        (:func:`memory_need`) exceeds the available memory: the message gives both and what
+        fits (the fast mode's need, the largest ``diameter``-driven resize that fits, a crop).
+        With ``diameter="auto"``, a stack that fits at no resize the size estimate can
+        choose is refused before it is read and measured, the others once it is measured.
     """
     t0 = time.perf_counter()
     _check(mode, stitch_threshold, plane_step)
@@ -767,22 +783,27 @@ def segment_volume(
     offset = 0
     start = 0
     for done, (index, frame) in enumerate(frames):
+        check = functools.partial(
+            _check_memory, (nz, ny, nx), spacing, lm=lm, mode=mode, frames=len(frames),
+            probabilities=prob is not None, batch_size=options.get("batch_size", 4),
+            held=sum(x[index].nbytes for x in (out, prob) if x is not None) * done,
+        )  # fmt: skip
+        # Before the frame is read and normalized (and its nuclei measured).
+        if diameter == "auto":
+            check(None)
+        else:
+            found = None if diameter is None else float(diameter) * lateral
+            check(_scale_of(found, lm, spacing))
         if is_dask(frame):
             frame = frame.compute()
         volume = normalize_plane(np.asarray(frame), lm.config["normalization"])
         if diameter == "auto":
             plane = options | {"prob_threshold": prob_threshold}
             found = estimate_diameter(volume, lm, spacing, options=plane, progress=tracker)
+            check(_scale_of(found, lm, spacing))
         else:
-            found = None if diameter is None else float(diameter) * lateral
             tracker.step(3)
         diameters.append(None if found is None else found / lateral)
-        _check_memory(
-            volume.shape, spacing, _scale_of(found, lm, spacing), lm, mode=mode,
-            frames=len(frames), probabilities=prob is not None,
-            batch_size=options.get("batch_size", 4),
-            held=sum(x[index].nbytes for x in (out, prob) if x is not None) * done,
-        )  # fmt: skip
         labels, fg = run(
             volume,
             lm,
