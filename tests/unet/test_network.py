@@ -107,12 +107,14 @@ def test_corrupt_and_mismatched_models(tmp_path):
     (tmp_path / "w.json").write_text(json.dumps({"network": rgb}))
     with pytest.raises(ValueError, match="input channels"):
         load_model(tmp_path / "w.pt", device="cpu")
-    # a reference nucleus size that is not one
+    # a reference nucleus size, cap or confidence floor out of range
     for post, match in (
         ({"diameter": "20"}, "diameter"),
         ({"max_scale": 0.5}, "max_scale"),
         ({"max_scale": 50.0}, "max_scale"),  # a 1024 x 1024 plane would grow 2500x
         ({"max_scale": "3"}, "max_scale"),
+        ({"min_confidence": 1.0}, "min_confidence"),  # would remove every object
+        ({"min_confidence": "0.85"}, "min_confidence"),
     ):
         (tmp_path / "w.json").write_text(json.dumps({"network": spec, "postprocess": post}))
         with pytest.raises(ValueError, match=f"w.pt.*w.json.*postprocess.{match} must be a num"):

@@ -423,13 +423,19 @@ def _check_normalization(norm, where):
 
 
 def _check_postprocess(post, where):
-    """``postprocess`` thresholds in (0, 1) and a min_size >= 0 (pixels)."""
+    """``postprocess`` thresholds in (0, 1), a min_confidence in [0, 1) (0, off, where
+    absent) and a min_size >= 0 (pixels)."""
     for key in ("prob_threshold", "seed_threshold"):
         value = post.get(key)
         if not (_number(value) and 0 < value < 1):
             raise ValueError(
                 f"{where}: postprocess.{key} must be a number in (0, 1), got {value!r}"
             )
+    value = post.get("min_confidence", 0.0)
+    if not (_number(value) and 0 <= value < 1):
+        raise ValueError(
+            f"{where}: postprocess.min_confidence must be a number in [0, 1), got {value!r}"
+        )
     value = post.get("min_size")
     if not (_number(value) and value >= 0):
         raise ValueError(
