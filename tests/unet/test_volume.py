@@ -284,6 +284,9 @@ def test_scale_follows_nucleus_size():
     # 40 µm nuclei at 0.5 µm pixels are 80 pixels: shrink 4x.
     assert volume._scale_of(40.0, Model, (2.0, 0.5, 0.5)) == 0.25
     assert volume._scale_of(None, Model, (1.0, 1.0, 1.0)) == 1.0
+    # A cap between quarters holds as in 2D (before: 2.9 rounded up to 3x).
+    Model.config = {"postprocess": {"diameter": 20.0, "max_scale": 2.9}}
+    assert volume._scale_of(5.0, Model, (1.0, 1.0, 1.0)) == 2.9
 
 
 @needs_bundled

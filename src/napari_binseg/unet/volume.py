@@ -383,9 +383,10 @@ def _scale_of(diameter, lm, spacing):
     if diameter is None or reference is None:
         return 1.0
     pixels = diameter / _lateral(spacing)
-    scale = float(np.clip(reference / pixels, 0.25, max_scale(post)))
+    cap = max_scale(post)
+    scale = float(np.clip(reference / pixels, 0.25, cap))
     # Within 25% of the model's size the plane is kept as it is, as segment(diameter="auto").
-    return 1.0 if 0.8 < scale < 1.25 else round(4 * scale) / 4
+    return 1.0 if 0.8 < scale < 1.25 else min(round(4 * scale) / 4, cap)
 
 
 def _iso_shape(shape, spacing, scale):
