@@ -938,13 +938,12 @@ def _quantile_impl(values, n, q):
 _quantile = _jit(_quantile_impl)
 
 
-def _edge_widths_impl(image, labels, ids, boxes, margin, kernel, ody, odx, od2, out):
+def _edge_widths_impl(image, labels, ids, boxes, margin, kernel, out):
     """Edge width of each object ``ids[i]`` of a 2D label image, into ``out[i]``: see
     ``_split._edge_widths``. Each in its bounding box (``boxes``, inclusive) grown by
     ``margin``: the intensity smoothed by ``kernel`` along y then x (scipy's mode
     "reflect" at the box's edges), its gradient as ``np.gradient``, and exact Euclidean
-    distances up to 6 px: ``ody``, ``odx`` the offsets within 6 px by increasing squared
-    distance ``od2``."""
+    distances (squared, integers) to the nearest object pixel and to the nearest of k."""
     ny, nx = labels.shape
     r = kernel.size // 2
     for i in range(ids.size):
@@ -973,6 +972,33 @@ def _edge_widths_impl(image, labels, ids, boxes, margin, kernel, ody, odx, od2, 
                 for j in range(-r, r + 1):
                     acc += kernel[j + r] * tmp[y, _reflect(x + j, w)]
                 sm[y, x] = acc
+        # Squared distance of every box pixel to the nearest object pixel (col_fg) and
+        # pixel of k (col_k) in its column, from a sweep down and one up; the nearest over
+        # x follows (separable: exact, 2x cheaper than scanning the offsets within 6 px).
+        far = 1 << 20
+        col_fg = np.empty((h, w), np.int64)
+        col_k = np.empty((h, w), np.int64)
+        for x in range(w):
+            last_fg = -far
+            last_k = -far
+            for y in range(h):
+                v = labels[y0 + y, x0 + x]
+                if v != 0:
+                    last_fg = y
+                    if v == k:
+                        last_k = y
+                col_fg[y, x] = (y - last_fg) ** 2
+                col_k[y, x] = (y - last_k) ** 2
+            last_fg = far
+            last_k = far
+            for y in range(h - 1, -1, -1):
+                v = labels[y0 + y, x0 + x]
+                if v != 0:
+                    last_fg = y
+                    if v == k:
+                        last_k = y
+                col_fg[y, x] = min(col_fg[y, x], (last_fg - y) ** 2)
+                col_k[y, x] = min(col_k[y, x], (last_k - y) ** 2)
         band = np.empty(h * w, np.float32)
         inner = np.empty(h * w, np.float32)
         ring = np.empty(h * w, np.float32)
@@ -1015,21 +1041,13 @@ def _edge_widths_impl(image, labels, ids, boxes, margin, kernel, ody, odx, od2, 
                     low = min(low, np.float64(sm[y, x]))
                     if not (near_y0 <= y < near_y1 and near_x0 <= x < near_x1):
                         continue  # over 6 px from every pixel of k
-                    # The nearest object pixels (offsets by increasing distance): is one k's?
-                    d_fg = 1000
-                    d_k = 1000
-                    for o in range(od2.size):
-                        if od2[o] > d_fg:
-                            break
-                        yy = y + ody[o]
-                        xx = x + odx[o]
-                        if 0 <= yy < h and 0 <= xx < w:
-                            other = labels[y0 + yy, x0 + xx]
-                            if other != 0:
-                                d_fg = od2[o]
-                                if other == k:
-                                    d_k = od2[o]
-                                    break
+                    # Exact squared distances to the nearest object pixel and to the
+                    # nearest pixel of k: the column distances, then the nearest over x.
+                    d_fg = far
+                    d_k = far
+                    for dx in range(max(-6, -x), min(6, w - 1 - x) + 1):
+                        d_fg = min(d_fg, dx * dx + col_fg[y, x + dx])
+                        d_k = min(d_k, dx * dx + col_k[y, x + dx])
                     if d_k <= d_fg:
                         if d_fg <= 9:
                             band[nb] = grad

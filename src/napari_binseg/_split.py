@@ -789,16 +789,10 @@ def split_frame(
 
 
 @functools.lru_cache(maxsize=1)
-def _edge_offsets():
-    """The smoothing kernel (scipy's ``gaussian_filter(sigma=1)``) and the offsets within
-    6 px by increasing squared distance that :func:`_edge_widths` passes its kernel."""
+def _edge_kernel():
+    """The smoothing kernel of :func:`_edge_widths` (scipy's ``gaussian_filter(sigma=1)``)."""
     kernel = np.exp(-0.5 * np.arange(-4, 5) ** 2)
-    dy, dx = (a.ravel() for a in np.mgrid[-6:7, -6:7])
-    d2 = dy**2 + dx**2
-    order = np.argsort(d2[d2 <= 36], kind="stable")
-    return (kernel / kernel.sum(),) + tuple(
-        a[d2 <= 36][order].astype(np.int64) for a in (dy, dx, d2)
-    )
+    return kernel / kernel.sum()
 
 
 def _edge_widths(image, labels, ids, boxes, zoom=1.0):
@@ -814,11 +808,11 @@ def _edge_widths(image, labels, ids, boxes, zoom=1.0):
     """
     from ._flood import edge_widths
 
-    offsets = _edge_offsets()
+    kernel = _edge_kernel()
     ids = np.asarray(ids, np.int64)
     out = np.zeros(ids.size)
     if zoom <= 1.0:
-        return edge_widths(image, labels, ids, boxes, 10, *offsets, out)
+        return edge_widths(image, labels, ids, boxes, 10, kernel, out)
     # Each object alone in its box, its neighbours one label (2): all the measure tells
     # apart. Sampled, not smoothed first: the noise of a grid pixel is that of a pixel, as
     # at full resolution (the measure's own smoothing then acts alike at every zoom).
@@ -846,7 +840,7 @@ def _edge_widths(image, labels, ids, boxes, zoom=1.0):
         top, bottom = crop[iy].astype(np.float32), crop[iy + 1].astype(np.float32)
         top = top[:, ix] + (top[:, ix + 1] - top[:, ix]) * tx
         bottom = bottom[:, ix] + (bottom[:, ix + 1] - bottom[:, ix]) * tx
-        edge_widths(top + (bottom - top) * ty, small, one, box, 10, *offsets, width)
+        edge_widths(top + (bottom - top) * ty, small, one, box, 10, kernel, width)
         out[i] = zoom * width[0]
     return out
 
