@@ -499,8 +499,8 @@ def check_model(settings):
     Returns
     -------
     settings : PipelineSettings
-        ``settings`` with the model's own probability threshold in place of ``None``, so that
-        ``params.json`` records the number that ran.
+        ``settings`` with the model's own probability threshold and object confidence floor
+        in place of ``None``, so that ``params.json`` records the numbers that ran.
 
     Raises
     ------
@@ -510,14 +510,19 @@ def check_model(settings):
     if settings.method != "unet":
         return settings
     from .unet.network import load_model
-    from .unet.passes import model_threshold
+    from .unet.passes import model_confidence, model_threshold
 
     u = settings.unet
     try:
         lm = load_model(u.model, device=u.device)
     except (OSError, RuntimeError) as exc:
         raise ValueError(f"cannot load the model {u.model!r} on {u.device}: {exc}") from None
-    return settings.replace(unet={"prob_threshold": model_threshold(u.prob_threshold, lm)})
+    return settings.replace(
+        unet={
+            "prob_threshold": model_threshold(u.prob_threshold, lm),
+            "min_confidence": model_confidence(u.min_confidence, lm),
+        }
+    )
 
 
 def segment_files(

@@ -457,6 +457,20 @@ class UNetOptions(StageOptions):
         low_open=True,
         high_open=True,
     )
+    min_confidence: float | None = option(
+        None,
+        "Objects whose mean foreground probability is under this are removed (0 keeps "
+        "every object; 2D planes only); model: the model's own (postprocess.min_confidence "
+        "of its config.json, 0.85 for the bundled model, 0 where the config has none).",
+        kind=float,
+        label="min object confidence",
+        nullable=True,
+        none_label="model",
+        low=0,
+        high=1,
+        high_open=True,
+        advanced=True,
+    )
     diameter: str | float | None = option(
         "auto",
         "Nucleus diameter: 'auto' measures it, a number rescales to the model's nucleus size, "

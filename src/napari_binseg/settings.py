@@ -30,8 +30,10 @@ from .options import (
 #: 4: ``unet.prob_threshold`` null = the model's own (the default; 0.5 for older files);
 #: 5: ``threshold.sigma`` ``"auto"``: smoothing on noisy images (the default; 0 for older files),
 #: ``threshold.background`` ``"uneven"``: subtraction on uneven backgrounds (a new word; off
-#: stays the default).
-SETTINGS_VERSION = 5
+#: stays the default);
+#: 6: ``unet.min_confidence`` null = the model's own floor on an object's mean foreground
+#: probability (the default; 0.85 for the bundled model), 0 (keep every object) for older files.
+SETTINGS_VERSION = 6
 
 #: Names of napari-binseg 0.1, kept for code that imports them.
 ThresholdSettings = ThresholdOptions
@@ -80,8 +82,14 @@ def _from_v4(data):
     return _old_defaults(data, "threshold", {"sigma": 0.0}, 5)
 
 
+def _from_v5(data):
+    """Version 5 -> 6: a file written when the U-Net kept every object keeps them
+    (``unet.min_confidence`` 0 unless the file sets it)."""
+    return _old_defaults(data, "unet", {"min_confidence": 0.0}, 6)
+
+
 #: ``version -> function`` that turns a dict of that version into the next version's.
-MIGRATIONS = {1: _from_v1, 2: _from_v2, 3: _from_v3, 4: _from_v4}
+MIGRATIONS = {1: _from_v1, 2: _from_v2, 3: _from_v3, 4: _from_v4, 5: _from_v5}
 
 
 def _depth(value, limit):

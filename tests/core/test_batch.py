@@ -284,6 +284,7 @@ def test_params_record_the_models_threshold_that_ran(folder, tmp_path):
     assert len(result.done) == 2
     params = json.loads((out / "params.json").read_text())
     assert params["settings"]["unet"]["prob_threshold"] == 0.5
+    assert params["settings"]["unet"]["min_confidence"] == 0.85
     same = PipelineSettings("unet").replace(unet={"prob_threshold": 0.5})
     assert len(segment_files([folder], out, same).skipped) == 2
     assert len(segment_files([folder], out, PipelineSettings("unet")).skipped) == 2

@@ -47,6 +47,8 @@ BAD = [
     (UNetOptions, "overlap", 1.0, "unet.overlap must be < 1"),
     (UNetOptions, "batch_size", 0, "unet.batch_size must be a positive integer"),
     (UNetOptions, "prob_threshold", 0, "unet.prob_threshold must be > 0"),
+    (UNetOptions, "min_confidence", 1.0, "unet.min_confidence must be < 1"),
+    (UNetOptions, "min_confidence", -0.1, "unet.min_confidence .*must be >= 0"),
     (UNetOptions, "diameter", "big", r"unet.diameter \('auto', null or px\) must be a number"),
     (UNetOptions, "diameter", -3, r"unet.diameter .* must be > 0"),
     (UNetOptions, "mode", "slow", "unet.mode must be one of"),

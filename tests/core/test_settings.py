@@ -54,7 +54,7 @@ def test_version_1_defaults_are_0_1_defaults():
         "method": "li",
         "count": {"min_size": 0.0},
         "threshold": {"ignore_bright_outliers": False, "sigma": 0.0},
-        "unet": {"prob_threshold": 0.5},
+        "unet": {"prob_threshold": 0.5, "min_confidence": 0.0},
     }
     assert migrate_settings({"method": "li"}) == {"method": "li"}  # no version: current
 
@@ -80,6 +80,18 @@ def test_files_before_version_4_keep_prob_threshold_0_5():
     assert PipelineSettings().unet.prob_threshold is None
     again = PipelineSettings.from_json(PipelineSettings("unet").to_json())
     assert again.unet.prob_threshold is None and again == PipelineSettings("unet")
+
+
+def test_files_before_version_6_keep_every_unet_object():
+    # Until version 6 the U-Net kept every object; now the model's own confidence floor.
+    assert PipelineSettings.from_dict({"version": 5}).unet.min_confidence == 0.0
+    kept = {"version": 5, "unet": {"min_confidence": 0.7}}
+    assert PipelineSettings.from_dict(kept).unet.min_confidence == 0.7
+    assert PipelineSettings.from_dict({"version": 6}).unet.min_confidence is None
+    assert PipelineSettings().unet.min_confidence is None
+    for value in (None, 0.0, 0.6):
+        s = PipelineSettings("unet", unet={"min_confidence": value})
+        assert PipelineSettings.from_json(s.to_json()).unet.min_confidence == value
 
 
 def test_files_before_version_5_keep_no_smoothing():

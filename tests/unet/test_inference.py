@@ -1,6 +1,7 @@
 """U-Net inference: post-processing, normalization, tiling, stacks, progress, options,
 non-finite pixels and the bundled model's quality (CPU)."""
 
+import json
 import subprocess
 import sys
 
@@ -9,12 +10,17 @@ import pytest
 import torch
 
 from napari_binseg.unet import inference, load_model, predict, predict_channels, segment
-from napari_binseg.unet._postprocess import grow_seeds, probabilities_to_labels, remove_small
+from napari_binseg.unet._postprocess import (
+    grow_seeds,
+    probabilities_to_labels,
+    remove_small,
+    remove_unconfident,
+)
 from napari_binseg.unet.passes import probabilities_at_scale
 from napari_binseg.unet.scale import resize
 from napari_binseg.unet.tiling import _n_windows, _plan
 
-from .conftest import needs_bundled, object_f1
+from .conftest import bundled_copy, needs_bundled, object_f1
 
 # ----------------------------------------------------------------------------- post-processing
 
@@ -77,6 +83,23 @@ def test_foreground_without_seed_and_small_objects():
     np.testing.assert_array_equal(
         remove_small(np.array([[1, 1, 2, 3, 3, 3]]), 2), [[1, 1, 0, 2, 2, 2]]
     )
+
+
+def test_objects_under_the_confidence_floor_are_removed():
+    """Means 0.9, 0.8 (0.7 and 0.9 halves) and 0.95: at 0.85 only the second goes, and the
+    third becomes 2 (consecutive); 0 keeps every object, the same array."""
+    labels = np.zeros((8, 30), np.int32)
+    labels[1:7, 1:7], labels[1:7, 11:17], labels[1:7, 21:27] = 1, 2, 3
+    fg = np.where(labels > 0, 0.9, 0.1).astype(np.float32)
+    fg[1:7, 11:14] = 0.7
+    fg[labels == 3] = 0.95
+    before = labels.copy()
+    out = remove_unconfident(labels, fg, 0.85)
+    np.testing.assert_array_equal(out, np.where(labels == 2, 0, labels - (labels == 3)))
+    np.testing.assert_array_equal(labels, before)  # input untouched
+    assert remove_unconfident(labels, fg, 0.0) is labels
+    assert remove_unconfident(labels, fg, 0.75).max() == 3
+    assert remove_unconfident(labels, fg, 0.92).max() == 1
 
 
 # ----------------------------------------------------------------------------- normalization
@@ -400,6 +423,29 @@ def test_the_models_own_prob_threshold_is_the_default(strict_model, sample_image
         inference.labels_from_probabilities(probs, lm),
         inference.labels_from_probabilities(probs, lm, prob_threshold=0.9),
     )
+
+
+def test_the_confidence_floor_runs_on_the_result_only(tmp_path, sample_image):
+    """The bundled model's floor (0.85) removes the objects of the result whose mean
+    foreground probability is lower, and nothing else: the estimate (scale, diameter) is
+    untouched; floor 0 and a config without the key give the labels of before the floor."""
+    legacy = bundled_copy(tmp_path / "legacy")
+    config = json.loads((legacy / "config.json").read_text())
+    del config["postprocess"]["min_confidence"]
+    (legacy / "config.json").write_text(json.dumps(config))
+    crop = sample_image[:192, :192]  # segmented at full size
+    kw = dict(device="cpu", return_info=True)
+    off, prob, info_off = segment(crop, min_confidence=0, return_probabilities=True, **kw)
+    on, info_on = segment(crop, **kw)
+    old, info_old = segment(crop, legacy, **kw)
+    assert (info_on["min_confidence"], info_off["min_confidence"]) == (0.85, 0)
+    assert info_old["min_confidence"] == 0
+    np.testing.assert_array_equal(old, off)
+    assert info_on["scales"] == info_off["scales"] == [1.0]
+    assert info_on["diameter"] == info_off["diameter"]
+    np.testing.assert_array_equal(on, remove_unconfident(off.astype(np.int32), prob, 0.85))
+    assert 0 < on.max() < off.max()
+    np.testing.assert_array_equal(segment(crop, device="cpu", min_confidence=0.85), on)
 
 
 def test_import_does_not_load_torch():

@@ -219,8 +219,9 @@ class PredictWidget(BinsegWidget):
             table = measure_labels(labels, np.asarray(data), spacing=spacing, unit=unit, axes=axes)
             # segment numbers the nuclei 1..n, so the count is the maximum (no np.unique).
             info |= {
-                # The threshold that ran: the model's own where the form says "model".
-                "parameters": params | {"prob_threshold": run_info["prob_threshold"]},
+                # The values that ran: the model's own where the form says "model".
+                "parameters": params
+                | {k: run_info.get(k) for k in ("prob_threshold", "min_confidence")},
                 "n_objects": int(labels.max(initial=0)),
                 "diameter": run_info.get("diameter"),
                 "diameter_um": run_info.get("diameter_um"),

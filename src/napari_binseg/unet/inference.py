@@ -41,6 +41,7 @@ from .passes import (
     _tiles,
     _units,
     labels_from_probabilities,
+    model_confidence,
     model_threshold,
     probabilities_at_scale,
 )
@@ -244,6 +245,7 @@ def segment(
     overlap=0.25,
     batch_size=4,
     prob_threshold=None,
+    min_confidence=None,
     diameter="auto",
     precision="auto",
     backend="auto",
@@ -264,6 +266,11 @@ def segment(
         Foreground probability above which a pixel belongs to a nucleus; default: the
         model's own (``postprocess.prob_threshold`` of its config, 0.5 for the bundled
         model).
+    min_confidence : float, optional
+        Objects whose mean foreground probability (at the scale their plane was segmented)
+        is under this are removed; 0 keeps every object. Default: the model's own
+        (``postprocess.min_confidence`` of its config, 0.85 for the bundled model; 0 for a
+        config without it). Planes only: a z-stack's 3D objects keep every object.
     diameter : "auto", float or None
         Typical nucleus diameter in pixels, to bring nuclei to the size the model segments
         best (its ``postprocess.diameter``, the median nucleus of its training labels: 19.3
@@ -283,9 +290,10 @@ def segment(
         same network pass (resized back to the image when the plane was resized).
     return_info : bool
         Also return a dict describing the run (for layer metadata, tables and the CLI):
-        ``prob_threshold`` (the one used), ``diameter`` (px: the median over planes of the
-        nucleus diameter that chose each plane's scale, i.e. the estimate for ``"auto"``, the
-        given number, or the measured median of the labels for ``None``, specks under
+        ``prob_threshold`` and ``min_confidence`` (the ones used), ``diameter`` (px: the
+        median over planes of the nucleus diameter that chose each plane's scale, i.e. the
+        estimate for ``"auto"``, the given number, or the measured median of the labels for
+        ``None``, specks under
         :data:`~napari_binseg.unet.scale.SPECK` of it left out; ``None`` when no nucleus was
         found),
         ``diameter_um`` (with ``spacing``), ``diameters`` and ``scales`` (per plane),
@@ -359,12 +367,14 @@ def segment(
         overlap=overlap,
         batch_size=batch_size,
         prob_threshold=prob_threshold,
+        min_confidence=min_confidence,
         diameter=diameter,
         precision=precision,
         backend=backend,
     )
     check_diameter(diameter, lm)
     prob_threshold = model_threshold(prob_threshold, lm)
+    min_confidence = model_confidence(min_confidence, lm)
     if axes is not None or image.ndim <= 4:
         from ..axes import resolve_axes
 
@@ -397,6 +407,7 @@ def segment(
     prob = np.empty(tuple(image.shape), np.float32) if return_probabilities else None
     info = {
         "prob_threshold": prob_threshold,
+        "min_confidence": min_confidence,
         "diameters": [],
         "scales": [],
         "nonfinite_pixels": 0,
@@ -409,12 +420,14 @@ def segment(
     for idx, unit, bad in _normalized_units(image, lm):
         if auto:
             labels, probs, scale, found = _auto_unit(
-                unit, lm, runner, prob_threshold, probing, info, **kw
+                unit, lm, runner, prob_threshold, probing, info, min_confidence, **kw
             )
         else:
             scale = fixed
             probs = _infer_pass(unit, lm, runner, scale, **kw)
-            labels = _labels_at_scale(probs, lm, scale, unit.shape, prob_threshold)
+            labels = _labels_at_scale(
+                probs, lm, scale, unit.shape, prob_threshold, min_confidence=min_confidence
+            )
             # A 3D model takes "auto" as None: no resize, the labels' median reported.
             measured = diameter is None or diameter == "auto"
             found = median_diameter(labels, SPECK) if measured else diameter

@@ -11,7 +11,7 @@ import time
 import numpy as np
 
 from .._validation import is_dask
-from ._postprocess import probabilities_to_labels, remove_small
+from ._postprocess import probabilities_to_labels, remove_small, remove_unconfident
 from .backends import _Runner
 from .normalize import nonfinite_mask, normalize_plane
 from .scale import (
@@ -184,14 +184,16 @@ def probabilities_at_scale(
     )
 
 
-def _labels_at_scale(probs, lm, scale, shape, prob_threshold, resize=True):
+def _labels_at_scale(probs, lm, scale, shape, prob_threshold, resize=True, min_confidence=0.0):
     """Instances from probabilities computed at ``scale``, as a label plane of ``shape``
     (``resize=False``: at the probabilities' own shape, objects under the model's
-    ``min_size`` times ``scale**2`` removed)."""
+    ``min_size`` times ``scale**2`` removed). ``min_confidence`` (a result's, off for the
+    size estimate's passes) applies at ``scale``."""
+    kw = dict(prob_threshold=prob_threshold, min_confidence=min_confidence)
     if scale == 1.0:
-        return labels_from_probabilities(probs, lm, prob_threshold=prob_threshold)
+        return labels_from_probabilities(probs, lm, **kw)
     min_size = lm.config["postprocess"]["min_size"] * scale**2
-    labels = labels_from_probabilities(probs, lm, prob_threshold=prob_threshold, min_size=min_size)
+    labels = labels_from_probabilities(probs, lm, min_size=min_size, **kw)
     return labels_resized(labels, shape) if resize else labels
 
 
@@ -208,11 +210,20 @@ def model_threshold(prob_threshold, lm):
     return lm.config["postprocess"]["prob_threshold"] if prob_threshold is None else prob_threshold
 
 
+def model_confidence(min_confidence, lm):
+    """``min_confidence``, or the model's own (``postprocess.min_confidence`` of its config;
+    0, keep every object, where the config has none) where it is None."""
+    if min_confidence is None:
+        return lm.config["postprocess"].get("min_confidence", 0.0)
+    return min_confidence
+
+
 def labels_from_probabilities(
-    probs, lm, *, prob_threshold=None, seed_threshold=None, min_size=None
+    probs, lm, *, prob_threshold=None, seed_threshold=None, min_size=None, min_confidence=None
 ):
     """Instances of one unit from its channel probabilities (centres if the model has them);
-    thresholds and ``min_size`` left None are the model's (its config's ``postprocess``)."""
+    thresholds, ``min_size`` and ``min_confidence`` (objects of a lower mean foreground
+    probability removed) left None are the model's (its config's ``postprocess``)."""
     post = lm.config["postprocess"]
     prob_threshold = model_threshold(prob_threshold, lm)
     seed_threshold = post["seed_threshold"] if seed_threshold is None else seed_threshold
@@ -220,24 +231,26 @@ def labels_from_probabilities(
     fg = _foreground(probs, lm)
     if lm.has_centres and probs.ndim == 3:
         centre = probs[lm.outputs.index("centre")]
-        return probabilities_to_labels(
+        labels = probabilities_to_labels(
             fg,
             centre,
             prob_threshold=prob_threshold,
             seed_threshold=seed_threshold,
             min_size=min_size,
         )
-    import cc3d
+    else:
+        import cc3d
 
-    from ..morphology import face_connectivity
+        from ..morphology import face_connectivity
 
-    labels = cc3d.connected_components(
-        fg > prob_threshold, connectivity=face_connectivity(fg.ndim)
-    ).astype(np.int32)
-    return remove_small(labels, min_size)
+        labels = cc3d.connected_components(
+            fg > prob_threshold, connectivity=face_connectivity(fg.ndim)
+        ).astype(np.int32)
+        labels = remove_small(labels, min_size)
+    return remove_unconfident(labels, fg, model_confidence(min_confidence, lm))
 
 
-def _auto_unit(unit, lm, runner, prob_threshold, probing, info, **kw):
+def _auto_unit(unit, lm, runner, prob_threshold, probing, info, min_confidence=0.0, **kw):
     """``diameter="auto"`` on one plane: (labels, probabilities, scale, estimated diameter).
 
     The probe (0.25x, checked by a 0.125x look where it may have cut nuclei up; on planes too
@@ -245,7 +258,8 @@ def _auto_unit(unit, lm, runner, prob_threshold, probing, info, **kw):
     (:func:`.scale.probe_scale`), the plane goes through one pass at that scale (none at
     0.25x or 0.125x: the probe's or the look's pass is the result). Otherwise the full-size
     pass is the result, unless the nuclei measured there call for upsampling. Time that only
-    served the estimate is added to ``info["estimate_seconds"]``.
+    served the estimate is added to ``info["estimate_seconds"]``. ``min_confidence`` applies
+    to the result's labels only, after the estimate.
     """
     post = lm.config["postprocess"]
     reference = post.get("diameter")
@@ -261,6 +275,7 @@ def _auto_unit(unit, lm, runner, prob_threshold, probing, info, **kw):
             info["estimate_seconds"] += seconds - result_seconds
             info["probe_seconds"] += seconds - result_seconds
             runner.total -= native_tiles
+            labels = remove_unconfident(labels, _foreground(probs, lm), min_confidence)
             return labels_resized(labels, unit.shape), probs, scale, found
         info["probe_seconds"] += seconds
     else:
@@ -270,7 +285,9 @@ def _auto_unit(unit, lm, runner, prob_threshold, probing, info, **kw):
     if scale is not None:
         runner.total -= native_tiles
         probs = _infer_pass(unit, lm, runner, scale, extra=True, **kw)
-        labels = _labels_at_scale(probs, lm, scale, unit.shape, prob_threshold)
+        labels = _labels_at_scale(
+            probs, lm, scale, unit.shape, prob_threshold, min_confidence=min_confidence
+        )
         return labels, probs, scale, found
     t = time.perf_counter()
     probs = _infer_pass(unit, lm, runner, 1.0, **kw)
@@ -281,7 +298,11 @@ def _auto_unit(unit, lm, runner, prob_threshold, probing, info, **kw):
         info["estimate_seconds"] += time.perf_counter() - t
         info["remeasured"] += 1
         probs = _infer_pass(unit, lm, runner, scale, extra=True, **kw)
-        labels = _labels_at_scale(probs, lm, scale, unit.shape, prob_threshold)
+        labels = _labels_at_scale(
+            probs, lm, scale, unit.shape, prob_threshold, min_confidence=min_confidence
+        )
+    else:
+        labels = remove_unconfident(labels, _foreground(probs, lm), min_confidence)
     return labels, probs, scale, found
 
 
