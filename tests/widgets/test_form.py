@@ -163,3 +163,21 @@ def test_a_radius_chosen_after_off_starts_at_the_first_value(make_napari_viewer)
     widget = ThresholdWidget(make_napari_viewer())
     widget.background._mode.value = widget.background._NUMBER
     assert widget.parameters()["background"] == 30.0
+
+
+def test_min_confidence_model_off_and_numbers(make_napari_viewer):
+    """The object-confidence floor: "model" (None, the model's own) by default, 0 is off (0,
+    not "model", unlike the probability threshold), a number is that number; settings set it."""
+    from napari_binseg.settings import PipelineSettings
+
+    widget = PredictWidget(make_napari_viewer())
+    box = widget.min_confidence.native
+    assert box.text() == "model" and widget.parameters()["min_confidence"] is None
+    widget.min_confidence.value = 0.0
+    assert widget.parameters()["min_confidence"] == 0.0
+    widget.min_confidence.value = 0.9
+    assert widget.settings(PipelineSettings()).unet.min_confidence == 0.9
+    widget.apply_settings(PipelineSettings("unet", unet={"min_confidence": 0.0}))
+    assert widget.parameters()["min_confidence"] == 0.0
+    widget.apply_settings(PipelineSettings("unet"))
+    assert widget.parameters()["min_confidence"] is None
