@@ -336,3 +336,26 @@ def test_other_libraries_warnings_keep_pythons_format(capsys, monkeypatch):
         ("theirs", RuntimeWarning),
         ("after", NucleiTooSmall),
     ]
+
+
+def test_warning_lines_keep_the_filters_added_during_a_command(capsys, monkeypatch):
+    """A module imported while the first input runs (torch, monai) adds warning filters; the
+    next input keeps them (before: input() left and entered again Python's catch_warnings,
+    which put back the filters of the command's start) and still tells its own warnings."""
+    import warnings
+
+    from napari_binseg.cli._common import WarningLines
+    from napari_binseg.unet.inference import NucleiTooSmall
+
+    python = []
+    monkeypatch.setattr(warnings, "showwarning", lambda *args: python.append(str(args[0])))
+    with WarningLines("segment") as lines:
+        lines.input("a.tif")
+        warnings.filterwarnings("ignore", "on import", RuntimeWarning)
+        lines.input("b.tif")
+        warnings.warn("on import", RuntimeWarning, stacklevel=1)
+        warnings.warn("ours", NucleiTooSmall, stacklevel=1)
+    assert python == []
+    assert capsys.readouterr().err == "napari-binseg segment: b.tif: warning: ours\n"
+    # The command's filters end with it.
+    assert all(getattr(f[1], "pattern", None) != "on import" for f in warnings.filters)

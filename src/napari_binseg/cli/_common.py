@@ -1,5 +1,6 @@
 """What every command shares: the one-line error, and this package's warnings as one line."""
 
+import contextlib
 import sys
 import warnings
 
@@ -26,11 +27,11 @@ class WarningLines:
         self.name = None
         #: Whether a progress bar holds the line (a warning ends it first).
         self.open_line = False
-        self._caught = None
+        self._contexts = None
 
     def __enter__(self):
-        self._caught = warnings.catch_warnings()
-        self._caught.__enter__()
+        self._contexts = contextlib.ExitStack()
+        self._contexts.enter_context(warnings.catch_warnings())
         python = warnings.showwarning
 
         def show(message, category, filename, lineno, file=None, line=None):
@@ -45,10 +46,12 @@ class WarningLines:
         return self
 
     def __exit__(self, *exc):
-        self._caught.__exit__(*exc)
+        return self._contexts.__exit__(*exc)
 
     def input(self, name):
         """Warnings from now on are about the input ``name``."""
-        self.__exit__(None, None, None)
         self.name = name
-        self.__enter__()
+        # Entering a catch_warnings clears Python's "once per place" records. It is left only
+        # at the end: leaving one here would drop the filters that modules imported since
+        # (torch, monai) have added.
+        self._contexts.enter_context(warnings.catch_warnings())
