@@ -231,6 +231,10 @@ def test_every_option_has_a_flag_with_its_help(capsys):
         (["--prob-threshold", "0.4"], "unet", {"prob_threshold": 0.4}),
         (["--prob-threshold", "model"], "unet", {"prob_threshold": None}),
         (["--prob-threshold", "0"], "unet", {"prob_threshold": None}),
+        ([], "unet", {"min_confidence": None}),  # the model's own
+        (["--min-confidence", "0"], "unet", {"min_confidence": 0.0}),  # off, not the model's
+        (["--min-confidence", "0.9"], "unet", {"min_confidence": 0.9}),
+        (["--min-confidence", "model"], "unet", {"min_confidence": None}),
         (["--threshold-min-size", "5", "--invert", "--sigma", "2"], "threshold",
          {"min_size": 5, "invert": True, "sigma": 2.0}),
         ([], "threshold", {"sigma": "auto"}),
