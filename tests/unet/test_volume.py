@@ -433,6 +433,36 @@ def test_memory_guard_refuses_before_the_size_estimate_what_fits_at_no_resize(mo
     assert measured == [shape]
 
 
+def test_memory_guard_counts_the_frame_as_the_need_does(monkeypatch):
+    """The need counts the normalized stack (memory_need is the peak a call adds) and not a
+    dask frame's data: a frame read from dask is counted as taken before it is read, and the
+    check after the size estimate adds back the normalized stack it sees taken (before: the
+    dask frame fitted at the given diameter; the estimated one was refused for 4 B a voxel)."""
+    import dask.array as da
+
+    shape, spacing = (8, 32, 32), (1.0, 1.0, 1.0)
+    ran = []
+
+    def run(volume_, *args, **kwargs):
+        ran.append(volume_.shape)
+        return np.ones(volume_.shape, np.int32), None
+
+    monkeypatch.setattr(volume, "_accurate", run)
+    monkeypatch.setattr(volume, "estimate_diameter", lambda *args, **kwargs: 19.3)
+    need = volume.memory_need(shape, spacing, 1.0)
+    frame_bytes = math.prod(shape) * 2  # uint16
+    lazy = da.zeros(shape, dtype=np.uint16, chunks=(4, 32, 32))
+    monkeypatch.setattr(volume, "_available_bytes", lambda: need + frame_bytes - 1)
+    with pytest.raises(ValueError, match="the accurate 3D mode needs about"):
+        segment_volume(lazy, _SizedModel(), spacing=spacing, diameter=19.3)
+    monkeypatch.setattr(volume, "_available_bytes", lambda: need + frame_bytes)
+    segment_volume(lazy, _SizedModel(), spacing=spacing, diameter=19.3)
+    # diameter="auto": the same need, checked after the normalized stack (4 B a voxel) exists.
+    monkeypatch.setattr(volume, "_available_bytes", lambda: need - 4 * math.prod(shape))
+    segment_volume(np.zeros(shape, np.uint16), _SizedModel(), spacing=spacing)
+    assert ran == [shape, shape]
+
+
 def test_memory_need_grows_with_the_isotropic_stack():
     assert volume._gb(2.54e9) == "2.5 GB" and volume._gb(3.4e7) == "34 MB"
     # 12 bytes per isotropic voxel: 4 um z steps at 1 um pixels add 96 planes.

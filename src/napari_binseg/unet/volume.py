@@ -464,7 +464,9 @@ def _check_memory(shape, spacing, scale, lm, *, mode, held=0, **kw):
     grows with the resize), so a stack that fits at none is refused before it is read and
     its nuclei measured, and one that may fit is checked again once the estimate is known.
     ``held``: bytes of that need already in use (the output of a series' earlier frames),
-    which the available memory no longer includes."""
+    which the available memory no longer includes (the normalized stack, checked after it
+    is made); less memory that no part of the need will take (a dask frame's data, checked
+    before it is read)."""
     reference = lm.config["postprocess"].get("diameter")
     # The resize of the largest nuclei is the least (1x for a model without a reference).
     bound = scale is None and reference is not None
@@ -787,21 +789,23 @@ def segment_volume(
         check = functools.partial(
             _check_memory, (nz, ny, nx), spacing, lm=lm, mode=mode, frames=len(frames),
             probabilities=prob is not None, batch_size=options.get("batch_size", 4),
-            held=sum(x[index].nbytes for x in (out, prob) if x is not None) * done,
         )  # fmt: skip
-        # Before the frame is read and normalized (and its nuclei measured).
+        held = sum(x[index].nbytes for x in (out, prob) if x is not None) * done
+        # Before the frame is read and normalized (and its nuclei measured). A dask frame's
+        # data will be in use and is no part of the need; the normalized stack is.
+        read = frame.nbytes if is_dask(frame) else 0
         if diameter == "auto":
-            check(None)
+            check(None, held=held - read)
         else:
             found = None if diameter is None else float(diameter) * lateral
-            check(_scale_of(found, lm, spacing))
+            check(_scale_of(found, lm, spacing), held=held - read)
         if is_dask(frame):
             frame = frame.compute()
         volume = normalize_plane(np.asarray(frame), lm.config["normalization"])
         if diameter == "auto":
             plane = options | {"prob_threshold": prob_threshold}
             found = estimate_diameter(volume, lm, spacing, options=plane, progress=tracker)
-            check(_scale_of(found, lm, spacing))
+            check(_scale_of(found, lm, spacing), held=held + volume.nbytes)
         else:
             tracker.step(3)
         diameters.append(None if found is None else found / lateral)
