@@ -785,11 +785,11 @@ def segment_volume(
     prob = np.zeros(tuple(image.shape), np.float32) if return_probabilities else None
     offset = 0
     start = 0
+    check = functools.partial(
+        _check_memory, (nz, ny, nx), spacing, lm=lm, mode=mode, frames=len(frames),
+        probabilities=prob is not None, batch_size=options.get("batch_size", 4),
+    )  # fmt: skip
     for done, (index, frame) in enumerate(frames):
-        check = functools.partial(
-            _check_memory, (nz, ny, nx), spacing, lm=lm, mode=mode, frames=len(frames),
-            probabilities=prob is not None, batch_size=options.get("batch_size", 4),
-        )  # fmt: skip
         held = sum(x[index].nbytes for x in (out, prob) if x is not None) * done
         # Before the frame is read and normalized (and its nuclei measured). A dask frame's
         # data will be in use and is no part of the need; the normalized stack is.
