@@ -182,15 +182,17 @@ def test_look_rule_on_hand_made_estimates():
     assert sc.needs_look(60.0, 82.0, ref) and not sc.needs_look(60.0, 80.0, ref)
     assert not sc.needs_look(60.0, 82.0, ref, native_max=4.0)  # 60 px is mid-sized there
     assert not sc.needs_look(300.0, 1000.0, None)  # a model without a reference size
-    # The look wins when it saw nuclei 1.4x larger that are >= 0.6 x 19.3 px at 0.125x.
+    # The look wins when it saw nuclei 1.4x larger that are >= 0.8 x 19.3 px at 0.125x.
     assert sc.checked_estimate(14.0, 202.0, ref) == 202.0  # fragments of 202-px nuclei
     assert sc.checked_estimate(63.0, 202.0, ref) == 202.0
     assert sc.checked_estimate(100.0, 139.0, ref) == 100.0  # agreement: the probe's
     assert sc.checked_estimate(100.0, 141.0, ref) == 141.0
-    assert sc.checked_estimate(10.0, 90.0, ref) == 10.0  # 11.25 px at 0.125x: specks
-    assert sc.checked_estimate(10.0, 93.0, ref) == 93.0
-    assert sc.checked_estimate(None, 120.0, ref) == 120.0
-    assert sc.checked_estimate(None, 50.0, ref) is None
+    assert sc.checked_estimate(10.0, 123.0, ref) == 10.0  # 15.4 px at 0.125x: specks
+    assert sc.checked_estimate(10.0, 124.0, ref) == 124.0
+    # A dense plane of 17-px nuclei, rotated 90 degrees: its look's clumps measured 112 px.
+    assert sc.checked_estimate(37.5, 112.4, ref) == 37.5
+    assert sc.checked_estimate(None, 130.0, ref) == 130.0
+    assert sc.checked_estimate(None, 120.0, ref) is None
     assert sc.checked_estimate(40.0, None, ref) == 40.0
     # Together: the fine-tuned probe's 14 px for 202-px nuclei upsampled the plane (1.5x);
     # the look's 202 px send it to 0.125x. A probe that agrees keeps its scale.

@@ -145,10 +145,15 @@ FRAGMENTS_LARGE = 1.35
 #: nuclei it could not see whole) ...
 LOOK_GAIN = 1.4
 
-#: ... and its nuclei at 0.125x are at least this multiple of the model's diameter (smaller
-#: ones are specks of small nuclei, measured too large: up to 70 px in the plane for nuclei of
-#: 10 px on DSB training images). Both chosen on DSB training images rescaled 0.5-8x.
-LOOK_MIN = 0.6
+#: ... and its nuclei at 0.125x are at least this multiple of the model's diameter (124 px in
+#: the plane for the bundled model; smaller ones are specks or clumps of small nuclei: up to
+#: 70 px in the plane for nuclei of 10 px on DSB training images, and the 90-degree rotation
+#: of a dense DSB validation image of 17-px nuclei looked 112 px, which at 0.6 sent it to
+#: 0.125x, 0 nuclei found, while the image and its mirrors stayed at 1.25x, F1 0.7). Every
+#: look that overruled a probe on DSB training images rescaled 1-8x and s-bsst265's even rows
+#: at 1-2x, rotated or not (13, all nuclei of 176-359 px), looked 189 px or more. LOOK_GAIN
+#: chosen on DSB training images rescaled 0.5-8x.
+LOOK_MIN = 0.8
 
 #: The network's objects under this fraction of the median object's area are specks, not
 #: nuclei, and do not count in an estimate (:func:`median_diameter`). A probe keeps objects
