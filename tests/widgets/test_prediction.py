@@ -110,6 +110,8 @@ def test_predict_widget_user_model(tiny_model, make_napari_viewer, qtbot, small_
     assert meta["model"] == model.name and meta["weights_sha256"] == model.sha256
     assert meta["model_path"] == str(tiny_model)
     expected_params = {**options, "prob_threshold": 0.5, "diameter": "auto", "axes": "YX"}
+    # The floor that ran: the model's own (none in its config: 0), not the form's "model".
+    expected_params["min_confidence"] = 0.0
     assert meta["parameters"].items() >= expected_params.items()
     assert meta["n_objects"] == len(np.unique(expected)) - 1
     # The same measurement table as Count: one row per nucleus, keyed by its label.
