@@ -185,7 +185,7 @@ def remove_unconfident(labels, foreground, min_confidence):
     Parameters
     ----------
     labels : ndarray of int
-        Label image (2D or 3D); never modified.
+        Label image (2D or 3D), objects ``1..n``; never modified.
     foreground : ndarray of float
         Foreground probabilities of the same shape (the map whose threshold made the labels).
     min_confidence : float
@@ -210,16 +210,15 @@ def remove_unconfident(labels, foreground, min_confidence):
         return labels.astype(np.int32, copy=False)
     if foreground.shape != labels.shape:
         raise ValueError(f"foreground {foreground.shape} and labels {labels.shape} must match")
-    flat = labels.ravel()
-    counts = np.bincount(flat, minlength=n + 1)
-    sums = np.bincount(flat, weights=foreground.ravel(), minlength=n + 1)
-    keep = (counts > 0) & (sums >= min_confidence * counts)
+    # mean >= floor <=> sum of (p - floor) >= 0: one weighted count, no pixel count.
+    excess = foreground.ravel() - np.float32(min_confidence)
+    keep = np.bincount(labels.ravel(), weights=excess, minlength=n + 1) >= 0
     keep[0] = False
     if keep[1:].all():
         return labels.astype(np.int32, copy=False)
     lut = np.zeros(n + 1, np.int32)
     lut[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
-    return lut[labels]
+    return np.take(lut, labels)
 
 
 def probabilities_to_labels(
