@@ -273,6 +273,26 @@ def test_nuclei_too_small_even_upsampled_are_warned(sample_images):
 
 
 @needs_bundled
+def test_nuclei_too_small_are_warned_without_upsampling(sample_images, tmp_path):
+    """A config that allows no upsampling (max_scale 1): the 3-px nuclei of the 64x64 plane
+    (too small to probe) give no object at full size, and the mask's estimate still says why
+    (it was dropped for the full-size pass's nothing: no warning, no diameter)."""
+    from napari_binseg.unet.inference import NucleiTooSmall
+
+    from ..conftest import SAMPLE_NAMES
+
+    folder = shutil.copytree(Path(sc.__file__).parents[1] / "models" / "nuclei", tmp_path / "m")
+    config = json.loads((folder / "config.json").read_text())
+    config["postprocess"]["max_scale"] = 1.0
+    (folder / "config.json").write_text(json.dumps(config))
+    image = sc.resize(sample_images[SAMPLE_NAMES[1]].astype(np.float32), (64, 64))
+    with pytest.warns(NucleiTooSmall, match="nuclei of about 3.0 px in 1 of 1 planes"):
+        labels, info = segment(image, load_model(folder, device="cpu"), return_info=True)
+    assert labels.max() == 0 and info["scales"] == [1.0]
+    assert info["diameter"] == pytest.approx(3.0, abs=0.05)
+
+
+@needs_bundled
 def test_large_planes_are_upsampled_within_the_pixel_budget(sample_image, monkeypatch):
     """Nuclei of ~7 px go up 2.75x; a plane that would exceed MAX_UPSAMPLED_PIXELS less."""
     h, w = (s // 4 for s in sample_image.shape)

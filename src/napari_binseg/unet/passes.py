@@ -292,7 +292,8 @@ def _auto_unit(unit, lm, runner, prob_threshold, probing, info, min_confidence=0
     t = time.perf_counter()
     probs = _infer_pass(unit, lm, runner, 1.0, **kw)
     labels = _labels_at_scale(probs, lm, 1.0, unit.shape, prob_threshold)
-    found = median_diameter(labels, SPECK)
+    # Nothing at full size keeps the estimate, so a plane of nuclei too small is reported.
+    found = median_diameter(labels, SPECK) or found
     scale = plane_upsampling(found, unit.shape, post)
     if scale != 1.0:
         info["estimate_seconds"] += time.perf_counter() - t
