@@ -448,6 +448,25 @@ def test_the_confidence_floor_runs_on_the_result_only(tmp_path, sample_image):
     np.testing.assert_array_equal(segment(crop, device="cpu", min_confidence=0.85), on)
 
 
+@pytest.mark.parametrize(
+    ("scales", "words"),
+    [
+        ([3.0], "even upsampled 3x (it sees"),
+        ([2.0], "even upsampled 2x, the most the plane's size allows (it"),
+        ([1.0], "at their own size, the most the plane's size allows (it"),
+    ],
+)
+def test_too_small_warning_names_the_planes_own_upsampling(scales, words):
+    """Nuclei of 3 px: the warning names the upsampling the plane got, which the pixel
+    budget lowers on large planes (before: always the config's cap, 3x)."""
+    from types import SimpleNamespace
+
+    lm = SimpleNamespace(name="m", config={"postprocess": {"diameter": 19.3, "max_scale": 3}})
+    with pytest.warns(inference.NucleiTooSmall, match=r"3\.0 px in 1 of 1 planes") as caught:
+        inference._warn_too_small({"diameters": [3.0], "scales": scales}, lm)
+    assert words in str(caught[0].message)
+
+
 def test_import_does_not_load_torch():
     code = (
         "import sys, napari_binseg, napari_binseg.unet as u\n"

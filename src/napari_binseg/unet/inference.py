@@ -467,17 +467,21 @@ def _warn_too_small(info, lm):
     post = lm.config["postprocess"]
     reference = post.get("diameter")
     small = [
-        d
+        (d, s)
         for d, s in zip(info["diameters"], info["scales"], strict=True)
         if d is not None and reference is not None and d * s < sc.SMALLEST * reference
     ]
     if small:
+        # The planes' own scale: a large plane is upsampled less than the config's cap.
+        top = max(s for _, s in small)
+        resized = f"even upsampled {top:g}x" if top > 1 else "at their own size"
+        if top < sc.max_scale(post):
+            resized += ", the most the plane's size allows"
         warnings.warn(
-            f"nuclei of about {np.median(small):.1f} px in {len(small)} of "
-            f"{len(info['scales'])} planes are too small for model {lm.name!r} even upsampled "
-            f"{sc.max_scale(post):g}x (it sees nuclei of {sc.SMALLEST * reference:.0f} px and "
-            "more): its labels likely miss most of them; the classic threshold and count "
-            "work at that size",
+            f"nuclei of about {np.median([d for d, _ in small]):.1f} px in {len(small)} of "
+            f"{len(info['scales'])} planes are too small for model {lm.name!r} {resized} (it "
+            f"sees nuclei of {sc.SMALLEST * reference:.0f} px and more): its labels likely "
+            "miss most of them; the classic threshold and count work at that size",
             NucleiTooSmall,
             stacklevel=3,
         )
