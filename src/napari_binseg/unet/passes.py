@@ -354,7 +354,7 @@ def _estimate(unit, lm, runner, prob_threshold, extra=False, result=True, **kw):
         return seen
 
     found = plausible(found, unit.shape)
-    looked = False
+    looked = sheet = False
     scales = down_scales(unit.shape, lm.config["divisor"])
     if LOOK_SCALE in scales:
         limit = look_limit(found, reference, rule["native_max"])
@@ -363,10 +363,17 @@ def _estimate(unit, lm, runner, prob_threshold, extra=False, result=True, **kw):
         foreground = None if foreground is None else foreground / PROBE_SCALE
         if needs_look(found, foreground, reference, rule["native_max"]):
             looked = True
-            seen = checked_estimate(found, plausible(look(), unit.shape), reference)
+            seen = look()
+            sheet = seen is not None and plausible(seen, unit.shape) is None
+            seen = checked_estimate(found, plausible(seen, unit.shape), reference)
             if seen != found:  # the probe cut nuclei up: 0.25x will not do
                 return seen, LOOK_SCALE, coarse, looked
     scale = probe_scale(found, reference, plane_cap(unit.shape, post), scales=scales, **rule)
+    if sheet and scale is not None and scale < 1.0:
+        # The look saw one sheet: small nuclei clumped at both coarse scales, so the probe's
+        # size may be a clump's (a dense DSB plane of 13-px nuclei, rotated: 65 px, 0.5x).
+        # The full-size pass measures them.
+        scale = None
     if result and scale == LOOK_SCALE and scale not in coarse:  # from the probe's input
         look()
     return found, scale, coarse, looked

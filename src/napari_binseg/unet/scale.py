@@ -22,7 +22,8 @@ range, down or up (Cellpose's size normalization [1]_):
    times larger with nuclei of at least :data:`LOOK_MIN` times the model's diameter there
    (:func:`checked_estimate`). Planes under 252 pixels a side get no look. An estimate over
    half the plane's shorter side (:func:`plausible`: merged small nuclei seen as one blob)
-   counts as nothing seen.
+   counts as nothing seen; where the look saw such a sheet, the probe's estimate may be a
+   clump's too and does not downsample the plane (the full-size pass decides).
 3. Nuclei estimated above :data:`NATIVE_MAX` times the model's diameter (48 pixels for the
    bundled model) are segmented at 0.5x or 0.25x, whichever brings them closer to
    :data:`DOWN_TARGET` times the model's diameter (29 pixels), and above
