@@ -275,6 +275,26 @@ def test_fast_stitch_numbers_planes_on_past_uint16(monkeypatch):
     np.testing.assert_array_equal(labels[1], expected)
 
 
+def test_fast_stitch_keeps_every_object(monkeypatch):
+    """The stitched planes are not floored by the model's object confidence (z-stacks keep
+    every object; before, each plane ran at the bundled 0.85)."""
+    seen = []
+
+    class Model:
+        config = {"postprocess": {"min_confidence": 0.85}, "normalization": {}}
+
+    def plane_segment(*args, **kwargs):
+        seen.append(kwargs.get("min_confidence"))
+        return np.zeros((8, 8), np.uint16), np.zeros((8, 8), np.float32)
+
+    monkeypatch.setattr(volume, "segment", plane_segment)
+    volume._fast(
+        np.zeros((2, 8, 8), np.float32), Model(), (1.0, 1.0, 1.0), None, options={},
+        prob_threshold=0.5, stitch_threshold=0.25, progress=volume._Progress(None, 2),
+    )  # fmt: skip
+    assert seen == [0.0, 0.0]
+
+
 def test_scale_follows_nucleus_size():
     class Model:
         config = {"postprocess": {"diameter": 20.0, "max_scale": 2.0}}
@@ -297,6 +317,7 @@ def test_segment_defaults_to_volumes_for_3d_arrays(lm):
     image, truth = _balls((16, 40, 40), spacing, [(15, 20, 20)], radius=10)
     labels, info = segment(image, lm, spacing=spacing, return_info=True, **CPU)
     assert labels.max() == 1 and info["mode"] == "accurate"
+    assert info["min_confidence"] == 0  # the bundled floor (0.85) is for planes only
     assert info["diameter"] == pytest.approx(20, rel=0.25) and info["diameter_um"] > 0
     fast = segment(image, lm, spacing=spacing, mode="fast", **CPU)
     assert fast.max() == 1

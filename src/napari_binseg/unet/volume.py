@@ -636,6 +636,8 @@ def _fast(
                 plain,
                 diameter=None if scale == 1.0 else pixels,
                 prob_threshold=prob_threshold,
+                # A z-stack keeps every object, as in the 3D modes (no floor on its planes).
+                min_confidence=0.0,
                 return_probabilities=True,
                 **options,
             )
@@ -735,7 +737,8 @@ def segment_volume(
     return_probabilities : bool
         Also return the foreground probability on the input grid.
     return_info : bool
-        Also return a dict: ``prob_threshold`` (the one used), ``diameter`` (px) and
+        Also return a dict: ``prob_threshold`` (the one used), ``min_confidence`` (0: 3D
+        objects keep every object, whatever the model's floor), ``diameter`` (px) and
         ``diameter_um`` (with ``spacing``) of the first frame's estimate (``diameters``: every
         frame's), ``mode``, ``seconds``.
     progress : callable, optional
@@ -833,6 +836,7 @@ def segment_volume(
         first = diameters[0] if diameters else None
         info = {
             "prob_threshold": prob_threshold,
+            "min_confidence": 0.0,
             "diameter": first,
             "diameter_um": None if first is None else first * lateral,
             "diameters": diameters,
