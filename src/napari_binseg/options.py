@@ -460,8 +460,9 @@ class UNetOptions(StageOptions):
     min_confidence: float | None = option(
         None,
         "Objects whose mean foreground probability is under this are removed (0 keeps "
-        "every object; 2D planes only); model: the model's own (postprocess.min_confidence "
-        "of its config.json, 0.85 for the bundled model, 0 where the config has none).",
+        "every object); images and time series only: a z-stack keeps all its 3D objects. "
+        "model: the model's own (postprocess.min_confidence of its config.json, 0.85 for the "
+        "bundled model, 0 where the config has none).",
         kind=float,
         label="min object confidence",
         nullable=True,

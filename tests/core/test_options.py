@@ -119,6 +119,13 @@ def test_defaults_check_and_round_trip_through_json(cls):
     assert [o.name for o in options_of(cls)] == [f.name for f in dataclasses.fields(cls)]
 
 
+def test_min_confidence_help_says_z_stacks_keep_every_object():
+    """The floor is not applied to z-stacks (unet/volume.py); the CLI and widget help say so
+    in words a user of a z-stack reads (before: '2D planes only')."""
+    (opt,) = [o for o in options_of(UNetOptions) if o.name == "min_confidence"]
+    assert "z-stack keeps all its 3D objects" in opt.help
+
+
 def test_defaults_are_those_of_version_0_1():
     assert ThresholdOptions().to_dict() == dict(
         scope="image",
