@@ -122,3 +122,24 @@ def test_validation_uses_the_models_post_processing():
                                         "min_size": 8, "diameter": 12.0})[0]  # fmt: skip
     assert same == default
     assert validate(*args, postprocess={"min_size": 64 * 64 + 1})[0] == 0.0
+
+
+def test_validation_applies_the_models_confidence_floor(monkeypatch):
+    """The object-confidence floor of ``postprocess`` (a fine-tune inherits its init's, 0.85
+    from the bundled model) runs as in segment(); none where the section has none (before,
+    validation kept every object where segment() drops those under the floor)."""
+    from napari_binseg.unet import passes
+
+    floors = []
+    auto_unit = passes._auto_unit
+
+    def recording(unit, lm, runner, threshold, probing, info, min_confidence=0.0, **kw):
+        floors.append(min_confidence)
+        return auto_unit(unit, lm, runner, threshold, probing, info, min_confidence, **kw)
+
+    monkeypatch.setattr(passes, "_auto_unit", recording)
+    net, _, _, image, labels = _setup(seed=1)
+    args = (net, TINY, DEFAULT_NORMALIZATION, [image], [labels], "cpu")
+    validate(*args, postprocess={"min_confidence": 0.7})
+    validate(*args)
+    assert floors == [0.7, 0.0]

@@ -161,13 +161,13 @@ def validate(
     ``images`` are raw planes; each goes through ``segment(diameter="auto")``'s path for one
     plane: normalized with ``normalization`` (the model's), its nucleus size estimated by
     the network and the plane run at the scale that estimate gives (resized back), instances
-    from the thresholds and minimum size of ``postprocess`` (the model config's section;
-    default 0.5 / 0.5 / 8 px). A ``postprocess`` without ``diameter`` runs every plane at its
-    own size. With ``loss`` (a function of logits and targets, e.g. :data:`LOSSES` values),
-    the mean loss of the passes that gave the labels, against the targets of the labels
-    resized to the pass's scale, is stored in ``pooled.attrs["loss"]``; a ``target_cache``
-    dict kept across calls (epochs) holds those targets, by image and shape, so they are
-    computed once.
+    from the thresholds, minimum size and object-confidence floor of ``postprocess`` (the
+    model config's section; default 0.5 / 0.5 / 8 px / none). A ``postprocess`` without
+    ``diameter`` runs every plane at its own size. With ``loss`` (a function of logits and
+    targets, e.g. :data:`LOSSES` values), the mean loss of the passes that gave the labels,
+    against the targets of the labels resized to the pass's scale, is stored in
+    ``pooled.attrs["loss"]``; a ``target_cache`` dict kept across calls (epochs) holds those
+    targets, by image and shape, so they are computed once.
 
     Returns
     -------
@@ -183,11 +183,12 @@ def validate(
     from ...evaluation import aggregate, evaluate
     from ...options import UNetOptions
     from ..backends import _Runner
-    from ..passes import _auto_unit, _normalized_units, _probing
+    from ..passes import _auto_unit, _normalized_units, _probing, model_confidence
     from ..scale import labels_resized
 
     lm = validation_model(net, network, normalization, device, postprocess)
     threshold = lm.config["postprocess"]["prob_threshold"]
+    floor = model_confidence(None, lm)
     defaults = UNetOptions()
     kw = {"tile_size": defaults.tile_size, "overlap": defaults.overlap, "batch_size": 1}
     runner = _Runner(lm, precision="float32", progress=None, total=0, backend="torch")
@@ -198,7 +199,7 @@ def validate(
         ((_, unit, _),) = _normalized_units(np.asarray(image), lm)
         info = {"looked": 0, "estimate_seconds": 0.0, "probe_seconds": 0.0, "remeasured": 0}
         probing = _probing(lm, unit.shape)
-        pred, prob, _, _ = _auto_unit(unit, lm, runner, threshold, probing, info, **kw)
+        pred, prob, _, _ = _auto_unit(unit, lm, runner, threshold, probing, info, floor, **kw)
         tables.append(evaluate(truth, pred, thresholds=list(thresholds), label_masks=False))
         if loss is not None:
             key = (i, prob.shape[1:])
