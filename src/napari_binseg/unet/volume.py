@@ -738,7 +738,8 @@ def segment_volume(
         Also return the foreground probability on the input grid.
     return_info : bool
         Also return a dict: ``prob_threshold`` (the one used), ``min_confidence`` (0: 3D
-        objects keep every object, whatever the model's floor), ``diameter`` (px) and
+        objects keep every object, whatever the model's floor; the bundled 0.85 on them
+        took bench_3d's accurate F1 0.979 -> 0.963, fast unchanged), ``diameter`` (px) and
         ``diameter_um`` (with ``spacing``) of the first frame's estimate (``diameters``: every
         frame's), ``mode``, ``seconds``.
     progress : callable, optional
