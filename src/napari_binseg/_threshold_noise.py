@@ -351,10 +351,40 @@ def resolve_sigma(image, sigma, *, invert=False, scope="image", progress=None):
         ratio = noise_ratio(image, invert=invert)
         return sigma_for_ratio(ratio), ratio
     ratio, tail = unit_ratios(image, units, invert=invert, progress=progress)
-    noise_only = (ratio > NOISE_GATE) & (tail < NOISE_TAIL)
+    noise_only = _noise_only(ratio, tail)
     if noise_only.any():
         ratio = np.where(noise_only, noise_ratio(image, invert=invert), ratio)
     return np.vectorize(sigma_for_ratio, otypes=[np.float64])(ratio), ratio
+
+
+def _noise_only(ratio, tail):
+    """Which units measured (:func:`_measure`) are noise alone (:data:`NOISE_TAIL`)."""
+    return (ratio > NOISE_GATE) & (tail < NOISE_TAIL)
+
+
+def unit_sigma(image, unit, *, invert=False, scope="slice"):
+    """``(sigma, ratio)`` that ``resolve_sigma(image, "auto", scope=scope)`` gives the one
+    plane or frame ``unit`` (an index of the units), measuring only that unit (and, where it
+    is noise alone, the whole image's sample, as the run does): a preview of one plane
+    smoothed as the run smooths it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> stack = np.zeros((3, 64, 64), np.float32)
+    >>> stack[:, 20:40, 20:40] = 1
+    >>> unit_sigma(stack, (1,))
+    (0.0, 0.0)
+    """
+    from ._threshold_passes import n_units
+
+    unit = tuple(unit)
+    if len(unit) != len(n_units(image.shape, scope)):
+        raise ValueError(f"unit {unit} does not index the units of scope {scope!r}")
+    ratio, tail = _measure(*_sample(image[unit], SAMPLE_PIXELS), invert, serial=True)
+    if _noise_only(ratio, tail):
+        ratio = noise_ratio(image, invert=invert)
+    return sigma_for_ratio(ratio), ratio
 
 
 def one_sigma(sigma):

@@ -259,20 +259,7 @@ def test_an_empty_noisy_plane_takes_the_stacks_sigma():
     """Planes of noise alone (above and below the cells) read noisy (r ~1.25) but are not
     objects: smoothed alone their noise became blobs the count kept (77, 52, 68, 22 objects);
     they take the pooled sigma, as before per-plane sigmas (20, 20, 24, 8)."""
-    rng = np.random.default_rng(0)
-    planes = []
-    for z in range(8):
-        image, labels = nb.synthetic_nuclei(
-            (128, 128), n=3, radius=8, noise=0, dtype=np.float32, seed=z
-        )
-        back = np.median(image[labels == 0])
-        contrast = np.median(image[labels > 0]) - back
-        empty = z in (0, 1, 6, 7)
-        if empty:
-            image = np.full_like(image, back)
-        noise_sd = (0.1 if empty else 0.03) * contrast
-        planes.append(image + rng.normal(0, noise_sd, image.shape).astype(np.float32))
-    stack = np.stack(planes)
+    stack = empty_noisy_planes_stack()
     assert resolve_sigma(stack[0], "auto")[0] > 0  # alone, an empty plane reads noisy
     mask, info = threshold(stack, scope="slice", return_info=True)
     np.testing.assert_array_equal(info["sigma"], np.zeros(8))
@@ -404,3 +391,43 @@ def test_saturated_specks_do_not_hide_the_noise():
         dirty[y : y + 3, x : x + 3] = 65535
     assert noise_ratio(dirty) == pytest.approx(noise_ratio(clean), rel=0.1)
     assert resolve_sigma(dirty, "auto")[0] == resolve_sigma(clean, "auto")[0] > 0
+
+
+def empty_noisy_planes_stack():
+    """8 planes of 3 nuclei, the outer 4 empty with noise of 0.1x the contrast."""
+    rng = np.random.default_rng(0)
+    planes = []
+    for z in range(8):
+        image, labels = nb.synthetic_nuclei(
+            (128, 128), n=3, radius=8, noise=0, dtype=np.float32, seed=z
+        )
+        back = np.median(image[labels == 0])
+        contrast = np.median(image[labels > 0]) - back
+        empty = z in (0, 1, 6, 7)
+        if empty:
+            image = np.full_like(image, back)
+        noise_sd = (0.1 if empty else 0.03) * contrast
+        planes.append(image + rng.normal(0, noise_sd, image.shape).astype(np.float32))
+    return np.stack(planes)
+
+
+@pytest.mark.parametrize("case", ["empty planes", "noisy frames", "lazy"])
+def test_unit_sigma_is_the_runs_sigma_of_that_unit(case):
+    """unit_sigma (the preview's measure of the displayed plane) gives each unit the sigma
+    resolve_sigma gives it in a run: an empty noisy plane the stack's pooled sigma (0 here),
+    not the 1-2 px that plane alone reads (the preview then differed from the run)."""
+    stack = (
+        noisy_series((96, 96), n=3)[0] if case == "noisy frames" else empty_noisy_planes_stack()
+    )
+    if case == "lazy":
+        stack = da.from_array(stack, chunks=(3, 64, 64))
+    sigmas, ratios = resolve_sigma(stack, "auto", scope="slice")
+    if case != "noisy frames":
+        assert resolve_sigma(np.asarray(stack[0])[None], "auto", scope="slice")[0][0] > 0
+        assert not sigmas.any()
+    else:
+        assert sigmas.any() and not sigmas.all()
+    for z in range(len(stack)):
+        assert noise.unit_sigma(stack, (z,)) == (sigmas[z], ratios[z])
+    with pytest.raises(ValueError, match="does not index"):
+        noise.unit_sigma(stack, (0, 1))

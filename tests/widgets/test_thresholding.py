@@ -642,3 +642,24 @@ def test_uneven_background_on_a_stack_at_scope_image_says_why_it_cannot_preview(
 
     qtbot.waitUntil(shown, timeout=10_000)
     assert widget.status.text() == "" and errors == []
+
+
+def test_auto_sigma_preview_of_an_empty_noisy_plane_is_the_runs(make_napari_viewer, qtbot, errors):
+    """scope "slice", sigma "auto": an empty plane of noise takes the stack's pooled sigma in
+    the run (0 here); its preview did not smooth it with the 1-2 px it reads alone."""
+    from napari_binseg.thresholding import threshold
+
+    from ..core.test_threshold_noise import empty_noisy_planes_stack
+
+    viewer = make_napari_viewer()
+    stack = empty_noisy_planes_stack()
+    mask = threshold(stack, scope="slice")
+    assert not np.array_equal(mask[0], threshold(stack[0], sigma="auto"))
+    widget = ThresholdWidget(viewer)
+    widget.image.value = viewer.add_image(stack, name="stack")
+    widget.scope.value = "slice"
+    widget.preview.value = True
+    for z in (0, 3):
+        viewer.dims.set_current_step(0, z)
+        wait_for_preview(qtbot, viewer, mask[z])
+    assert errors == []

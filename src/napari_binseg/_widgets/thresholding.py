@@ -223,16 +223,18 @@ class ThresholdWidget(BinsegWidget):
         threshold), so the preview smooths it as the run does."""
         if params["sigma"] != "auto":
             return params
-        from napari_binseg._threshold_noise import resolve_sigma
+        from napari_binseg._threshold_noise import resolve_sigma, unit_sigma
 
         scope = params["scope"] if data.ndim > 2 else "image"
-        key, unit = (id(unwrap(layer)), id(data), "sigma", params["invert"]), data
-        if scope != "image":  # a stack of the one unit: measured as the run measures each
+        key = (id(unwrap(layer)), id(data), "sigma", params["invert"])
+        if scope == "image":
+            func, args = resolve_sigma, ("auto",)
+        else:  # the displayed unit, measured as the run measures each
             at = index if scope == "slice" else index[:1]
-            key, unit = (*key, scope, at), data[at][None]
+            key, func, args = (*key, scope, at), unit_sigma, (at,)
         if key not in self._cache:
-            self._measure(key, resolve_sigma, unit, "auto", invert=params["invert"], scope=scope)
-        return params | {"sigma": float(np.ravel(self._cache[key][0])[0])}
+            self._measure(key, func, data, *args, invert=params["invert"], scope=scope)
+        return params | {"sigma": float(self._cache[key][0])}
 
     def _resolve_background(self, layer, data, params):
         """``params`` with ``background="uneven"`` replaced by what a run on the whole image
