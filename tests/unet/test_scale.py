@@ -273,6 +273,25 @@ def test_nuclei_too_small_even_upsampled_are_warned(sample_images):
 
 
 @needs_bundled
+def test_nuclei_with_too_few_pixels_are_warned_though_upsampling_reaches_the_size(
+    sample_images,
+):
+    """The 256x256 sample at 0.3x (nuclei measured 4.2 px, 12.6 px after 3x: within the
+    model's sizes): one nucleus of 36 found, and segment says so (before: silently)."""
+    from napari_binseg.unet.inference import NucleiTooSmall
+
+    from ..conftest import DATA, SAMPLE_NAMES
+
+    image = sc.resize(sample_images[SAMPLE_NAMES[1]].astype(np.float32), (77, 77))
+    truth = sc.labels_resized(tifffile.imread(DATA / f"{SAMPLE_NAMES[1]}_labels.tif"), (77, 77))
+    with pytest.warns(NucleiTooSmall, match="4.2 px in 1 of 1 planes") as caught:
+        labels, info = segment(image, load_model("nuclei", device="cpu"), return_info=True)
+    assert info["scales"] == [3.0] and 4.2 * 3 > sc.SMALLEST * 19.3
+    assert "nuclei under 4.8 px have too few pixels" in str(caught[0].message)
+    assert object_f1(truth, labels) < 0.1
+
+
+@needs_bundled
 def test_nuclei_too_small_are_warned_without_upsampling(sample_images, tmp_path):
     """A config that allows no upsampling (max_scale 1): the 3-px nuclei of the 64x64 plane
     (too small to probe) give no object at full size, and the mask's estimate still says why

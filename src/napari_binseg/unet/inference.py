@@ -461,17 +461,28 @@ class NucleiTooSmall(UserWarning):
 
 def _warn_too_small(info, lm):
     """Warn (:class:`NucleiTooSmall`) where planes' nuclei stay under :data:`.scale.
-    SMALLEST` times the model's diameter after their resize."""
+    SMALLEST` times the model's diameter after their resize, or are under :data:`.scale.
+    SMALLEST_NATIVE` times it before (too few pixels for the resize to help)."""
     from . import scale as sc
 
     post = lm.config["postprocess"]
     reference = post.get("diameter")
+    if reference is None:
+        return
     small = [
         (d, s)
         for d, s in zip(info["diameters"], info["scales"], strict=True)
-        if d is not None and reference is not None and d * s < sc.SMALLEST * reference
+        if d is not None
+        and (d * s < sc.SMALLEST * reference or d < sc.SMALLEST_NATIVE * reference)
     ]
     if small:
+        # A resize that reached the model's sizes: the nuclei have too little detail left.
+        detail = ""
+        if any(d * s >= sc.SMALLEST * reference for d, s in small):
+            detail = (
+                f", and nuclei under {sc.SMALLEST_NATIVE * reference:.1f} px have too few "
+                "pixels for upsampling to help"
+            )
         # The planes' own scale: a large plane is upsampled less than the config's cap.
         top = max(s for _, s in small)
         resized = f"even upsampled {top:g}x" if top > 1 else "at their own size"
@@ -480,8 +491,8 @@ def _warn_too_small(info, lm):
         warnings.warn(
             f"nuclei of about {np.median([d for d, _ in small]):.1f} px in {len(small)} of "
             f"{len(info['scales'])} planes are too small for model {lm.name!r} {resized} (it "
-            f"sees nuclei of {sc.SMALLEST * reference:.0f} px and more): its labels likely "
-            "miss most of them; the classic threshold and count work at that size",
+            f"sees nuclei of {sc.SMALLEST * reference:.0f} px and more{detail}): its labels "
+            "likely miss most of them; the classic threshold and count work at that size",
             NucleiTooSmall,
             stacklevel=3,
         )
