@@ -13,9 +13,12 @@ Three scopes: one threshold for the whole array (``"image"``, Fiji's "stack hist
 Dask arrays are read chunk by chunk (memory bounded by a chunk) and the mask stays lazy.
 """
 
+import warnings
+
 import numpy as np
 
 from ._threshold_mask import compare, compare_threaded, mask_block
+from ._threshold_methods import where_text
 from ._threshold_noise import one_sigma, resolve_sigma, smooth, smooth_numpy, whole_planes
 from ._threshold_passes import (
     PIECE,
@@ -236,6 +239,30 @@ def _steps(data, sigmas, method, scope, n_unit_count, post):
     return (0 if method == "manual" else passes * pieces) + 1 + post
 
 
+#: A unit whose foreground is under this share of its pixels was likely thresholded by a few
+#: very bright pixels (a speck 1000x brighter than 16-bit nuclei squeezes them all into Otsu's
+#: lowest bin when the bright-outlier rule cannot tell the rest apart): said, not silent.
+FEW_FOREGROUND = 1e-4
+
+
+class FewForegroundPixels(UserWarning):
+    """The threshold left almost no foreground: a few very bright pixels probably set it."""
+
+
+def _warn_few(few, method):
+    """Warn once for the units of ``few`` (``{where: (threshold, pixels, size)}``)."""
+    if not few:
+        return
+    where = ", ".join(sorted(few)[:5]) + (f" and {len(few) - 5} more" if len(few) > 5 else "")
+    t, n, size = next(iter(few.values()))
+    warnings.warn(
+        f"{where}: the {method} threshold ({t:g}) leaves {n} of {size} pixels as foreground: "
+        "a few very bright pixels probably set it; clip 99.9 (--clip 99.9) ignores them",
+        FewForegroundPixels,
+        stacklevel=3,
+    )
+
+
 def _postprocess(mask, fill_holes, min_size):
     """Fill holes and remove small objects of one mask unit, in place."""
     if fill_holes:
@@ -411,6 +438,7 @@ def threshold(
         result = mask
     else:
         mask = np.empty(image.shape, np.uint8)
+        few = {}
 
         def per_unit(index, unit, t, serial):
             target = mask[index]
@@ -418,6 +446,9 @@ def threshold(
                 compare(unit, t, mode, target)
             else:
                 compare_threaded(unit, t, mode, target)
+            n = np.count_nonzero(target)
+            if method not in ("manual", "multiotsu") and n < FEW_FOREGROUND * target.size:
+                few[where_text(scope, index)] = (float(np.ravel(t)[0]), n, target.size)
             if post:
                 _postprocess(target, fill_holes, min_size)
 
@@ -437,6 +468,7 @@ def threshold(
                 data, method, scope, classes, 256, progress_, per_unit=per_unit, **rules
             )
         progress_.finish()
+        _warn_few(few, method)
         result = mask
     out = (result,)
     if return_thresholds:
