@@ -237,6 +237,25 @@ def test_config_sections_must_be_objects(tmp_path):
         load_model(folder, device="cpu")
 
 
+@pytest.mark.parametrize(
+    ("post", "expected"),
+    [({"prob_threshold": 0.9}, 0.9), ({}, 0.5), ({"prob_threshold": 2}, 0.5), (None, 0.5)],
+)
+def test_config_threshold_is_the_threshold_the_loader_runs(tmp_path, post, expected, monkeypatch):
+    """The Predict widget's "one step up from model" (no torch): the config's threshold, else
+    the loader's own default (DEFAULT_POSTPROCESS, not a second 0.5 in the widget)."""
+    from napari_binseg.unet import network
+
+    folder = tmp_path / "m"
+    folder.mkdir()
+    config = {"network": {"name": "UNet"}} | ({} if post is None else {"postprocess": post})
+    (folder / "config.json").write_text(json.dumps(config))
+    assert network.config_threshold(folder) == expected
+    assert network.config_threshold(tmp_path / "missing") == 0.5
+    monkeypatch.setitem(network.DEFAULT_POSTPROCESS, "prob_threshold", 0.4)
+    assert network.config_threshold(folder) == (0.9 if expected == 0.9 else 0.4)
+
+
 def test_model_config_is_the_config_load_model_runs(tmp_path, sized_model):
     """``model_config`` finds a model folder's config.json, a weights file's ``<stem>.json``
     (else the config.json next to it, else none) and a MONAI bundle's configs, and

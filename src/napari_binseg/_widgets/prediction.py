@@ -127,6 +127,8 @@ class PredictWidget(BinsegWidget):
             model = self.model()
         except ValueError:  # no file chosen yet
             model = None
+        from napari_binseg.unet.network import config_threshold
+
         self.options.set_first("prob_threshold", config_threshold(model))
 
     def _show_diameter(self, *_):
@@ -269,25 +271,6 @@ class PredictWidget(BinsegWidget):
                 self.diameter.value = round(float(info["diameter"]), 1)
 
         return self.start(work, on_result=done, label=f"Predicting {layer.name}")
-
-
-def config_threshold(model) -> float:
-    """The probability threshold ``model`` runs at by default: ``postprocess.prob_threshold``
-    of its config as :func:`napari_binseg.unet.network.model_config` reads it (no torch);
-    0.5, the loader's default, where none is given or readable.
-
-    Parameters
-    ----------
-    model : str or None
-        ``"nuclei"`` or a model file or folder, as :func:`napari_binseg.load_model` takes it.
-    """
-    from napari_binseg.unet.network import _number, model_config
-
-    try:
-        value = (model_config(model).get("postprocess") or {}).get("prob_threshold", 0.5)
-    except (ValueError, AttributeError):  # the run will say what is wrong with the model
-        return 0.5
-    return value if _number(value) and 0 < value < 1 else 0.5
 
 
 def diameter_text(px, um=None) -> str:

@@ -65,6 +65,9 @@ DEFAULT_OUTPUTS = ["foreground", "centre"]
 #: Input normalization: percentiles of each image (plane) mapped to 0 and 1.
 DEFAULT_NORMALIZATION = {"kind": "percentile", "low": 1.0, "high": 99.8}
 
+#: Post-processing of a config that leaves these keys out.
+DEFAULT_POSTPROCESS = {"prob_threshold": 0.5, "seed_threshold": 0.5, "min_size": 8}
+
 
 def _literal(value, where):
     """Reject MONAI bundle expressions and references: only plain JSON literals are used."""
@@ -388,7 +391,7 @@ def _normalize_config(config, *, network, kind, out_channels, where):
     norm = dict(DEFAULT_NORMALIZATION)
     norm.update(config.get("normalization") or {})
     _check_normalization(norm, where)
-    post = {"prob_threshold": 0.5, "seed_threshold": 0.5, "min_size": 8}
+    post = dict(DEFAULT_POSTPROCESS)
     post.update(config.get("postprocess") or {})
     _check_postprocess(post, where)
     _check_rescale(post, where)
@@ -772,6 +775,29 @@ def model_config(model="nuclei"):
     if _is_bundle(path):
         return _bundle_config(path)
     return _read_json(path / "config.json")
+
+
+def config_threshold(model="nuclei"):
+    """The probability threshold ``model`` runs at by default: ``postprocess.prob_threshold``
+    of its config (:func:`model_config`, no torch), or :data:`DEFAULT_POSTPROCESS`'s where
+    the config gives none or it cannot be read (loading the model then says what is wrong).
+
+    Parameters
+    ----------
+    model : str, path-like or None
+        ``"nuclei"`` or a model file or folder, as :func:`load_model` takes it.
+
+    Examples
+    --------
+    >>> config_threshold("nuclei")
+    0.5
+    """
+    default = DEFAULT_POSTPROCESS["prob_threshold"]
+    try:
+        value = (model_config(model).get("postprocess") or {}).get("prob_threshold", default)
+    except (ValueError, AttributeError):
+        return default
+    return value if _number(value) and 0 < value < 1 else default
 
 
 def _load_uncached(path, device):
