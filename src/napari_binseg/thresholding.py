@@ -447,7 +447,8 @@ def threshold(
             else:
                 compare_threaded(unit, t, mode, target)
             n = np.count_nonzero(target)
-            if method not in ("manual", "multiotsu") and n < FEW_FOREGROUND * target.size:
+            # n 0: no speck either (a blank or all-NaN plane or frame has nothing to find).
+            if method not in ("manual", "multiotsu") and 0 < n < FEW_FOREGROUND * target.size:
                 few[where_text(scope, index)] = (float(np.ravel(t)[0]), n, target.size)
             if post:
                 _postprocess(target, fill_holes, min_size)

@@ -473,3 +473,19 @@ def test_a_mask_left_empty_by_a_speck_is_said():
         warnings.simplefilter("error")
         clipped = threshold(image, clip=99.9)
     assert abs(int(clipped.sum()) - int(clean.sum())) < 0.01 * clean.sum()
+
+
+@pytest.mark.parametrize("blank", [np.nan, 0.0, 300.0])
+def test_a_blank_plane_is_not_said_to_be_set_by_bright_pixels(blank):
+    """A blank (dropped, padded or all-NaN) plane thresholded alone has no foreground and no
+    speck: FewForegroundPixels, whose advice is to clip bright pixels, stays silent (a
+    speck's own pixels are foreground: test_a_mask_left_empty_by_a_speck_is_said)."""
+    from napari_binseg import synthetic_stack
+
+    image, _ = synthetic_stack((6, 64, 64), spacing=(2, 1, 1), radius=4.0, seed=1)
+    image = image.astype(np.float32)
+    image[1] = blank
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mask = threshold(image, scope="slice")
+    assert mask[1].sum() == 0 and mask.sum() > 0
