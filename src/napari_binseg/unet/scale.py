@@ -87,8 +87,8 @@ LARGEST_RESIZE = 4.0
 #: Nuclei still under this multiple of the model's diameter after ``diameter="auto"``'s
 #: resize are too small for it to see: ``segment`` warns (:class:`~napari_binseg.unet.
 #: inference.NucleiTooSmall`). The packaged sample at 0.25x (nuclei of 3 px, 9 px after
-#: 3x): 0 of 36 nuclei found, with the true diameter given too; at 0.5x (6.5 px, 19.5 px
-#: after 3x): F1 0.96.
+#: 3x): 0 of 36 nuclei found, with the true diameter given too; at 0.5x (6.5 px; the probe
+#: measures clumps of 14.3 px and upsamples 1.5x): F1 0.96.
 SMALLEST = 0.5
 
 #: Nuclei measured under this multiple of the model's diameter (4.8 px for the bundled model)
