@@ -91,13 +91,14 @@ LARGEST_RESIZE = 4.0
 #: measures clumps of 14.3 px and upsamples 1.5x): F1 0.96.
 SMALLEST = 0.5
 
-#: Nuclei measured under this multiple of the model's diameter (4.8 px for the bundled model)
+#: Nuclei measured under this multiple of the model's diameter (4.3 px for the bundled model)
 #: in the image itself have too few pixels for any upsampling to bring back: ``segment``
-#: warns as for :data:`SMALLEST`, even where the resize reaches that size. The packaged
-#: 256 x 256 sample at 0.3x / 0.4x (estimate 4.2 / 4.7 px, both 12 px or more after 3x):
-#: F1 0.05 (1 of 36 nuclei) / 0.53 (13 of 36), the true diameter given too; at 0.45x (5.9 px)
-#: 0.82, and the 520 x 696 sample at 0.2x (5.9 px) 0.78.
-SMALLEST_NATIVE = 0.25
+#: warns as for :data:`SMALLEST`, even where the resize reaches that size. Midway between the
+#: packaged 256 x 256 sample at 0.3x (estimate 4.2 px, 12 px after 3x: F1 0.05, 1 of 36
+#: nuclei, the true diameter given too) and 2 of the 55 DSB validation images rescaled 0.5x
+#: (estimates 4.5 px, F1 0.89 and 0.90; 0.25, 4.8 px, warned on them). The sample at 0.4x
+#: (4.7 px, F1 0.53) goes unwarned: estimates of good and poor planes overlap there.
+SMALLEST_NATIVE = 0.225
 
 #: Most pixels ``diameter="auto"`` upsamples a plane to. The resized plane, its probabilities
 #: and labels are held whole (about 64 bytes a pixel: a 1024 x 1024 plane at 3x adds a peak of
